@@ -1,0 +1,50 @@
+//! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`.
+
+use http::{Method, Request, StatusCode};
+
+use crate::error::Result;
+use crate::http::{empty, set_header, Resp, ResponseBody};
+use crate::oci::{Digest, RepoName};
+use crate::registry::{BlobRange, Registry};
+
+fn blob_headers(r: &mut Resp, digest: &Digest, len: u64) {
+    set_header(r, "content-length", len.to_string());
+    set_header(r, "content-type", "application/octet-stream");
+    set_header(r, "docker-content-digest", digest.to_string());
+    set_header(r, "etag", format!("\"{digest}\""));
+    set_header(r, "accept-ranges", "bytes");
+    set_header(r, "cache-control", "max-age=31536000");
+}
+
+pub async fn get<B>(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Request<B>) -> Result<Resp> {
+    if req.method() == Method::HEAD {
+        let size = reg.stat_blob(repo, digest).await?;
+        let mut r = empty(StatusCode::OK);
+        blob_headers(&mut r, digest, size);
+        return Ok(r);
+    }
+    let range = req
+        .headers()
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(BlobRange::parse);
+    let read = reg.read_blob(repo, digest, range).await?;
+    let (status, len) = match read.range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, b - a + 1),
+        None => (StatusCode::OK, read.size),
+    };
+    let mut r = empty(status);
+    *r.body_mut() = ResponseBody::File(read.body);
+    blob_headers(&mut r, digest, len);
+    if let Some((a, b)) = read.range {
+        set_header(&mut r, "content-range", format!("bytes {a}-{b}/{}", read.size));
+    }
+    Ok(r)
+}
+
+pub async fn delete(reg: &Registry, repo: &RepoName, digest: &Digest) -> Result<Resp> {
+    reg.delete_blob(repo, digest).await?;
+    let mut r = empty(StatusCode::ACCEPTED);
+    set_header(&mut r, "content-length", "0");
+    Ok(r)
+}

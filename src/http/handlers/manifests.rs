@@ -1,0 +1,76 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
+
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::http::{empty, set_header, Resp, ResponseBody};
+use crate::oci::{Reference, RepoName};
+use crate::registry::{Registry, MANIFEST_MAX};
+
+pub fn get<B>(reg: &Registry, repo: &RepoName, reference: &Reference, req: &Request<B>) -> Result<Resp> {
+    let m = reg.get_manifest(repo, reference)?;
+    let mut r = empty(StatusCode::OK);
+    set_header(&mut r, "content-type", &m.media_type);
+    set_header(&mut r, "content-length", m.bytes.len().to_string());
+    set_header(&mut r, "docker-content-digest", m.digest.to_string());
+    set_header(&mut r, "etag", format!("\"{}\"", m.digest));
+    if req.method() != Method::HEAD {
+        *r.body_mut() = ResponseBody::full(m.bytes);
+    }
+    Ok(r)
+}
+
+fn too_large() -> Error {
+    Error::api(
+        ErrorCode::SizeInvalid,
+        format!("manifest is larger than the {} MiB limit", MANIFEST_MAX >> 20),
+    )
+    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+pub async fn put(reg: &Registry, repo: &RepoName, reference: &Reference, req: Request<Incoming>) -> Result<Resp> {
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MANIFEST_MAX as u64) {
+        return Err(too_large());
+    }
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = Limited::new(req.into_body(), MANIFEST_MAX)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                Error::api(ErrorCode::ManifestInvalid, format!("reading the manifest failed: {e}"))
+            }
+        })?
+        .to_bytes();
+    let out = reg
+        .put_manifest(repo, reference, content_type.as_deref(), &bytes)
+        .await?;
+    let mut r = empty(StatusCode::CREATED);
+    set_header(&mut r, "location", format!("/v2/{repo}/manifests/{}", out.digest));
+    set_header(&mut r, "docker-content-digest", out.digest.to_string());
+    set_header(&mut r, "content-length", "0");
+    if let Some(s) = out.subject {
+        set_header(&mut r, "oci-subject", s.to_string());
+    }
+    Ok(r)
+}
+
+pub async fn delete(reg: &Registry, repo: &RepoName, reference: &Reference) -> Result<Resp> {
+    reg.delete_manifest(repo, reference).await?;
+    let mut r = empty(StatusCode::ACCEPTED);
+    set_header(&mut r, "content-length", "0");
+    Ok(r)
+}

@@ -1,0 +1,132 @@
+//! HTTP: route parsing, one handler file per resource, the single `Error` -> response mapping,
+//! and the per-request entry point that logs one line per request. Nothing here touches the
+//! disk or sled; that is the registry's job.
+
+mod body;
+mod handlers;
+mod query;
+pub mod route;
+
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+pub use body::ResponseBody;
+
+use crate::error::Error;
+use crate::registry::Registry;
+use route::Route;
+
+pub type Resp = Response<ResponseBody>;
+
+/// Header every /v2/ response carries so clients know they talk to a v2 registry.
+const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+
+/// Handles one request; never fails (errors become their JSON responses).
+pub async fn serve(registry: Registry, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let route = route::parse(&path);
+    let (kind, repo) = match &route {
+        Ok(r) => (r.kind(), r.repo().map(|r| r.to_string())),
+        Err(_) => ("none", None),
+    };
+    let result = match route {
+        Ok(route) => dispatch(&registry, route, req).await,
+        Err(e) => Err(e),
+    };
+    let mut resp = result.unwrap_or_else(error_response);
+    resp.headers_mut()
+        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(
+        %method,
+        route = kind,
+        repo = repo.as_deref().unwrap_or("-"),
+        status,
+        ms = format_args!("{ms:.1}"),
+        "request"
+    );
+    Ok(resp)
+}
+
+async fn dispatch(reg: &Registry, route: Route, req: Request<Incoming>) -> Result<Resp, Error> {
+    use handlers::*;
+    let method = req.method().clone();
+    match (route, method) {
+        (Route::Base, Method::GET | Method::HEAD) => Ok(json(StatusCode::OK, b"{}".to_vec())),
+        (Route::Catalog, Method::GET) => catalog::list(reg, &req),
+        (Route::Tags(repo), Method::GET) => tags::list(reg, &repo, &req),
+        (Route::Manifest(repo, r), Method::GET | Method::HEAD) => manifests::get(reg, &repo, &r, &req),
+        (Route::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
+        (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,
+        (Route::Blob(repo, d), Method::GET | Method::HEAD) => blobs::get(reg, &repo, &d, &req).await,
+        (Route::Blob(repo, d), Method::DELETE) => blobs::delete(reg, &repo, &d).await,
+        (Route::UploadStart(repo), Method::POST) => uploads::start(reg, &repo, req).await,
+        (Route::Upload(repo, id), Method::GET) => uploads::status(reg, &repo, &id).await,
+        (Route::Upload(repo, id), Method::PATCH) => uploads::patch(reg, &repo, &id, req).await,
+        (Route::Upload(repo, id), Method::PUT) => uploads::put(reg, &repo, &id, req).await,
+        (Route::Upload(repo, id), Method::DELETE) => uploads::cancel(reg, &repo, &id).await,
+        (Route::Referrers(repo, d), Method::GET) => referrers::list(reg, &repo, &d, &req),
+        (_, m) => Err(Error::api(
+            crate::error::ErrorCode::Unsupported,
+            format!("method {m} is not allowed here"),
+        )),
+    }
+}
+
+/// A JSON response with the given status.
+pub fn json(status: StatusCode, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(ResponseBody::full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The spec's error envelope: `{"errors":[{"code","message","detail"}]}`.
+pub fn error_response(e: Error) -> Resp {
+    match e {
+        Error::Api {
+            code,
+            message,
+            detail,
+            status,
+            headers,
+        } => {
+            let (code_str, default_status, _) = code.describe();
+            let body = serde_json::json!({
+                "errors": [{ "code": code_str, "message": message, "detail": detail.unwrap_or(serde_json::Value::Null) }]
+            });
+            let mut r = json(status.unwrap_or(default_status), body.to_string().into_bytes());
+            for (k, v) in headers {
+                r.headers_mut().insert(k, v);
+            }
+            r
+        }
+        Error::Internal { .. } => {
+            tracing::error!(error = %e, "internal error");
+            let body = br#"{"errors":[{"code":"UNKNOWN","message":"internal error, see the registry log","detail":null}]}"#;
+            json(StatusCode::INTERNAL_SERVER_ERROR, body.to_vec())
+        }
+    }
+}
+
+/// An empty response with a status.
+pub fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(ResponseBody::Empty);
+    *r.status_mut() = status;
+    r
+}
+
+/// Sets a header from a value we formatted ourselves from validated parts.
+pub fn set_header(r: &mut Resp, name: &'static str, value: impl AsRef<str>) {
+    if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
+        r.headers_mut().insert(name, v);
+    }
+}

@@ -1,0 +1,155 @@
+//! Route parsing, pure: a method-independent `Route` from a request path. Repository names
+//! contain slashes, so the path is split at the last resource marker that has exactly one
+//! segment (or nothing) after it, and the name before it is then validated.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::oci::{Digest, Reference, RepoName, UploadId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/v2/`
+    Base,
+    /// `/v2/_catalog`
+    Catalog,
+    /// `/v2/<name>/tags/list`
+    Tags(RepoName),
+    /// `/v2/<name>/manifests/<reference>`
+    Manifest(RepoName, Reference),
+    /// `/v2/<name>/blobs/<digest>`
+    Blob(RepoName, Digest),
+    /// `/v2/<name>/blobs/uploads/`
+    UploadStart(RepoName),
+    /// `/v2/<name>/blobs/uploads/<id>`
+    Upload(RepoName, UploadId),
+    /// `/v2/<name>/referrers/<digest>`
+    Referrers(RepoName, Digest),
+}
+
+impl Route {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Route::Base => "base",
+            Route::Catalog => "catalog",
+            Route::Tags(_) => "tags",
+            Route::Manifest(..) => "manifest",
+            Route::Blob(..) => "blob",
+            Route::UploadStart(_) => "upload_start",
+            Route::Upload(..) => "upload",
+            Route::Referrers(..) => "referrers",
+        }
+    }
+
+    pub fn repo(&self) -> Option<&RepoName> {
+        match self {
+            Route::Base | Route::Catalog => None,
+            Route::Tags(r)
+            | Route::Manifest(r, _)
+            | Route::Blob(r, _)
+            | Route::UploadStart(r)
+            | Route::Upload(r, _)
+            | Route::Referrers(r, _) => Some(r),
+        }
+    }
+}
+
+fn not_found() -> Error {
+    Error::api(ErrorCode::NameUnknown, "no such endpoint").with_status(http::StatusCode::NOT_FOUND)
+}
+
+/// Splits `rest` at the last `marker` followed by exactly one non-empty segment.
+fn split_last<'a>(rest: &'a str, marker: &str) -> Option<(&'a str, &'a str)> {
+    let i = rest.rfind(marker)?;
+    let (name, tail) = (&rest[..i], &rest[i + marker.len()..]);
+    (!tail.is_empty() && !tail.contains('/')).then_some((name, tail))
+}
+
+pub fn parse(path: &str) -> Result<Route> {
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return if path == "/v2" { Ok(Route::Base) } else { Err(not_found()) };
+    };
+    if rest.is_empty() {
+        return Ok(Route::Base);
+    }
+    if rest == "_catalog" {
+        return Ok(Route::Catalog);
+    }
+    let name = |s: &str| -> Result<RepoName> { Ok(s.parse::<RepoName>()?) };
+    if let Some(n) = rest.strip_suffix("/tags/list") {
+        return Ok(Route::Tags(name(n)?));
+    }
+    if let Some(n) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
+        return Ok(Route::UploadStart(name(n)?));
+    }
+    if let Some((n, id)) = split_last(rest, "/blobs/uploads/") {
+        let id = id
+            .parse::<UploadId>()
+            .map_err(|()| Error::code(ErrorCode::BlobUploadUnknown))?;
+        return Ok(Route::Upload(name(n)?, id));
+    }
+    if let Some((n, r)) = split_last(rest, "/manifests/") {
+        let repo = name(n)?;
+        return Ok(Route::Manifest(repo, r.parse()?));
+    }
+    if let Some((n, d)) = split_last(rest, "/blobs/") {
+        let repo = name(n)?;
+        return Ok(Route::Blob(repo, d.parse()?));
+    }
+    if let Some((n, d)) = split_last(rest, "/referrers/") {
+        let repo = name(n)?;
+        return Ok(Route::Referrers(repo, d.parse()?));
+    }
+    Err(not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d() -> String {
+        format!("sha256:{}", "a".repeat(64))
+    }
+
+    #[test]
+    fn routes() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let cases: Vec<(String, &str, Option<&str>)> = vec![
+            ("/v2/".into(), "base", None),
+            ("/v2".into(), "base", None),
+            ("/v2/_catalog".into(), "catalog", None),
+            ("/v2/library/alpine/tags/list".into(), "tags", Some("library/alpine")),
+            ("/v2/a/manifests/b/manifests/latest".into(), "manifest", Some("a/manifests/b")),
+            ("/v2/a/manifests/b/tags/list".into(), "tags", Some("a/manifests/b")),
+            (format!("/v2/ns/app/blobs/{}", d()), "blob", Some("ns/app")),
+            ("/v2/ns/app/blobs/uploads/".into(), "upload_start", Some("ns/app")),
+            ("/v2/ns/app/blobs/uploads".into(), "upload_start", Some("ns/app")),
+            (format!("/v2/ns/app/blobs/uploads/{id}"), "upload", Some("ns/app")),
+            (format!("/v2/blobs/uploads/blobs/{}", d()), "blob", Some("blobs/uploads")),
+            (format!("/v2/ns/app/referrers/{}", d()), "referrers", Some("ns/app")),
+            (format!("/v2/ns/app/manifests/{}", d()), "manifest", Some("ns/app")),
+        ];
+        for (path, kind, repo) in cases {
+            let r = parse(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(r.kind(), kind, "{path}");
+            assert_eq!(r.repo().map(|r| r.as_str()), repo, "{path}");
+        }
+    }
+
+    #[test]
+    fn bad_paths() {
+        let code = |p: &str| parse(p).unwrap_err().error_code();
+        assert_eq!(code("/v2/Test/tags/list"), ErrorCode::NameInvalid);
+        assert_eq!(code("/v2/a/tags/list"), ErrorCode::NameInvalid);
+        assert_eq!(code("/v2/../../etc/tags/list"), ErrorCode::NameInvalid);
+        assert_eq!(code("/v2/ab/manifests/.bad"), ErrorCode::TagInvalid);
+        assert_eq!(code("/v2/ab/blobs/sha256:abc"), ErrorCode::DigestInvalid);
+        assert_eq!(code("/v2/ab/blobs/md5:abcd"), ErrorCode::Unsupported);
+        assert_eq!(code("/v2/ab/blobs/uploads/../../x"), ErrorCode::NameUnknown);
+        assert_eq!(code("/v2/ab/blobs/uploads/zz"), ErrorCode::BlobUploadUnknown);
+        assert_eq!(code("/v1/x"), ErrorCode::NameUnknown);
+        assert_eq!(code("/v2/ab/unknown"), ErrorCode::NameUnknown);
+    }
+}

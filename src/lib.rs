@@ -1,0 +1,26 @@
+//! edgeyard: a container registry for edge hardware.
+//!
+//! Module map, each layer importing only from the layers listed before it:
+//!
+//! - [`oci`]: pure vocabulary: digests and hashing, names/tags/references, manifests.
+//! - [`error`]: the one error type, mapped to the spec's error codes.
+//! - [`storage`]: blob bytes on disk (layout, uploads, atomic commit, streaming reads).
+//! - [`meta`]: metadata in sled (repos, links, manifests, tags, referrers, uploads).
+//! - [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle.
+//! - [`http`]: routes, handlers, and the error-to-response mapping.
+//! - [`server`]: the accept loop and graceful shutdown.
+//! - [`config`], [`cli`], [`telemetry`]: what `main` needs to start things.
+//!
+//! The rule: handlers call the registry; the registry calls storage and meta; nothing calls
+//! upward, and `http` never touches the disk or sled.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod meta;
+pub mod oci;
+pub mod registry;
+pub mod server;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,442 @@
+//! Registry metadata in sled: typed trees, key encoding and the transactions that change
+//! several trees at once. Nothing here touches blob bytes.
+//!
+//! Trees and keys (`\0` separates parts; it cannot occur in names, tags or digests):
+//!
+//! | tree             | key                          | value                    |
+//! |------------------|------------------------------|--------------------------|
+//! | `repos`          | repo                         | [`RepoRecord`]           |
+//! | `links`          | repo `\0` digest             | [`LinkRecord`] (blob linked to repo) |
+//! | `manifests`      | repo `\0` digest             | [`ManifestRecord`]       |
+//! | `manifest_bytes` | digest                       | the exact manifest bytes |
+//! | `tags`           | repo `\0` tag                | [`TagRecord`]            |
+//! | `referrers`      | repo `\0` subject `\0` digest | referrer [`Descriptor`] |
+//! | `uploads`        | upload id                    | [`UploadRecord`]         |
+
+mod records;
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::error::{Error, Result};
+use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
+
+pub use records::{LinkRecord, ManifestRecord, RepoRecord, TagRecord, UploadRecord};
+
+/// Handle to the metadata database. Cheap to clone (sled trees are reference counted).
+#[derive(Clone)]
+pub struct Meta {
+    db: sled::Db,
+    repos: sled::Tree,
+    links: sled::Tree,
+    manifests: sled::Tree,
+    manifest_bytes: sled::Tree,
+    tags: sled::Tree,
+    referrers: sled::Tree,
+    uploads: sled::Tree,
+}
+
+fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
+    move |e| Error::internal(context, e)
+}
+
+fn key2(a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+fn prefix(a: &str) -> Vec<u8> {
+    let mut k = a.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Records are plain structs of strings and numbers: serialisation cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::internal("decoding a metadata record", e))
+}
+
+/// Seconds since the Unix epoch, for pushed-at and created-at stamps.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What a manifest PUT changes, committed in one transaction.
+pub struct ManifestPut<'a> {
+    pub repo: &'a RepoName,
+    pub digest: &'a Digest,
+    pub bytes: &'a [u8],
+    pub record: &'a ManifestRecord,
+    pub tag: Option<&'a Tag>,
+    /// The descriptor to list under the subject's referrers, when the manifest has a subject.
+    pub referrer: Option<(&'a Digest, &'a Descriptor)>,
+}
+
+impl Meta {
+    pub fn open(dir: &Path) -> Result<Meta> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(16 << 20)
+            .open()
+            .map_err(db_err("opening the metadata database"))?;
+        let tree = |name: &str| db.open_tree(name).map_err(db_err("opening a metadata tree"));
+        Ok(Meta {
+            repos: tree("repos")?,
+            links: tree("links")?,
+            manifests: tree("manifests")?,
+            manifest_bytes: tree("manifest_bytes")?,
+            tags: tree("tags")?,
+            referrers: tree("referrers")?,
+            uploads: tree("uploads")?,
+            db,
+        })
+    }
+
+    /// Makes every committed change durable; awaited before a write is acknowledged.
+    pub async fn flush(&self) -> Result<()> {
+        self.db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(db_err("flushing metadata"))
+    }
+
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(db_err("flushing metadata"))
+    }
+
+    // ---- repositories -------------------------------------------------------------------
+
+    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
+        self.repos
+            .contains_key(repo.as_str())
+            .map_err(db_err("reading a repository"))
+    }
+
+    /// Repository names in order, strictly after `last`, at most `n`; plus whether more follow.
+    pub fn list_repos(&self, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+        let iter = match last {
+            Some(l) => self.repos.range::<&[u8], _>((
+                std::ops::Bound::Excluded(l.as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.repos.iter(),
+        };
+        page(iter.keys(), n, |k| Ok(String::from_utf8_lossy(&k).into_owned()))
+    }
+
+    // ---- blob links -----------------------------------------------------------------------
+
+    pub fn is_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        self.links
+            .contains_key(key2(repo.as_str(), &digest.to_string()))
+            .map_err(db_err("reading a blob link"))
+    }
+
+    /// Links a committed blob into a repository (creating the repository record if new).
+    pub fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+        let link = encode(&LinkRecord { size, linked_at: now() });
+        let repo_rec = encode(&RepoRecord { created_at: now() });
+        (&self.links, &self.repos)
+            .transaction(|(links, repos)| {
+                links.insert(key2(repo.as_str(), &digest.to_string()), link.as_slice())?;
+                if repos.get(repo.as_str())?.is_none() {
+                    repos.insert(repo.as_str(), repo_rec.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_err("linking a blob"))
+    }
+
+    pub fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        self.links
+            .remove(key2(repo.as_str(), &digest.to_string()))
+            .map(|old| old.is_some())
+            .map_err(db_err("removing a blob link"))
+    }
+
+    // ---- manifests ------------------------------------------------------------------------
+
+    pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
+        match self
+            .manifests
+            .get(key2(repo.as_str(), &digest.to_string()))
+            .map_err(db_err("reading a manifest record"))?
+        {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn manifest_bytes(&self, digest: &Digest) -> Result<Option<sled::IVec>> {
+        self.manifest_bytes
+            .get(digest.to_key())
+            .map_err(db_err("reading manifest bytes"))
+    }
+
+    /// Stores a manifest, its tag and its referrer entry atomically.
+    pub fn put_manifest(&self, put: &ManifestPut<'_>) -> Result<()> {
+        let repo = put.repo.as_str();
+        let dkey = put.digest.to_string();
+        let record = encode(put.record);
+        let tag_rec = encode(&TagRecord {
+            digest: put.digest.clone(),
+            updated_at: put.record.pushed_at,
+        });
+        let repo_rec = encode(&RepoRecord { created_at: now() });
+        let referrer = put.referrer.map(|(subject, desc)| {
+            let mut k = key2(repo, &subject.to_string());
+            k.push(0);
+            k.extend_from_slice(dkey.as_bytes());
+            (k, encode(desc))
+        });
+        (
+            &self.manifests,
+            &self.manifest_bytes,
+            &self.tags,
+            &self.referrers,
+            &self.repos,
+        )
+            .transaction(|(manifests, bytes, tags, referrers, repos)| {
+                manifests.insert(key2(repo, &dkey), record.as_slice())?;
+                bytes.insert(dkey.as_bytes(), put.bytes)?;
+                if let Some(tag) = put.tag {
+                    tags.insert(key2(repo, tag.as_str()), tag_rec.as_slice())?;
+                }
+                if let Some((k, v)) = &referrer {
+                    referrers.insert(k.as_slice(), v.as_slice())?;
+                }
+                if repos.get(repo)?.is_none() {
+                    repos.insert(repo, repo_rec.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_err("storing a manifest"))
+    }
+
+    /// Removes a manifest from a repository with every tag pointing at it and its referrer
+    /// entry. The bytes stay (shared by content) until garbage collection.
+    pub fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        let Some(record) = self.manifest(repo, digest)? else {
+            return Ok(false);
+        };
+        let tag_keys: Vec<sled::IVec> = self
+            .tags
+            .scan_prefix(prefix(repo.as_str()))
+            .filter_map(|kv| kv.ok())
+            .filter(|(_, v)| {
+                decode::<TagRecord>(v)
+                    .map(|t| &t.digest == digest)
+                    .unwrap_or(false)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let referrer_key = record.subject.as_ref().map(|s| {
+            let mut k = key2(repo.as_str(), &s.to_string());
+            k.push(0);
+            k.extend_from_slice(digest.to_string().as_bytes());
+            k
+        });
+        (&self.manifests, &self.tags, &self.referrers)
+            .transaction(|(manifests, tags, referrers)| {
+                manifests.remove(key2(repo.as_str(), &digest.to_string()))?;
+                for k in &tag_keys {
+                    tags.remove(k)?;
+                }
+                if let Some(k) = &referrer_key {
+                    referrers.remove(k.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_err("deleting a manifest"))?;
+        Ok(true)
+    }
+
+    // ---- tags -----------------------------------------------------------------------------
+
+    pub fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<TagRecord>> {
+        match self
+            .tags
+            .get(key2(repo.as_str(), tag.as_str()))
+            .map_err(db_err("reading a tag"))?
+        {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
+        self.tags
+            .remove(key2(repo.as_str(), tag.as_str()))
+            .map(|old| old.is_some())
+            .map_err(db_err("deleting a tag"))
+    }
+
+    /// Tags of a repository in lexical order, strictly after `last`, at most `n`.
+    pub fn list_tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<(Vec<String>, bool)> {
+        let pre = prefix(repo.as_str());
+        let start = match last {
+            Some(l) => std::ops::Bound::Excluded(key2(repo.as_str(), l)),
+            None => std::ops::Bound::Included(pre.clone()),
+        };
+        let iter = self
+            .tags
+            .range((start, std::ops::Bound::Unbounded))
+            .keys()
+            .take_while(|k| k.as_ref().map(|k| k.starts_with(&pre)).unwrap_or(true));
+        let plen = pre.len();
+        page(iter, n, |k| Ok(String::from_utf8_lossy(&k[plen..]).into_owned()))
+    }
+
+    // ---- referrers ------------------------------------------------------------------------
+
+    pub fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
+        let mut pre = key2(repo.as_str(), &subject.to_string());
+        pre.push(0);
+        self.referrers
+            .scan_prefix(pre)
+            .values()
+            .map(|v| decode(&v.map_err(db_err("reading referrers"))?))
+            .collect()
+    }
+
+    // ---- uploads --------------------------------------------------------------------------
+
+    pub fn put_upload(&self, id: &UploadId, record: &UploadRecord) -> Result<()> {
+        self.uploads
+            .insert(id.as_str(), encode(record))
+            .map(|_| ())
+            .map_err(db_err("recording an upload"))
+    }
+
+    pub fn upload(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
+        match self.uploads.get(id.as_str()).map_err(db_err("reading an upload"))? {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn remove_upload(&self, id: &UploadId) -> Result<()> {
+        self.uploads
+            .remove(id.as_str())
+            .map(|_| ())
+            .map_err(db_err("removing an upload"))
+    }
+
+    /// Completes an upload in one transaction: forget the session, link the blob.
+    pub fn finish_upload(&self, id: &UploadId, repo: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+        let link = encode(&LinkRecord { size, linked_at: now() });
+        let repo_rec = encode(&RepoRecord { created_at: now() });
+        (&self.uploads, &self.links, &self.repos)
+            .transaction(|(uploads, links, repos)| {
+                uploads.remove(id.as_str())?;
+                links.insert(key2(repo.as_str(), &digest.to_string()), link.as_slice())?;
+                if repos.get(repo.as_str())?.is_none() {
+                    repos.insert(repo.as_str(), repo_rec.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_err("finishing an upload"))
+    }
+}
+
+fn tx_err(context: &'static str) -> impl FnOnce(TransactionError<()>) -> Error {
+    move |e| match e {
+        TransactionError::Storage(e) => Error::internal(context, e),
+        TransactionError::Abort(()) => Error::internal(context, "transaction aborted"),
+    }
+}
+
+/// Collects at most `n` items from a key iterator and tells whether another one follows.
+fn page<I, F>(iter: I, n: usize, f: F) -> Result<(Vec<String>, bool)>
+where
+    I: Iterator<Item = sled::Result<sled::IVec>>,
+    F: Fn(sled::IVec) -> Result<String>,
+{
+    let mut out = Vec::new();
+    for k in iter {
+        let k = k.map_err(db_err("listing metadata"))?;
+        if out.len() == n {
+            return Ok((out, true));
+        }
+        out.push(f(k)?);
+    }
+    Ok((out, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> (tempfile::TempDir, Meta) {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = Meta::open(&tmp.path().join("meta")).unwrap();
+        (tmp, m)
+    }
+
+    #[test]
+    fn tags_page_in_order_and_stay_in_their_repo() {
+        let (_t, m) = meta();
+        let a: RepoName = "a/b".parse().unwrap();
+        let ab: RepoName = "a/b/c".parse().unwrap();
+        let d = Digest::sha256_of(b"x");
+        let rec = ManifestRecord::default();
+        for (repo, tag) in [(&a, "v2"), (&a, "v1"), (&a, "latest"), (&ab, "zz")] {
+            let tag: Tag = tag.parse().unwrap();
+            m.put_manifest(&ManifestPut {
+                repo,
+                digest: &d,
+                bytes: b"{}",
+                record: &rec,
+                tag: Some(&tag),
+                referrer: None,
+            })
+            .unwrap();
+        }
+        assert_eq!(m.list_tags(&a, None, 100).unwrap(), (vec!["latest".into(), "v1".into(), "v2".into()], false));
+        assert_eq!(m.list_tags(&a, None, 2).unwrap(), (vec!["latest".into(), "v1".into()], true));
+        assert_eq!(m.list_tags(&a, Some("v1"), 2).unwrap(), (vec!["v2".into()], false));
+        assert_eq!(m.list_tags(&a, None, 0).unwrap(), (vec![], true));
+        assert_eq!(m.list_repos(None, 10).unwrap(), (vec!["a/b".into(), "a/b/c".into()], false));
+        assert_eq!(m.list_repos(Some("a/b"), 10).unwrap(), (vec!["a/b/c".into()], false));
+    }
+
+    #[test]
+    fn deleting_a_manifest_removes_its_tags() {
+        let (_t, m) = meta();
+        let r: RepoName = "ab".parse().unwrap();
+        let d = Digest::sha256_of(b"m");
+        let tag: Tag = "t".parse().unwrap();
+        m.put_manifest(&ManifestPut {
+            repo: &r,
+            digest: &d,
+            bytes: b"{}",
+            record: &ManifestRecord::default(),
+            tag: Some(&tag),
+            referrer: None,
+        })
+        .unwrap();
+        assert!(m.tag(&r, &tag).unwrap().is_some());
+        assert!(m.delete_manifest(&r, &d).unwrap());
+        assert!(m.tag(&r, &tag).unwrap().is_none());
+        assert!(m.manifest(&r, &d).unwrap().is_none());
+        assert!(!m.delete_manifest(&r, &d).unwrap());
+    }
+}

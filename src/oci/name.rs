@@ -1,0 +1,241 @@
+//! Repository names, tags and manifest references, validated against the distribution
+//! spec's grammar. A `RepoName` can never contain `..`, an empty segment or a character
+//! outside `[a-z0-9._/-]`, so nothing built from one can escape the data directory.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::digest::{Digest, DigestError};
+
+/// Shortest and longest accepted repository name, in bytes (the spec's 255 limit; one
+/// character names are refused so that a bare `/v2/x` cannot be mistaken for a route).
+pub const NAME_MIN: usize = 2;
+pub const NAME_MAX: usize = 255;
+/// The spec's tag grammar allows 128 characters in all.
+pub const TAG_MAX: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    Name(String),
+    Tag(String),
+    Digest(DigestError),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Name(why) => write!(f, "invalid repository name: {why}"),
+            NameError::Tag(why) => write!(f, "invalid tag: {why}"),
+            NameError::Digest(e) => write!(f, "invalid digest: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// A repository name such as `library/alpine` or `factory-1/vision.model`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepoName(String);
+
+impl RepoName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One path component: `[a-z0-9]+` runs joined by `.`, `_`, `__` or any number of `-`.
+fn component_ok(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: decide which separator it is, then require an alnum after it.
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let valid = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !valid {
+            return false;
+        }
+    }
+    true
+}
+
+impl FromStr for RepoName {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() < NAME_MIN || s.len() > NAME_MAX {
+            return Err(NameError::Name(format!(
+                "must be {NAME_MIN} to {NAME_MAX} characters long"
+            )));
+        }
+        if !s.split('/').all(component_ok) {
+            return Err(NameError::Name(
+                "must be lowercase path components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/'".into(),
+            ));
+        }
+        Ok(RepoName(s.to_string()))
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(String);
+
+impl Tag {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Tag {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let b = s.as_bytes();
+        if b.is_empty() || b.len() > TAG_MAX {
+            return Err(NameError::Tag(format!("must be 1 to {TAG_MAX} characters long")));
+        }
+        let first_ok = b[0].is_ascii_alphanumeric() || b[0] == b'_';
+        let rest_ok = b[1..]
+            .iter()
+            .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'.' | b'_' | b'-'));
+        if !first_ok || !rest_ok {
+            return Err(NameError::Tag(
+                "must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}".into(),
+            ));
+        }
+        Ok(Tag(s.to_string()))
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// What a manifest URL names: a tag or a digest. A string with a `:` is a digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reference {
+    Tag(Tag),
+    Digest(Digest),
+}
+
+impl FromStr for Reference {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(':') {
+            s.parse().map(Reference::Digest).map_err(NameError::Digest)
+        } else {
+            s.parse().map(Reference::Tag)
+        }
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::Tag(t) => t.fmt(f),
+            Reference::Digest(d) => d.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_names() {
+        for ok in [
+            "ab",
+            "library/alpine",
+            "a/b",
+            "factory-1/vision.model",
+            "a__b",
+            "a---b/c_d/e.f",
+            "0/1/2",
+            &"a".repeat(255),
+        ] {
+            assert!(ok.parse::<RepoName>().is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn invalid_names() {
+        for bad in [
+            "",
+            "a",
+            "A/b",
+            "Test",
+            "a//b",
+            "/ab",
+            "ab/",
+            "../etc",
+            "a/../b",
+            "a/./b",
+            "a...b",
+            "a___b",
+            "a_-b",
+            "-ab",
+            "ab-",
+            "a b",
+            "a%2fb",
+            "a\\b",
+            &"a".repeat(256),
+        ] {
+            assert!(bad.parse::<RepoName>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["latest", "v1.0.0", "_x", "A-b_c.d", &"t".repeat(128)] {
+            assert!(ok.parse::<Tag>().is_ok(), "{ok}");
+        }
+        for bad in ["", ".bad", "-x", "a+b", "a/b", "a:b", &"t".repeat(129), "ümlaut"] {
+            assert!(bad.parse::<Tag>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn references() {
+        assert!(matches!("latest".parse(), Ok(Reference::Tag(_))));
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(matches!(d.parse(), Ok(Reference::Digest(_))));
+        assert!(matches!(
+            "sha256:zz".parse::<Reference>(),
+            Err(NameError::Digest(_))
+        ));
+    }
+}

@@ -1,0 +1,176 @@
+//! Manifests, tags and referrers. A manifest is accepted only when everything it references
+//! is already in the repository, so a pull of anything tagged can always complete.
+
+use bytes::Bytes;
+
+use super::Registry;
+use crate::error::{Error, ErrorCode, Result};
+use crate::meta::{now, ManifestPut, ManifestRecord};
+use crate::oci::{Algorithm, Descriptor, Digest, Hasher, Manifest, Reference, RepoName};
+
+/// A stored manifest as served: exact bytes, media type and digest.
+pub struct ManifestContent {
+    pub media_type: String,
+    pub digest: Digest,
+    pub bytes: Bytes,
+}
+
+/// What a successful manifest PUT reports back.
+pub struct PutOutcome {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// The referrers of a subject, ready to serialise as an image index.
+pub struct Referrers {
+    pub manifests: Vec<Descriptor>,
+    pub filtered: bool,
+}
+
+fn digest_of(bytes: &[u8], algorithm: Algorithm) -> Digest {
+    let mut h = Hasher::new(algorithm);
+    h.update(bytes);
+    h.finish()
+}
+
+impl Registry {
+    fn manifest_unknown(reference: &Reference) -> Error {
+        Error::code(ErrorCode::ManifestUnknown)
+            .with_detail(serde_json::json!({ "reference": reference.to_string() }))
+    }
+
+    /// Resolves a tag or digest to the digest of a manifest stored in `repo`.
+    fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<(Digest, ManifestRecord)> {
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => match self.meta().tag(repo, t)? {
+                Some(rec) => rec.digest,
+                None => return Err(Self::manifest_unknown(reference)),
+            },
+        };
+        match self.meta().manifest(repo, &digest)? {
+            Some(rec) => Ok((digest, rec)),
+            None => Err(Self::manifest_unknown(reference)),
+        }
+    }
+
+    /// A manifest by tag or digest (`GET`/`HEAD`).
+    pub fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestContent> {
+        let (digest, rec) = self.resolve(repo, reference)?;
+        let bytes = self.meta().manifest_bytes(&digest)?.ok_or_else(|| {
+            tracing::error!(%repo, %digest, "manifest record without bytes");
+            Self::manifest_unknown(reference)
+        })?;
+        Ok(ManifestContent {
+            media_type: rec.media_type,
+            digest,
+            bytes: Bytes::copy_from_slice(&bytes),
+        })
+    }
+
+    /// Stores a manifest under a tag or its digest (`PUT`). The exact bytes are kept; the
+    /// answer is sent only after the metadata is flushed.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<PutOutcome> {
+        let manifest = Manifest::parse(content_type, bytes)
+            .map_err(|e| Error::api(ErrorCode::ManifestInvalid, e.to_string()))?;
+        let (digest, tag) = match reference {
+            Reference::Digest(expected) => {
+                let actual = digest_of(bytes, expected.algorithm());
+                if &actual != expected {
+                    return Err(Error::api(
+                        ErrorCode::DigestInvalid,
+                        format!("manifest has digest {actual}, not {expected}"),
+                    ));
+                }
+                (actual, None)
+            }
+            Reference::Tag(t) => (Digest::sha256_of(bytes), Some(t)),
+        };
+        let missing = |d: &Digest, what: &str| {
+            Error::api(
+                ErrorCode::ManifestBlobUnknown,
+                format!("{what} {d} is not in repository {repo}: push it first"),
+            )
+            .with_detail(serde_json::json!({ "digest": d.to_string() }))
+        };
+        for d in manifest.required_blobs() {
+            if !self.meta().is_linked(repo, d)? {
+                return Err(missing(d, "blob"));
+            }
+        }
+        for child in &manifest.manifests {
+            if child.digest == digest {
+                return Err(Error::api(ErrorCode::ManifestInvalid, "an index cannot contain itself"));
+            }
+            if self.meta().manifest(repo, &child.digest)?.is_none() {
+                return Err(missing(&child.digest, "manifest"));
+            }
+        }
+        let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
+        if subject.as_ref() == Some(&digest) {
+            return Err(Error::api(ErrorCode::ManifestInvalid, "a manifest cannot be its own subject"));
+        }
+        let record = ManifestRecord {
+            media_type: manifest.kind.media_type().to_string(),
+            size: bytes.len() as u64,
+            blobs: manifest.required_blobs().cloned().collect(),
+            children: manifest.manifests.iter().map(|m| m.digest.clone()).collect(),
+            subject: subject.clone(),
+            pushed_at: now(),
+        };
+        let referrer_desc = subject.as_ref().map(|_| Descriptor {
+            media_type: record.media_type.clone(),
+            digest: digest.clone(),
+            size: record.size,
+            urls: Vec::new(),
+            artifact_type: manifest.effective_artifact_type(),
+            annotations: manifest.annotations.clone(),
+            platform: None,
+        });
+        self.meta().put_manifest(&ManifestPut {
+            repo,
+            digest: &digest,
+            bytes,
+            record: &record,
+            tag,
+            referrer: subject.as_ref().zip(referrer_desc.as_ref()),
+        })?;
+        self.meta().flush().await?;
+        Ok(PutOutcome { digest, subject })
+    }
+
+    /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag).
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let found = match reference {
+            Reference::Digest(d) => self.meta().delete_manifest(repo, d)?,
+            Reference::Tag(t) => self.meta().delete_tag(repo, t)?,
+        };
+        if !found {
+            return Err(Self::manifest_unknown(reference));
+        }
+        self.meta().flush().await
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, optionally only of one artifact type.
+    pub fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers> {
+        let mut manifests = self.meta().referrers(repo, subject)?;
+        if let Some(t) = artifact_type {
+            manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
+        }
+        Ok(Referrers {
+            manifests,
+            filtered: artifact_type.is_some(),
+        })
+    }
+}

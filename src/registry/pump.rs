@@ -1,0 +1,110 @@
+//! Moves a request body into an upload file: the connection task receives, a blocking thread
+//! writes and hashes, and a small bounded channel between them keeps memory fixed while both
+//! run at once. Small frames are gathered into 1 MiB writes.
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::storage::UploadFile;
+
+const WRITE_SIZE: usize = 1 << 20;
+
+/// How the body ended. The file always comes back, consistent with its hash, holding every
+/// byte that arrived before an error.
+pub struct Pumped {
+    pub file: UploadFile,
+    pub outcome: Result<u64>,
+}
+
+/// Appends `body` to `file`. `limit` is the exact number of bytes the client promised
+/// (Content-Range), if any: more is refused, the bytes past it are never written.
+pub async fn pump<B>(file: UploadFile, body: B, limit: Option<u64>) -> Pumped
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        let mut buf: Vec<u8> = Vec::with_capacity(WRITE_SIZE);
+        let mut result = Ok(());
+        while let Some(piece) = rx.blocking_recv() {
+            if buf.len() + piece.len() > WRITE_SIZE && !buf.is_empty() {
+                result = file.append(&buf);
+                buf.clear();
+            }
+            if result.is_ok() {
+                if piece.len() >= WRITE_SIZE {
+                    result = file.append(&piece);
+                } else {
+                    buf.extend_from_slice(&piece);
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() && !buf.is_empty() {
+            result = file.append(&buf);
+        }
+        (file, result)
+    });
+
+    let mut body = std::pin::pin!(body);
+    let mut received: u64 = 0;
+    let mut failure: Option<Error> = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                let Ok(data) = frame.into_data() else { continue };
+                received += data.len() as u64;
+                if limit.is_some_and(|l| received > l) {
+                    failure = Some(Error::api(
+                        ErrorCode::SizeInvalid,
+                        "body is longer than its Content-Range says",
+                    ));
+                    break;
+                }
+                if tx.send(data).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                failure = Some(Error::api(
+                    ErrorCode::BlobUploadInvalid,
+                    format!("reading the request body failed: {e}"),
+                ));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let (file, written) = match writer.await {
+        Ok(r) => r,
+        Err(e) => {
+            // The writer thread panicked: its file handle is gone with it. This is a bug,
+            // so there is nothing sensible to hand back but an error; callers reopen.
+            std::panic::resume_unwind(e.into_panic())
+        }
+    };
+    let outcome = match (written, failure) {
+        (Err(e), _) => Err(storage_error(e)),
+        (Ok(()), Some(f)) => Err(f),
+        (Ok(()), None) => Ok(received),
+    };
+    Pumped { file, outcome }
+}
+
+/// A write failure, with a full disk made recognisable to the client.
+pub fn storage_error(e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(28) {
+        // ENOSPC: the client should know the registry is full, not that it broke.
+        Error::api(ErrorCode::BlobUploadInvalid, "the registry's disk is full")
+            .with_status(http::StatusCode::INSUFFICIENT_STORAGE)
+    } else {
+        Error::internal("writing upload data", e)
+    }
+}

@@ -1,0 +1,309 @@
+//! Blob uploads: sessions (monolithic, chunked, resumable across restarts), completion with
+//! digest verification, cancellation, and cross-repository mounts.
+//!
+//! Completion follows one order so a crash at any point is harmless: verify the running hash,
+//! fsync, rename into place, fsync the directory, then link the blob in one metadata
+//! transaction and flush. Bytes are durable before any record points at them.
+
+use bytes::Bytes;
+use http_body::Body;
+
+use super::pump::{pump, storage_error};
+use super::{blocking, Registry, Session};
+use crate::error::{Error, ErrorCode, Result};
+use crate::meta::UploadRecord;
+use crate::oci::{Digest, RepoName, UploadId};
+
+/// The byte range a chunk claims (`Content-Range: start-end`, inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl ContentRange {
+    /// Parses `start-end` (also with a leading `bytes ` or `bytes=`, which some clients send).
+    pub fn parse(s: &str) -> Option<ContentRange> {
+        let s = s.trim();
+        let s = s
+            .strip_prefix("bytes ")
+            .or_else(|| s.strip_prefix("bytes="))
+            .unwrap_or(s);
+        let (a, b) = s.split_once('-')?;
+        let digits = |x: &str| !x.is_empty() && x.bytes().all(|c| c.is_ascii_digit());
+        // A trailing "/total" is allowed and ignored.
+        let b = b.split('/').next().unwrap_or(b);
+        if !digits(a) || !digits(b) {
+            return None;
+        }
+        let (start, end) = (a.parse().ok()?, b.parse().ok()?);
+        (start <= end).then_some(ContentRange { start, end })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// Where an upload stands: its id and how many bytes it holds.
+#[derive(Clone, Debug)]
+pub struct UploadState {
+    pub id: UploadId,
+    pub offset: u64,
+}
+
+impl Registry {
+    /// Opens a new upload session in `repo`.
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState> {
+        let id = UploadId::random().map_err(|e| Error::internal("drawing an upload id", e))?;
+        let storage = self.storage().clone();
+        let id2 = id.clone();
+        let file = blocking("creating an upload file", move || storage.create_upload(&id2)).await?;
+        self.meta().put_upload(&id, &UploadRecord::new(repo))?;
+        self.sessions()
+            .insert(id.clone(), std::sync::Arc::new(tokio::sync::Mutex::new(Some(file))));
+        Ok(UploadState { id, offset: 0 })
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UploadId, Session>> {
+        // A poisoned lock only means another request panicked while holding it; the map
+        // itself is always valid.
+        self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finds a session that belongs to `repo`, whether opened by this process or recorded
+    /// by an earlier one.
+    fn session(&self, repo: &RepoName, id: &UploadId) -> Result<Session> {
+        let unknown = || Error::code(ErrorCode::BlobUploadUnknown);
+        match self.meta().upload(id)? {
+            Some(rec) if rec.repo == repo.as_str() => {}
+            _ => return Err(unknown()),
+        }
+        Ok(self.sessions().entry(id.clone()).or_default().clone())
+    }
+
+    /// Takes the session's file, reopening it from disk after a restart.
+    async fn take_file(&self, id: &UploadId, slot: &mut Option<crate::storage::UploadFile>) -> Result<crate::storage::UploadFile> {
+        if let Some(f) = slot.take() {
+            return Ok(f);
+        }
+        let storage = self.storage().clone();
+        let id2 = id.clone();
+        match blocking("reopening an upload", move || storage.reopen_upload(&id2)).await? {
+            Some(f) => Ok(f),
+            None => {
+                self.meta().remove_upload(id)?;
+                Err(Error::code(ErrorCode::BlobUploadUnknown))
+            }
+        }
+    }
+
+    /// Bytes received so far (`GET` on the upload URL).
+    pub async fn upload_status(&self, repo: &RepoName, id: &UploadId) -> Result<UploadState> {
+        let session = self.session(repo, id)?;
+        let mut slot = session.lock().await;
+        let file = self.take_file(id, &mut slot).await?;
+        let offset = file.len();
+        *slot = Some(file);
+        Ok(UploadState { id: id.clone(), offset })
+    }
+
+    /// Appends a chunk (`PATCH`). With a `Content-Range`, the chunk must start exactly where
+    /// the upload stands; otherwise 416 with the current range, and nothing is written.
+    pub async fn append_upload<B>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        range: Option<ContentRange>,
+        body: B,
+    ) -> Result<UploadState>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let session = self.session(repo, id)?;
+        let mut slot = session.lock().await;
+        let file = self.take_file(id, &mut slot).await?;
+        if let Some(r) = range {
+            if r.start != file.len() {
+                let offset = file.len();
+                *slot = Some(file);
+                return Err(out_of_order(repo, id, offset));
+            }
+        }
+        let pumped = pump(file, body, range.map(|r| r.len())).await;
+        let offset = pumped.file.len();
+        *slot = Some(pumped.file);
+        pumped.outcome?;
+        if let Some(r) = range {
+            if offset != r.end + 1 {
+                return Err(Error::api(
+                    ErrorCode::SizeInvalid,
+                    format!("chunk ended at byte {offset}, Content-Range promised {}", r.end + 1),
+                ));
+            }
+        }
+        Ok(UploadState { id: id.clone(), offset })
+    }
+
+    /// Completes an upload (`PUT ?digest=`), appending the final body if any. On a digest
+    /// mismatch the session is discarded: its bytes can never become that blob.
+    pub async fn finish_upload<B>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        digest: &Digest,
+        range: Option<ContentRange>,
+        body: B,
+    ) -> Result<u64>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let session = self.session(repo, id)?;
+        let mut slot = session.lock().await;
+        let file = self.take_file(id, &mut slot).await?;
+        if let Some(r) = range {
+            if r.start != file.len() {
+                let offset = file.len();
+                *slot = Some(file);
+                return Err(out_of_order(repo, id, offset));
+            }
+        }
+        let pumped = pump(file, body, range.map(|r| r.len())).await;
+        if let Err(e) = pumped.outcome {
+            *slot = Some(pumped.file);
+            return Err(e);
+        }
+        let file = pumped.file;
+        let size = file.len();
+        let (file, actual) = if digest.algorithm() == crate::oci::Algorithm::Sha256 {
+            let d = file.digest();
+            (file, d)
+        } else {
+            // Rare: the client named a sha512 digest, so hash the file once more with it.
+            let alg = digest.algorithm();
+            blocking("hashing an upload", move || {
+                let d = file.digest_with(alg)?;
+                Ok((file, d))
+            })
+            .await?
+        };
+        self.commit(repo, id, digest, &actual, file, size).await
+    }
+
+    async fn commit(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        expected: &Digest,
+        actual: &Digest,
+        file: crate::storage::UploadFile,
+        size: u64,
+    ) -> Result<u64> {
+        if actual != expected {
+            drop(file);
+            self.discard(id).await?;
+            return Err(Error::api(
+                ErrorCode::DigestInvalid,
+                format!("uploaded content has digest {actual}, not {expected}"),
+            )
+            .with_detail(serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() })));
+        }
+        let storage = self.storage().clone();
+        let (id2, d2) = (id.clone(), expected.clone());
+        match tokio::task::spawn_blocking(move || storage.commit_upload(&id2, file, &d2)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.discard(id).await?;
+                return Err(storage_error(e));
+            }
+            Err(e) => return Err(Error::internal("committing an upload", e)),
+        }
+        self.meta().finish_upload(id, repo, expected, size)?;
+        self.meta().flush().await?;
+        self.sessions().remove(id);
+        Ok(size)
+    }
+
+    /// Forgets a session and deletes its bytes.
+    async fn discard(&self, id: &UploadId) -> Result<()> {
+        self.sessions().remove(id);
+        self.meta().remove_upload(id)?;
+        let storage = self.storage().clone();
+        let id2 = id.clone();
+        blocking("removing an upload file", move || storage.remove_upload(&id2)).await
+    }
+
+    /// Cancels an upload (`DELETE` on the upload URL).
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &UploadId) -> Result<()> {
+        let session = self.session(repo, id)?;
+        let _slot = session.lock().await;
+        self.discard(id).await
+    }
+
+    /// Links an existing blob into `repo` without moving bytes. Answers the blob's size, or
+    /// `None` when the registry does not hold it (the caller then opens a normal session).
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        _from: Option<&RepoName>,
+    ) -> Result<Option<u64>> {
+        let storage = self.storage().clone();
+        let d2 = digest.clone();
+        let Some(size) = blocking("checking a blob", move || storage.blob_size(&d2)).await? else {
+            return Ok(None);
+        };
+        self.meta().link_blob(repo, digest, size)?;
+        self.meta().flush().await?;
+        Ok(Some(size))
+    }
+}
+
+/// 416 for a chunk that does not start at the upload's current end, with what the client
+/// needs to resume: the range already held and the upload's URL.
+fn out_of_order(repo: &RepoName, id: &UploadId, offset: u64) -> Error {
+    Error::api(
+        ErrorCode::BlobUploadInvalid,
+        format!("chunk must start at byte {offset}"),
+    )
+    .with_status(http::StatusCode::RANGE_NOT_SATISFIABLE)
+    .with_header(http::header::RANGE, range_header(offset))
+    .with_header(http::header::LOCATION, upload_location(repo, id))
+    .with_header(http::HeaderName::from_static("docker-upload-uuid"), id.as_str())
+}
+
+/// `Range` value for an upload holding `offset` bytes, as distribution writes it.
+pub fn range_header(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
+}
+
+pub fn upload_location(repo: &RepoName, id: &UploadId) -> String {
+    format!("/v2/{repo}/blobs/uploads/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(ContentRange::parse("0-9"), Some(ContentRange { start: 0, end: 9 }));
+        assert_eq!(ContentRange::parse("bytes 10-19/100"), Some(ContentRange { start: 10, end: 19 }));
+        assert_eq!(ContentRange::parse("bytes=5-5").map(|r| r.len()), Some(1));
+        for bad in ["", "-", "5-", "-5", "9-0", "a-b", "1-2-3", "0x1-2", " - "] {
+            assert_eq!(ContentRange::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn range_header_matches_distribution() {
+        assert_eq!(range_header(0), "0-0");
+        assert_eq!(range_header(10), "0-9");
+    }
+}

@@ -1,0 +1,188 @@
+//! Blob bytes on local disk, content-addressed and shared by every repository.
+//!
+//! ```text
+//! <data-dir>/
+//! ├── blobs/
+//! │   ├── sha256/
+//! │   │   └── ab/
+//! │   │       └── ab12…ef     a committed blob: complete, verified, never modified
+//! │   └── sha512/…
+//! ├── uploads/
+//! │   └── <upload-id>         bytes of an upload in progress, append-only
+//! └── meta/                   the sled database (owned by `meta`)
+//! ```
+//!
+//! A blob file appears under its digest only by `rename` of a complete, fsynced upload file,
+//! followed by an fsync of the directory: a crash leaves either no file or the whole file.
+
+mod file_body;
+mod upload_file;
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::oci::{Digest, UploadId};
+
+pub use file_body::FileBody;
+pub use upload_file::UploadFile;
+
+/// Handle to the on-disk layout. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    root: PathBuf,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the layout under `root`.
+    pub fn open(root: &Path) -> io::Result<Storage> {
+        fs::create_dir_all(root.join("blobs"))?;
+        fs::create_dir_all(root.join("uploads"))?;
+        Ok(Storage {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn meta_dir(&self) -> PathBuf {
+        self.root.join("meta")
+    }
+
+    fn blob_dir(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(&digest.hex()[..2])
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blob_dir(digest).join(digest.hex())
+    }
+
+    fn upload_path(&self, id: &UploadId) -> PathBuf {
+        self.root.join("uploads").join(id.as_str())
+    }
+
+    /// Size of a committed blob, or `None` if its file does not exist.
+    pub fn blob_size(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        match fs::metadata(self.blob_path(digest)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn open_blob(&self, digest: &Digest) -> io::Result<Option<File>> {
+        match File::open(self.blob_path(digest)) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the file of a new upload; `create_new` guarantees a single writer per id.
+    pub fn create_upload(&self, id: &UploadId) -> io::Result<UploadFile> {
+        let file = fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .append(true)
+            .open(self.upload_path(id))?;
+        Ok(UploadFile::new(file))
+    }
+
+    /// Reopens the file of an upload that survived a restart and re-hashes what it holds,
+    /// the only time uploaded bytes are read back.
+    pub fn reopen_upload(&self, id: &UploadId) -> io::Result<Option<UploadFile>> {
+        match fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(self.upload_path(id))
+        {
+            Ok(f) => UploadFile::resume(f).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn remove_upload(&self, id: &UploadId) -> io::Result<()> {
+        match fs::remove_file(self.upload_path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes a verified upload the blob named `digest`: fsync the data, rename it into
+    /// place, fsync the directory. If the blob already exists (a concurrent upload of the same
+    /// content won), the upload file is simply removed: the bytes are identical by definition.
+    pub fn commit_upload(&self, id: &UploadId, file: UploadFile, digest: &Digest) -> io::Result<()> {
+        file.sync()?;
+        drop(file);
+        let dir = self.blob_dir(digest);
+        let target = dir.join(digest.hex());
+        if target.exists() {
+            return self.remove_upload(id);
+        }
+        fs::create_dir_all(&dir)?;
+        fs::rename(self.upload_path(id), &target)?;
+        sync_dir(&dir)?;
+        Ok(())
+    }
+}
+
+/// Makes a rename durable: the directory entry is only on disk once the directory is synced.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_commits_under_its_digest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Storage::open(tmp.path()).unwrap();
+        let id = UploadId::random().unwrap();
+        let mut up = s.create_upload(&id).unwrap();
+        up.append(b"hello").unwrap();
+        let d = up.digest();
+        assert_eq!(d, Digest::sha256_of(b"hello"));
+        s.commit_upload(&id, up, &d).unwrap();
+        assert_eq!(s.blob_size(&d).unwrap(), Some(5));
+        assert_eq!(fs::read(s.blob_path(&d)).unwrap(), b"hello");
+        assert!(fs::read_dir(tmp.path().join("uploads")).unwrap().next().is_none());
+        assert!(s.blob_path(&d).starts_with(tmp.path().join("blobs/sha256")));
+    }
+
+    #[test]
+    fn second_commit_of_same_blob_keeps_one_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Storage::open(tmp.path()).unwrap();
+        for _ in 0..2 {
+            let id = UploadId::random().unwrap();
+            let mut up = s.create_upload(&id).unwrap();
+            up.append(b"same").unwrap();
+            let d = up.digest();
+            s.commit_upload(&id, up, &d).unwrap();
+        }
+        assert!(fs::read_dir(tmp.path().join("uploads")).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn resumed_upload_continues_the_hash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Storage::open(tmp.path()).unwrap();
+        let id = UploadId::random().unwrap();
+        let mut up = s.create_upload(&id).unwrap();
+        up.append(b"part one, ").unwrap();
+        up.sync().unwrap();
+        drop(up);
+        let mut up = s.reopen_upload(&id).unwrap().unwrap();
+        assert_eq!(up.len(), 10);
+        up.append(b"part two").unwrap();
+        assert_eq!(up.digest(), Digest::sha256_of(b"part one, part two"));
+    }
+}

@@ -1,0 +1,91 @@
+//! One upload's bytes on disk together with the running hash of exactly those bytes.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use crate::oci::{Algorithm, Digest, Hasher};
+
+/// An append-only upload file and the sha256 of its content so far. The invariant
+/// `hash == sha256(file[..len])` holds after every call, including failed ones: a failed
+/// write is cut back off the file.
+pub struct UploadFile {
+    file: File,
+    hasher: Hasher,
+    len: u64,
+}
+
+impl UploadFile {
+    pub(super) fn new(file: File) -> UploadFile {
+        UploadFile {
+            file,
+            hasher: Hasher::new(Algorithm::Sha256),
+            len: 0,
+        }
+    }
+
+    /// Rebuilds the running hash from the file's content (after a restart).
+    pub(super) fn resume(mut file: File) -> io::Result<UploadFile> {
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            len += n as u64;
+        }
+        Ok(UploadFile { file, hasher, len })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends `bytes`, hashing them only once they are written.
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Err(e) = self.file.write_all(bytes) {
+            // Cut a partial write back so the file and the hash agree again.
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The sha256 of the content so far.
+    pub fn digest(&self) -> Digest {
+        self.hasher.peek()
+    }
+
+    /// The digest of the content with another algorithm: re-reads the file, which only
+    /// happens for the rare client that names a sha512 digest.
+    pub fn digest_with(&self, algorithm: Algorithm) -> io::Result<Digest> {
+        if algorithm == Algorithm::Sha256 {
+            return Ok(self.digest());
+        }
+        let mut f = self.file.try_clone()?;
+        use std::io::Seek;
+        f.seek(io::SeekFrom::Start(0))?;
+        let mut hasher = Hasher::new(algorithm);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher.finish())
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}

@@ -1,0 +1,485 @@
+//! The distribution API against the real binary on loopback: uploads, blobs, manifests,
+//! tags, catalog, referrers, and bad input that must leave the store unchanged.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn base_endpoint_announces_v2() {
+    let s = Server::start();
+    let r = s.req("GET", "/v2/").send();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
+}
+
+#[test]
+fn monolithic_upload_then_get_head_and_ranges() {
+    let s = Server::start();
+    let data = bytes(300_000, 1);
+    let d = push_blob(&s, "ns/app", &data);
+    let head = s.req("HEAD", &format!("/v2/ns/app/blobs/{d}")).send();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("300000"));
+    assert_eq!(head.header("docker-content-digest"), Some(d.as_str()));
+    let get = s.req("GET", &format!("/v2/ns/app/blobs/{d}")).send();
+    assert_eq!(get.body, data);
+    let part = s
+        .req("GET", &format!("/v2/ns/app/blobs/{d}"))
+        .header("Range", "bytes=1000-1999")
+        .send();
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), Some("bytes 1000-1999/300000"));
+    assert_eq!(part.body, &data[1000..2000]);
+    let bad = s
+        .req("GET", &format!("/v2/ns/app/blobs/{d}"))
+        .header("Range", "bytes=400000-")
+        .send();
+    assert_eq!(bad.status, 416);
+    assert_eq!(bad.header("content-range"), Some("bytes */300000"));
+    // The blob sits once on disk under its digest.
+    let hex = &d["sha256:".len()..];
+    let path = s.data_dir.join("blobs/sha256").join(&hex[..2]).join(hex);
+    assert_eq!(std::fs::read(path).unwrap(), data);
+}
+
+#[test]
+fn chunked_upload_with_status_and_out_of_order_chunk() {
+    let s = Server::start();
+    let data = bytes(3 * 65536 + 17, 2);
+    let r = s.req("POST", "/v2/ns/chunked/blobs/uploads/").send();
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("range"), Some("0-0"));
+    let mut loc = r.header("location").unwrap().to_string();
+    let uuid = r.header("docker-upload-uuid").unwrap().to_string();
+    assert!(loc.ends_with(&uuid));
+    let chunks: Vec<&[u8]> = data.chunks(65536).collect();
+    let mut off = 0;
+    for (i, c) in chunks.iter().enumerate() {
+        if i == 2 {
+            // Skipping ahead is refused with the range actually held.
+            let r = s
+                .req("PATCH", &loc)
+                .header("Content-Range", &format!("{}-{}", off + 10, off + 10 + c.len() - 1))
+                .header("Content-Type", "application/octet-stream")
+                .body(c.to_vec())
+                .send();
+            assert_eq!(r.status, 416);
+            assert_eq!(r.header("range"), Some(format!("0-{}", off - 1).as_str()));
+            assert_eq!(r.error_code(), "BLOB_UPLOAD_INVALID");
+        }
+        let r = s
+            .req("PATCH", &loc)
+            .header("Content-Range", &format!("{}-{}", off, off + c.len() - 1))
+            .body(c.to_vec())
+            .send();
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+        off += c.len();
+        assert_eq!(r.header("range"), Some(format!("0-{}", off - 1).as_str()));
+        loc = r.header("location").unwrap().to_string();
+    }
+    let st = s.req("GET", &loc).send();
+    assert_eq!(st.status, 204);
+    assert_eq!(st.header("range"), Some(format!("0-{}", data.len() - 1).as_str()));
+    let d = sha256(&data);
+    let r = s.req("PUT", &format!("{loc}?digest={d}")).send();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("location"), Some(format!("/v2/ns/chunked/blobs/{d}").as_str()));
+    assert_eq!(s.req("GET", &format!("/v2/ns/chunked/blobs/{d}")).send().body, data);
+    // The finished session is gone.
+    assert_eq!(s.req("GET", &loc).send().error_code(), "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[test]
+fn docker_style_patch_without_range_then_put() {
+    let s = Server::start();
+    let data = bytes(2_000_000, 3);
+    let r = s.req("POST", "/v2/ns/d/blobs/uploads/").send();
+    let loc = r.header("location").unwrap().to_string();
+    let r = s.req("PATCH", &loc).body(data.clone()).send();
+    assert_eq!(r.status, 202);
+    let d = sha256(&data);
+    let r = s.req("PUT", &format!("{loc}?digest={d}")).send();
+    assert_eq!(r.status, 201);
+    assert_eq!(s.req("GET", &format!("/v2/ns/d/blobs/{d}")).send().body, data);
+}
+
+#[test]
+fn upload_survives_restart_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let data = bytes(200_000, 4);
+    let loc = {
+        let s = Server::start_in(&dir);
+        let r = s.req("POST", "/v2/ns/resume/blobs/uploads/").send();
+        let loc = r.header("location").unwrap().to_string();
+        let r = s
+            .req("PATCH", &loc)
+            .header("Content-Range", "0-99999")
+            .body(data[..100_000].to_vec())
+            .send();
+        assert_eq!(r.status, 202);
+        assert!(s.terminate().success());
+        loc
+    };
+    let s = Server::start_in(&dir);
+    let st = s.req("GET", &loc).send();
+    assert_eq!(st.status, 204);
+    assert_eq!(st.header("range"), Some("0-99999"));
+    let d = sha256(&data);
+    let r = s
+        .req("PUT", &format!("{loc}?digest={d}"))
+        .header("Content-Range", "100000-199999")
+        .body(data[100_000..].to_vec())
+        .send();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(s.req("GET", &format!("/v2/ns/resume/blobs/{d}")).send().body, data);
+}
+
+#[test]
+fn wrong_digest_is_refused_and_stores_nothing() {
+    let s = Server::start();
+    let before = snapshot(&s.data_dir.join("blobs"));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let r = s
+        .req("POST", &format!("/v2/ns/app/blobs/uploads/?digest={wrong}"))
+        .body(b"not that".to_vec())
+        .send();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "DIGEST_INVALID");
+    // Chunked then wrong final digest.
+    let loc = s.req("POST", "/v2/ns/app/blobs/uploads/").send().header("location").unwrap().to_string();
+    s.req("PATCH", &loc).body(b"abc".to_vec()).send();
+    let r = s.req("PUT", &format!("{loc}?digest={wrong}")).send();
+    assert_eq!(r.error_code(), "DIGEST_INVALID");
+    // The failed session is gone: its bytes can never become a blob.
+    let r = s.req("PUT", &format!("{loc}?digest={}", sha256(b"abc"))).send();
+    assert_eq!(r.error_code(), "BLOB_UPLOAD_UNKNOWN");
+    let r = s.req("PUT", &format!("{loc}?digest=sha256:zz")).send();
+    assert_eq!(r.error_code(), "DIGEST_INVALID");
+    assert_eq!(snapshot(&s.data_dir.join("blobs")), before);
+    assert!(std::fs::read_dir(s.data_dir.join("uploads")).unwrap().next().is_none());
+    let r = s.req("HEAD", &format!("/v2/ns/app/blobs/{wrong}")).send();
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn cancel_upload() {
+    let s = Server::start();
+    let loc = s.req("POST", "/v2/ns/app/blobs/uploads/").send().header("location").unwrap().to_string();
+    s.req("PATCH", &loc).body(b"abc".to_vec()).send();
+    assert_eq!(s.req("DELETE", &loc).send().status, 204);
+    assert_eq!(s.req("GET", &loc).send().status, 404);
+    assert!(std::fs::read_dir(s.data_dir.join("uploads")).unwrap().next().is_none());
+}
+
+#[test]
+fn upload_of_another_repo_is_unknown() {
+    let s = Server::start();
+    let loc = s.req("POST", "/v2/ns/one/blobs/uploads/").send().header("location").unwrap().to_string();
+    let other = loc.replace("/ns/one/", "/ns/two/");
+    assert_eq!(s.req("GET", &other).send().error_code(), "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[test]
+fn cross_repository_mount() {
+    let s = Server::start();
+    let data = bytes(1000, 5);
+    let d = push_blob(&s, "src/repo", &data);
+    assert_eq!(s.req("HEAD", &format!("/v2/dst/repo/blobs/{d}")).send().status, 404);
+    let r = s
+        .req("POST", &format!("/v2/dst/repo/blobs/uploads/?mount={d}&from=src/repo"))
+        .send();
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("location"), Some(format!("/v2/dst/repo/blobs/{d}").as_str()));
+    assert_eq!(s.req("GET", &format!("/v2/dst/repo/blobs/{d}")).send().body, data);
+    // Without `from`, a known blob mounts too.
+    let r = s.req("POST", &format!("/v2/third/repo/blobs/uploads/?mount={d}")).send();
+    assert_eq!(r.status, 201);
+    // An unknown blob falls back to a new session.
+    let unknown = format!("sha256:{}", "1".repeat(64));
+    let r = s
+        .req("POST", &format!("/v2/dst/repo/blobs/uploads/?mount={unknown}&from=src/repo"))
+        .send();
+    assert_eq!(r.status, 202);
+    assert!(r.header("location").unwrap().contains("/blobs/uploads/"));
+}
+
+#[test]
+fn concurrent_uploads_of_the_same_blob_leave_one_file() {
+    let s = Server::start();
+    let data = bytes(4_000_000, 6);
+    std::thread::scope(|sc| {
+        for i in 0..6 {
+            let (s, data) = (&s, &data);
+            sc.spawn(move || push_blob(s, &format!("repo/n{i}"), data));
+        }
+    });
+    let d = sha256(&data);
+    let blobs: Vec<_> = snapshot(&s.data_dir.join("blobs"));
+    assert_eq!(blobs.len(), 1);
+    assert_eq!(blobs[0].1, data);
+    for i in 0..6 {
+        assert_eq!(s.req("HEAD", &format!("/v2/repo/n{i}/blobs/{d}")).send().status, 200);
+    }
+}
+
+fn push_image(s: &Server, repo: &str, tag: &str, seed: u64) -> (String, Vec<u8>) {
+    let config = format!("{{\"seed\":{seed}}}").into_bytes();
+    let layer = bytes(5000, seed);
+    let cd = push_blob(s, repo, &config);
+    let ld = push_blob(s, repo, &layer);
+    let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+    let r = s
+        .req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(m.clone())
+        .send();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let d = sha256(&m);
+    assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
+    (d, m)
+}
+
+#[test]
+fn manifests_by_tag_and_digest_exact_bytes() {
+    let s = Server::start();
+    let (d, m) = push_image(&s, "ns/img", "v1", 7);
+    for reference in ["v1", d.as_str()] {
+        let r = s.req("GET", &format!("/v2/ns/img/manifests/{reference}")).send();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, m);
+        assert_eq!(r.header("content-type"), Some("application/vnd.oci.image.manifest.v1+json"));
+        assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
+        let h = s.req("HEAD", &format!("/v2/ns/img/manifests/{reference}")).send();
+        assert_eq!(h.status, 200);
+        assert_eq!(h.header("content-length"), Some(m.len().to_string().as_str()));
+    }
+    // Docker schema2 keeps its own media type; PUT by digest works.
+    let cfg = push_blob(&s, "ns/img", b"{}");
+    let layer = push_blob(&s, "ns/img", b"layer");
+    let docker = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cfg, "size": 2},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer, "size": 5}]
+    }))
+    .unwrap();
+    let dd = sha256(&docker);
+    let r = s
+        .req("PUT", &format!("/v2/ns/img/manifests/{dd}"))
+        .header("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+        .body(docker.clone())
+        .send();
+    assert_eq!(r.status, 201);
+    let r = s.req("GET", &format!("/v2/ns/img/manifests/{dd}")).send();
+    assert_eq!(r.body, docker);
+    assert_eq!(r.header("content-type"), Some("application/vnd.docker.distribution.manifest.v2+json"));
+}
+
+#[test]
+fn manifest_errors_leave_store_unchanged() {
+    let s = Server::start();
+    let (d, _) = push_image(&s, "ns/img", "v1", 8);
+    let meta_before = s.req("GET", "/v2/ns/img/tags/list").send().body;
+    let blobs_before = snapshot(&s.data_dir.join("blobs"));
+    let missing = format!("sha256:{}", "2".repeat(64));
+    let m = image_manifest((&missing, 10), &[]);
+    let r = s
+        .req("PUT", "/v2/ns/img/manifests/v1")
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(m)
+        .send();
+    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
+    let r = s
+        .req("PUT", "/v2/ns/img/manifests/v1")
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(b"{not json".to_vec())
+        .send();
+    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
+    let schema1 = br#"{"schemaVersion":1,"name":"ns/img","tag":"v1","architecture":"amd64","fsLayers":[],"history":[]}"#;
+    let r = s
+        .req("PUT", "/v2/ns/img/manifests/v1")
+        .header("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+        .body(schema1.to_vec())
+        .send();
+    assert_eq!(r.error_code(), "MANIFEST_INVALID");
+    assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("schema1"));
+    let big = vec![b' '; (4 << 20) + 1];
+    let r = s
+        .req("PUT", "/v2/ns/img/manifests/v1")
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(big)
+        .send();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), "SIZE_INVALID");
+    // Digest reference that does not match the body.
+    let (_, other) = (0, image_manifest((&d, 1), &[]));
+    let r = s
+        .req("PUT", &format!("/v2/ns/img/manifests/{missing}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(other)
+        .send();
+    assert_eq!(r.error_code(), "DIGEST_INVALID");
+    assert_eq!(s.req("GET", "/v2/ns/img/tags/list").send().body, meta_before);
+    assert_eq!(snapshot(&s.data_dir.join("blobs")), blobs_before);
+    assert_eq!(s.req("GET", "/v2/ns/img/manifests/v1").send().header("docker-content-digest"), Some(d.as_str()));
+}
+
+#[test]
+fn invalid_names_tags_digests_and_traversal() {
+    let s = Server::start();
+    let cases: Vec<(&str, &str, u16, &str)> = vec![
+        ("POST", "/v2/Test/blobs/uploads/", 400, "NAME_INVALID"),
+        ("GET", "/v2/a/tags/list", 400, "NAME_INVALID"),
+        ("GET", "/v2/../../etc/tags/list", 400, "NAME_INVALID"),
+        ("GET", "/v2/ns/%2e%2e/tags/list", 400, "NAME_INVALID"),
+        ("GET", "/v2/ns/app/blobs/sha256:abc", 400, "DIGEST_INVALID"),
+        ("GET", "/v2/ns/app/blobs/sha256:../../../../etc/passwd", 404, "NAME_UNKNOWN"),
+        ("PUT", "/v2/ns/app/manifests/.bad", 400, "TAG_INVALID"),
+        ("GET", "/v2/ns/app/blobs/uploads/..%2f..%2fmeta", 404, "BLOB_UPLOAD_UNKNOWN"),
+    ];
+    for (m, p, status, code) in cases {
+        let r = s.req(m, p).send();
+        assert_eq!((r.status, r.error_code().as_str()), (status, code), "{m} {p}");
+    }
+    let long_tag = "t".repeat(129);
+    let r = s.req("GET", &format!("/v2/ns/app/manifests/{long_tag}")).send();
+    assert_eq!(r.error_code(), "TAG_INVALID");
+    let long_name = format!("/v2/{}/tags/list", "a".repeat(256));
+    assert_eq!(s.req("GET", &long_name).send().error_code(), "NAME_INVALID");
+    // Nothing was created by any of it.
+    assert_eq!(s.req("GET", "/v2/_catalog").send().json()["repositories"], serde_json::json!([]));
+}
+
+#[test]
+fn tags_and_catalog_paginate() {
+    let s = Server::start();
+    for t in ["c", "a", "b", "d"] {
+        push_image(&s, "ns/pages", t, 9);
+    }
+    push_image(&s, "ns/other", "x", 10);
+    let r = s.req("GET", "/v2/ns/pages/tags/list").send();
+    assert_eq!(r.json(), serde_json::json!({"name": "ns/pages", "tags": ["a", "b", "c", "d"]}));
+    let r = s.req("GET", "/v2/ns/pages/tags/list?n=2").send();
+    assert_eq!(r.json()["tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(r.header("link"), Some("</v2/ns/pages/tags/list?last=b&n=2>; rel=\"next\""));
+    let r = s.req("GET", "/v2/ns/pages/tags/list?n=2&last=b").send();
+    assert_eq!(r.json()["tags"], serde_json::json!(["c", "d"]));
+    assert_eq!(r.header("link"), None);
+    let r = s.req("GET", "/v2/ns/pages/tags/list?n=999999999").send();
+    assert_eq!(r.json()["tags"].as_array().unwrap().len(), 4);
+    let r = s.req("GET", "/v2/_catalog?n=1").send();
+    assert_eq!(r.json(), serde_json::json!({"repositories": ["ns/other"]}));
+    assert_eq!(r.header("link"), Some("</v2/_catalog?last=ns%2Fother&n=1>; rel=\"next\""));
+    let r = s.req("GET", "/v2/_catalog?n=1&last=ns%2Fother").send();
+    assert_eq!(r.json(), serde_json::json!({"repositories": ["ns/pages"]}));
+    assert_eq!(s.req("GET", "/v2/ns/none/tags/list").send().error_code(), "NAME_UNKNOWN");
+}
+
+#[test]
+fn deletes() {
+    let s = Server::start();
+    let (d1, _) = push_image(&s, "ns/del", "one", 11);
+    let (d2, _) = push_image(&s, "ns/del", "two", 12);
+    // Delete by tag removes only the tag.
+    assert_eq!(s.req("DELETE", "/v2/ns/del/manifests/one").send().status, 202);
+    assert_eq!(s.req("GET", "/v2/ns/del/manifests/one").send().error_code(), "MANIFEST_UNKNOWN");
+    assert_eq!(s.req("GET", &format!("/v2/ns/del/manifests/{d1}")).send().status, 200);
+    // Delete by digest removes the manifest and its tags.
+    assert_eq!(s.req("DELETE", &format!("/v2/ns/del/manifests/{d2}")).send().status, 202);
+    assert_eq!(s.req("GET", "/v2/ns/del/manifests/two").send().status, 404);
+    assert_eq!(s.req("DELETE", &format!("/v2/ns/del/manifests/{d2}")).send().error_code(), "MANIFEST_UNKNOWN");
+    let layer = push_blob(&s, "ns/del", b"zzz");
+    assert_eq!(s.req("DELETE", &format!("/v2/ns/del/blobs/{layer}")).send().status, 202);
+    assert_eq!(s.req("HEAD", &format!("/v2/ns/del/blobs/{layer}")).send().status, 404);
+}
+
+#[test]
+fn index_requires_children_and_referrers_are_listed() {
+    let s = Server::start();
+    let (child, child_bytes) = push_image(&s, "ns/multi", "amd64", 13);
+    let missing = format!("sha256:{}", "3".repeat(64));
+    let index = |children: &[(&str, usize)]| {
+        let m: Vec<_> = children
+            .iter()
+            .map(|(d, n)| serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": n, "platform": {"os": "linux", "architecture": "amd64"}}))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": m})).unwrap()
+    };
+    let r = s
+        .req("PUT", "/v2/ns/multi/manifests/all")
+        .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        .body(index(&[(&child, child_bytes.len()), (&missing, 10)]))
+        .send();
+    assert_eq!(r.error_code(), "MANIFEST_BLOB_UNKNOWN");
+    let idx = index(&[(&child, child_bytes.len())]);
+    let r = s
+        .req("PUT", "/v2/ns/multi/manifests/all")
+        .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        .body(idx.clone())
+        .send();
+    assert_eq!(r.status, 201);
+    assert_eq!(s.req("GET", "/v2/ns/multi/manifests/all").send().body, idx);
+
+    // A signature-like artifact whose subject is the child manifest.
+    let empty = push_blob(&s, "ns/multi", b"{}");
+    let sig = push_blob(&s, "ns/multi", b"signature");
+    let art = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.sig",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": sig, "size": 9}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": child, "size": child_bytes.len()},
+        "annotations": {"org.example": "yes"}
+    }))
+    .unwrap();
+    let ad = sha256(&art);
+    let r = s
+        .req("PUT", &format!("/v2/ns/multi/manifests/{ad}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(art.clone())
+        .send();
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("oci-subject"), Some(child.as_str()));
+    let r = s.req("GET", &format!("/v2/ns/multi/referrers/{child}")).send();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/vnd.oci.image.index.v1+json"));
+    let j = r.json();
+    assert_eq!(j["manifests"][0]["digest"], serde_json::json!(ad));
+    assert_eq!(j["manifests"][0]["artifactType"], serde_json::json!("application/vnd.example.sig"));
+    assert_eq!(j["manifests"][0]["size"], serde_json::json!(art.len()));
+    assert_eq!(j["manifests"][0]["annotations"]["org.example"], serde_json::json!("yes"));
+    let r = s
+        .req("GET", &format!("/v2/ns/multi/referrers/{child}?artifactType=application/other"))
+        .send();
+    assert_eq!(r.header("oci-filters-applied"), Some("artifactType"));
+    assert_eq!(r.json()["manifests"], serde_json::json!([]));
+    let r = s.req("GET", &format!("/v2/ns/multi/referrers/{missing}")).send();
+    assert_eq!(r.json()["manifests"], serde_json::json!([]));
+    // Deleting the referrer removes it from the list.
+    s.req("DELETE", &format!("/v2/ns/multi/manifests/{ad}")).send();
+    let r = s.req("GET", &format!("/v2/ns/multi/referrers/{child}")).send();
+    assert_eq!(r.json()["manifests"], serde_json::json!([]));
+}
+
+#[test]
+fn unsupported_method_and_unknown_route() {
+    let s = Server::start();
+    let r = s.req("PATCH", "/v2/ns/app/tags/list").send();
+    assert_eq!((r.status, r.error_code().as_str()), (405, "UNSUPPORTED"));
+    let r = s.req("GET", "/nope").send();
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn sigterm_flushes_and_exits_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    push_image(&s, "ns/keep", "v1", 14);
+    assert!(s.terminate().success());
+    let s = Server::start_in(&dir);
+    assert_eq!(s.req("GET", "/v2/ns/keep/manifests/v1").send().status, 200);
+}

@@ -291,3 +291,37 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Whether an external client needed by an end-to-end test is present. Missing tools fail
+/// the test (the README's test command installs them) unless the developer explicitly opts
+/// out with `EDGEYARD_E2E=skip`, in which case the skip is printed.
+pub fn require_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if found {
+        return true;
+    }
+    if std::env::var("EDGEYARD_E2E").as_deref() == Ok("skip") {
+        eprintln!("SKIPPED: {tool} is not installed (EDGEYARD_E2E=skip)");
+        return false;
+    }
+    panic!("{tool} is not installed: run scripts/test, which installs it, or set EDGEYARD_E2E=skip");
+}
+
+/// Runs a command, panicking with its output when it fails; returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "edgeyard", version, about = "A container registry for edge hardware")]
+#[command(
+    name = "edgeyard",
+    version,
+    about = "A container registry for edge hardware"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

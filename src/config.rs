@@ -54,7 +54,9 @@ pub struct ServeFlags {
 impl ServeConfig {
     /// Flags win over the file, the file over defaults.
     pub fn build(file: FileConfig, flags: ServeFlags) -> ServeConfig {
-        let default_listen: SocketAddr = DEFAULT_LISTEN.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5000)));
+        let default_listen: SocketAddr = DEFAULT_LISTEN
+            .parse()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5000)));
         ServeConfig {
             listen: flags.listen.or(file.listen).unwrap_or(default_listen),
             data_dir: flags
@@ -82,7 +84,10 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(!c.insecure_http);
 
-        let file = FileConfig::parse("listen = \"127.0.0.1:6000\"\ndata_dir = \"/srv/e\"\ninsecure_http = true\n").unwrap();
+        let file = FileConfig::parse(
+            "listen = \"127.0.0.1:6000\"\ndata_dir = \"/srv/e\"\ninsecure_http = true\n",
+        )
+        .unwrap();
         let flags = ServeFlags {
             listen: Some("127.0.0.1:7000".parse().unwrap()),
             ..Default::default()

@@ -46,7 +46,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
@@ -63,18 +66,26 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn run(config: ServeConfig) -> Result<(), String> {
-    let registry = Registry::open(&config.data_dir)
-        .map_err(|e| format!("cannot open the data directory {}: {e}", config.data_dir.display()))?;
+    let registry = Registry::open(&config.data_dir).map_err(|e| {
+        format!(
+            "cannot open the data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    tracing::warn!("serving plain HTTP (--insecure-http): anyone on the network can read and alter traffic");
+    tracing::warn!(
+        "serving plain HTTP (--insecure-http): anyone on the network can read and alter traffic"
+    );
     tracing::info!(data_dir = %config.data_dir.display(), "edgeyard listening on http://{addr}");
     edgeyard::server::run(listener, registry.clone(), shutdown_signal()).await;
-    registry.close().map_err(|e| format!("flushing metadata on shutdown: {e}"))?;
+    registry
+        .close()
+        .map_err(|e| format!("flushing metadata on shutdown: {e}"))?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,7 +10,10 @@ fn base_endpoint_announces_v2() {
     let s = Server::start();
     let r = s.req("GET", "/v2/").send();
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
+    assert_eq!(
+        r.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
 }
 
 #[test]
@@ -60,7 +63,10 @@ fn chunked_upload_with_status_and_out_of_order_chunk() {
             // Skipping ahead is refused with the range actually held.
             let r = s
                 .req("PATCH", &loc)
-                .header("Content-Range", &format!("{}-{}", off + 10, off + 10 + c.len() - 1))
+                .header(
+                    "Content-Range",
+                    &format!("{}-{}", off + 10, off + 10 + c.len() - 1),
+                )
                 .header("Content-Type", "application/octet-stream")
                 .body(c.to_vec())
                 .send();
@@ -80,14 +86,28 @@ fn chunked_upload_with_status_and_out_of_order_chunk() {
     }
     let st = s.req("GET", &loc).send();
     assert_eq!(st.status, 204);
-    assert_eq!(st.header("range"), Some(format!("0-{}", data.len() - 1).as_str()));
+    assert_eq!(
+        st.header("range"),
+        Some(format!("0-{}", data.len() - 1).as_str())
+    );
     let d = sha256(&data);
     let r = s.req("PUT", &format!("{loc}?digest={d}")).send();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("location"), Some(format!("/v2/ns/chunked/blobs/{d}").as_str()));
-    assert_eq!(s.req("GET", &format!("/v2/ns/chunked/blobs/{d}")).send().body, data);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v2/ns/chunked/blobs/{d}").as_str())
+    );
+    assert_eq!(
+        s.req("GET", &format!("/v2/ns/chunked/blobs/{d}"))
+            .send()
+            .body,
+        data
+    );
     // The finished session is gone.
-    assert_eq!(s.req("GET", &loc).send().error_code(), "BLOB_UPLOAD_UNKNOWN");
+    assert_eq!(
+        s.req("GET", &loc).send().error_code(),
+        "BLOB_UPLOAD_UNKNOWN"
+    );
 }
 
 #[test]
@@ -101,7 +121,10 @@ fn docker_style_patch_without_range_then_put() {
     let d = sha256(&data);
     let r = s.req("PUT", &format!("{loc}?digest={d}")).send();
     assert_eq!(r.status, 201);
-    assert_eq!(s.req("GET", &format!("/v2/ns/d/blobs/{d}")).send().body, data);
+    assert_eq!(
+        s.req("GET", &format!("/v2/ns/d/blobs/{d}")).send().body,
+        data
+    );
 }
 
 #[test]
@@ -133,7 +156,12 @@ fn upload_survives_restart_and_resumes() {
         .body(data[100_000..].to_vec())
         .send();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(s.req("GET", &format!("/v2/ns/resume/blobs/{d}")).send().body, data);
+    assert_eq!(
+        s.req("GET", &format!("/v2/ns/resume/blobs/{d}"))
+            .send()
+            .body,
+        data
+    );
 }
 
 #[test]
@@ -148,17 +176,27 @@ fn wrong_digest_is_refused_and_stores_nothing() {
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "DIGEST_INVALID");
     // Chunked then wrong final digest.
-    let loc = s.req("POST", "/v2/ns/app/blobs/uploads/").send().header("location").unwrap().to_string();
+    let loc = s
+        .req("POST", "/v2/ns/app/blobs/uploads/")
+        .send()
+        .header("location")
+        .unwrap()
+        .to_string();
     s.req("PATCH", &loc).body(b"abc".to_vec()).send();
     let r = s.req("PUT", &format!("{loc}?digest={wrong}")).send();
     assert_eq!(r.error_code(), "DIGEST_INVALID");
     // The failed session is gone: its bytes can never become a blob.
-    let r = s.req("PUT", &format!("{loc}?digest={}", sha256(b"abc"))).send();
+    let r = s
+        .req("PUT", &format!("{loc}?digest={}", sha256(b"abc")))
+        .send();
     assert_eq!(r.error_code(), "BLOB_UPLOAD_UNKNOWN");
     let r = s.req("PUT", &format!("{loc}?digest=sha256:zz")).send();
     assert_eq!(r.error_code(), "DIGEST_INVALID");
     assert_eq!(snapshot(&s.data_dir.join("blobs")), before);
-    assert!(std::fs::read_dir(s.data_dir.join("uploads")).unwrap().next().is_none());
+    assert!(std::fs::read_dir(s.data_dir.join("uploads"))
+        .unwrap()
+        .next()
+        .is_none());
     let r = s.req("HEAD", &format!("/v2/ns/app/blobs/{wrong}")).send();
     assert_eq!(r.status, 404);
 }
@@ -166,19 +204,35 @@ fn wrong_digest_is_refused_and_stores_nothing() {
 #[test]
 fn cancel_upload() {
     let s = Server::start();
-    let loc = s.req("POST", "/v2/ns/app/blobs/uploads/").send().header("location").unwrap().to_string();
+    let loc = s
+        .req("POST", "/v2/ns/app/blobs/uploads/")
+        .send()
+        .header("location")
+        .unwrap()
+        .to_string();
     s.req("PATCH", &loc).body(b"abc".to_vec()).send();
     assert_eq!(s.req("DELETE", &loc).send().status, 204);
     assert_eq!(s.req("GET", &loc).send().status, 404);
-    assert!(std::fs::read_dir(s.data_dir.join("uploads")).unwrap().next().is_none());
+    assert!(std::fs::read_dir(s.data_dir.join("uploads"))
+        .unwrap()
+        .next()
+        .is_none());
 }
 
 #[test]
 fn upload_of_another_repo_is_unknown() {
     let s = Server::start();
-    let loc = s.req("POST", "/v2/ns/one/blobs/uploads/").send().header("location").unwrap().to_string();
+    let loc = s
+        .req("POST", "/v2/ns/one/blobs/uploads/")
+        .send()
+        .header("location")
+        .unwrap()
+        .to_string();
     let other = loc.replace("/ns/one/", "/ns/two/");
-    assert_eq!(s.req("GET", &other).send().error_code(), "BLOB_UPLOAD_UNKNOWN");
+    assert_eq!(
+        s.req("GET", &other).send().error_code(),
+        "BLOB_UPLOAD_UNKNOWN"
+    );
 }
 
 #[test]
@@ -186,20 +240,39 @@ fn cross_repository_mount() {
     let s = Server::start();
     let data = bytes(1000, 5);
     let d = push_blob(&s, "src/repo", &data);
-    assert_eq!(s.req("HEAD", &format!("/v2/dst/repo/blobs/{d}")).send().status, 404);
+    assert_eq!(
+        s.req("HEAD", &format!("/v2/dst/repo/blobs/{d}"))
+            .send()
+            .status,
+        404
+    );
     let r = s
-        .req("POST", &format!("/v2/dst/repo/blobs/uploads/?mount={d}&from=src/repo"))
+        .req(
+            "POST",
+            &format!("/v2/dst/repo/blobs/uploads/?mount={d}&from=src/repo"),
+        )
         .send();
     assert_eq!(r.status, 201);
-    assert_eq!(r.header("location"), Some(format!("/v2/dst/repo/blobs/{d}").as_str()));
-    assert_eq!(s.req("GET", &format!("/v2/dst/repo/blobs/{d}")).send().body, data);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v2/dst/repo/blobs/{d}").as_str())
+    );
+    assert_eq!(
+        s.req("GET", &format!("/v2/dst/repo/blobs/{d}")).send().body,
+        data
+    );
     // Without `from`, a known blob mounts too.
-    let r = s.req("POST", &format!("/v2/third/repo/blobs/uploads/?mount={d}")).send();
+    let r = s
+        .req("POST", &format!("/v2/third/repo/blobs/uploads/?mount={d}"))
+        .send();
     assert_eq!(r.status, 201);
     // An unknown blob falls back to a new session.
     let unknown = format!("sha256:{}", "1".repeat(64));
     let r = s
-        .req("POST", &format!("/v2/dst/repo/blobs/uploads/?mount={unknown}&from=src/repo"))
+        .req(
+            "POST",
+            &format!("/v2/dst/repo/blobs/uploads/?mount={unknown}&from=src/repo"),
+        )
         .send();
     assert_eq!(r.status, 202);
     assert!(r.header("location").unwrap().contains("/blobs/uploads/"));
@@ -220,7 +293,12 @@ fn concurrent_uploads_of_the_same_blob_leave_one_file() {
     assert_eq!(blobs.len(), 1);
     assert_eq!(blobs[0].1, data);
     for i in 0..6 {
-        assert_eq!(s.req("HEAD", &format!("/v2/repo/n{i}/blobs/{d}")).send().status, 200);
+        assert_eq!(
+            s.req("HEAD", &format!("/v2/repo/n{i}/blobs/{d}"))
+                .send()
+                .status,
+            200
+        );
     }
 }
 
@@ -246,14 +324,24 @@ fn manifests_by_tag_and_digest_exact_bytes() {
     let s = Server::start();
     let (d, m) = push_image(&s, "ns/img", "v1", 7);
     for reference in ["v1", d.as_str()] {
-        let r = s.req("GET", &format!("/v2/ns/img/manifests/{reference}")).send();
+        let r = s
+            .req("GET", &format!("/v2/ns/img/manifests/{reference}"))
+            .send();
         assert_eq!(r.status, 200);
         assert_eq!(r.body, m);
-        assert_eq!(r.header("content-type"), Some("application/vnd.oci.image.manifest.v1+json"));
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/vnd.oci.image.manifest.v1+json")
+        );
         assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
-        let h = s.req("HEAD", &format!("/v2/ns/img/manifests/{reference}")).send();
+        let h = s
+            .req("HEAD", &format!("/v2/ns/img/manifests/{reference}"))
+            .send();
         assert_eq!(h.status, 200);
-        assert_eq!(h.header("content-length"), Some(m.len().to_string().as_str()));
+        assert_eq!(
+            h.header("content-length"),
+            Some(m.len().to_string().as_str())
+        );
     }
     // Docker schema2 keeps its own media type; PUT by digest works.
     let cfg = push_blob(&s, "ns/img", b"{}");
@@ -268,13 +356,19 @@ fn manifests_by_tag_and_digest_exact_bytes() {
     let dd = sha256(&docker);
     let r = s
         .req("PUT", &format!("/v2/ns/img/manifests/{dd}"))
-        .header("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+        .header(
+            "Content-Type",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
         .body(docker.clone())
         .send();
     assert_eq!(r.status, 201);
     let r = s.req("GET", &format!("/v2/ns/img/manifests/{dd}")).send();
     assert_eq!(r.body, docker);
-    assert_eq!(r.header("content-type"), Some("application/vnd.docker.distribution.manifest.v2+json"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.docker.distribution.manifest.v2+json")
+    );
 }
 
 #[test]
@@ -290,21 +384,33 @@ fn manifest_errors_leave_store_unchanged() {
         .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         .body(m)
         .send();
-    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
     let r = s
         .req("PUT", "/v2/ns/img/manifests/v1")
         .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         .body(b"{not json".to_vec())
         .send();
-    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
     let schema1 = br#"{"schemaVersion":1,"name":"ns/img","tag":"v1","architecture":"amd64","fsLayers":[],"history":[]}"#;
     let r = s
         .req("PUT", "/v2/ns/img/manifests/v1")
-        .header("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+        .header(
+            "Content-Type",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        )
         .body(schema1.to_vec())
         .send();
     assert_eq!(r.error_code(), "MANIFEST_INVALID");
-    assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("schema1"));
+    assert!(r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("schema1"));
     let big = vec![b' '; (4 << 20) + 1];
     let r = s
         .req("PUT", "/v2/ns/img/manifests/v1")
@@ -321,9 +427,17 @@ fn manifest_errors_leave_store_unchanged() {
         .body(other)
         .send();
     assert_eq!(r.error_code(), "DIGEST_INVALID");
-    assert_eq!(s.req("GET", "/v2/ns/img/tags/list").send().body, meta_before);
+    assert_eq!(
+        s.req("GET", "/v2/ns/img/tags/list").send().body,
+        meta_before
+    );
     assert_eq!(snapshot(&s.data_dir.join("blobs")), blobs_before);
-    assert_eq!(s.req("GET", "/v2/ns/img/manifests/v1").send().header("docker-content-digest"), Some(d.as_str()));
+    assert_eq!(
+        s.req("GET", "/v2/ns/img/manifests/v1")
+            .send()
+            .header("docker-content-digest"),
+        Some(d.as_str())
+    );
 }
 
 #[test]
@@ -335,21 +449,40 @@ fn invalid_names_tags_digests_and_traversal() {
         ("GET", "/v2/../../etc/tags/list", 400, "NAME_INVALID"),
         ("GET", "/v2/ns/%2e%2e/tags/list", 400, "NAME_INVALID"),
         ("GET", "/v2/ns/app/blobs/sha256:abc", 400, "DIGEST_INVALID"),
-        ("GET", "/v2/ns/app/blobs/sha256:../../../../etc/passwd", 404, "NAME_UNKNOWN"),
+        (
+            "GET",
+            "/v2/ns/app/blobs/sha256:../../../../etc/passwd",
+            404,
+            "NAME_UNKNOWN",
+        ),
         ("PUT", "/v2/ns/app/manifests/.bad", 400, "TAG_INVALID"),
-        ("GET", "/v2/ns/app/blobs/uploads/..%2f..%2fmeta", 404, "BLOB_UPLOAD_UNKNOWN"),
+        (
+            "GET",
+            "/v2/ns/app/blobs/uploads/..%2f..%2fmeta",
+            404,
+            "BLOB_UPLOAD_UNKNOWN",
+        ),
     ];
     for (m, p, status, code) in cases {
         let r = s.req(m, p).send();
-        assert_eq!((r.status, r.error_code().as_str()), (status, code), "{m} {p}");
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (status, code),
+            "{m} {p}"
+        );
     }
     let long_tag = "t".repeat(129);
-    let r = s.req("GET", &format!("/v2/ns/app/manifests/{long_tag}")).send();
+    let r = s
+        .req("GET", &format!("/v2/ns/app/manifests/{long_tag}"))
+        .send();
     assert_eq!(r.error_code(), "TAG_INVALID");
     let long_name = format!("/v2/{}/tags/list", "a".repeat(256));
     assert_eq!(s.req("GET", &long_name).send().error_code(), "NAME_INVALID");
     // Nothing was created by any of it.
-    assert_eq!(s.req("GET", "/v2/_catalog").send().json()["repositories"], serde_json::json!([]));
+    assert_eq!(
+        s.req("GET", "/v2/_catalog").send().json()["repositories"],
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -360,10 +493,16 @@ fn tags_and_catalog_paginate() {
     }
     push_image(&s, "ns/other", "x", 10);
     let r = s.req("GET", "/v2/ns/pages/tags/list").send();
-    assert_eq!(r.json(), serde_json::json!({"name": "ns/pages", "tags": ["a", "b", "c", "d"]}));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"name": "ns/pages", "tags": ["a", "b", "c", "d"]})
+    );
     let r = s.req("GET", "/v2/ns/pages/tags/list?n=2").send();
     assert_eq!(r.json()["tags"], serde_json::json!(["a", "b"]));
-    assert_eq!(r.header("link"), Some("</v2/ns/pages/tags/list?last=b&n=2>; rel=\"next\""));
+    assert_eq!(
+        r.header("link"),
+        Some("</v2/ns/pages/tags/list?last=b&n=2>; rel=\"next\"")
+    );
     let r = s.req("GET", "/v2/ns/pages/tags/list?n=2&last=b").send();
     assert_eq!(r.json()["tags"], serde_json::json!(["c", "d"]));
     assert_eq!(r.header("link"), None);
@@ -371,10 +510,16 @@ fn tags_and_catalog_paginate() {
     assert_eq!(r.json()["tags"].as_array().unwrap().len(), 4);
     let r = s.req("GET", "/v2/_catalog?n=1").send();
     assert_eq!(r.json(), serde_json::json!({"repositories": ["ns/other"]}));
-    assert_eq!(r.header("link"), Some("</v2/_catalog?last=ns%2Fother&n=1>; rel=\"next\""));
+    assert_eq!(
+        r.header("link"),
+        Some("</v2/_catalog?last=ns%2Fother&n=1>; rel=\"next\"")
+    );
     let r = s.req("GET", "/v2/_catalog?n=1&last=ns%2Fother").send();
     assert_eq!(r.json(), serde_json::json!({"repositories": ["ns/pages"]}));
-    assert_eq!(s.req("GET", "/v2/ns/none/tags/list").send().error_code(), "NAME_UNKNOWN");
+    assert_eq!(
+        s.req("GET", "/v2/ns/none/tags/list").send().error_code(),
+        "NAME_UNKNOWN"
+    );
 }
 
 #[test]
@@ -383,16 +528,47 @@ fn deletes() {
     let (d1, _) = push_image(&s, "ns/del", "one", 11);
     let (d2, _) = push_image(&s, "ns/del", "two", 12);
     // Delete by tag removes only the tag.
-    assert_eq!(s.req("DELETE", "/v2/ns/del/manifests/one").send().status, 202);
-    assert_eq!(s.req("GET", "/v2/ns/del/manifests/one").send().error_code(), "MANIFEST_UNKNOWN");
-    assert_eq!(s.req("GET", &format!("/v2/ns/del/manifests/{d1}")).send().status, 200);
+    assert_eq!(
+        s.req("DELETE", "/v2/ns/del/manifests/one").send().status,
+        202
+    );
+    assert_eq!(
+        s.req("GET", "/v2/ns/del/manifests/one").send().error_code(),
+        "MANIFEST_UNKNOWN"
+    );
+    assert_eq!(
+        s.req("GET", &format!("/v2/ns/del/manifests/{d1}"))
+            .send()
+            .status,
+        200
+    );
     // Delete by digest removes the manifest and its tags.
-    assert_eq!(s.req("DELETE", &format!("/v2/ns/del/manifests/{d2}")).send().status, 202);
+    assert_eq!(
+        s.req("DELETE", &format!("/v2/ns/del/manifests/{d2}"))
+            .send()
+            .status,
+        202
+    );
     assert_eq!(s.req("GET", "/v2/ns/del/manifests/two").send().status, 404);
-    assert_eq!(s.req("DELETE", &format!("/v2/ns/del/manifests/{d2}")).send().error_code(), "MANIFEST_UNKNOWN");
+    assert_eq!(
+        s.req("DELETE", &format!("/v2/ns/del/manifests/{d2}"))
+            .send()
+            .error_code(),
+        "MANIFEST_UNKNOWN"
+    );
     let layer = push_blob(&s, "ns/del", b"zzz");
-    assert_eq!(s.req("DELETE", &format!("/v2/ns/del/blobs/{layer}")).send().status, 202);
-    assert_eq!(s.req("HEAD", &format!("/v2/ns/del/blobs/{layer}")).send().status, 404);
+    assert_eq!(
+        s.req("DELETE", &format!("/v2/ns/del/blobs/{layer}"))
+            .send()
+            .status,
+        202
+    );
+    assert_eq!(
+        s.req("HEAD", &format!("/v2/ns/del/blobs/{layer}"))
+            .send()
+            .status,
+        404
+    );
 }
 
 #[test]
@@ -443,24 +619,43 @@ fn index_requires_children_and_referrers_are_listed() {
         .send();
     assert_eq!(r.status, 201);
     assert_eq!(r.header("oci-subject"), Some(child.as_str()));
-    let r = s.req("GET", &format!("/v2/ns/multi/referrers/{child}")).send();
+    let r = s
+        .req("GET", &format!("/v2/ns/multi/referrers/{child}"))
+        .send();
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type"), Some("application/vnd.oci.image.index.v1+json"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
     let j = r.json();
     assert_eq!(j["manifests"][0]["digest"], serde_json::json!(ad));
-    assert_eq!(j["manifests"][0]["artifactType"], serde_json::json!("application/vnd.example.sig"));
+    assert_eq!(
+        j["manifests"][0]["artifactType"],
+        serde_json::json!("application/vnd.example.sig")
+    );
     assert_eq!(j["manifests"][0]["size"], serde_json::json!(art.len()));
-    assert_eq!(j["manifests"][0]["annotations"]["org.example"], serde_json::json!("yes"));
+    assert_eq!(
+        j["manifests"][0]["annotations"]["org.example"],
+        serde_json::json!("yes")
+    );
     let r = s
-        .req("GET", &format!("/v2/ns/multi/referrers/{child}?artifactType=application/other"))
+        .req(
+            "GET",
+            &format!("/v2/ns/multi/referrers/{child}?artifactType=application/other"),
+        )
         .send();
     assert_eq!(r.header("oci-filters-applied"), Some("artifactType"));
     assert_eq!(r.json()["manifests"], serde_json::json!([]));
-    let r = s.req("GET", &format!("/v2/ns/multi/referrers/{missing}")).send();
+    let r = s
+        .req("GET", &format!("/v2/ns/multi/referrers/{missing}"))
+        .send();
     assert_eq!(r.json()["manifests"], serde_json::json!([]));
     // Deleting the referrer removes it from the list.
-    s.req("DELETE", &format!("/v2/ns/multi/manifests/{ad}")).send();
-    let r = s.req("GET", &format!("/v2/ns/multi/referrers/{child}")).send();
+    s.req("DELETE", &format!("/v2/ns/multi/manifests/{ad}"))
+        .send();
+    let r = s
+        .req("GET", &format!("/v2/ns/multi/referrers/{child}"))
+        .send();
     assert_eq!(r.json()["manifests"], serde_json::json!([]));
 }
 

@@ -34,7 +34,9 @@ struct Docker {
 impl Docker {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("docker");
-        c.env("DOCKER_HOST", &self.host).env("DOCKER_BUILDKIT", "0").args(args);
+        c.env("DOCKER_HOST", &self.host)
+            .env("DOCKER_BUILDKIT", "0")
+            .args(args);
         c
     }
 
@@ -43,7 +45,9 @@ impl Docker {
     }
 
     fn inspect(&self, image: &str, format: &str) -> String {
-        self.run(&["image", "inspect", "-f", format, image]).trim().to_string()
+        self.run(&["image", "inspect", "-f", format, image])
+            .trim()
+            .to_string()
     }
 }
 
@@ -54,7 +58,12 @@ fn make_rootfs(dir: &Path, seed: u64) -> std::path::PathBuf {
     std::fs::write(root.join("etc/os-release"), b"NAME=edgeyard-test\n").unwrap();
     std::fs::write(root.join("payload.bin"), bytes(512 * 1024, seed)).unwrap();
     let tar = dir.join("rootfs.tar");
-    run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."));
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
     tar
 }
 
@@ -72,7 +81,11 @@ fn docker_push_pull_roundtrip_with_shared_layer() {
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("hello.txt"), b"hello from the child layer\n").unwrap();
-    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nCOPY hello.txt /hello.txt\n")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nCOPY hello.txt /hello.txt\n"),
+    )
+    .unwrap();
     docker.run(&["build", "-q", "-t", &child, ctx.to_str().unwrap()]);
 
     let base_id = docker.inspect(&base, "{{.Id}}");
@@ -96,15 +109,29 @@ fn docker_push_pull_roundtrip_with_shared_layer() {
     assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
 
     docker.run(&["rmi", &child, &base]);
-    assert!(docker.cmd(&["image", "inspect", &base]).output().unwrap().status.code() != Some(0));
+    assert!(
+        docker
+            .cmd(&["image", "inspect", &base])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+    );
 
     let out = docker.run(&["pull", &child]);
     assert!(out.contains(&d), "{out}");
     docker.run(&["pull", &base]);
     assert_eq!(docker.inspect(&base, "{{.Id}}"), base_id);
     assert_eq!(docker.inspect(&child, "{{.Id}}"), child_id);
-    assert_eq!(docker.inspect(&base, "{{index .RepoDigests 0}}"), base_digest);
-    assert_eq!(docker.inspect(&child, "{{index .RepoDigests 0}}"), child_digest);
+    assert_eq!(
+        docker.inspect(&base, "{{index .RepoDigests 0}}"),
+        base_digest
+    );
+    assert_eq!(
+        docker.inspect(&child, "{{index .RepoDigests 0}}"),
+        child_digest
+    );
 
     // Pull by digest too.
     let by_digest = format!("{}/e2e/child@{d}", s.addr);
@@ -114,5 +141,7 @@ fn docker_push_pull_roundtrip_with_shared_layer() {
     let out = docker.run(&["push", &child]);
     assert!(!out.contains("Pushed"), "{out}");
 
-    let _ = docker.cmd(&["rmi", "-f", &child, &base, &by_digest]).output();
+    let _ = docker
+        .cmd(&["rmi", "-f", &child, &base, &by_digest])
+        .output();
 }

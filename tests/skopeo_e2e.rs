@@ -51,7 +51,10 @@ fn skopeo_copies_a_multi_arch_index_both_ways_byte_for_byte() {
     let src = tmp.path().join("src");
     std::fs::create_dir_all(src.join("blobs/sha256")).unwrap();
     std::fs::write(src.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let children = vec![platform_image(&src, "amd64", 1), platform_image(&src, "arm64", 2)];
+    let children = vec![
+        platform_image(&src, "amd64", 1),
+        platform_image(&src, "arm64", 2),
+    ];
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -74,7 +77,14 @@ fn skopeo_copies_a_multi_arch_index_both_ways_byte_for_byte() {
     .unwrap();
 
     let remote = format!("docker://{}/edge/multi:v1", s.addr);
-    run(Command::new("skopeo").args(["--insecure-policy", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false"])
+    run(Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
         .arg(format!("oci:{}:multi", src.display()))
         .arg(&remote));
 
@@ -84,23 +94,43 @@ fn skopeo_copies_a_multi_arch_index_both_ways_byte_for_byte() {
     assert_eq!(r.header("docker-content-digest"), Some(idx_digest.as_str()));
 
     let dst = tmp.path().join("dst");
-    run(Command::new("skopeo").args(["--insecure-policy", "copy", "--all", "--preserve-digests", "--src-tls-verify=false"])
+    run(Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+        ])
         .arg(&remote)
         .arg(format!("oci:{}:multi", dst.display())));
 
-    let blobs = |root: &Path| snapshot(&root.join("blobs"))
-        .into_iter()
-        .map(|(p, b)| (p.file_name().unwrap().to_owned(), b))
-        .collect::<Vec<_>>();
+    let blobs = |root: &Path| {
+        snapshot(&root.join("blobs"))
+            .into_iter()
+            .map(|(p, b)| (p.file_name().unwrap().to_owned(), b))
+            .collect::<Vec<_>>()
+    };
     let (a, b) = (blobs(&src), blobs(&dst));
     assert_eq!(a.len(), 7, "index + 2 x (manifest, config, layer)");
     assert_eq!(a, b, "every manifest and blob comes back byte-equal");
     let out_index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dst.join("index.json")).unwrap()).unwrap();
-    assert_eq!(out_index["manifests"][0]["digest"], serde_json::json!(idx_digest));
+    assert_eq!(
+        out_index["manifests"][0]["digest"],
+        serde_json::json!(idx_digest)
+    );
 
     // skopeo inspect of one platform through the registry agrees.
-    let raw = run(Command::new("skopeo").args(["--insecure-policy", "inspect", "--raw", "--tls-verify=false", "--override-arch", "arm64"])
+    let raw = run(Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--override-arch",
+            "arm64",
+        ])
         .arg(&remote));
     assert_eq!(raw.as_bytes(), index.as_slice());
 }

@@ -24,7 +24,10 @@ pub type Resp = Response<ResponseBody>;
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
 /// Handles one request; never fails (errors become their JSON responses).
-pub async fn serve(registry: Registry, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+pub async fn serve(
+    registry: Registry,
+    req: Request<Incoming>,
+) -> Result<Resp, std::convert::Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -60,10 +63,14 @@ async fn dispatch(reg: &Registry, route: Route, req: Request<Incoming>) -> Resul
         (Route::Base, Method::GET | Method::HEAD) => Ok(json(StatusCode::OK, b"{}".to_vec())),
         (Route::Catalog, Method::GET) => catalog::list(reg, &req),
         (Route::Tags(repo), Method::GET) => tags::list(reg, &repo, &req),
-        (Route::Manifest(repo, r), Method::GET | Method::HEAD) => manifests::get(reg, &repo, &r, &req),
+        (Route::Manifest(repo, r), Method::GET | Method::HEAD) => {
+            manifests::get(reg, &repo, &r, &req)
+        }
         (Route::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
         (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,
-        (Route::Blob(repo, d), Method::GET | Method::HEAD) => blobs::get(reg, &repo, &d, &req).await,
+        (Route::Blob(repo, d), Method::GET | Method::HEAD) => {
+            blobs::get(reg, &repo, &d, &req).await
+        }
         (Route::Blob(repo, d), Method::DELETE) => blobs::delete(reg, &repo, &d).await,
         (Route::UploadStart(repo), Method::POST) => uploads::start(reg, &repo, req).await,
         (Route::Upload(repo, id), Method::GET) => uploads::status(reg, &repo, &id).await,
@@ -103,7 +110,10 @@ pub fn error_response(e: Error) -> Resp {
             let body = serde_json::json!({
                 "errors": [{ "code": code_str, "message": message, "detail": detail.unwrap_or(serde_json::Value::Null) }]
             });
-            let mut r = json(status.unwrap_or(default_status), body.to_string().into_bytes());
+            let mut r = json(
+                status.unwrap_or(default_status),
+                body.to_string().into_bytes(),
+            );
             for (k, v) in headers {
                 r.headers_mut().insert(k, v);
             }

@@ -66,7 +66,11 @@ fn split_last<'a>(rest: &'a str, marker: &str) -> Option<(&'a str, &'a str)> {
 
 pub fn parse(path: &str) -> Result<Route> {
     let Some(rest) = path.strip_prefix("/v2/") else {
-        return if path == "/v2" { Ok(Route::Base) } else { Err(not_found()) };
+        return if path == "/v2" {
+            Ok(Route::Base)
+        } else {
+            Err(not_found())
+        };
     };
     if rest.is_empty() {
         return Ok(Route::Base);
@@ -120,16 +124,52 @@ mod tests {
             ("/v2/".into(), "base", None),
             ("/v2".into(), "base", None),
             ("/v2/_catalog".into(), "catalog", None),
-            ("/v2/library/alpine/tags/list".into(), "tags", Some("library/alpine")),
-            ("/v2/a/manifests/b/manifests/latest".into(), "manifest", Some("a/manifests/b")),
-            ("/v2/a/manifests/b/tags/list".into(), "tags", Some("a/manifests/b")),
+            (
+                "/v2/library/alpine/tags/list".into(),
+                "tags",
+                Some("library/alpine"),
+            ),
+            (
+                "/v2/a/manifests/b/manifests/latest".into(),
+                "manifest",
+                Some("a/manifests/b"),
+            ),
+            (
+                "/v2/a/manifests/b/tags/list".into(),
+                "tags",
+                Some("a/manifests/b"),
+            ),
             (format!("/v2/ns/app/blobs/{}", d()), "blob", Some("ns/app")),
-            ("/v2/ns/app/blobs/uploads/".into(), "upload_start", Some("ns/app")),
-            ("/v2/ns/app/blobs/uploads".into(), "upload_start", Some("ns/app")),
-            (format!("/v2/ns/app/blobs/uploads/{id}"), "upload", Some("ns/app")),
-            (format!("/v2/blobs/uploads/blobs/{}", d()), "blob", Some("blobs/uploads")),
-            (format!("/v2/ns/app/referrers/{}", d()), "referrers", Some("ns/app")),
-            (format!("/v2/ns/app/manifests/{}", d()), "manifest", Some("ns/app")),
+            (
+                "/v2/ns/app/blobs/uploads/".into(),
+                "upload_start",
+                Some("ns/app"),
+            ),
+            (
+                "/v2/ns/app/blobs/uploads".into(),
+                "upload_start",
+                Some("ns/app"),
+            ),
+            (
+                format!("/v2/ns/app/blobs/uploads/{id}"),
+                "upload",
+                Some("ns/app"),
+            ),
+            (
+                format!("/v2/blobs/uploads/blobs/{}", d()),
+                "blob",
+                Some("blobs/uploads"),
+            ),
+            (
+                format!("/v2/ns/app/referrers/{}", d()),
+                "referrers",
+                Some("ns/app"),
+            ),
+            (
+                format!("/v2/ns/app/manifests/{}", d()),
+                "manifest",
+                Some("ns/app"),
+            ),
         ];
         for (path, kind, repo) in cases {
             let r = parse(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -148,7 +188,10 @@ mod tests {
         assert_eq!(code("/v2/ab/blobs/sha256:abc"), ErrorCode::DigestInvalid);
         assert_eq!(code("/v2/ab/blobs/md5:abcd"), ErrorCode::Unsupported);
         assert_eq!(code("/v2/ab/blobs/uploads/../../x"), ErrorCode::NameUnknown);
-        assert_eq!(code("/v2/ab/blobs/uploads/zz"), ErrorCode::BlobUploadUnknown);
+        assert_eq!(
+            code("/v2/ab/blobs/uploads/zz"),
+            ErrorCode::BlobUploadUnknown
+        );
         assert_eq!(code("/v1/x"), ErrorCode::NameUnknown);
         assert_eq!(code("/v2/ab/unknown"), ErrorCode::NameUnknown);
     }

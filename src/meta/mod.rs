@@ -91,7 +91,10 @@ impl Meta {
             .cache_capacity(16 << 20)
             .open()
             .map_err(db_err("opening the metadata database"))?;
-        let tree = |name: &str| db.open_tree(name).map_err(db_err("opening a metadata tree"));
+        let tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(db_err("opening a metadata tree"))
+        };
         Ok(Meta {
             repos: tree("repos")?,
             links: tree("links")?,
@@ -114,7 +117,10 @@ impl Meta {
     }
 
     pub fn flush_blocking(&self) -> Result<()> {
-        self.db.flush().map(|_| ()).map_err(db_err("flushing metadata"))
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(db_err("flushing metadata"))
     }
 
     // ---- repositories -------------------------------------------------------------------
@@ -134,7 +140,9 @@ impl Meta {
             )),
             None => self.repos.iter(),
         };
-        page(iter.keys(), n, |k| Ok(String::from_utf8_lossy(&k).into_owned()))
+        page(iter.keys(), n, |k| {
+            Ok(String::from_utf8_lossy(&k).into_owned())
+        })
     }
 
     // ---- blob links -----------------------------------------------------------------------
@@ -147,7 +155,10 @@ impl Meta {
 
     /// Links a committed blob into a repository (creating the repository record if new).
     pub fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<()> {
-        let link = encode(&LinkRecord { size, linked_at: now() });
+        let link = encode(&LinkRecord {
+            size,
+            linked_at: now(),
+        });
         let repo_rec = encode(&RepoRecord { created_at: now() });
         (&self.links, &self.repos)
             .transaction(|(links, repos)| {
@@ -302,7 +313,9 @@ impl Meta {
             .keys()
             .take_while(|k| k.as_ref().map(|k| k.starts_with(&pre)).unwrap_or(true));
         let plen = pre.len();
-        page(iter, n, |k| Ok(String::from_utf8_lossy(&k[plen..]).into_owned()))
+        page(iter, n, |k| {
+            Ok(String::from_utf8_lossy(&k[plen..]).into_owned())
+        })
     }
 
     // ---- referrers ------------------------------------------------------------------------
@@ -327,7 +340,11 @@ impl Meta {
     }
 
     pub fn upload(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
-        match self.uploads.get(id.as_str()).map_err(db_err("reading an upload"))? {
+        match self
+            .uploads
+            .get(id.as_str())
+            .map_err(db_err("reading an upload"))?
+        {
             Some(v) => decode(&v).map(Some),
             None => Ok(None),
         }
@@ -341,8 +358,17 @@ impl Meta {
     }
 
     /// Completes an upload in one transaction: forget the session, link the blob.
-    pub fn finish_upload(&self, id: &UploadId, repo: &RepoName, digest: &Digest, size: u64) -> Result<()> {
-        let link = encode(&LinkRecord { size, linked_at: now() });
+    pub fn finish_upload(
+        &self,
+        id: &UploadId,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let link = encode(&LinkRecord {
+            size,
+            linked_at: now(),
+        });
         let repo_rec = encode(&RepoRecord { created_at: now() });
         (&self.uploads, &self.links, &self.repos)
             .transaction(|(uploads, links, repos)| {
@@ -410,12 +436,27 @@ mod tests {
             })
             .unwrap();
         }
-        assert_eq!(m.list_tags(&a, None, 100).unwrap(), (vec!["latest".into(), "v1".into(), "v2".into()], false));
-        assert_eq!(m.list_tags(&a, None, 2).unwrap(), (vec!["latest".into(), "v1".into()], true));
-        assert_eq!(m.list_tags(&a, Some("v1"), 2).unwrap(), (vec!["v2".into()], false));
+        assert_eq!(
+            m.list_tags(&a, None, 100).unwrap(),
+            (vec!["latest".into(), "v1".into(), "v2".into()], false)
+        );
+        assert_eq!(
+            m.list_tags(&a, None, 2).unwrap(),
+            (vec!["latest".into(), "v1".into()], true)
+        );
+        assert_eq!(
+            m.list_tags(&a, Some("v1"), 2).unwrap(),
+            (vec!["v2".into()], false)
+        );
         assert_eq!(m.list_tags(&a, None, 0).unwrap(), (vec![], true));
-        assert_eq!(m.list_repos(None, 10).unwrap(), (vec!["a/b".into(), "a/b/c".into()], false));
-        assert_eq!(m.list_repos(Some("a/b"), 10).unwrap(), (vec!["a/b/c".into()], false));
+        assert_eq!(
+            m.list_repos(None, 10).unwrap(),
+            (vec!["a/b".into(), "a/b/c".into()], false)
+        );
+        assert_eq!(
+            m.list_repos(Some("a/b"), 10).unwrap(),
+            (vec!["a/b/c".into()], false)
+        );
     }
 
     #[test]

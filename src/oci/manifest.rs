@@ -107,7 +107,8 @@ impl Descriptor {
     /// Foreign (Windows base) and non-distributable layers live elsewhere, named by `urls`;
     /// a registry must accept manifests that reference them without holding the bytes.
     fn is_foreign(&self) -> bool {
-        self.media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+        self.media_type
+            .starts_with("application/vnd.oci.image.layer.nondistributable.")
             || self.media_type == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
     }
 }
@@ -255,11 +256,16 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Blobs that must be present in the repository: the config and every distributable layer.
+    /// Blobs that must be present in the repository: the config and every distributable layer
+    /// (`parse` guarantees every foreign layer names its urls).
     pub fn required_blobs(&self) -> impl Iterator<Item = &Digest> {
         self.config
             .iter()
-            .chain(self.layers.iter().filter(|l| !(l.is_foreign() && !l.urls.is_empty())))
+            .chain(
+                self.layers
+                    .iter()
+                    .filter(|l| !l.is_foreign()),
+            )
             .map(|d| &d.digest)
     }
 
@@ -363,11 +369,17 @@ mod tests {
             (None, image(None).replace(r#""size":2"#, r#""size":-2"#)),
             (
                 None,
-                image(None).replace(r#"{"schemaVersion":2,"#, r#"{"schemaVersion":2,"schemaVersion":2,"#),
+                image(None).replace(
+                    r#"{"schemaVersion":2,"#,
+                    r#"{"schemaVersion":2,"schemaVersion":2,"#,
+                ),
             ),
             (Some(OCI_INDEX), image(None)),
         ] {
-            assert!(Manifest::parse(ct, body.as_bytes()).is_err(), "{ct:?} {body}");
+            assert!(
+                Manifest::parse(ct, body.as_bytes()).is_err(),
+                "{ct:?} {body}"
+            );
         }
     }
 
@@ -383,6 +395,9 @@ mod tests {
         );
         let m = Manifest::parse(Some(OCI_MANIFEST), body.as_bytes()).unwrap();
         assert_eq!(m.subject.as_ref().unwrap().digest.to_string(), d('e'));
-        assert_eq!(m.effective_artifact_type().as_deref(), Some("application/x.sig"));
+        assert_eq!(
+            m.effective_artifact_type().as_deref(),
+            Some("application/x.sig")
+        );
     }
 }

@@ -116,7 +116,9 @@ impl FromStr for Tag {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let b = s.as_bytes();
         if b.is_empty() || b.len() > TAG_MAX {
-            return Err(NameError::Tag(format!("must be 1 to {TAG_MAX} characters long")));
+            return Err(NameError::Tag(format!(
+                "must be 1 to {TAG_MAX} characters long"
+            )));
         }
         let first_ok = b[0].is_ascii_alphanumeric() || b[0] == b'_';
         let rest_ok = b[1..]
@@ -223,7 +225,16 @@ mod tests {
         for ok in ["latest", "v1.0.0", "_x", "A-b_c.d", &"t".repeat(128)] {
             assert!(ok.parse::<Tag>().is_ok(), "{ok}");
         }
-        for bad in ["", ".bad", "-x", "a+b", "a/b", "a:b", &"t".repeat(129), "ümlaut"] {
+        for bad in [
+            "",
+            ".bad",
+            "-x",
+            "a+b",
+            "a/b",
+            "a:b",
+            &"t".repeat(129),
+            "ümlaut",
+        ] {
             assert!(bad.parse::<Tag>().is_err(), "{bad}");
         }
     }

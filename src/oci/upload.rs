@@ -24,7 +24,9 @@ impl FromStr for UploadId {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, ()> {
-        let ok = s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if ok {
             Ok(UploadId(s.to_string()))
         } else {
@@ -58,7 +60,13 @@ mod tests {
 
     #[test]
     fn rejects_paths() {
-        for bad in ["", "../../etc/passwd", &"A".repeat(32), &"a".repeat(31), &"0".repeat(33)] {
+        for bad in [
+            "",
+            "../../etc/passwd",
+            &"A".repeat(32),
+            &"a".repeat(31),
+            &"0".repeat(33),
+        ] {
             assert!(bad.parse::<UploadId>().is_err(), "{bad}");
         }
     }

@@ -65,7 +65,8 @@ pub struct BlobRead {
 
 impl Registry {
     fn blob_unknown(digest: &Digest) -> Error {
-        Error::code(ErrorCode::BlobUnknown).with_detail(serde_json::json!({ "digest": digest.to_string() }))
+        Error::code(ErrorCode::BlobUnknown)
+            .with_detail(serde_json::json!({ "digest": digest.to_string() }))
     }
 
     /// Size of a blob linked into `repo` (`HEAD`).
@@ -122,8 +123,11 @@ impl Registry {
                     range: Some((a, b)),
                     body: FileBody::spawn(file, a, b - a + 1),
                 }),
-                None => Err(Error::api(ErrorCode::RangeInvalid, format!("range is outside the blob's {size} bytes"))
-                    .with_header(http::header::CONTENT_RANGE, format!("bytes */{size}"))),
+                None => Err(Error::api(
+                    ErrorCode::RangeInvalid,
+                    format!("range is outside the blob's {size} bytes"),
+                )
+                .with_header(http::header::CONTENT_RANGE, format!("bytes */{size}"))),
             },
         }
     }
@@ -144,10 +148,21 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(BlobRange::parse("bytes=0-9"), Some(BlobRange::Between(0, 9)));
+        assert_eq!(
+            BlobRange::parse("bytes=0-9"),
+            Some(BlobRange::Between(0, 9))
+        );
         assert_eq!(BlobRange::parse("bytes=5-"), Some(BlobRange::From(5)));
         assert_eq!(BlobRange::parse("bytes=-3"), Some(BlobRange::Suffix(3)));
-        for ignored in ["", "bytes=", "bytes=9-0", "bytes=0-1,4-5", "items=0-1", "bytes=a-b", "bytes=-"] {
+        for ignored in [
+            "",
+            "bytes=",
+            "bytes=9-0",
+            "bytes=0-1,4-5",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=-",
+        ] {
             assert_eq!(BlobRange::parse(ignored), None, "{ignored}");
         }
         assert_eq!(BlobRange::Between(0, 99).resolve(10), Some((0, 9)));

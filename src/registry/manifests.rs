@@ -106,7 +106,10 @@ impl Registry {
         }
         for child in &manifest.manifests {
             if child.digest == digest {
-                return Err(Error::api(ErrorCode::ManifestInvalid, "an index cannot contain itself"));
+                return Err(Error::api(
+                    ErrorCode::ManifestInvalid,
+                    "an index cannot contain itself",
+                ));
             }
             if self.meta().manifest(repo, &child.digest)?.is_none() {
                 return Err(missing(&child.digest, "manifest"));
@@ -114,13 +117,20 @@ impl Registry {
         }
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
         if subject.as_ref() == Some(&digest) {
-            return Err(Error::api(ErrorCode::ManifestInvalid, "a manifest cannot be its own subject"));
+            return Err(Error::api(
+                ErrorCode::ManifestInvalid,
+                "a manifest cannot be its own subject",
+            ));
         }
         let record = ManifestRecord {
             media_type: manifest.kind.media_type().to_string(),
             size: bytes.len() as u64,
             blobs: manifest.required_blobs().cloned().collect(),
-            children: manifest.manifests.iter().map(|m| m.digest.clone()).collect(),
+            children: manifest
+                .manifests
+                .iter()
+                .map(|m| m.digest.clone())
+                .collect(),
             subject: subject.clone(),
             pushed_at: now(),
         };

@@ -59,7 +59,9 @@ where
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 received += data.len() as u64;
                 if limit.is_some_and(|l| received > l) {
                     failure = Some(Error::api(

@@ -62,17 +62,25 @@ impl Registry {
         let id = UploadId::random().map_err(|e| Error::internal("drawing an upload id", e))?;
         let storage = self.storage().clone();
         let id2 = id.clone();
-        let file = blocking("creating an upload file", move || storage.create_upload(&id2)).await?;
+        let file = blocking("creating an upload file", move || {
+            storage.create_upload(&id2)
+        })
+        .await?;
         self.meta().put_upload(&id, &UploadRecord::new(repo))?;
-        self.sessions()
-            .insert(id.clone(), std::sync::Arc::new(tokio::sync::Mutex::new(Some(file))));
+        self.sessions().insert(
+            id.clone(),
+            std::sync::Arc::new(tokio::sync::Mutex::new(Some(file))),
+        );
         Ok(UploadState { id, offset: 0 })
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UploadId, Session>> {
         // A poisoned lock only means another request panicked while holding it; the map
         // itself is always valid.
-        self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Finds a session that belongs to `repo`, whether opened by this process or recorded
@@ -87,7 +95,11 @@ impl Registry {
     }
 
     /// Takes the session's file, reopening it from disk after a restart.
-    async fn take_file(&self, id: &UploadId, slot: &mut Option<crate::storage::UploadFile>) -> Result<crate::storage::UploadFile> {
+    async fn take_file(
+        &self,
+        id: &UploadId,
+        slot: &mut Option<crate::storage::UploadFile>,
+    ) -> Result<crate::storage::UploadFile> {
         if let Some(f) = slot.take() {
             return Ok(f);
         }
@@ -109,7 +121,10 @@ impl Registry {
         let file = self.take_file(id, &mut slot).await?;
         let offset = file.len();
         *slot = Some(file);
-        Ok(UploadState { id: id.clone(), offset })
+        Ok(UploadState {
+            id: id.clone(),
+            offset,
+        })
     }
 
     /// Appends a chunk (`PATCH`). With a `Content-Range`, the chunk must start exactly where
@@ -143,11 +158,17 @@ impl Registry {
             if offset != r.end + 1 {
                 return Err(Error::api(
                     ErrorCode::SizeInvalid,
-                    format!("chunk ended at byte {offset}, Content-Range promised {}", r.end + 1),
+                    format!(
+                        "chunk ended at byte {offset}, Content-Range promised {}",
+                        r.end + 1
+                    ),
                 ));
             }
         }
-        Ok(UploadState { id: id.clone(), offset })
+        Ok(UploadState {
+            id: id.clone(),
+            offset,
+        })
     }
 
     /// Completes an upload (`PUT ?digest=`), appending the final body if any. On a digest
@@ -236,7 +257,10 @@ impl Registry {
         self.meta().remove_upload(id)?;
         let storage = self.storage().clone();
         let id2 = id.clone();
-        blocking("removing an upload file", move || storage.remove_upload(&id2)).await
+        blocking("removing an upload file", move || {
+            storage.remove_upload(&id2)
+        })
+        .await
     }
 
     /// Cancels an upload (`DELETE` on the upload URL).
@@ -275,7 +299,10 @@ fn out_of_order(repo: &RepoName, id: &UploadId, offset: u64) -> Error {
     .with_status(http::StatusCode::RANGE_NOT_SATISFIABLE)
     .with_header(http::header::RANGE, range_header(offset))
     .with_header(http::header::LOCATION, upload_location(repo, id))
-    .with_header(http::HeaderName::from_static("docker-upload-uuid"), id.as_str())
+    .with_header(
+        http::HeaderName::from_static("docker-upload-uuid"),
+        id.as_str(),
+    )
 }
 
 /// `Range` value for an upload holding `offset` bytes, as distribution writes it.
@@ -293,8 +320,14 @@ mod tests {
 
     #[test]
     fn content_range_parsing() {
-        assert_eq!(ContentRange::parse("0-9"), Some(ContentRange { start: 0, end: 9 }));
-        assert_eq!(ContentRange::parse("bytes 10-19/100"), Some(ContentRange { start: 10, end: 19 }));
+        assert_eq!(
+            ContentRange::parse("0-9"),
+            Some(ContentRange { start: 0, end: 9 })
+        );
+        assert_eq!(
+            ContentRange::parse("bytes 10-19/100"),
+            Some(ContentRange { start: 10, end: 19 })
+        );
         assert_eq!(ContentRange::parse("bytes=5-5").map(|r| r.len()), Some(1));
         for bad in ["", "-", "5-", "-5", "9-0", "a-b", "1-2-3", "0x1-2", " - "] {
             assert_eq!(ContentRange::parse(bad), None, "{bad}");

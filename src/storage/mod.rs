@@ -117,7 +117,12 @@ impl Storage {
     /// Makes a verified upload the blob named `digest`: fsync the data, rename it into
     /// place, fsync the directory. If the blob already exists (a concurrent upload of the same
     /// content won), the upload file is simply removed: the bytes are identical by definition.
-    pub fn commit_upload(&self, id: &UploadId, file: UploadFile, digest: &Digest) -> io::Result<()> {
+    pub fn commit_upload(
+        &self,
+        id: &UploadId,
+        file: UploadFile,
+        digest: &Digest,
+    ) -> io::Result<()> {
         file.sync()?;
         drop(file);
         let dir = self.blob_dir(digest);
@@ -153,7 +158,10 @@ mod tests {
         s.commit_upload(&id, up, &d).unwrap();
         assert_eq!(s.blob_size(&d).unwrap(), Some(5));
         assert_eq!(fs::read(s.blob_path(&d)).unwrap(), b"hello");
-        assert!(fs::read_dir(tmp.path().join("uploads")).unwrap().next().is_none());
+        assert!(fs::read_dir(tmp.path().join("uploads"))
+            .unwrap()
+            .next()
+            .is_none());
         assert!(s.blob_path(&d).starts_with(tmp.path().join("blobs/sha256")));
     }
 
@@ -168,7 +176,10 @@ mod tests {
             let d = up.digest();
             s.commit_upload(&id, up, &d).unwrap();
         }
-        assert!(fs::read_dir(tmp.path().join("uploads")).unwrap().next().is_none());
+        assert!(fs::read_dir(tmp.path().join("uploads"))
+            .unwrap()
+            .next()
+            .is_none());
     }
 
     #[test]

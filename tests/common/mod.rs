@@ -35,7 +35,13 @@ impl Server {
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
-            .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--insecure-http",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "info")
@@ -67,7 +73,10 @@ impl Server {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("edgeyard did not report its address; log: {:?}", log.lock().unwrap());
+                panic!(
+                    "edgeyard did not report its address; log: {:?}",
+                    log.lock().unwrap()
+                );
             }
         };
         Server {
@@ -149,7 +158,10 @@ impl Resp {
 
     /// The first error code of a spec error body.
     pub fn error_code(&self) -> String {
-        self.json()["errors"][0]["code"].as_str().unwrap_or("").to_string()
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -309,12 +321,16 @@ pub fn require_tool(tool: &str) -> bool {
         eprintln!("SKIPPED: {tool} is not installed (EDGEYARD_E2E=skip)");
         return false;
     }
-    panic!("{tool} is not installed: run scripts/test, which installs it, or set EDGEYARD_E2E=skip");
+    panic!(
+        "{tool} is not installed: run scripts/test, which installs it, or set EDGEYARD_E2E=skip"
+    );
 }
 
 /// Runs a command, panicking with its output when it fails; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",

@@ -16,7 +16,12 @@ fn blob_headers(r: &mut Resp, digest: &Digest, len: u64) {
     set_header(r, "cache-control", "max-age=31536000");
 }
 
-pub async fn get<B>(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Request<B>) -> Result<Resp> {
+pub async fn get<B>(
+    reg: &Registry,
+    repo: &RepoName,
+    digest: &Digest,
+    req: &Request<B>,
+) -> Result<Resp> {
     if req.method() == Method::HEAD {
         let size = reg.stat_blob(repo, digest).await?;
         let mut r = empty(StatusCode::OK);
@@ -37,7 +42,11 @@ pub async fn get<B>(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Requ
     *r.body_mut() = ResponseBody::File(read.body);
     blob_headers(&mut r, digest, len);
     if let Some((a, b)) = read.range {
-        set_header(&mut r, "content-range", format!("bytes {a}-{b}/{}", read.size));
+        set_header(
+            &mut r,
+            "content-range",
+            format!("bytes {a}-{b}/{}", read.size),
+        );
     }
     Ok(r)
 }

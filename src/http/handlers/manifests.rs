@@ -9,7 +9,12 @@ use crate::http::{empty, set_header, Resp, ResponseBody};
 use crate::oci::{Reference, RepoName};
 use crate::registry::{Registry, MANIFEST_MAX};
 
-pub fn get<B>(reg: &Registry, repo: &RepoName, reference: &Reference, req: &Request<B>) -> Result<Resp> {
+pub fn get<B>(
+    reg: &Registry,
+    repo: &RepoName,
+    reference: &Reference,
+    req: &Request<B>,
+) -> Result<Resp> {
     let m = reg.get_manifest(repo, reference)?;
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "content-type", &m.media_type);
@@ -25,12 +30,20 @@ pub fn get<B>(reg: &Registry, repo: &RepoName, reference: &Reference, req: &Requ
 fn too_large() -> Error {
     Error::api(
         ErrorCode::SizeInvalid,
-        format!("manifest is larger than the {} MiB limit", MANIFEST_MAX >> 20),
+        format!(
+            "manifest is larger than the {} MiB limit",
+            MANIFEST_MAX >> 20
+        ),
     )
     .with_status(StatusCode::PAYLOAD_TOO_LARGE)
 }
 
-pub async fn put(reg: &Registry, repo: &RepoName, reference: &Reference, req: Request<Incoming>) -> Result<Resp> {
+pub async fn put(
+    reg: &Registry,
+    repo: &RepoName,
+    reference: &Reference,
+    req: Request<Incoming>,
+) -> Result<Resp> {
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -51,7 +64,10 @@ pub async fn put(reg: &Registry, repo: &RepoName, reference: &Reference, req: Re
             if e.is::<http_body_util::LengthLimitError>() {
                 too_large()
             } else {
-                Error::api(ErrorCode::ManifestInvalid, format!("reading the manifest failed: {e}"))
+                Error::api(
+                    ErrorCode::ManifestInvalid,
+                    format!("reading the manifest failed: {e}"),
+                )
             }
         })?
         .to_bytes();
@@ -59,7 +75,11 @@ pub async fn put(reg: &Registry, repo: &RepoName, reference: &Reference, req: Re
         .put_manifest(repo, reference, content_type.as_deref(), &bytes)
         .await?;
     let mut r = empty(StatusCode::CREATED);
-    set_header(&mut r, "location", format!("/v2/{repo}/manifests/{}", out.digest));
+    set_header(
+        &mut r,
+        "location",
+        format!("/v2/{repo}/manifests/{}", out.digest),
+    );
     set_header(&mut r, "docker-content-digest", out.digest.to_string());
     set_header(&mut r, "content-length", "0");
     if let Some(s) = out.subject {

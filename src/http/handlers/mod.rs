@@ -17,8 +17,11 @@ fn page_size<B>(req: &Request<B>, default: usize) -> Result<usize> {
         None => Ok(default),
         Some(s) if s.is_empty() => Ok(default),
         Some(s) => s.parse::<usize>().map_err(|_| {
-            Error::api(ErrorCode::SizeInvalid, format!("n must be a whole number, got {s:?}"))
-                .with_status(http::StatusCode::BAD_REQUEST)
+            Error::api(
+                ErrorCode::SizeInvalid,
+                format!("n must be a whole number, got {s:?}"),
+            )
+            .with_status(http::StatusCode::BAD_REQUEST)
         }),
     }
 }

@@ -9,7 +9,12 @@ use crate::http::{json, set_header, Resp};
 use crate::oci::{manifest::OCI_INDEX, Digest, RepoName};
 use crate::registry::Registry;
 
-pub fn list<B>(reg: &Registry, repo: &RepoName, subject: &Digest, req: &Request<B>) -> Result<Resp> {
+pub fn list<B>(
+    reg: &Registry,
+    repo: &RepoName,
+    subject: &Digest,
+    req: &Request<B>,
+) -> Result<Resp> {
     let artifact_type = param(req, "artifactType").filter(|s| !s.is_empty());
     let found = reg.referrers(repo, subject, artifact_type.as_deref())?;
     let body = serde_json::json!({

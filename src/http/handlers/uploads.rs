@@ -13,7 +13,11 @@ use crate::registry::{ContentRange, Registry, UploadState};
 /// 202/204 answer describing an open session: where to send more and what is held.
 fn session_response(status: StatusCode, repo: &RepoName, st: &UploadState) -> Resp {
     let mut r = empty(status);
-    set_header(&mut r, "location", crate::registry::upload_location(repo, &st.id));
+    set_header(
+        &mut r,
+        "location",
+        crate::registry::upload_location(repo, &st.id),
+    );
     set_header(&mut r, "range", crate::registry::range_header(st.offset));
     set_header(&mut r, "docker-upload-uuid", st.id.as_str());
     set_header(&mut r, "content-length", "0");
@@ -45,8 +49,11 @@ fn content_range<B>(req: &Request<B>) -> Result<Option<ContentRange>> {
             .and_then(ContentRange::parse)
             .map(Some)
             .ok_or_else(|| {
-                Error::api(ErrorCode::BlobUploadInvalid, "Content-Range must be start-end")
-                    .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+                Error::api(
+                    ErrorCode::BlobUploadInvalid,
+                    "Content-Range must be start-end",
+                )
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
             }),
     }
 }
@@ -57,7 +64,11 @@ pub async fn start(reg: &Registry, repo: &RepoName, req: Request<Incoming>) -> R
             Some(f) => Some(f.parse::<RepoName>()?),
             None => None,
         };
-        if reg.mount_blob(repo, &digest, from.as_ref()).await?.is_some() {
+        if reg
+            .mount_blob(repo, &digest, from.as_ref())
+            .await?
+            .is_some()
+        {
             return Ok(created(repo, &digest));
         }
         // Unknown blob: fall back to a fresh session, as the spec asks.
@@ -68,7 +79,8 @@ pub async fn start(reg: &Registry, repo: &RepoName, req: Request<Incoming>) -> R
     let st = reg.start_upload(repo).await?;
     match monolithic {
         Some(digest) => {
-            reg.finish_upload(repo, &st.id, &digest, None, req.into_body()).await?;
+            reg.finish_upload(repo, &st.id, &digest, None, req.into_body())
+                .await?;
             Ok(created(repo, &digest))
         }
         None => Ok(session_response(StatusCode::ACCEPTED, repo, &st)),
@@ -80,13 +92,23 @@ pub async fn status(reg: &Registry, repo: &RepoName, id: &UploadId) -> Result<Re
     Ok(session_response(StatusCode::NO_CONTENT, repo, &st))
 }
 
-pub async fn patch(reg: &Registry, repo: &RepoName, id: &UploadId, req: Request<Incoming>) -> Result<Resp> {
+pub async fn patch(
+    reg: &Registry,
+    repo: &RepoName,
+    id: &UploadId,
+    req: Request<Incoming>,
+) -> Result<Resp> {
     let range = content_range(&req)?;
     let st = reg.append_upload(repo, id, range, req.into_body()).await?;
     Ok(session_response(StatusCode::ACCEPTED, repo, &st))
 }
 
-pub async fn put(reg: &Registry, repo: &RepoName, id: &UploadId, req: Request<Incoming>) -> Result<Resp> {
+pub async fn put(
+    reg: &Registry,
+    repo: &RepoName,
+    id: &UploadId,
+    req: Request<Incoming>,
+) -> Result<Resp> {
     let Some(digest) = digest_param(&req, "digest")? else {
         return Err(Error::api(
             ErrorCode::DigestInvalid,
@@ -94,7 +116,8 @@ pub async fn put(reg: &Registry, repo: &RepoName, id: &UploadId, req: Request<In
         ));
     };
     let range = content_range(&req)?;
-    reg.finish_upload(repo, id, &digest, range, req.into_body()).await?;
+    reg.finish_upload(repo, id, &digest, range, req.into_body())
+        .await?;
     Ok(created(repo, &digest))
 }
 

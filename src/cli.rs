@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::tls::ClientAuth;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "edgeyard",
@@ -20,24 +22,101 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry.
     Serve(ServeArgs),
+    /// Certificates: show them, trust the CA on a client, issue client certificates, rotate.
+    #[command(subcommand)]
+    Cert(CertCommand),
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the bound address is logged).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Where blobs and metadata live [default: ./edgeyard-data]
+/// Where the data directory and config file are, for commands that work on them offline.
+#[derive(Debug, clap::Args, Clone)]
+pub struct DataArgs {
+    /// Where blobs, metadata and certificates live [default: ./edgeyard-data, or the config's]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// TOML configuration file; flags given here override it.
     #[arg(long, short = 'c', value_name = "FILE", env = "EDGEYARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Serve plain HTTP instead of HTTPS (lab networks only; clients must list the
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on (port 0 picks a free port; the bound address is logged).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Serve plain HTTP instead of HTTPS (lab networks only; every client must list the
     /// registry under docker's insecure-registries).
     #[arg(long)]
     pub insecure_http: bool,
     /// Log filter in RUST_LOG syntax, e.g. `info` or `edgeyard=debug` [default: $RUST_LOG or info]
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Extra DNS name or IP address for the generated server certificate (repeatable).
+    #[arg(long = "tls-name", value_name = "NAME")]
+    pub tls_names: Vec<String>,
+    /// Your own certificate chain (PEM) instead of the built-in CA; needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Client certificates (mutual TLS): none, optional or required.
+    #[arg(long, value_name = "MODE")]
+    pub client_auth: Option<ClientAuth>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Print the CA and server certificates: subject, names, expiry, SHA-256 fingerprints.
+    Show {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Install the registry's CA for docker, containerd/k3s and podman/skopeo on this machine.
+    Trust {
+        /// The registry as clients name it, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        registry: String,
+        /// Download the CA from a running edgeyard, e.g. https://edge-box:5000.
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// Expected SHA-256 fingerprint of the downloaded CA (repeat during a CA rotation).
+        #[arg(long, value_name = "SHA256")]
+        fingerprint: Vec<String>,
+        /// Trust the downloaded CA without asking (prints its fingerprint).
+        #[arg(long)]
+        yes: bool,
+        /// Install below this directory instead of / (for tests and image builds).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Sign a client certificate for mutual TLS (writes client.cert and client.key, the
+    /// names docker looks for in its certs.d folder).
+    IssueClient {
+        /// The client's name (certificate common name).
+        name: String,
+        /// Directory to write client.cert and client.key into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Start a CA rotation: a new CA is created now, served next to the current one at
+    /// /ca.crt during the overlap, and takes over when the overlap ends.
+    RotateCa {
+        /// Days until the new CA takes over; update every client's trust before then.
+        #[arg(long, default_value_t = 14)]
+        overlap_days: u64,
+        /// Overlap in seconds instead of days (tests, emergencies).
+        #[arg(long, value_name = "SECS", conflicts_with = "overlap_days")]
+        overlap_secs: Option<u64>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }

@@ -4,7 +4,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::tls::{ClientAuth, TlsSettings, UserCert};
 
 /// Where data lives when nothing says otherwise: a folder in the working directory, so a
 /// developer's first `edgeyard serve` needs no root and no setup.
@@ -19,6 +23,28 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub insecure_http: Option<bool>,
     pub log: Option<String>,
+    #[serde(default)]
+    pub tls: TlsFileConfig,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    /// Extra DNS names or IP addresses the server certificate must cover.
+    pub names: Option<Vec<String>>,
+    /// Whether every interface address goes into the certificate (default true).
+    pub interface_addresses: Option<bool>,
+    /// Operator-supplied certificate chain and key (PEM), replacing the built-in CA.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// CA for client certificates when `cert_file` is used with client auth.
+    pub client_ca_file: Option<PathBuf>,
+    pub client_auth: Option<ClientAuth>,
+    /// Lifetime of generated server certificates, seconds (default 90 days).
+    pub server_cert_lifetime_secs: Option<u64>,
+    /// How often certificates are checked for renewal or change, seconds (default 3600).
+    pub check_interval_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -40,6 +66,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub insecure_http: bool,
     pub log: String,
+    pub tls: TlsSettings,
 }
 
 /// Flags from the command line; `None` means "not given".
@@ -49,15 +76,77 @@ pub struct ServeFlags {
     pub data_dir: Option<PathBuf>,
     pub insecure_http: bool,
     pub log: Option<String>,
+    pub tls_names: Vec<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_auth: Option<ClientAuth>,
+}
+
+fn tls_settings(file: TlsFileConfig, flags: &ServeFlags) -> Result<TlsSettings, String> {
+    let d = TlsSettings::default();
+    let mut names = file.names.unwrap_or_default();
+    names.extend(flags.tls_names.iter().cloned());
+    for n in &names {
+        if n.parse::<std::net::IpAddr>().is_err() && !crate::tls::pki::valid_dns_name(n) {
+            return Err(format!(
+                "tls name {n:?} is neither an IP address nor a DNS name"
+            ));
+        }
+    }
+    let cert = flags.tls_cert.clone().or(file.cert_file);
+    let key = flags.tls_key.clone().or(file.key_file);
+    let user_cert = match (cert, key) {
+        (Some(cert), Some(key)) => Some(UserCert {
+            cert,
+            key,
+            client_ca: file.client_ca_file,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(
+                "a TLS certificate file and key file go together: give both or neither".into(),
+            )
+        }
+    };
+    let client_auth = flags.client_auth.or(file.client_auth).unwrap_or_default();
+    if client_auth != ClientAuth::None && user_cert.as_ref().is_some_and(|u| u.client_ca.is_none())
+    {
+        return Err("client_auth with your own certificate needs client_ca_file".into());
+    }
+    let secs = |v: Option<u64>, default: Duration, key: &str| -> Result<Duration, String> {
+        match v {
+            None => Ok(default),
+            Some(0) => Err(format!("tls.{key} must be above 0")),
+            Some(s) => Ok(Duration::from_secs(s)),
+        }
+    };
+    Ok(TlsSettings {
+        names,
+        interface_addresses: file.interface_addresses.unwrap_or(d.interface_addresses),
+        user_cert,
+        client_auth,
+        server_cert_lifetime: secs(
+            file.server_cert_lifetime_secs,
+            d.server_cert_lifetime,
+            "server_cert_lifetime_secs",
+        )?,
+        check_every: secs(
+            file.check_interval_secs,
+            d.check_every,
+            "check_interval_secs",
+        )?,
+    })
 }
 
 impl ServeConfig {
     /// Flags win over the file, the file over defaults.
-    pub fn build(file: FileConfig, flags: ServeFlags) -> ServeConfig {
+    pub fn build(file: FileConfig, flags: ServeFlags) -> Result<ServeConfig, String> {
+        let tls = tls_settings(file.tls, &flags)?;
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5000)));
-        ServeConfig {
+        Ok(ServeConfig {
+            tls,
             listen: flags.listen.or(file.listen).unwrap_or(default_listen),
             data_dir: flags
                 .data_dir
@@ -69,7 +158,7 @@ impl ServeConfig {
                 .or(file.log)
                 .or_else(|| std::env::var("RUST_LOG").ok())
                 .unwrap_or_else(|| "info".into()),
-        }
+        })
     }
 }
 
@@ -79,7 +168,7 @@ mod tests {
 
     #[test]
     fn defaults_file_flags() {
-        let c = ServeConfig::build(FileConfig::default(), ServeFlags::default());
+        let c = ServeConfig::build(FileConfig::default(), ServeFlags::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(!c.insecure_http);
@@ -92,10 +181,27 @@ mod tests {
             listen: Some("127.0.0.1:7000".parse().unwrap()),
             ..Default::default()
         };
-        let c = ServeConfig::build(file, flags);
+        let c = ServeConfig::build(file, flags).unwrap();
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.data_dir, PathBuf::from("/srv/e"));
         assert!(c.insecure_http);
+    }
+
+    #[test]
+    fn tls_table() {
+        let file = FileConfig::parse(
+            "[tls]\nnames = [\"registry.factory.local\", \"10.0.0.5\"]\nclient_auth = \"optional\"\ninterface_addresses = false\n",
+        )
+        .unwrap();
+        let c = ServeConfig::build(file, ServeFlags::default()).unwrap();
+        assert_eq!(c.tls.names, vec!["registry.factory.local", "10.0.0.5"]);
+        assert_eq!(c.tls.client_auth, ClientAuth::Optional);
+        assert!(!c.tls.interface_addresses);
+        let bad = FileConfig::parse("[tls]\nnames = [\"bad name\"]\n").unwrap();
+        assert!(ServeConfig::build(bad, ServeFlags::default()).is_err());
+        let half = FileConfig::parse("[tls]\ncert_file = \"/x.pem\"\n").unwrap();
+        assert!(ServeConfig::build(half, ServeFlags::default()).is_err());
+        assert!(FileConfig::parse("[tls]\nclient_auth = \"sometimes\"\n").is_err());
     }
 
     #[test]

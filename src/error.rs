@@ -234,10 +234,9 @@ impl From<crate::oci::NameError> for Error {
         match &e {
             NameError::Name(_) => Error::api(ErrorCode::NameInvalid, e.to_string()),
             NameError::Tag(_) => Error::api(ErrorCode::TagInvalid, e.to_string()),
-            NameError::Digest(DigestError::UnsupportedAlgorithm(_)) => {
-                Error::api(ErrorCode::Unsupported, e.to_string())
-            }
-            NameError::Digest(DigestError::Malformed) => {
+            // CNCF Distribution answers DIGEST_INVALID for unknown algorithms as well; the
+            // message says which case it is.
+            NameError::Digest(DigestError::UnsupportedAlgorithm(_) | DigestError::Malformed) => {
                 Error::api(ErrorCode::DigestInvalid, e.to_string())
             }
         }

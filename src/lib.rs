@@ -15,6 +15,7 @@
 //! upward, and `http` never touches the disk or sled.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -24,3 +25,4 @@ pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;

@@ -16,7 +16,15 @@ pub use body::ResponseBody;
 
 use crate::error::Error;
 use crate::registry::Registry;
+use crate::tls::Tls;
 use route::Route;
+
+/// What a request can reach: the registry, and the TLS state (for `/ca.crt`).
+#[derive(Clone)]
+pub struct App {
+    pub registry: Registry,
+    pub tls: Option<Tls>,
+}
 
 pub type Resp = Response<ResponseBody>;
 
@@ -24,10 +32,7 @@ pub type Resp = Response<ResponseBody>;
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
 /// Handles one request; never fails (errors become their JSON responses).
-pub async fn serve(
-    registry: Registry,
-    req: Request<Incoming>,
-) -> Result<Resp, std::convert::Infallible> {
+pub async fn serve(app: App, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -37,7 +42,8 @@ pub async fn serve(
         Err(_) => ("none", None),
     };
     let result = match route {
-        Ok(route) => dispatch(&registry, route, req).await,
+        Ok(Route::CaCert) => ca_cert(&app),
+        Ok(route) => dispatch(&app.registry, route, req).await,
         Err(e) => Err(e),
     };
     let mut resp = result.unwrap_or_else(error_response);
@@ -82,6 +88,27 @@ async fn dispatch(reg: &Registry, route: Route, req: Request<Incoming>) -> Resul
             crate::error::ErrorCode::Unsupported,
             format!("method {m} is not allowed here"),
         )),
+    }
+}
+
+/// `GET /ca.crt`: the CA clients should trust, in PEM (the "registry certificate" download).
+fn ca_cert(app: &App) -> Result<Resp, Error> {
+    match app.tls.as_ref().and_then(Tls::ca_pem) {
+        Some(pem) => {
+            let mut r = Response::new(ResponseBody::full(pem));
+            set_header(&mut r, "content-type", "application/x-pem-file");
+            set_header(
+                &mut r,
+                "content-disposition",
+                "attachment; filename=\"ca.crt\"",
+            );
+            Ok(r)
+        }
+        None => Err(Error::api(
+            crate::error::ErrorCode::NameUnknown,
+            "this registry has no built-in CA (plain HTTP, or an operator-supplied certificate)",
+        )
+        .with_status(StatusCode::NOT_FOUND)),
     }
 }
 

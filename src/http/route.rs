@@ -7,6 +7,8 @@ use crate::oci::{Digest, Reference, RepoName, UploadId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `/ca.crt`: the registry's CA certificate
+    CaCert,
     /// `/v2/`
     Base,
     /// `/v2/_catalog`
@@ -29,6 +31,7 @@ impl Route {
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
+            Route::CaCert => "ca_cert",
             Route::Base => "base",
             Route::Catalog => "catalog",
             Route::Tags(_) => "tags",
@@ -42,7 +45,7 @@ impl Route {
 
     pub fn repo(&self) -> Option<&RepoName> {
         match self {
-            Route::Base | Route::Catalog => None,
+            Route::CaCert | Route::Base | Route::Catalog => None,
             Route::Tags(r)
             | Route::Manifest(r, _)
             | Route::Blob(r, _)
@@ -66,10 +69,10 @@ fn split_last<'a>(rest: &'a str, marker: &str) -> Option<(&'a str, &'a str)> {
 
 pub fn parse(path: &str) -> Result<Route> {
     let Some(rest) = path.strip_prefix("/v2/") else {
-        return if path == "/v2" {
-            Ok(Route::Base)
-        } else {
-            Err(not_found())
+        return match path {
+            "/v2" => Ok(Route::Base),
+            "/ca.crt" => Ok(Route::CaCert),
+            _ => Err(not_found()),
         };
     };
     if rest.is_empty() {
@@ -124,6 +127,7 @@ mod tests {
             ("/v2/".into(), "base", None),
             ("/v2".into(), "base", None),
             ("/v2/_catalog".into(), "catalog", None),
+            ("/ca.crt".into(), "ca_cert", None),
             (
                 "/v2/library/alpine/tags/list".into(),
                 "tags",
@@ -186,7 +190,7 @@ mod tests {
         assert_eq!(code("/v2/../../etc/tags/list"), ErrorCode::NameInvalid);
         assert_eq!(code("/v2/ab/manifests/.bad"), ErrorCode::TagInvalid);
         assert_eq!(code("/v2/ab/blobs/sha256:abc"), ErrorCode::DigestInvalid);
-        assert_eq!(code("/v2/ab/blobs/md5:abcd"), ErrorCode::Unsupported);
+        assert_eq!(code("/v2/ab/blobs/md5:abcd"), ErrorCode::DigestInvalid);
         assert_eq!(code("/v2/ab/blobs/uploads/../../x"), ErrorCode::NameUnknown);
         assert_eq!(
             code("/v2/ab/blobs/uploads/zz"),

@@ -261,11 +261,7 @@ impl Manifest {
     pub fn required_blobs(&self) -> impl Iterator<Item = &Digest> {
         self.config
             .iter()
-            .chain(
-                self.layers
-                    .iter()
-                    .filter(|l| !l.is_foreign()),
-            )
+            .chain(self.layers.iter().filter(|l| !l.is_foreign()))
             .map(|d| &d.digest)
     }
 

@@ -1,0 +1,211 @@
+//! `edgeyard cert ...`: certificate commands that work on the data directory (also while the
+//! server runs: it picks up changes at its next check or on SIGHUP) or on a client machine.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::{CertCommand, DataArgs};
+use crate::tls::info::{pem_certs, CertInfo};
+use crate::tls::{files, load_or_create_ca, rotation_due, start_rotation, trust, TlsPaths};
+
+use super::{data_dir, load_file, Failure};
+
+pub fn run(cmd: CertCommand) -> Result<(), Failure> {
+    match cmd {
+        CertCommand::Show { data } => show(&data),
+        CertCommand::Trust {
+            registry,
+            from,
+            fingerprint,
+            yes,
+            root,
+            data,
+        } => trust_cmd(&registry, from.as_deref(), &fingerprint, yes, &root, &data),
+        CertCommand::IssueClient {
+            name,
+            out,
+            days,
+            data,
+        } => issue_client(&name, &out, days, &data),
+        CertCommand::RotateCa {
+            overlap_days,
+            overlap_secs,
+            data,
+        } => rotate(overlap_secs.unwrap_or(overlap_days * 86400), &data),
+    }
+}
+
+fn paths(data: &DataArgs) -> Result<TlsPaths, Failure> {
+    let file = load_file(data)?;
+    Ok(TlsPaths::new(&data_dir(data, &file)))
+}
+
+fn rt(e: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(e.to_string())
+}
+
+fn describe_file(path: &Path, title: &str) -> Result<Option<String>, Failure> {
+    let Some(bytes) = files::read_opt(path).map_err(rt)? else {
+        return Ok(None);
+    };
+    let mut out = String::new();
+    for der in pem_certs(&bytes) {
+        out.push_str(
+            &CertInfo::from_der(&der)
+                .map_err(rt)?
+                .describe(&format!("{title} ({})", path.display())),
+        );
+    }
+    Ok(Some(out))
+}
+
+fn show(data: &DataArgs) -> Result<(), Failure> {
+    let p = paths(data)?;
+    let mut any = false;
+    for (path, title) in [
+        (p.ca_cert(), "CA certificate"),
+        (p.next_cert(), "Next CA (rotation pending)"),
+        (p.server_cert(), "Server certificate"),
+    ] {
+        if let Some(text) = describe_file(&path, title)? {
+            print!("{text}");
+            any = true;
+        }
+    }
+    if let Some(at) = rotation_due(&p).map_err(rt)? {
+        println!("CA rotation: the next CA takes over at unix time {at}");
+    }
+    if !any {
+        return Err(Failure::Runtime(format!(
+            "no certificates under {} yet: `edgeyard serve` creates them on first start",
+            p.dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn ask(prompt: &str) -> bool {
+    print!("{prompt} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+fn trust_cmd(
+    registry: &str,
+    from: Option<&str>,
+    pins: &[String],
+    yes: bool,
+    root: &Path,
+    data: &DataArgs,
+) -> Result<(), Failure> {
+    trust::validate_registry(registry).map_err(Failure::Usage)?;
+    let pem = match from {
+        None => {
+            // On the registry's own machine: the CA comes from the data directory.
+            let p = paths(data)?;
+            let mut pem = files::read_opt(&p.ca_cert()).map_err(rt)?.ok_or_else(|| {
+                Failure::Runtime(format!(
+                    "no CA at {}: run this on the registry machine, or use --from https://HOST:PORT",
+                    p.ca_cert().display()
+                ))
+            })?;
+            if let Some(next) = files::read_opt(&p.next_cert()).map_err(rt)? {
+                pem.extend_from_slice(&next);
+            }
+            pem
+        }
+        Some(url) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(rt)?;
+            let pem = runtime
+                .block_on(trust::fetch_ca(url))
+                .map_err(Failure::Runtime)?;
+            let fps = trust::bundle_fingerprints(&pem);
+            if fps.is_empty() {
+                return Err(Failure::Runtime(format!(
+                    "{url}/ca.crt holds no certificate"
+                )));
+            }
+            for f in &fps {
+                println!("CA fingerprint (SHA-256): {f}");
+            }
+            if !pins.is_empty() {
+                if !trust::all_pinned(&pem, pins) {
+                    return Err(Failure::Runtime(
+                        "the downloaded CA does not match --fingerprint: refusing to trust it \
+                         (someone may be intercepting the connection)"
+                            .into(),
+                    ));
+                }
+            } else if yes {
+                println!("trusting it on first use (--yes)");
+            } else if std::io::stdin().is_terminal() {
+                if !ask("Compare with `edgeyard cert show` on the registry. Trust this CA?") {
+                    return Err(Failure::Runtime("not trusted".into()));
+                }
+            } else {
+                return Err(Failure::Usage(
+                    "cannot ask for confirmation without a terminal: pass --fingerprint SHA256 \
+                     (from `edgeyard cert show` on the registry) or --yes"
+                        .into(),
+                ));
+            }
+            pem
+        }
+    };
+    for (path, w) in trust::install(root, registry, &pem).map_err(Failure::Runtime)? {
+        let what = match w {
+            trust::Written::Created => "wrote",
+            trust::Written::Updated => "updated",
+            trust::Written::Unchanged => "unchanged",
+        };
+        println!("{what} {}", path.display());
+    }
+    Ok(())
+}
+
+fn issue_client(name: &str, out: &Path, days: u64, data: &DataArgs) -> Result<(), Failure> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(Failure::Usage(
+            "the client name must be 1 to 64 printable characters".into(),
+        ));
+    }
+    let p = paths(data)?;
+    if !p.ca_cert().exists() {
+        return Err(Failure::Runtime(format!(
+            "no CA at {}: start `edgeyard serve` once, or pass --data-dir",
+            p.ca_cert().display()
+        )));
+    }
+    let ca = load_or_create_ca(&p).map_err(rt)?;
+    let issued = ca
+        .issue_client(name, Duration::from_secs(days.max(1) * 86400))
+        .map_err(rt)?;
+    let key = out.join("client.key");
+    let cert = out.join("client.cert");
+    files::write_atomic(&key, issued.key_pem.as_bytes(), files::SECRET).map_err(rt)?;
+    files::write_atomic(&cert, issued.cert_pem.as_bytes(), files::PUBLIC).map_err(rt)?;
+    println!(
+        "wrote {}\nwrote {} (mode 0600)",
+        cert.display(),
+        key.display()
+    );
+    println!("copy both into /etc/docker/certs.d/HOST:PORT/ on the client, next to ca.crt");
+    Ok(())
+}
+
+fn rotate(overlap_secs: u64, data: &DataArgs) -> Result<(), Failure> {
+    let p = paths(data)?;
+    let (next, at) = start_rotation(&p, Duration::from_secs(overlap_secs)).map_err(rt)?;
+    let info = CertInfo::from_pem(&next.cert_pem).map_err(rt)?;
+    println!("new CA created: {}", p.next_cert().display());
+    println!("  SHA-256: {}", info.fingerprint);
+    println!("it takes over at unix time {at} ({overlap_secs} s from now).");
+    println!("Until then /ca.crt serves both CAs: run `edgeyard cert trust` on every client again");
+    println!("before that time (with --fingerprint for each CA `edgeyard cert show` lists).");
+    Ok(())
+}

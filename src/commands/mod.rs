@@ -1,0 +1,47 @@
+//! The subcommands. Each returns `Result<(), Failure>`; `main` turns that into an exit code.
+
+pub mod cert;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use crate::cli::DataArgs;
+use crate::config::{FileConfig, DEFAULT_DATA_DIR};
+
+/// Why a command failed: bad usage/config (exit 2) or a runtime failure (exit 1).
+#[derive(Debug)]
+pub enum Failure {
+    Usage(String),
+    Runtime(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Runtime(_) => 1,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Usage(m) | Failure::Runtime(m) => m,
+        }
+    }
+}
+
+/// The config file named by `--config`, or an empty one.
+pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
+    match &data.config {
+        Some(path) => FileConfig::load(path).map_err(Failure::Usage),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// The data directory: flag, then config file, then the development default.
+pub fn data_dir(data: &DataArgs, file: &FileConfig) -> PathBuf {
+    data.data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}

@@ -33,17 +33,28 @@ impl Server {
         Server::start_with(data_dir, &[])
     }
 
+    /// Plain HTTP with extra `serve` flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
-            .args([
-                "serve",
-                "--insecure-http",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
+        cmd.args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args(extra)
+            .args(extra);
+        Server::launch(cmd, data_dir)
+    }
+
+    /// HTTPS (the default) on 127.0.0.1:0 with extra `serve` flags.
+    pub fn start_tls(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra);
+        Server::launch(cmd, data_dir)
+    }
+
+    /// Runs a prepared command (e.g. wrapped in `ip netns exec`) and waits for the
+    /// "listening on" line.
+    pub fn launch(mut cmd: Command, data_dir: &Path) -> Server {
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -56,12 +67,12 @@ impl Server {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("listening on http://") {
-                    let addr = line[i + "listening on http://".len()..]
+                if let Some(i) = line.find("listening on ") {
+                    let url = line[i + "listening on ".len()..]
                         .split_whitespace()
                         .next()
-                        .unwrap_or("")
-                        .to_string();
+                        .unwrap_or("");
+                    let addr = url.split_once("://").map(|x| x.1).unwrap_or(url).to_string();
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }
@@ -73,10 +84,9 @@ impl Server {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "edgeyard did not report its address; log: {:?}",
-                    log.lock().unwrap()
-                );
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("edgeyard did not report its address; log: {:?}", log.lock().unwrap());
             }
         };
         Server {
@@ -86,6 +96,16 @@ impl Server {
             _tmp: None,
             log,
         }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+
+    /// Sends a signal (e.g. "HUP") to the server process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args([&format!("-{sig}"), &pid]).status();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -340,4 +360,53 @@ pub fn run(cmd: &mut Command) -> String {
         );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes an OCI image layout with one single-platform image (tag `img`) under `dir`;
+/// returns the manifest digest.
+pub fn oci_image_layout(dir: &Path, seed: u64) -> String {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let put = |data: &[u8]| {
+        let d = sha256(data);
+        std::fs::write(dir.join("blobs/sha256").join(&d["sha256:".len()..]), data).unwrap();
+        (d, data.len())
+    };
+    let layer = bytes(200_000, seed);
+    let (ld, ln) = put(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [ld]}
+    }))
+    .unwrap();
+    let (cd, cn) = put(&config);
+    let manifest = image_manifest((&cd, cn), &[(&ld, ln)]);
+    let (md, mn) = put(&manifest);
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": md, "size": mn,
+                "annotations": {"org.opencontainers.image.ref.name": "img"}
+            }]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    md
+}
+
+/// The SHA-256 fingerprint (`AB:CD:…`) of the certificate a TLS server presents.
+pub fn served_fingerprint(addr: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {addr} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .expect("openssl");
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim().rsplit('=').next().unwrap_or("").to_string()
 }

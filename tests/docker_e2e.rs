@@ -8,69 +8,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
+use common::docker::*;
 use common::*;
-
-fn docker_host() -> Option<String> {
-    match std::env::var("EDGEYARD_DOCKER_HOST") {
-        Ok(h) if !h.is_empty() => Some(h),
-        _ if std::env::var("EDGEYARD_E2E").as_deref() == Ok("skip") => {
-            eprintln!("SKIPPED: no EDGEYARD_DOCKER_HOST (EDGEYARD_E2E=skip)");
-            None
-        }
-        _ => panic!(
-            "EDGEYARD_DOCKER_HOST is not set: run scripts/test, which starts a private \
-             Docker daemon, or set EDGEYARD_E2E=skip"
-        ),
-    }
-}
-
-struct Docker {
-    host: String,
-}
-
-impl Docker {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker");
-        c.env("DOCKER_HOST", &self.host)
-            .env("DOCKER_BUILDKIT", "0")
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        run(&mut self.cmd(args))
-    }
-
-    fn inspect(&self, image: &str, format: &str) -> String {
-        self.run(&["image", "inspect", "-f", format, image])
-            .trim()
-            .to_string()
-    }
-}
-
-/// A tarball with a few files, as `docker import` wants a root filesystem.
-fn make_rootfs(dir: &Path, seed: u64) -> std::path::PathBuf {
-    let root = dir.join("rootfs");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(root.join("etc/os-release"), b"NAME=edgeyard-test\n").unwrap();
-    std::fs::write(root.join("payload.bin"), bytes(512 * 1024, seed)).unwrap();
-    let tar = dir.join("rootfs.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg("."));
-    tar
-}
 
 #[test]
 fn docker_push_pull_roundtrip_with_shared_layer() {
-    let Some(host) = docker_host() else { return };
-    let docker = Docker { host };
+    let Some(docker) = Docker::from_env() else {
+        return;
+    };
     let s = Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let base = format!("{}/e2e/base:1", s.addr);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -36,9 +38,15 @@ impl Server {
     /// Plain HTTP with extra `serve` flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
-        cmd.args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra);
+        cmd.args([
+            "serve",
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra);
         Server::launch(cmd, data_dir)
     }
 
@@ -72,7 +80,11 @@ impl Server {
                         .split_whitespace()
                         .next()
                         .unwrap_or("");
-                    let addr = url.split_once("://").map(|x| x.1).unwrap_or(url).to_string();
+                    let addr = url
+                        .split_once("://")
+                        .map(|x| x.1)
+                        .unwrap_or(url)
+                        .to_string();
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }
@@ -86,7 +98,10 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("edgeyard did not report its address; log: {:?}", log.lock().unwrap());
+                panic!(
+                    "edgeyard did not report its address; log: {:?}",
+                    log.lock().unwrap()
+                );
             }
         };
         Server {
@@ -99,13 +114,19 @@ impl Server {
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Sends a signal (e.g. "HUP") to the server process.
     pub fn signal(&self, sig: &str) {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args([&format!("-{sig}"), &pid]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status();
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -660,6 +660,67 @@ fn index_requires_children_and_referrers_are_listed() {
 }
 
 #[test]
+fn docker_manifest_list_of_schema2_manifests() {
+    let s = Server::start();
+    let mut children = Vec::new();
+    for (arch, seed) in [("amd64", 21u64), ("arm64", 22)] {
+        let cfg = push_blob(
+            &s,
+            "ns/list",
+            format!("{{\"architecture\":\"{arch}\"}}").as_bytes(),
+        );
+        let layer_bytes = bytes(777, seed);
+        let layer = push_blob(&s, "ns/list", &layer_bytes);
+        let m = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cfg, "size": 24 + arch.len()},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer, "size": 777}]
+        }))
+        .unwrap();
+        let d = sha256(&m);
+        let r = s
+            .req("PUT", &format!("/v2/ns/list/manifests/{d}"))
+            .header(
+                "Content-Type",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .body(m.clone())
+            .send();
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        children.push(serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": d, "size": m.len(), "platform": {"architecture": arch, "os": "linux"}
+        }));
+    }
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": children
+    }))
+    .unwrap();
+    let r = s
+        .req("PUT", "/v2/ns/list/manifests/multi")
+        .header(
+            "Content-Type",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        )
+        .body(list.clone())
+        .send();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let r = s.req("GET", "/v2/ns/list/manifests/multi").send();
+    assert_eq!(r.body, list);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.docker.distribution.manifest.list.v2+json")
+    );
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(sha256(&list).as_str())
+    );
+}
+
+#[test]
 fn unsupported_method_and_unknown_route() {
     let s = Server::start();
     let r = s.req("PATCH", "/v2/ns/app/tags/list").send();

@@ -13,6 +13,7 @@ use super::{blocking, Registry, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::UploadRecord;
 use crate::oci::{Digest, RepoName, UploadId};
+use crate::storage::UploadFile;
 
 /// The byte range a chunk claims (`Content-Range: start-end`, inclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,11 +96,7 @@ impl Registry {
     }
 
     /// Takes the session's file, reopening it from disk after a restart.
-    async fn take_file(
-        &self,
-        id: &UploadId,
-        slot: &mut Option<crate::storage::UploadFile>,
-    ) -> Result<crate::storage::UploadFile> {
+    async fn take_file(&self, id: &UploadId, slot: &mut Option<UploadFile>) -> Result<UploadFile> {
         if let Some(f) = slot.take() {
             return Ok(f);
         }
@@ -127,8 +124,54 @@ impl Registry {
         })
     }
 
-    /// Appends a chunk (`PATCH`). With a `Content-Range`, the chunk must start exactly where
-    /// the upload stands; otherwise 416 with the current range, and nothing is written.
+    /// Locks the session and appends `body` to it. With a `Content-Range`, the chunk must
+    /// start exactly where the upload stands (else 416 with the current range, and nothing is
+    /// written) and deliver exactly the bytes it promised. On success the caller holds the
+    /// session's lock and its file; on failure the file is back in the session.
+    async fn receive<B>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        range: Option<ContentRange>,
+        body: B,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<Option<UploadFile>>, UploadFile)>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let session = self.session(repo, id)?;
+        let mut slot = session.lock_owned().await;
+        let file = self.take_file(id, &mut slot).await?;
+        if let Some(r) = range {
+            if r.start != file.len() {
+                let offset = file.len();
+                *slot = Some(file);
+                return Err(out_of_order(repo, id, offset));
+            }
+        }
+        let pumped = pump(file, body, range.map(|r| r.len())).await;
+        let offset = pumped.file.len();
+        let short = range.filter(|r| offset != r.end + 1);
+        match (pumped.outcome, short) {
+            (Err(e), _) => {
+                *slot = Some(pumped.file);
+                Err(e)
+            }
+            (Ok(_), Some(r)) => {
+                *slot = Some(pumped.file);
+                Err(Error::api(
+                    ErrorCode::SizeInvalid,
+                    format!(
+                        "chunk ended at byte {offset}, Content-Range promised {}",
+                        r.end + 1
+                    ),
+                ))
+            }
+            (Ok(_), None) => Ok((slot, pumped.file)),
+        }
+    }
+
+    /// Appends a chunk (`PATCH`).
     pub async fn append_upload<B>(
         &self,
         repo: &RepoName,
@@ -140,31 +183,9 @@ impl Registry {
         B: Body<Data = Bytes>,
         B::Error: std::fmt::Display,
     {
-        let session = self.session(repo, id)?;
-        let mut slot = session.lock().await;
-        let file = self.take_file(id, &mut slot).await?;
-        if let Some(r) = range {
-            if r.start != file.len() {
-                let offset = file.len();
-                *slot = Some(file);
-                return Err(out_of_order(repo, id, offset));
-            }
-        }
-        let pumped = pump(file, body, range.map(|r| r.len())).await;
-        let offset = pumped.file.len();
-        *slot = Some(pumped.file);
-        pumped.outcome?;
-        if let Some(r) = range {
-            if offset != r.end + 1 {
-                return Err(Error::api(
-                    ErrorCode::SizeInvalid,
-                    format!(
-                        "chunk ended at byte {offset}, Content-Range promised {}",
-                        r.end + 1
-                    ),
-                ));
-            }
-        }
+        let (mut slot, file) = self.receive(repo, id, range, body).await?;
+        let offset = file.len();
+        *slot = Some(file);
         Ok(UploadState {
             id: id.clone(),
             offset,
@@ -185,22 +206,8 @@ impl Registry {
         B: Body<Data = Bytes>,
         B::Error: std::fmt::Display,
     {
-        let session = self.session(repo, id)?;
-        let mut slot = session.lock().await;
-        let file = self.take_file(id, &mut slot).await?;
-        if let Some(r) = range {
-            if r.start != file.len() {
-                let offset = file.len();
-                *slot = Some(file);
-                return Err(out_of_order(repo, id, offset));
-            }
-        }
-        let pumped = pump(file, body, range.map(|r| r.len())).await;
-        if let Err(e) = pumped.outcome {
-            *slot = Some(pumped.file);
-            return Err(e);
-        }
-        let file = pumped.file;
+        // The lock is held until the upload is committed or discarded.
+        let (_slot, file) = self.receive(repo, id, range, body).await?;
         let size = file.len();
         let (file, actual) = if digest.algorithm() == crate::oci::Algorithm::Sha256 {
             let d = file.digest();
@@ -223,7 +230,7 @@ impl Registry {
         id: &UploadId,
         expected: &Digest,
         actual: &Digest,
-        file: crate::storage::UploadFile,
+        file: UploadFile,
         size: u64,
     ) -> Result<u64> {
         if actual != expected {

@@ -664,17 +664,14 @@ fn docker_manifest_list_of_schema2_manifests() {
     let s = Server::start();
     let mut children = Vec::new();
     for (arch, seed) in [("amd64", 21u64), ("arm64", 22)] {
-        let cfg = push_blob(
-            &s,
-            "ns/list",
-            format!("{{\"architecture\":\"{arch}\"}}").as_bytes(),
-        );
+        let cfg_bytes = format!("{{\"architecture\":\"{arch}\"}}").into_bytes();
+        let cfg = push_blob(&s, "ns/list", &cfg_bytes);
         let layer_bytes = bytes(777, seed);
         let layer = push_blob(&s, "ns/list", &layer_bytes);
         let m = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cfg, "size": 24 + arch.len()},
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cfg, "size": cfg_bytes.len()},
             "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer, "size": 777}]
         }))
         .unwrap();

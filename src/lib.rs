@@ -14,6 +14,7 @@
 //! The rule: handlers call the registry; the registry calls storage and meta; nothing calls
 //! upward, and `http` never touches the disk or sled.
 
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -12,6 +12,9 @@
 //! | `tags`           | repo `\0` tag                | [`TagRecord`]            |
 //! | `referrers`      | repo `\0` subject `\0` digest | referrer [`Descriptor`] |
 //! | `uploads`        | upload id                    | [`UploadRecord`]         |
+//! | `users`          | user name                    | [`UserRecord`]           |
+//! | `rules`          | rule id (8 bytes, big-endian) | [`RuleRecord`]          |
+//! | `refresh_tokens` | sha256 of the token (hex)    | [`RefreshRecord`]        |
 
 mod records;
 
@@ -23,7 +26,10 @@ use sled::Transactional;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
 
-pub use records::{LinkRecord, ManifestRecord, RepoRecord, TagRecord, UploadRecord};
+pub use records::{
+    GrantRecord, LinkRecord, ManifestRecord, RefreshRecord, RepoRecord, RobotRecord, RuleRecord,
+    TagRecord, UploadRecord, UserRecord,
+};
 
 /// Handle to the metadata database. Cheap to clone (sled trees are reference counted).
 #[derive(Clone)]
@@ -36,6 +42,9 @@ pub struct Meta {
     tags: sled::Tree,
     referrers: sled::Tree,
     uploads: sled::Tree,
+    users: sled::Tree,
+    rules: sled::Tree,
+    refresh: sled::Tree,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
@@ -90,7 +99,19 @@ impl Meta {
             .path(dir)
             .cache_capacity(16 << 20)
             .open()
-            .map_err(db_err("opening the metadata database"))?;
+            .map_err(|e| match e {
+                // sled holds an exclusive lock on its files while a process has them open.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    Error::internal(
+                        "opening the metadata database",
+                        "it is in use by another edgeyard process (a running server?)",
+                    )
+                }
+                e => Error::internal("opening the metadata database", e),
+            })?;
         let tree = |name: &str| {
             db.open_tree(name)
                 .map_err(db_err("opening a metadata tree"))
@@ -103,6 +124,9 @@ impl Meta {
             tags: tree("tags")?,
             referrers: tree("referrers")?,
             uploads: tree("uploads")?,
+            users: tree("users")?,
+            rules: tree("rules")?,
+            refresh: tree("refresh_tokens")?,
             db,
         })
     }
@@ -380,6 +404,111 @@ impl Meta {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(tx_err("finishing an upload"))
+    }
+}
+
+impl Meta {
+    // ---- users, rules, refresh tokens ------------------------------------------------------
+
+    fn get_json<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<T>> {
+        match tree.get(key).map_err(db_err("reading a record"))? {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn list_json<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+    ) -> Result<Vec<(sled::IVec, T)>> {
+        tree.iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(db_err("listing records"))?;
+                Ok((k, decode(&v)?))
+            })
+            .collect()
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        Self::get_json(&self.users, name.as_bytes())
+    }
+
+    pub fn put_user(&self, name: &str, rec: &UserRecord) -> Result<()> {
+        self.users
+            .insert(name.as_bytes(), encode(rec))
+            .map(|_| ())
+            .map_err(db_err("storing a user"))
+    }
+
+    /// Deletes a user and every refresh token issued to it.
+    pub fn delete_user(&self, name: &str) -> Result<bool> {
+        let existed = self
+            .users
+            .remove(name.as_bytes())
+            .map_err(db_err("deleting a user"))?
+            .is_some();
+        self.revoke_refresh_tokens(name)?;
+        Ok(existed)
+    }
+
+    pub fn users(&self) -> Result<Vec<(String, UserRecord)>> {
+        Ok(Self::list_json(&self.users)?
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect())
+    }
+
+    pub fn rules(&self) -> Result<Vec<(u64, RuleRecord)>> {
+        Ok(Self::list_json(&self.rules)?
+            .into_iter()
+            .map(|(k, v)| {
+                let mut id = [0u8; 8];
+                let n = k.len().min(8);
+                id[8 - n..].copy_from_slice(&k[..n]);
+                (u64::from_be_bytes(id), v)
+            })
+            .collect())
+    }
+
+    pub fn add_rule(&self, rule: &RuleRecord) -> Result<u64> {
+        let id = self.db.generate_id().map_err(db_err("numbering a rule"))? + 1;
+        self.rules
+            .insert(id.to_be_bytes(), encode(rule))
+            .map_err(db_err("storing a rule"))?;
+        Ok(id)
+    }
+
+    pub fn delete_rule(&self, id: u64) -> Result<bool> {
+        self.rules
+            .remove(id.to_be_bytes())
+            .map(|o| o.is_some())
+            .map_err(db_err("deleting a rule"))
+    }
+
+    pub fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>> {
+        Self::get_json(&self.refresh, hash.as_bytes())
+    }
+
+    pub fn put_refresh_token(&self, hash: &str, rec: &RefreshRecord) -> Result<()> {
+        self.refresh
+            .insert(hash.as_bytes(), encode(rec))
+            .map(|_| ())
+            .map_err(db_err("storing a refresh token"))
+    }
+
+    pub fn revoke_refresh_tokens(&self, user: &str) -> Result<usize> {
+        let mut n = 0;
+        for (k, rec) in Self::list_json::<RefreshRecord>(&self.refresh)? {
+            if rec.user == user {
+                self.refresh
+                    .remove(k)
+                    .map_err(db_err("revoking a refresh token"))?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 

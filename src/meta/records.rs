@@ -52,3 +52,49 @@ impl UploadRecord {
         }
     }
 }
+
+/// A registry account: a person, or a robot (long-lived scoped credentials for CI and
+/// edge nodes). Passwords are stored only as argon2id (or imported bcrypt) hashes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub password_hash: String,
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub created_at: u64,
+    /// Present for robot accounts: what the robot may do, and until when.
+    #[serde(default)]
+    pub robot: Option<RobotRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RobotRecord {
+    pub grants: Vec<GrantRecord>,
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+}
+
+/// Actions on the repositories a glob matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub repos: String,
+    pub actions: Vec<String>,
+}
+
+/// An access rule: who (`user:NAME`, `group:NAME`, `authenticated`, `anonymous`) may do
+/// what on the repositories a glob matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRecord {
+    pub subject: String,
+    pub repos: String,
+    pub actions: Vec<String>,
+}
+
+/// A refresh token (docker's identity token), stored by the SHA-256 of its value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub user: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+}

@@ -1,0 +1,668 @@
+//! Authentication and authorization: users (argon2id), docker's token protocol (ES256 JWTs
+//! with refresh tokens), HTTP Basic with a short cache of verified credentials, access rules
+//! per repository glob, robot accounts, and failed-login throttling.
+//!
+//! Who may do what is decided here; `http` only finds the credentials in a request and shapes
+//! the 401/403/429 answers.
+
+pub mod limiter;
+pub mod password;
+pub mod rules;
+pub mod scope;
+pub mod token;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+
+use crate::meta::{now, Meta, RefreshRecord, UserRecord};
+pub use rules::{Actions, Principal, Rule, Subject};
+pub use scope::Scope;
+pub use token::{Access, Claims, TokenError, TokenKeys};
+
+/// Prefix that marks robot account names (as Harbor spells them).
+pub const ROBOT_PREFIX: &str = "robot$";
+/// How long a verified Basic credential is trusted without re-running argon2.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_MAX: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// The `service` tokens are issued for (their audience).
+    pub service: String,
+    pub issuer: String,
+    pub token_lifetime: Duration,
+    pub refresh_lifetime: Duration,
+    /// Token endpoint URL announced in challenges; default: this server's `/token`.
+    pub realm: Option<String>,
+    /// Initial admin password (from a file or the environment) instead of a random one.
+    pub admin_password: Option<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            service: "edgeyard".into(),
+            issuer: "edgeyard".into(),
+            token_lifetime: Duration::from_secs(300),
+            refresh_lifetime: Duration::from_secs(90 * 24 * 3600),
+            realm: None,
+            admin_password: None,
+        }
+    }
+}
+
+/// Why a login failed. Deliberately unspecific towards the client: unknown user and wrong
+/// password look the same.
+#[derive(Debug)]
+pub enum AuthError {
+    BadCredentials,
+    Throttled(Duration),
+    Internal(String),
+}
+
+/// The caller of one request.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    Anonymous,
+    /// Credentials checked against the user store (HTTP Basic).
+    Principal(Principal),
+    /// A bearer token: what it grants is in its claims.
+    Token(Claims),
+}
+
+/// The answer to a token request.
+#[derive(serde::Serialize)]
+pub struct TokenResponse {
+    pub token: String,
+    pub access_token: String,
+    pub expires_in: u64,
+    pub issued_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    meta: Meta,
+    keys: TokenKeys,
+    settings: AuthSettings,
+    rules: RwLock<Arc<Vec<Rule>>>,
+    cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    limiter: limiter::Limiter,
+    password_checks: AtomicU64,
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// Checks a user name for the CLI and the admin API.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    let body = name.strip_prefix(ROBOT_PREFIX).unwrap_or(name);
+    let ok = !body.is_empty()
+        && name.len() <= 64
+        && body.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name:?}: user names are 1 to 64 of a-z 0-9 . _ -"))
+    }
+}
+
+/// Parses stored rules; a rule that no longer parses is skipped with an error in the log
+/// rather than silently granting anything.
+pub fn load_rules(meta: &Meta) -> Result<Vec<Rule>, String> {
+    let mut out = Vec::new();
+    for (id, r) in meta.rules().map_err(|e| e.to_string())? {
+        let parsed = Subject::parse(&r.subject)
+            .and_then(|s| Actions::parse(r.actions.iter().map(String::as_str)).map(|a| (s, a)));
+        match parsed {
+            Ok((subject, actions)) => out.push(Rule {
+                id,
+                subject,
+                repos: r.repos,
+                actions,
+            }),
+            Err(e) => tracing::error!(rule = id, error = %e, "ignoring an unreadable access rule"),
+        }
+    }
+    Ok(out)
+}
+
+/// The principal a user record stands for.
+pub fn principal_of(name: &str, rec: &UserRecord) -> Principal {
+    match &rec.robot {
+        Some(robot) => Principal::Robot {
+            name: name.to_string(),
+            grants: robot
+                .grants
+                .iter()
+                .map(|g| {
+                    (
+                        g.repos.clone(),
+                        Actions::parse(g.actions.iter().map(String::as_str)).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        },
+        None => Principal::User {
+            name: name.to_string(),
+            admin: rec.admin,
+            groups: rec.groups.clone(),
+        },
+    }
+}
+
+impl Auth {
+    /// Opens the user store and token key; creates the first admin account if there is none.
+    pub fn open(meta: Meta, data_dir: &Path, settings: AuthSettings) -> Result<Auth, String> {
+        let keys = TokenKeys::load_or_create(
+            &data_dir.join("auth/token-signing.key"),
+            &settings.issuer,
+            &settings.service,
+        )?;
+        let rules = load_rules(&meta)?;
+        let auth = Auth {
+            inner: Arc::new(Inner {
+                meta,
+                keys,
+                settings,
+                rules: RwLock::new(Arc::new(rules)),
+                cache: Mutex::new(HashMap::new()),
+                limiter: limiter::Limiter::default(),
+                password_checks: AtomicU64::new(0),
+            }),
+        };
+        auth.bootstrap_admin(data_dir)?;
+        Ok(auth)
+    }
+
+    fn bootstrap_admin(&self, data_dir: &Path) -> Result<(), String> {
+        if !self
+            .inner
+            .meta
+            .users()
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let (password, file) = match &self.inner.settings.admin_password {
+            Some(p) => (p.clone(), None),
+            None => {
+                let p = password::random_secret()?;
+                let file = data_dir.join("admin-password");
+                crate::tls::files::write_atomic(
+                    &file,
+                    format!("{p}\n").as_bytes(),
+                    crate::tls::files::SECRET,
+                )
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+                (p, Some(file))
+            }
+        };
+        let rec = UserRecord {
+            password_hash: password::hash(&password)?,
+            admin: true,
+            groups: Vec::new(),
+            created_at: now(),
+            robot: None,
+        };
+        self.inner
+            .meta
+            .put_user("admin", &rec)
+            .map_err(|e| e.to_string())?;
+        self.inner
+            .meta
+            .flush_blocking()
+            .map_err(|e| e.to_string())?;
+        match file {
+            Some(f) => tracing::warn!(
+                path = %f.display(),
+                "created the user `admin`; its password is in this file (mode 0600): log in, then delete the file"
+            ),
+            None => tracing::warn!("created the user `admin` with the configured initial password"),
+        }
+        Ok(())
+    }
+
+    pub fn service(&self) -> &str {
+        self.inner.keys.service()
+    }
+
+    pub fn realm(&self) -> Option<&str> {
+        self.inner.settings.realm.as_deref()
+    }
+
+    /// How many password hashes were verified (argon2 or bcrypt runs) since start.
+    pub fn password_checks(&self) -> u64 {
+        self.inner.password_checks.load(Ordering::Relaxed)
+    }
+
+    /// Re-reads the access rules (after the admin API changed them).
+    pub fn reload_rules(&self) -> Result<(), String> {
+        let rules = load_rules(&self.inner.meta)?;
+        *self.inner.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        Ok(())
+    }
+
+    /// Forgets every cached credential (after users changed).
+    pub fn clear_cache(&self) {
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    fn rules(&self) -> Arc<Vec<Rule>> {
+        self.inner
+            .rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What `p` may do on `repo`.
+    pub fn allowed(&self, p: &Principal, repo: &str) -> Actions {
+        p.allowed(repo, &self.rules())
+    }
+
+    /// Checks a user name and password, throttling repeated failures per client address and
+    /// per user. Verified credentials are cached briefly (keyed by a hash of both), so a pull
+    /// of many layers runs argon2 once.
+    pub fn login(
+        &self,
+        user: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<Principal, AuthError> {
+        let key = {
+            let mut h = sha2::Sha256::new();
+            h.update(user.as_bytes());
+            h.update([0]);
+            h.update(password.as_bytes());
+            <[u8; 32]>::from(h.finalize())
+        };
+        let now_i = Instant::now();
+        if let Some((p, at)) = self
+            .inner
+            .cache
+            .lock()
+            .unwrap_or_else(|x| x.into_inner())
+            .get(&key)
+        {
+            if now_i.duration_since(*at) < CACHE_TTL {
+                return Ok(p.clone());
+            }
+        }
+        let (ip_key, user_key) = (format!("ip:{client}"), format!("user:{user}"));
+        for k in [&ip_key, &user_key] {
+            if let Some(wait) = self.inner.limiter.wait(k, now_i) {
+                return Err(AuthError::Throttled(wait));
+            }
+        }
+        let rec = self
+            .inner
+            .meta
+            .user(user)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        self.inner.password_checks.fetch_add(1, Ordering::Relaxed);
+        let ok = match &rec {
+            Some(r) => password::verify(password, &r.password_hash),
+            None => {
+                // Same work for unknown users, so timing does not tell which names exist.
+                let _ = password::verify(password, dummy_hash());
+                false
+            }
+        };
+        let expired = rec
+            .as_ref()
+            .and_then(|r| r.robot.as_ref())
+            .and_then(|r| r.expires_at)
+            .is_some_and(|t| t <= now());
+        let Some(rec) = rec.filter(|_| ok && !expired) else {
+            tracing::info!(user, %client, "login failed");
+            self.inner.limiter.failure(&ip_key, now_i);
+            self.inner.limiter.failure(&user_key, now_i);
+            return Err(AuthError::BadCredentials);
+        };
+        tracing::debug!(user, "verified a password hash");
+        self.inner.limiter.success(&user_key);
+        if password::is_bcrypt(&rec.password_hash) {
+            // Imported from htpasswd: upgrade to argon2id now that we know the password.
+            if let Ok(h) = password::hash(password) {
+                let upgraded = UserRecord {
+                    password_hash: h,
+                    ..rec.clone()
+                };
+                if self.inner.meta.put_user(user, &upgraded).is_ok() {
+                    tracing::info!(user, "rehashed an imported bcrypt password with argon2id");
+                }
+            }
+        }
+        let p = principal_of(user, &rec);
+        let mut cache = self.inner.cache.lock().unwrap_or_else(|x| x.into_inner());
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (p.clone(), now_i));
+        Ok(p)
+    }
+
+    /// The principal behind a refresh token (docker's stored identity token).
+    pub fn redeem_refresh(&self, token: &str) -> Result<Principal, AuthError> {
+        let rec = self
+            .inner
+            .meta
+            .refresh_token(&sha256_hex(token))
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .filter(|r| r.expires_at > now())
+            .ok_or(AuthError::BadCredentials)?;
+        let user = self
+            .inner
+            .meta
+            .user(&rec.user)
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .ok_or(AuthError::BadCredentials)?;
+        Ok(principal_of(&rec.user, &user))
+    }
+
+    pub fn verify_token(&self, token: &str) -> Result<Claims, TokenError> {
+        self.inner.keys.verify(token, now())
+    }
+
+    /// Issues an access token granting, for each requested scope, the requested actions the
+    /// principal actually has (possibly none: the entry is then listed with no actions, as
+    /// the token spec describes). With `offline`, a refresh token comes too.
+    pub fn issue(
+        &self,
+        p: &Principal,
+        scopes: &[Scope],
+        offline: bool,
+    ) -> Result<TokenResponse, String> {
+        let rules = self.rules();
+        let access: Vec<Access> = scopes
+            .iter()
+            .map(|s| match s {
+                Scope::Repository { name, actions } => Access {
+                    kind: "repository".into(),
+                    name: name.clone(),
+                    actions: actions
+                        .intersect(p.allowed(name, &rules))
+                        .names()
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                },
+                Scope::Catalog => Access {
+                    kind: "registry".into(),
+                    name: "catalog".into(),
+                    actions: if matches!(p, Principal::Anonymous) {
+                        vec![]
+                    } else {
+                        vec!["*".into()]
+                    },
+                },
+            })
+            .collect();
+        let t = now();
+        let lifetime = self.inner.settings.token_lifetime.as_secs();
+        let claims = Claims {
+            iss: self.inner.keys.issuer().to_string(),
+            sub: p.name().to_string(),
+            aud: self.inner.keys.service().to_string(),
+            exp: t + lifetime,
+            nbf: t,
+            iat: t,
+            jti: password::random_secret()?,
+            access,
+        };
+        let token = self.inner.keys.sign(&claims)?;
+        let refresh_token = match (offline, p) {
+            (true, Principal::User { name, .. } | Principal::Robot { name, .. }) => {
+                let secret = password::random_secret()?;
+                let rec = RefreshRecord {
+                    user: name.clone(),
+                    created_at: t,
+                    expires_at: t + self.inner.settings.refresh_lifetime.as_secs(),
+                };
+                self.inner
+                    .meta
+                    .put_refresh_token(&sha256_hex(&secret), &rec)
+                    .map_err(|e| e.to_string())?;
+                Some(secret)
+            }
+            _ => None,
+        };
+        let issued_at = time::OffsetDateTime::from_unix_timestamp(t as i64)
+            .ok()
+            .and_then(|d| {
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        Ok(TokenResponse {
+            token: token.clone(),
+            access_token: token,
+            expires_in: lifetime,
+            issued_at,
+            refresh_token,
+            scope: None,
+        })
+    }
+
+    /// Whether a caller may do `needed` on `repo`.
+    pub fn permits(&self, caller: &Caller, repo: &str, needed: Actions) -> bool {
+        match caller {
+            Caller::Anonymous => self.allowed(&Principal::Anonymous, repo).contains(needed),
+            Caller::Principal(p) => self.allowed(p, repo).contains(needed),
+            Caller::Token(c) => token_grants(c, repo).contains(needed),
+        }
+    }
+
+    /// For catalog listings: what the caller may pull, judged by current rules (a token
+    /// names its subject; its scopes rarely list every repository).
+    pub fn principal_for(&self, caller: &Caller) -> Principal {
+        match caller {
+            Caller::Anonymous => Principal::Anonymous,
+            Caller::Principal(p) => p.clone(),
+            Caller::Token(c) if c.sub.is_empty() => Principal::Anonymous,
+            Caller::Token(c) => match self.inner.meta.user(&c.sub) {
+                Ok(Some(rec)) => principal_of(&c.sub, &rec),
+                _ => Principal::Anonymous,
+            },
+        }
+    }
+}
+
+/// What a token's access claim grants on `repo`; `None` when it does not mention `repo`.
+pub fn token_entry(c: &Claims, repo: &str) -> Option<Actions> {
+    c.access
+        .iter()
+        .filter(|a| a.kind == "repository" && a.name == repo)
+        .map(|a| Actions::parse_lenient(&a.actions.join(",")))
+        .reduce(Actions::union)
+}
+
+fn token_grants(c: &Claims, repo: &str) -> Actions {
+    token_entry(c, repo).unwrap_or(Actions::NONE)
+}
+
+/// An argon2id hash of a random string, verified against for unknown user names so that
+/// they cost the same time as known ones.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        password::random_secret()
+            .and_then(|s| password::hash(&s))
+            .unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{GrantRecord, RobotRecord, RuleRecord};
+
+    fn setup() -> (tempfile::TempDir, Auth, Meta) {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = Meta::open(&tmp.path().join("meta")).unwrap();
+        let auth = Auth::open(meta.clone(), tmp.path(), AuthSettings::default()).unwrap();
+        (tmp, auth, meta)
+    }
+
+    fn add_user(meta: &Meta, name: &str, pw: &str) {
+        meta.put_user(
+            name,
+            &UserRecord {
+                password_hash: password::hash(pw).unwrap(),
+                admin: false,
+                groups: vec![],
+                created_at: 0,
+                robot: None,
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn first_start_creates_admin_with_private_password_file() {
+        let (tmp, auth, _) = setup();
+        let file = tmp.path().join("admin-password");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let pw = std::fs::read_to_string(&file).unwrap();
+        let p = auth
+            .login("admin", pw.trim(), "127.0.0.1".parse().unwrap())
+            .unwrap();
+        assert!(p.is_admin());
+    }
+
+    #[test]
+    fn logins_are_cached_and_throttled() {
+        let (_t, auth, meta) = setup();
+        add_user(&meta, "alice", "right");
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..50 {
+            auth.login("alice", "right", ip).unwrap();
+        }
+        assert_eq!(auth.password_checks(), 1, "one argon2 run for 50 logins");
+        for _ in 0..5 {
+            assert!(matches!(
+                auth.login("alice", "wrong", ip),
+                Err(AuthError::BadCredentials)
+            ));
+        }
+        assert!(matches!(
+            auth.login("alice", "wrong", ip),
+            Err(AuthError::Throttled(_))
+        ));
+        // Another address is throttled by the user name too.
+        assert!(matches!(
+            auth.login("alice", "wrong", "10.0.0.2".parse().unwrap()),
+            Err(AuthError::Throttled(_))
+        ));
+        assert!(matches!(
+            auth.login("nobody", "x", "10.0.0.3".parse().unwrap()),
+            Err(AuthError::BadCredentials)
+        ));
+    }
+
+    #[test]
+    fn tokens_grant_the_intersection_of_request_and_rules() {
+        let (_t, auth, meta) = setup();
+        add_user(&meta, "alice", "pw");
+        meta.add_rule(&RuleRecord {
+            subject: "user:alice".into(),
+            repos: "team/**".into(),
+            actions: vec!["pull".into()],
+        })
+        .unwrap();
+        auth.reload_rules().unwrap();
+        let p = auth
+            .login("alice", "pw", "127.0.0.1".parse().unwrap())
+            .unwrap();
+        let scopes = Scope::parse_all(["repository:team/app:pull,push repository:other/x:pull"]);
+        let resp = auth.issue(&p, &scopes, true).unwrap();
+        let claims = auth.verify_token(&resp.token).unwrap();
+        assert_eq!(token_entry(&claims, "team/app"), Some(Actions::PULL));
+        assert_eq!(token_entry(&claims, "other/x"), Some(Actions::NONE));
+        assert_eq!(token_entry(&claims, "unmentioned/x"), None);
+        assert!(auth.permits(&Caller::Token(claims.clone()), "team/app", Actions::PULL));
+        assert!(!auth.permits(&Caller::Token(claims), "team/app", Actions::PUSH));
+        // The refresh token stands for alice until she is deleted.
+        let refresh = resp.refresh_token.unwrap();
+        assert_eq!(auth.redeem_refresh(&refresh).unwrap().name(), "alice");
+        assert!(matches!(
+            auth.redeem_refresh("made-up"),
+            Err(AuthError::BadCredentials)
+        ));
+        meta.delete_user("alice").unwrap();
+        assert!(auth.redeem_refresh(&refresh).is_err());
+    }
+
+    #[test]
+    fn robots_and_bcrypt_upgrade() {
+        let (_t, auth, meta) = setup();
+        meta.put_user(
+            "robot$ci",
+            &UserRecord {
+                password_hash: password::hash("robot-secret").unwrap(),
+                admin: false,
+                groups: vec![],
+                created_at: 0,
+                robot: Some(RobotRecord {
+                    grants: vec![GrantRecord {
+                        repos: "ci/**".into(),
+                        actions: vec!["push".into()],
+                    }],
+                    expires_at: None,
+                }),
+            },
+        )
+        .unwrap();
+        let p = auth
+            .login("robot$ci", "robot-secret", "127.0.0.1".parse().unwrap())
+            .unwrap();
+        assert!(auth.allowed(&p, "ci/app").contains(Actions::PUSH));
+        assert!(auth.allowed(&p, "prod/app").is_empty());
+
+        meta.put_user(
+            "legacy",
+            &UserRecord {
+                password_hash: bcrypt::hash("from-htpasswd", 4).unwrap(),
+                admin: false,
+                groups: vec![],
+                created_at: 0,
+                robot: None,
+            },
+        )
+        .unwrap();
+        auth.login("legacy", "from-htpasswd", "127.0.0.1".parse().unwrap())
+            .unwrap();
+        assert!(meta
+            .user("legacy")
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .starts_with("$argon2id$"));
+    }
+}

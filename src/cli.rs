@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Client certificates (mutual TLS): none, optional or required.
     #[arg(long, value_name = "MODE")]
     pub client_auth: Option<ClientAuth>,
+    /// Turn authentication off: anyone who reaches the port may push, pull and delete.
+    /// For closed lab networks and tests only.
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::AuthSettings;
 use crate::tls::{ClientAuth, TlsSettings, UserCert};
 
 /// Where data lives when nothing says otherwise: a folder in the working directory, so a
@@ -25,6 +26,24 @@ pub struct FileConfig {
     pub log: Option<String>,
     #[serde(default)]
     pub tls: TlsFileConfig,
+    #[serde(default)]
+    pub auth: AuthFileConfig,
+}
+
+/// The `[auth]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFileConfig {
+    /// Authentication is on unless this is false (or `serve --no-auth`).
+    pub enabled: Option<bool>,
+    /// The service name tokens are issued for (default "edgeyard").
+    pub service: Option<String>,
+    /// Token endpoint URL to announce (default: `https://<Host>/token` of each request).
+    pub realm: Option<String>,
+    /// Access token lifetime, seconds (default 300).
+    pub token_lifetime_secs: Option<u64>,
+    /// A file holding the initial admin password (else `$EDGEYARD_ADMIN_PASSWORD`, else random).
+    pub admin_password_file: Option<PathBuf>,
 }
 
 /// The `[tls]` table.
@@ -67,6 +86,8 @@ pub struct ServeConfig {
     pub insecure_http: bool,
     pub log: String,
     pub tls: TlsSettings,
+    /// `None` when authentication is off.
+    pub auth: Option<AuthSettings>,
 }
 
 /// Flags from the command line; `None` means "not given".
@@ -80,6 +101,42 @@ pub struct ServeFlags {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub client_auth: Option<ClientAuth>,
+    pub no_auth: bool,
+}
+
+fn auth_settings(file: AuthFileConfig, flags: &ServeFlags) -> Result<Option<AuthSettings>, String> {
+    if flags.no_auth || file.enabled == Some(false) {
+        return Ok(None);
+    }
+    let d = AuthSettings::default();
+    let admin_password = match &file.admin_password_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("auth.admin_password_file {}: {e}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("EDGEYARD_ADMIN_PASSWORD").ok(),
+    };
+    if admin_password.as_ref().is_some_and(|p| p.len() < 8) {
+        return Err("the initial admin password must have at least 8 characters".into());
+    }
+    if let Some(r) = &file.realm {
+        if !(r.starts_with("https://") || r.starts_with("http://")) || r.contains('"') {
+            return Err(format!("auth.realm {r:?} must be an http(s) URL"));
+        }
+    }
+    Ok(Some(AuthSettings {
+        service: file.service.unwrap_or(d.service),
+        realm: file.realm,
+        token_lifetime: match file.token_lifetime_secs {
+            None => d.token_lifetime,
+            Some(s) if (10..=86_400).contains(&s) => Duration::from_secs(s),
+            Some(_) => return Err("auth.token_lifetime_secs must be 10 to 86400".into()),
+        },
+        admin_password,
+        ..d
+    }))
 }
 
 fn tls_settings(file: TlsFileConfig, flags: &ServeFlags) -> Result<TlsSettings, String> {
@@ -142,11 +199,13 @@ impl ServeConfig {
     /// Flags win over the file, the file over defaults.
     pub fn build(file: FileConfig, flags: ServeFlags) -> Result<ServeConfig, String> {
         let tls = tls_settings(file.tls, &flags)?;
+        let auth = auth_settings(file.auth, &flags)?;
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5000)));
         Ok(ServeConfig {
             tls,
+            auth,
             listen: flags.listen.or(file.listen).unwrap_or(default_listen),
             data_dir: flags
                 .data_dir

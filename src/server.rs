@@ -49,7 +49,7 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
         };
         let _ = stream.set_nodelay(true);
         let app2 = app.clone();
-        let service = service_fn(move |req| crate::http::serve(app2.clone(), req));
+        let service = service_fn(move |req| crate::http::serve(app2.clone(), peer, req));
         match &app.tls {
             None => {
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

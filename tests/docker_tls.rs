@@ -131,6 +131,7 @@ fn docker_verifies_the_registry_certificate_and_trusts_it_after_cert_trust() {
         &host.ns,
         env!("CARGO_BIN_EXE_edgeyard"),
         "serve",
+        "--no-auth",
         "--listen",
     ])
     .arg(format!("{REGISTRY_IP}:5443"))

@@ -1,5 +1,6 @@
 //! `edgeyard serve`: open the store, set up TLS, serve until SIGINT/SIGTERM, flush, exit.
 
+use crate::auth::Auth;
 use crate::cli::ServeArgs;
 use crate::config::{ServeConfig, ServeFlags};
 use crate::http::App;
@@ -21,6 +22,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
             client_auth: args.client_auth,
+            no_auth: args.no_auth,
         },
     )
     .map_err(Failure::Usage)?;
@@ -76,6 +78,27 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             addr.port()
         );
     }
+    let auth = match &config.auth {
+        None => {
+            tracing::warn!(
+                "authentication is OFF (--no-auth): anyone who can reach this port may push, \
+                 pull and delete"
+            );
+            None
+        }
+        Some(settings) => {
+            let (meta, dir, settings) = (
+                registry.meta_handle(),
+                config.data_dir.clone(),
+                settings.clone(),
+            );
+            let auth = tokio::task::spawn_blocking(move || Auth::open(meta, &dir, settings))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("authentication setup failed: {e}"))?;
+            Some(auth)
+        }
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let maintenance = tls.clone().map(|t| {
         let mut rx = stop_rx.clone();
@@ -86,6 +109,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let app = App {
         registry: registry.clone(),
         tls,
+        auth,
     };
     crate::server::run(listener, app, shutdown_signal()).await;
     let _ = stop_tx.send(true);

@@ -3,10 +3,12 @@
 //! disk or sled; that is the registry's job.
 
 mod body;
+pub mod gate;
 mod handlers;
 mod query;
 pub mod route;
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -14,16 +16,20 @@ use hyper::body::Incoming;
 
 pub use body::ResponseBody;
 
+use crate::auth::{Actions, Auth};
 use crate::error::Error;
 use crate::registry::Registry;
 use crate::tls::Tls;
+use gate::Gate;
 use route::Route;
 
-/// What a request can reach: the registry, and the TLS state (for `/ca.crt`).
+/// What a request can reach: the registry, the TLS state (for `/ca.crt`) and the
+/// authentication state (`None` with `--no-auth`).
 #[derive(Clone)]
 pub struct App {
     pub registry: Registry,
     pub tls: Option<Tls>,
+    pub auth: Option<Auth>,
 }
 
 pub type Resp = Response<ResponseBody>;
@@ -32,7 +38,11 @@ pub type Resp = Response<ResponseBody>;
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
 /// Handles one request; never fails (errors become their JSON responses).
-pub async fn serve(app: App, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+pub async fn serve(
+    app: App,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Resp, std::convert::Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -43,7 +53,24 @@ pub async fn serve(app: App, req: Request<Incoming>) -> Result<Resp, std::conver
     };
     let result = match route {
         Ok(Route::CaCert) => ca_cert(&app),
-        Ok(route) => dispatch(&app.registry, route, req).await,
+        Ok(Route::Token) => match &app.auth {
+            Some(auth) => handlers::token::handle(auth, peer, req).await,
+            None => Err(Error::api(
+                crate::error::ErrorCode::Unsupported,
+                "authentication is off on this registry: no tokens needed",
+            )
+            .with_status(StatusCode::NOT_FOUND)),
+        },
+        Ok(route) => match &app.auth {
+            None => dispatch(&app.registry, &Gate::open(), route, req).await,
+            Some(auth) => match Gate::identify(auth, &req, peer, app.tls.is_some()) {
+                Ok(gate) => match authorize(&gate, &route, req.method()) {
+                    Ok(()) => dispatch(&app.registry, &gate, route, req).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+        },
         Err(e) => Err(e),
     };
     let mut resp = result.unwrap_or_else(error_response);
@@ -62,12 +89,35 @@ pub async fn serve(app: App, req: Request<Incoming>) -> Result<Resp, std::conver
     Ok(resp)
 }
 
-async fn dispatch(reg: &Registry, route: Route, req: Request<Incoming>) -> Result<Resp, Error> {
+/// What a route needs from the caller. Catalog listings are filtered instead (by what the
+/// caller may pull), and a mount's source is checked by the upload handler.
+fn authorize(gate: &Gate, route: &Route, method: &Method) -> Result<(), Error> {
+    let needed = match (route, method) {
+        (Route::Base | Route::Catalog, _) => return gate.require_login(),
+        (Route::CaCert | Route::Token, _) => return Ok(()),
+        (Route::Tags(_) | Route::Referrers(..), _) => Actions::PULL,
+        (Route::Manifest(..) | Route::Blob(..), &Method::GET | &Method::HEAD) => Actions::PULL,
+        (Route::Manifest(..) | Route::Blob(..), &Method::DELETE) => Actions::DELETE,
+        (Route::Manifest(..) | Route::UploadStart(_) | Route::Upload(..), _) => Actions::PUSH,
+        (Route::Blob(..), _) => Actions::PULL,
+    };
+    match route.repo() {
+        Some(repo) => gate.require(repo.as_str(), needed),
+        None => Ok(()),
+    }
+}
+
+async fn dispatch(
+    reg: &Registry,
+    gate: &Gate,
+    route: Route,
+    req: Request<Incoming>,
+) -> Result<Resp, Error> {
     use handlers::*;
     let method = req.method().clone();
     match (route, method) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(json(StatusCode::OK, b"{}".to_vec())),
-        (Route::Catalog, Method::GET) => catalog::list(reg, &req),
+        (Route::Catalog, Method::GET) => catalog::list(reg, gate, &req),
         (Route::Tags(repo), Method::GET) => tags::list(reg, &repo, &req),
         (Route::Manifest(repo, r), Method::GET | Method::HEAD) => {
             manifests::get(reg, &repo, &r, &req)
@@ -78,7 +128,7 @@ async fn dispatch(reg: &Registry, route: Route, req: Request<Incoming>) -> Resul
             blobs::get(reg, &repo, &d, &req).await
         }
         (Route::Blob(repo, d), Method::DELETE) => blobs::delete(reg, &repo, &d).await,
-        (Route::UploadStart(repo), Method::POST) => uploads::start(reg, &repo, req).await,
+        (Route::UploadStart(repo), Method::POST) => uploads::start(reg, gate, &repo, req).await,
         (Route::Upload(repo, id), Method::GET) => uploads::status(reg, &repo, &id).await,
         (Route::Upload(repo, id), Method::PATCH) => uploads::patch(reg, &repo, &id, req).await,
         (Route::Upload(repo, id), Method::PUT) => uploads::put(reg, &repo, &id, req).await,

@@ -9,6 +9,8 @@ use crate::oci::{Digest, Reference, RepoName, UploadId};
 pub enum Route {
     /// `/ca.crt`: the registry's CA certificate
     CaCert,
+    /// `/token`: the token endpoint of docker's token authentication
+    Token,
     /// `/v2/`
     Base,
     /// `/v2/_catalog`
@@ -32,6 +34,7 @@ impl Route {
     pub fn kind(&self) -> &'static str {
         match self {
             Route::CaCert => "ca_cert",
+            Route::Token => "token",
             Route::Base => "base",
             Route::Catalog => "catalog",
             Route::Tags(_) => "tags",
@@ -45,7 +48,7 @@ impl Route {
 
     pub fn repo(&self) -> Option<&RepoName> {
         match self {
-            Route::CaCert | Route::Base | Route::Catalog => None,
+            Route::CaCert | Route::Token | Route::Base | Route::Catalog => None,
             Route::Tags(r)
             | Route::Manifest(r, _)
             | Route::Blob(r, _)
@@ -72,6 +75,7 @@ pub fn parse(path: &str) -> Result<Route> {
         return match path {
             "/v2" => Ok(Route::Base),
             "/ca.crt" => Ok(Route::CaCert),
+            "/token" => Ok(Route::Token),
             _ => Err(not_found()),
         };
     };

@@ -155,8 +155,14 @@ impl Meta {
             .map_err(db_err("reading a repository"))
     }
 
-    /// Repository names in order, strictly after `last`, at most `n`; plus whether more follow.
-    pub fn list_repos(&self, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+    /// Repository names in order that pass `visible`, strictly after `last`, at most `n`;
+    /// plus whether more follow.
+    pub fn list_repos(
+        &self,
+        last: Option<&str>,
+        n: usize,
+        visible: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, bool)> {
         let iter = match last {
             Some(l) => self.repos.range::<&[u8], _>((
                 std::ops::Bound::Excluded(l.as_bytes()),
@@ -164,7 +170,11 @@ impl Meta {
             )),
             None => self.repos.iter(),
         };
-        page(iter.keys(), n, |k| {
+        let visible_keys = iter.keys().filter(|k| match k {
+            Ok(k) => visible(&String::from_utf8_lossy(k)),
+            Err(_) => true,
+        });
+        page(visible_keys, n, |k| {
             Ok(String::from_utf8_lossy(&k).into_owned())
         })
     }
@@ -579,11 +589,15 @@ mod tests {
         );
         assert_eq!(m.list_tags(&a, None, 0).unwrap(), (vec![], true));
         assert_eq!(
-            m.list_repos(None, 10).unwrap(),
+            m.list_repos(None, 10, &|_| true).unwrap(),
             (vec!["a/b".into(), "a/b/c".into()], false)
         );
         assert_eq!(
-            m.list_repos(Some("a/b"), 10).unwrap(),
+            m.list_repos(Some("a/b"), 10, &|_| true).unwrap(),
+            (vec!["a/b/c".into()], false)
+        );
+        assert_eq!(
+            m.list_repos(None, 1, &|n| n != "a/b").unwrap(),
             (vec!["a/b/c".into()], false)
         );
     }

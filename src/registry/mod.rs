@@ -69,9 +69,20 @@ impl Registry {
         self.meta().flush_blocking()
     }
 
-    /// Repository names for `GET /v2/_catalog`, after `last`, at most `n`; and whether more follow.
-    pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
-        self.meta().list_repos(last, n.min(PAGE_MAX))
+    /// Repository names for `GET /v2/_catalog` that pass `visible`, after `last`, at most
+    /// `n`; and whether more follow.
+    pub fn catalog(
+        &self,
+        last: Option<&str>,
+        n: usize,
+        visible: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, bool)> {
+        self.meta().list_repos(last, n.min(PAGE_MAX), visible)
+    }
+
+    /// The metadata handle, shared with the authentication store.
+    pub fn meta_handle(&self) -> Meta {
+        self.inner.meta.clone()
     }
 
     /// Tags of an existing repository, after `last`, at most `n`; and whether more follow.

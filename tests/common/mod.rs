@@ -41,6 +41,7 @@ impl Server {
         cmd.args([
             "serve",
             "--insecure-http",
+            "--no-auth",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
@@ -50,12 +51,18 @@ impl Server {
         Server::launch(cmd, data_dir)
     }
 
-    /// HTTPS (the default) on 127.0.0.1:0 with extra `serve` flags.
+    /// HTTPS (the default), authentication off, on 127.0.0.1:0 with extra `serve` flags.
     pub fn start_tls(data_dir: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra);
+        cmd.args([
+            "serve",
+            "--no-auth",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra);
         Server::launch(cmd, data_dir)
     }
 

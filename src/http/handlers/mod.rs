@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod manifests;
 pub mod referrers;
 pub mod tags;
+pub mod token;
 pub mod uploads;
 
 use http::Request;

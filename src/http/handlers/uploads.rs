@@ -4,7 +4,9 @@
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
+use crate::auth::Actions;
 use crate::error::{Error, ErrorCode, Result};
+use crate::http::gate::Gate;
 use crate::http::query::param;
 use crate::http::{empty, set_header, Resp};
 use crate::oci::{Digest, RepoName, UploadId};
@@ -58,16 +60,29 @@ fn content_range<B>(req: &Request<B>) -> Result<Option<ContentRange>> {
     }
 }
 
-pub async fn start(reg: &Registry, repo: &RepoName, req: Request<Incoming>) -> Result<Resp> {
+pub async fn start(
+    reg: &Registry,
+    gate: &Gate,
+    repo: &RepoName,
+    req: Request<Incoming>,
+) -> Result<Resp> {
     if let Some(digest) = digest_param(&req, "mount")? {
         let from = match param(&req, "from").filter(|s| !s.is_empty()) {
             Some(f) => Some(f.parse::<RepoName>()?),
             None => None,
         };
-        if reg
-            .mount_blob(repo, &digest, from.as_ref())
-            .await?
-            .is_some()
+        // A mount links bytes the caller never sent, so it must be able to read them: pull
+        // on the source, or (without a source) the right to read everything. Otherwise the
+        // client simply uploads, as after an unknown mount.
+        let may_mount = match &from {
+            Some(f) => gate.can(f.as_str(), Actions::PULL),
+            None => gate.is_admin(),
+        };
+        if may_mount
+            && reg
+                .mount_blob(repo, &digest, from.as_ref())
+                .await?
+                .is_some()
         {
             return Ok(created(repo, &digest));
         }

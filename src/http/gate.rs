@@ -1,0 +1,213 @@
+//! Finding the caller in a request (Basic or Bearer credentials) and answering for missing
+//! rights the way docker expects: 401 with a Bearer challenge that sends the client to the
+//! token endpoint, 403 DENIED when the credentials are fine but the rights are not, and 429
+//! when logins are being throttled.
+
+use std::net::SocketAddr;
+
+use base64::Engine;
+use http::Request;
+
+use crate::auth::{token_entry, Actions, Auth, AuthError, Caller, Principal};
+use crate::error::{Error, ErrorCode, Result};
+
+/// The caller of one request and the means to judge it. With authentication off, every
+/// question is answered yes.
+pub struct Gate {
+    auth: Option<Auth>,
+    caller: Caller,
+    /// Token endpoint announced in challenges.
+    realm: String,
+}
+
+/// Credentials as they appear in an `Authorization` header.
+pub enum Credentials {
+    None,
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+pub fn credentials<B>(req: &Request<B>) -> Result<Credentials> {
+    let Some(v) = req.headers().get(http::header::AUTHORIZATION) else {
+        return Ok(Credentials::None);
+    };
+    let malformed = || Error::api(ErrorCode::Unauthorized, "malformed Authorization header");
+    let v = v.to_str().map_err(|_| malformed())?;
+    let (scheme, rest) = v.split_once(' ').ok_or_else(malformed)?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| malformed())?;
+        let text = String::from_utf8(raw).map_err(|_| malformed())?;
+        let (user, password) = text.split_once(':').ok_or_else(malformed)?;
+        Ok(Credentials::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        })
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Credentials::Bearer(rest.trim().to_string()))
+    } else {
+        Err(malformed())
+    }
+}
+
+/// Turns a failed login into its answer; the reason is never more specific than this.
+pub fn login_error(e: AuthError) -> Error {
+    match e {
+        AuthError::BadCredentials => {
+            Error::api(ErrorCode::Unauthorized, "incorrect username or password")
+        }
+        AuthError::Throttled(wait) => {
+            let secs = wait.as_secs().max(1);
+            Error::api(
+                ErrorCode::TooManyRequests,
+                format!("too many failed logins: try again in {secs} s"),
+            )
+            .with_header(http::header::RETRY_AFTER, secs.to_string())
+        }
+        AuthError::Internal(e) => Error::internal("checking credentials", e),
+    }
+}
+
+/// `https://HOST/token` from the request's own Host, unless configured.
+fn realm<B>(auth: &Auth, req: &Request<B>, tls: bool) -> String {
+    if let Some(r) = auth.realm() {
+        return r.to_string();
+    }
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{}://{host}/token", if tls { "https" } else { "http" })
+}
+
+impl Gate {
+    /// Authentication off: everything is allowed.
+    pub fn open() -> Gate {
+        Gate {
+            auth: None,
+            caller: Caller::Anonymous,
+            realm: String::new(),
+        }
+    }
+
+    /// Identifies the caller. Bad credentials fail here; missing rights are judged later.
+    pub fn identify<B>(auth: &Auth, req: &Request<B>, peer: SocketAddr, tls: bool) -> Result<Gate> {
+        let realm = realm(auth, req, tls);
+        let caller = match credentials(req)? {
+            Credentials::None => Caller::Anonymous,
+            Credentials::Basic { user, password } => Caller::Principal(
+                auth.login(&user, &password, peer.ip())
+                    .map_err(login_error)?,
+            ),
+            Credentials::Bearer(t) => match auth.verify_token(&t) {
+                Ok(c) => Caller::Token(c),
+                Err(e) => {
+                    return Err(challenge(
+                        auth,
+                        &realm,
+                        None,
+                        Some(("invalid_token", e.to_string())),
+                    ));
+                }
+            },
+        };
+        Ok(Gate {
+            auth: Some(auth.clone()),
+            caller,
+            realm,
+        })
+    }
+
+    pub fn can(&self, repo: &str, needed: Actions) -> bool {
+        match &self.auth {
+            None => true,
+            Some(a) => a.permits(&self.caller, repo, needed),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        match (&self.auth, &self.caller) {
+            (None, _) => true,
+            (Some(_), Caller::Principal(p)) => p.is_admin(),
+            (Some(a), c @ Caller::Token(_)) => a.principal_for(c).is_admin(),
+            _ => false,
+        }
+    }
+
+    /// The caller as a principal, for listings judged by rules.
+    pub fn principal(&self) -> Principal {
+        match &self.auth {
+            None => Principal::User {
+                name: String::new(),
+                admin: true,
+                groups: vec![],
+            },
+            Some(a) => a.principal_for(&self.caller),
+        }
+    }
+
+    /// Requires any valid login (the `/v2/` check docker makes before anything else).
+    pub fn require_login(&self) -> Result<()> {
+        match (&self.auth, &self.caller) {
+            (Some(a), Caller::Anonymous) => Err(challenge(a, &self.realm, None, None)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Requires `needed` on `repo`.
+    pub fn require(&self, repo: &str, needed: Actions) -> Result<()> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        if auth.permits(&self.caller, repo, needed) {
+            return Ok(());
+        }
+        let scope = format!("repository:{repo}:{needed}");
+        match &self.caller {
+            // No credentials, or a token obtained for other repositories: ask for a token
+            // with this scope.
+            Caller::Anonymous => Err(challenge(auth, &self.realm, Some(&scope), None)),
+            Caller::Token(c) if token_entry(c, repo).is_none() => Err(challenge(
+                auth,
+                &self.realm,
+                Some(&scope),
+                Some((
+                    "insufficient_scope",
+                    "the token does not cover this repository".into(),
+                )),
+            )),
+            // Credentials are fine, the rights are not: docker prints
+            // "denied: requested access to the resource is denied".
+            _ => Err(Error::code(ErrorCode::Denied)),
+        }
+    }
+}
+
+fn challenge(
+    auth: &Auth,
+    realm: &str,
+    scope: Option<&str>,
+    error: Option<(&str, String)>,
+) -> Error {
+    let mut v = format!("Bearer realm=\"{realm}\",service=\"{}\"", auth.service());
+    if let Some(s) = scope {
+        v.push_str(&format!(",scope=\"{s}\""));
+    }
+    let message = match &error {
+        Some((code, why)) => {
+            v.push_str(&format!(",error=\"{code}\""));
+            why.clone()
+        }
+        None => "authentication required".into(),
+    };
+    Error::api(ErrorCode::Unauthorized, message).with_header(http::header::WWW_AUTHENTICATE, v)
+}

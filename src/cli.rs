@@ -25,6 +25,116 @@ pub enum Command {
     /// Certificates: show them, trust the CA on a client, issue client certificates, rotate.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Registry users (run against the data directory while the server is stopped).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Access rules: who may pull, push, delete or administer which repositories.
+    #[command(subcommand)]
+    Access(AccessCommand),
+    /// Robot accounts: long-lived, revocable, scoped credentials for CI and edge nodes.
+    #[command(subcommand)]
+    Robot(RobotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without --password-stdin a random password is generated and printed once.
+    Add {
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Administrators may do everything, including managing users.
+        #[arg(long)]
+        admin: bool,
+        /// Group memberships (repeatable), for rules that name groups.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Change a user's password (revokes its refresh tokens, i.e. docker's stored logins).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Delete a user (and revoke its refresh tokens).
+    Del {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Import bcrypt entries from an htpasswd file (CNCF Distribution's); they are rehashed
+    /// with argon2id at each user's next login.
+    ImportHtpasswd {
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Add a rule, e.g. `--subject group:ci --repos 'team/**' --actions pull,push`.
+    Add {
+        /// user:NAME, group:NAME, authenticated, or anonymous.
+        #[arg(long)]
+        subject: String,
+        /// Repository glob: `*` within a path segment, `**` across segments.
+        #[arg(long)]
+        repos: String,
+        /// Comma-separated: pull, push, delete, admin.
+        #[arg(long)]
+        actions: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List rules with their ids.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Delete a rule by id.
+    Del {
+        id: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RobotCommand {
+    /// Create a robot (named robot$NAME); its secret is printed once.
+    Add {
+        name: String,
+        /// What it may do: GLOB=ACTIONS, e.g. 'edge/**=pull' (repeatable).
+        #[arg(long = "grant", value_name = "GLOB=ACTIONS", required = true)]
+        grants: Vec<String>,
+        /// Expire after this many days (default: never).
+        #[arg(long)]
+        expires_days: Option<u64>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List robots.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke a robot.
+    Del {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 /// Where the data directory and config file are, for commands that work on them offline.

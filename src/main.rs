@@ -12,6 +12,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Cert(cmd) => commands::cert::run(cmd),
+        Command::User(cmd) => commands::users::user(cmd),
+        Command::Access(cmd) => commands::users::access(cmd),
+        Command::Robot(cmd) => commands::users::robot(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

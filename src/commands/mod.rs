@@ -2,6 +2,7 @@
 
 pub mod cert;
 pub mod serve;
+pub mod users;
 
 use std::path::PathBuf;
 

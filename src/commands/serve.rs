@@ -55,6 +55,27 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             .map_err(|e| format!("TLS setup failed: {e}"))?;
         Some(tls)
     };
+    let auth = match &config.auth {
+        None => {
+            tracing::warn!(
+                "authentication is OFF (--no-auth): anyone who can reach this port may push, \
+                 pull and delete"
+            );
+            None
+        }
+        Some(settings) => {
+            let (meta, dir, settings) = (
+                registry.meta_handle(),
+                config.data_dir.clone(),
+                settings.clone(),
+            );
+            let auth = tokio::task::spawn_blocking(move || Auth::open(meta, &dir, settings))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("authentication setup failed: {e}"))?;
+            Some(auth)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -78,27 +99,6 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             addr.port()
         );
     }
-    let auth = match &config.auth {
-        None => {
-            tracing::warn!(
-                "authentication is OFF (--no-auth): anyone who can reach this port may push, \
-                 pull and delete"
-            );
-            None
-        }
-        Some(settings) => {
-            let (meta, dir, settings) = (
-                registry.meta_handle(),
-                config.data_dir.clone(),
-                settings.clone(),
-            );
-            let auth = tokio::task::spawn_blocking(move || Auth::open(meta, &dir, settings))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("authentication setup failed: {e}"))?;
-            Some(auth)
-        }
-    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let maintenance = tls.clone().map(|t| {
         let mut rx = stop_rx.clone();

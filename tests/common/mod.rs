@@ -66,6 +66,21 @@ impl Server {
         Server::launch(cmd, data_dir)
     }
 
+    /// Plain HTTP with authentication on (the default), with extra `serve` flags.
+    pub fn start_auth(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
+        cmd.args([
+            "serve",
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra);
+        Server::launch(cmd, data_dir)
+    }
+
     /// Runs a prepared command (e.g. wrapped in `ip netns exec`) and waits for the
     /// "listening on" line.
     pub fn launch(mut cmd: Command, data_dir: &Path) -> Server {
@@ -288,6 +303,38 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> Resp {
         headers,
         body,
     }
+}
+
+/// Runs `edgeyard ARGS --data-dir DIR` with `stdin` as standard input; returns stdout.
+pub fn edgeyard(data_dir: &Path, args: &[&str], stdin: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run edgeyard");
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "edgeyard {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `Authorization: Basic ...` value.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 pub fn sha256(b: &[u8]) -> String {

@@ -105,13 +105,7 @@ fn skopeo_copies_a_multi_arch_index_both_ways_byte_for_byte() {
         .arg(&remote)
         .arg(format!("oci:{}:multi", dst.display())));
 
-    let blobs = |root: &Path| {
-        snapshot(&root.join("blobs"))
-            .into_iter()
-            .map(|(p, b)| (p.file_name().unwrap().to_owned(), b))
-            .collect::<Vec<_>>()
-    };
-    let (a, b) = (blobs(&src), blobs(&dst));
+    let (a, b) = (layout_blobs(&src), layout_blobs(&dst));
     assert_eq!(a.len(), 7, "index + 2 x (manifest, config, layer)");
     assert_eq!(a, b, "every manifest and blob comes back byte-equal");
     let out_index: serde_json::Value =

@@ -145,13 +145,7 @@ fn strict_clients_push_and_pull_over_https() {
         .arg(&certs)
         .arg(&remote)
         .arg(format!("oci:{}:img", dst.display())));
-    let names = |root: &Path| {
-        snapshot(&root.join("blobs"))
-            .into_iter()
-            .map(|(p, b)| (p.file_name().unwrap().to_owned(), b))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(names(&src), names(&dst));
+    assert_eq!(layout_blobs(&src), layout_blobs(&dst));
     assert!(dst
         .join("blobs/sha256")
         .join(&md["sha256:".len()..])

@@ -184,8 +184,12 @@ pub fn error_response(e: Error) -> Resp {
             headers,
         } => {
             let (code_str, default_status, _) = code.describe();
+            // Never a null detail: docker's client turns a detail-less error whose message is
+            // the code's default into a bare code, which its push logic then retries five
+            // times and prints without the message.
+            let detail = detail.unwrap_or_else(|| serde_json::json!({}));
             let body = serde_json::json!({
-                "errors": [{ "code": code_str, "message": message, "detail": detail.unwrap_or(serde_json::Value::Null) }]
+                "errors": [{ "code": code_str, "message": message, "detail": detail }]
             });
             let mut r = json(
                 status.unwrap_or(default_status),
@@ -198,7 +202,7 @@ pub fn error_response(e: Error) -> Resp {
         }
         Error::Internal { .. } => {
             tracing::error!(error = %e, "internal error");
-            let body = br#"{"errors":[{"code":"UNKNOWN","message":"internal error, see the registry log","detail":null}]}"#;
+            let body = br#"{"errors":[{"code":"UNKNOWN","message":"internal error, see the registry log","detail":{}}]}"#;
             json(StatusCode::INTERNAL_SERVER_ERROR, body.to_vec())
         }
     }

@@ -36,6 +36,9 @@ impl Docker {
         c.env("DOCKER_HOST", &self.host)
             .env("DOCKER_BUILDKIT", "0")
             .args(args);
+        if let Some(cfg) = &self.config {
+            c.env("DOCKER_CONFIG", cfg);
+        }
         c
     }
 

@@ -485,3 +485,17 @@ pub fn served_fingerprint(addr: &str) -> String {
     let s = String::from_utf8_lossy(&out.stdout);
     s.trim().rsplit('=').next().unwrap_or("").to_string()
 }
+
+/// File name and SHA-256 of every blob of an OCI layout, for comparing layouts (short
+/// failure messages, unlike comparing the bytes themselves).
+pub fn layout_blobs(root: &Path) -> Vec<(String, String)> {
+    snapshot(&root.join("blobs"))
+        .into_iter()
+        .map(|(p, b)| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                sha256(&b),
+            )
+        })
+        .collect()
+}

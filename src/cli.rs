@@ -51,7 +51,7 @@ pub enum UserCommand {
         #[arg(long = "group", value_name = "GROUP")]
         groups: Vec<String>,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// Change a user's password (revokes its refresh tokens, i.e. docker's stored logins).
     Passwd {
@@ -59,18 +59,18 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// Delete a user (and revoke its refresh tokens).
     Del {
         name: String,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// List users.
     List {
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// Import bcrypt entries from an htpasswd file (CNCF Distribution's); they are rehashed
     /// with argon2id at each user's next login.
@@ -95,18 +95,18 @@ pub enum AccessCommand {
         #[arg(long)]
         actions: String,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// List rules with their ids.
     List {
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// Delete a rule by id.
     Del {
         id: u64,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
 }
 
@@ -122,18 +122,18 @@ pub enum RobotCommand {
         #[arg(long)]
         expires_days: Option<u64>,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// List robots.
     List {
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// Revoke a robot.
     Del {
         name: String,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
 }
 
@@ -146,6 +146,20 @@ pub struct DataArgs {
     /// TOML configuration file; flags given here override it.
     #[arg(long, short = 'c', value_name = "FILE", env = "EDGEYARD_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// Where account commands act: the data directory (server stopped) or a running server.
+#[derive(Debug, clap::Args, Clone)]
+pub struct Target {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Use the admin API of a running server, e.g. https://edge-box:5000, as an admin
+    /// (user `$EDGEYARD_USER`, default admin; password `$EDGEYARD_PASSWORD`).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// CA to verify --server with [default: the data directory's tls/ca.crt].
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

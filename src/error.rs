@@ -26,99 +26,42 @@ pub enum ErrorCode {
     Unsupported,
     TooManyRequests,
     RangeInvalid,
+    /// Admin API: a request that is not valid (bad name, short password, ...).
+    Invalid,
+    /// Admin API: no such user, robot or rule.
+    NotFound,
+    /// Admin API: it exists already.
+    Conflict,
     Unknown,
 }
 
 impl ErrorCode {
-    /// (code string, HTTP status, default message) — the single table of the spec's codes.
+    /// (code string, HTTP status, default message) — the single table of the codes.
+    #[rustfmt::skip]
     pub fn describe(self) -> (&'static str, StatusCode, &'static str) {
         use ErrorCode::*;
+        use StatusCode as S;
         match self {
-            BlobUnknown => (
-                "BLOB_UNKNOWN",
-                StatusCode::NOT_FOUND,
-                "blob unknown to registry",
-            ),
-            BlobUploadInvalid => (
-                "BLOB_UPLOAD_INVALID",
-                StatusCode::BAD_REQUEST,
-                "blob upload invalid",
-            ),
-            BlobUploadUnknown => (
-                "BLOB_UPLOAD_UNKNOWN",
-                StatusCode::NOT_FOUND,
-                "blob upload unknown to registry",
-            ),
-            DigestInvalid => (
-                "DIGEST_INVALID",
-                StatusCode::BAD_REQUEST,
-                "provided digest did not match uploaded content",
-            ),
-            ManifestBlobUnknown => (
-                "MANIFEST_BLOB_UNKNOWN",
-                StatusCode::BAD_REQUEST,
-                "blob unknown to registry",
-            ),
-            ManifestInvalid => (
-                "MANIFEST_INVALID",
-                StatusCode::BAD_REQUEST,
-                "manifest invalid",
-            ),
-            ManifestUnknown => (
-                "MANIFEST_UNKNOWN",
-                StatusCode::NOT_FOUND,
-                "manifest unknown",
-            ),
-            NameInvalid => (
-                "NAME_INVALID",
-                StatusCode::BAD_REQUEST,
-                "invalid repository name",
-            ),
-            NameUnknown => (
-                "NAME_UNKNOWN",
-                StatusCode::NOT_FOUND,
-                "repository name not known to registry",
-            ),
-            SizeInvalid => (
-                "SIZE_INVALID",
-                StatusCode::BAD_REQUEST,
-                "provided length did not match content length",
-            ),
-            TagInvalid => (
-                "TAG_INVALID",
-                StatusCode::BAD_REQUEST,
-                "manifest tag did not match URI",
-            ),
-            Unauthorized => (
-                "UNAUTHORIZED",
-                StatusCode::UNAUTHORIZED,
-                "authentication required",
-            ),
-            Denied => (
-                "DENIED",
-                StatusCode::FORBIDDEN,
-                "requested access to the resource is denied",
-            ),
-            Unsupported => (
-                "UNSUPPORTED",
-                StatusCode::METHOD_NOT_ALLOWED,
-                "The operation is unsupported.",
-            ),
-            TooManyRequests => (
-                "TOOMANYREQUESTS",
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests",
-            ),
-            RangeInvalid => (
-                "RANGE_INVALID",
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "invalid content range",
-            ),
-            Unknown => (
-                "UNKNOWN",
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "unknown error",
-            ),
+            BlobUnknown         => ("BLOB_UNKNOWN", S::NOT_FOUND, "blob unknown to registry"),
+            BlobUploadInvalid   => ("BLOB_UPLOAD_INVALID", S::BAD_REQUEST, "blob upload invalid"),
+            BlobUploadUnknown   => ("BLOB_UPLOAD_UNKNOWN", S::NOT_FOUND, "blob upload unknown to registry"),
+            DigestInvalid       => ("DIGEST_INVALID", S::BAD_REQUEST, "provided digest did not match uploaded content"),
+            ManifestBlobUnknown => ("MANIFEST_BLOB_UNKNOWN", S::BAD_REQUEST, "blob unknown to registry"),
+            ManifestInvalid     => ("MANIFEST_INVALID", S::BAD_REQUEST, "manifest invalid"),
+            ManifestUnknown     => ("MANIFEST_UNKNOWN", S::NOT_FOUND, "manifest unknown"),
+            NameInvalid         => ("NAME_INVALID", S::BAD_REQUEST, "invalid repository name"),
+            NameUnknown         => ("NAME_UNKNOWN", S::NOT_FOUND, "repository name not known to registry"),
+            SizeInvalid         => ("SIZE_INVALID", S::BAD_REQUEST, "provided length did not match content length"),
+            TagInvalid          => ("TAG_INVALID", S::BAD_REQUEST, "manifest tag did not match URI"),
+            Unauthorized        => ("UNAUTHORIZED", S::UNAUTHORIZED, "authentication required"),
+            Denied              => ("DENIED", S::FORBIDDEN, "requested access to the resource is denied"),
+            Unsupported         => ("UNSUPPORTED", S::METHOD_NOT_ALLOWED, "The operation is unsupported."),
+            TooManyRequests     => ("TOOMANYREQUESTS", S::TOO_MANY_REQUESTS, "too many requests"),
+            RangeInvalid        => ("RANGE_INVALID", S::RANGE_NOT_SATISFIABLE, "invalid content range"),
+            Invalid             => ("INVALID", S::BAD_REQUEST, "invalid request"),
+            NotFound            => ("NOT_FOUND", S::NOT_FOUND, "not found"),
+            Conflict            => ("CONFLICT", S::CONFLICT, "exists already"),
+            Unknown             => ("UNKNOWN", S::INTERNAL_SERVER_ERROR, "unknown error"),
         }
     }
 }

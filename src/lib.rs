@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;

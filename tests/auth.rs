@@ -429,3 +429,196 @@ fn first_start_creates_admin_and_commands_manage_accounts() {
         .send();
     assert_eq!(r.status, 403);
 }
+
+/// Runs an account command against a running server's admin API.
+fn remote(
+    dir: &std::path::Path,
+    server: &str,
+    password: &str,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+        .args(args)
+        .args(["--server", server, "--data-dir"])
+        .arg(dir)
+        .env("EDGEYARD_PASSWORD", password)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn admin_api_and_commands_against_a_running_https_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let pw_file = tmp.path().join("initial");
+    std::fs::write(&pw_file, "initial-admin-pw\n").unwrap();
+    let cfg = tmp.path().join("edgeyard.toml");
+    std::fs::write(
+        &cfg,
+        format!("[auth]\nadmin_password_file = \"{}\"\n", pw_file.display()),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_edgeyard"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data-dir",
+    ])
+    .arg(&dir);
+    let s = Server::launch(cmd, &dir);
+    assert!(
+        !dir.join("admin-password").exists(),
+        "the configured password is used, no file written"
+    );
+    let server = format!("https://localhost:{}", s.port());
+
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dave = ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["user", "add", "dave"],
+        "",
+    ));
+    assert!(
+        dave.contains("password: "),
+        "a generated password is printed once: {dave}"
+    );
+    ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["user", "add", "erin", "--password-stdin"],
+        "erin-password\n",
+    ));
+    let list = ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["user", "list"],
+        "",
+    ));
+    assert!(
+        list.contains("admin\tadmin") && list.contains("erin") && list.contains("dave"),
+        "{list}"
+    );
+    ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &[
+            "access",
+            "add",
+            "--subject",
+            "user:erin",
+            "--repos",
+            "lab/**",
+            "--actions",
+            "pull",
+        ],
+        "",
+    ));
+    let robot = ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["robot", "add", "line3", "--grant", "lab/**=pull"],
+        "",
+    ));
+    let secret = robot
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap()
+        .to_string();
+    assert!(ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["robot", "list"],
+        ""
+    ))
+    .contains("robot$line3\tlab/**=pull"));
+
+    // The changes are live: no restart.
+    let curl = |auth: &str, url: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(dir.join("tls/ca.crt"))
+            .args(["-u", auth, url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let tags = format!("{server}/v2/lab/app/tags/list");
+    assert_eq!(
+        curl("erin:erin-password", &tags),
+        "404",
+        "pull allowed, repository unknown"
+    );
+    assert_eq!(curl(&format!("robot$line3:{secret}"), &tags), "404");
+    // Non-admins cannot use the admin API; wrong admin passwords neither.
+    assert_eq!(
+        curl("erin:erin-password", &format!("{server}/api/v1/users")),
+        "403"
+    );
+    let denied = remote(&dir, &server, "wrong-password", &["user", "list"], "");
+    assert!(!denied.status.success());
+    // Password change and deletion take effect at once (the credential cache is cleared).
+    ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["user", "passwd", "erin", "--password-stdin"],
+        "erin-password-2\n",
+    ));
+    assert_eq!(curl("erin:erin-password", &tags), "401");
+    assert_eq!(curl("erin:erin-password-2", &tags), "404");
+    ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["robot", "del", "line3"],
+        "",
+    ));
+    assert_eq!(curl(&format!("robot$line3:{secret}"), &tags), "401");
+    ok(remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["user", "del", "erin"],
+        "",
+    ));
+    assert_eq!(curl("erin:erin-password-2", &tags), "401");
+    // Bad input gets the API's error.
+    let bad = remote(
+        &dir,
+        &server,
+        "initial-admin-pw",
+        &["user", "add", "Bad Name", "--password-stdin"],
+        "long-enough-pw\n",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("user names"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

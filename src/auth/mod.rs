@@ -5,6 +5,7 @@
 //! Who may do what is decided here; `http` only finds the credentials in a request and shapes
 //! the 401/403/429 answers.
 
+pub mod admin;
 pub mod limiter;
 pub mod password;
 pub mod rules;

@@ -1,6 +1,7 @@
 //! The subcommands. Each returns `Result<(), Failure>`; `main` turns that into an exit code.
 
 pub mod cert;
+pub mod client;
 pub mod serve;
 pub mod users;
 

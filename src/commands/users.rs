@@ -1,30 +1,59 @@
-//! `edgeyard user|access|robot ...`: accounts and access rules, edited in the metadata
-//! database directly. sled admits one process at a time, so these run while the server is
-//! stopped; the error says so when it is not.
+//! `edgeyard user|access|robot ...`: accounts and access rules. With `--server URL` they go
+//! through the admin API of a running server (as an admin: `EDGEYARD_USER`, default `admin`,
+//! and `EDGEYARD_PASSWORD`); otherwise they edit the data directory, which sled lets only one
+//! process open, so the server must be stopped.
 
 use std::io::{BufRead, IsTerminal};
 
-use crate::auth::{self, password, rules, Actions, ROBOT_PREFIX};
-use crate::cli::{AccessCommand, DataArgs, RobotCommand, UserCommand};
-use crate::meta::{now, GrantRecord, Meta, RobotRecord, RuleRecord, UserRecord};
+use serde_json::json;
+
+use crate::auth::admin::{self, AdminError, RobotInfo, RuleInfo, UserInfo};
+use crate::auth::password;
+use crate::cli::{AccessCommand, DataArgs, RobotCommand, Target, UserCommand};
+use crate::meta::{GrantRecord, Meta, RuleRecord};
 use crate::storage::Storage;
 
+use super::client::AdminClient;
 use super::{data_dir, load_file, Failure};
 
-fn open_meta(data: &DataArgs) -> Result<Meta, Failure> {
+/// Where the change goes: the data directory, or a running server.
+enum Store {
+    Local(Meta),
+    Remote(AdminClient),
+}
+
+fn open(target: &Target) -> Result<Store, Failure> {
+    let data: &DataArgs = &target.data;
     let file = load_file(data)?;
     let dir = data_dir(data, &file);
+    if let Some(url) = &target.server {
+        let default_ca = dir.join("tls/ca.crt");
+        let ca = target
+            .cacert
+            .clone()
+            .or_else(|| default_ca.exists().then_some(default_ca));
+        return AdminClient::new(url, ca.as_deref()).map(Store::Remote);
+    }
     let storage =
         Storage::open(&dir).map_err(|e| Failure::Runtime(format!("{}: {e}", dir.display())))?;
-    Meta::open(&storage.meta_dir()).map_err(|e| {
-        Failure::Runtime(format!(
-            "{e}\nstop the server first (user, access and robot commands edit the data directory)"
-        ))
-    })
+    Meta::open(&storage.meta_dir())
+        .map(Store::Local)
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "{e}\nstop the server first, or pass --server URL to use its admin API"
+            ))
+        })
 }
 
 fn rt(e: impl std::fmt::Display) -> Failure {
     Failure::Runtime(e.to_string())
+}
+
+fn admin_err(e: AdminError) -> Failure {
+    match e {
+        AdminError::Invalid(m) => Failure::Usage(m),
+        other => Failure::Runtime(other.to_string()),
+    }
 }
 
 fn flush(meta: &Meta) -> Result<(), Failure> {
@@ -42,11 +71,7 @@ fn read_password(from_stdin: bool) -> Result<(String, bool), Failure> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(rt)?;
     let p = line.trim_end_matches(['\n', '\r']).to_string();
-    if p.len() < 8 {
-        return Err(Failure::Usage(
-            "passwords need at least 8 characters".into(),
-        ));
-    }
+    admin::check_password(&p).map_err(admin_err)?;
     Ok((p, false))
 }
 
@@ -55,31 +80,24 @@ pub fn user(cmd: UserCommand) -> Result<(), Failure> {
         UserCommand::Add {
             name,
             password_stdin,
-            admin,
+            admin: is_admin,
             groups,
-            data,
+            target,
         } => {
-            auth::check_user_name(&name).map_err(Failure::Usage)?;
-            if name.starts_with(ROBOT_PREFIX) {
-                return Err(Failure::Usage(
-                    "robot accounts are made with `edgeyard robot add`".into(),
-                ));
-            }
-            let meta = open_meta(&data)?;
-            if meta.user(&name).map_err(rt)?.is_some() {
-                return Err(Failure::Runtime(format!("user {name} exists already")));
-            }
             let (pw, generated) = read_password(password_stdin)?;
-            let rec = UserRecord {
-                password_hash: password::hash(&pw).map_err(rt)?,
-                admin,
-                groups,
-                created_at: now(),
-                robot: None,
-            };
-            meta.put_user(&name, &rec).map_err(rt)?;
-            flush(&meta)?;
-            println!("created user {name}{}", if admin { " (admin)" } else { "" });
+            match open(&target)? {
+                Store::Local(meta) => {
+                    admin::create_user(&meta, &name, &pw, is_admin, groups).map_err(admin_err)?;
+                    flush(&meta)?;
+                }
+                Store::Remote(c) => {
+                    c.call("POST", "/api/v1/users", Some(json!({"name": name, "password": pw, "admin": is_admin, "groups": groups})))?;
+                }
+            }
+            println!(
+                "created user {name}{}",
+                if is_admin { " (admin)" } else { "" }
+            );
             if generated {
                 println!("password: {pw}");
             }
@@ -88,88 +106,98 @@ pub fn user(cmd: UserCommand) -> Result<(), Failure> {
         UserCommand::Passwd {
             name,
             password_stdin,
-            data,
+            target,
         } => {
-            let meta = open_meta(&data)?;
-            let mut rec = meta
-                .user(&name)
-                .map_err(rt)?
-                .filter(|r| r.robot.is_none())
-                .ok_or_else(|| Failure::Runtime(format!("no user {name}")))?;
             let (pw, generated) = read_password(password_stdin)?;
-            rec.password_hash = password::hash(&pw).map_err(rt)?;
-            meta.put_user(&name, &rec).map_err(rt)?;
-            let revoked = meta.revoke_refresh_tokens(&name).map_err(rt)?;
-            flush(&meta)?;
-            println!("password of {name} changed; {revoked} stored login(s) revoked");
+            match open(&target)? {
+                Store::Local(meta) => {
+                    admin::set_password(&meta, &name, &pw).map_err(admin_err)?;
+                    flush(&meta)?;
+                }
+                Store::Remote(c) => {
+                    c.call(
+                        "PUT",
+                        &format!("/api/v1/users/{name}/password"),
+                        Some(json!({"password": pw})),
+                    )?;
+                }
+            }
+            println!("password of {name} changed; its stored logins (refresh tokens) are revoked");
             if generated {
                 println!("password: {pw}");
             }
             Ok(())
         }
-        UserCommand::Del { name, data } => {
-            let meta = open_meta(&data)?;
-            if !meta.delete_user(&name).map_err(rt)? {
-                return Err(Failure::Runtime(format!("no user {name}")));
+        UserCommand::Del { name, target } => {
+            match open(&target)? {
+                Store::Local(meta) => {
+                    admin::delete_account(&meta, &name, false).map_err(admin_err)?;
+                    flush(&meta)?;
+                }
+                Store::Remote(c) => {
+                    c.call("DELETE", &format!("/api/v1/users/{name}"), None)?;
+                }
             }
-            flush(&meta)?;
             println!("deleted user {name}");
             Ok(())
         }
-        UserCommand::List { data } => {
-            let meta = open_meta(&data)?;
-            for (name, rec) in meta.users().map_err(rt)? {
-                if rec.robot.is_some() {
-                    continue;
+        UserCommand::List { target } => {
+            let users: Vec<UserInfo> = match open(&target)? {
+                Store::Local(meta) => admin::list_users(&meta).map_err(admin_err)?,
+                Store::Remote(c) => {
+                    serde_json::from_value(c.call("GET", "/api/v1/users", None)?).map_err(rt)?
                 }
+            };
+            for u in users {
                 let mut tags = Vec::new();
-                if rec.admin {
+                if u.admin {
                     tags.push("admin".to_string());
                 }
-                if !rec.groups.is_empty() {
-                    tags.push(format!("groups: {}", rec.groups.join(",")));
+                if !u.groups.is_empty() {
+                    tags.push(format!("groups: {}", u.groups.join(",")));
                 }
-                if password::is_bcrypt(&rec.password_hash) {
+                if u.legacy_hash {
                     tags.push("bcrypt until next login".into());
                 }
-                println!("{name}\t{}", tags.join("; "));
+                println!("{}\t{}", u.name, tags.join("; "));
             }
             Ok(())
         }
         UserCommand::ImportHtpasswd { file, data } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| Failure::Runtime(format!("{}: {e}", file.display())))?;
-            let meta = open_meta(&data)?;
+            let Store::Local(meta) = open(&Target {
+                data,
+                server: None,
+                cacert: None,
+            })?
+            else {
+                unreachable!("no --server for imports")
+            };
             let (mut added, mut skipped) = (0, 0);
             for (no, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                let Some((name, hash)) = line.split_once(':') else {
-                    eprintln!("line {}: not NAME:HASH, skipped", no + 1);
-                    skipped += 1;
-                    continue;
-                };
-                if auth::check_user_name(name).is_err() || !password::is_bcrypt(hash) {
-                    eprintln!("line {}: {name}: only bcrypt entries with valid names are imported, skipped", no + 1);
-                    skipped += 1;
-                    continue;
+                match line.split_once(':') {
+                    Some((name, hash)) if password::is_bcrypt(hash) => {
+                        match admin::import_bcrypt_user(&meta, name, hash) {
+                            Ok(()) => added += 1,
+                            Err(e) => {
+                                eprintln!("line {}: {name}: {e}, skipped", no + 1);
+                                skipped += 1;
+                            }
+                        }
+                    }
+                    _ => {
+                        eprintln!(
+                            "line {}: only NAME:BCRYPT-HASH entries are imported, skipped",
+                            no + 1
+                        );
+                        skipped += 1;
+                    }
                 }
-                if meta.user(name).map_err(rt)?.is_some() {
-                    eprintln!("line {}: user {name} exists already, skipped", no + 1);
-                    skipped += 1;
-                    continue;
-                }
-                let rec = UserRecord {
-                    password_hash: hash.to_string(),
-                    admin: false,
-                    groups: Vec::new(),
-                    created_at: now(),
-                    robot: None,
-                };
-                meta.put_user(name, &rec).map_err(rt)?;
-                added += 1;
             }
             flush(&meta)?;
             println!("imported {added} user(s), skipped {skipped}");
@@ -184,45 +212,67 @@ pub fn access(cmd: AccessCommand) -> Result<(), Failure> {
             subject,
             repos,
             actions,
-            data,
+            target,
         } => {
-            rules::Subject::parse(&subject).map_err(Failure::Usage)?;
-            rules::check_glob(&repos).map_err(Failure::Usage)?;
-            let words: Vec<String> = actions
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-            let parsed =
-                Actions::parse(words.iter().map(String::as_str)).map_err(Failure::Usage)?;
-            if parsed.is_empty() {
-                return Err(Failure::Usage("--actions names at least one action".into()));
-            }
-            let meta = open_meta(&data)?;
-            let id = meta
-                .add_rule(&RuleRecord {
-                    subject: subject.clone(),
-                    repos: repos.clone(),
-                    actions: words,
-                })
-                .map_err(rt)?;
-            flush(&meta)?;
-            println!("rule {id}: {subject} may {parsed} on {repos}");
+            let rule = RuleRecord {
+                subject,
+                repos,
+                actions: actions
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            };
+            let id = match open(&target)? {
+                Store::Local(meta) => {
+                    let id = admin::add_rule(&meta, rule.clone()).map_err(admin_err)?;
+                    flush(&meta)?;
+                    id
+                }
+                Store::Remote(c) => c.call(
+                    "POST",
+                    "/api/v1/rules",
+                    Some(serde_json::to_value(&rule).map_err(rt)?),
+                )?["id"]
+                    .as_u64()
+                    .unwrap_or_default(),
+            };
+            println!(
+                "rule {id}: {} may {} on {}",
+                rule.subject,
+                rule.actions.join(","),
+                rule.repos
+            );
             Ok(())
         }
-        AccessCommand::List { data } => {
-            let meta = open_meta(&data)?;
-            for (id, r) in meta.rules().map_err(rt)? {
-                println!("{id}\t{}\t{}\t{}", r.subject, r.repos, r.actions.join(","));
+        AccessCommand::List { target } => {
+            let rules: Vec<RuleInfo> = match open(&target)? {
+                Store::Local(meta) => admin::list_rules(&meta).map_err(admin_err)?,
+                Store::Remote(c) => {
+                    serde_json::from_value(c.call("GET", "/api/v1/rules", None)?).map_err(rt)?
+                }
+            };
+            for r in rules {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    r.id,
+                    r.rule.subject,
+                    r.rule.repos,
+                    r.rule.actions.join(",")
+                );
             }
             Ok(())
         }
-        AccessCommand::Del { id, data } => {
-            let meta = open_meta(&data)?;
-            if !meta.delete_rule(id).map_err(rt)? {
-                return Err(Failure::Runtime(format!("no rule {id}")));
+        AccessCommand::Del { id, target } => {
+            match open(&target)? {
+                Store::Local(meta) => {
+                    admin::delete_rule(&meta, id).map_err(admin_err)?;
+                    flush(&meta)?;
+                }
+                Store::Remote(c) => {
+                    c.call("DELETE", &format!("/api/v1/rules/{id}"), None)?;
+                }
             }
-            flush(&meta)?;
             println!("deleted rule {id}");
             Ok(())
         }
@@ -236,21 +286,13 @@ fn parse_grant(s: &str) -> Result<GrantRecord, Failure> {
             "{s:?}: a grant is GLOB=ACTIONS, e.g. 'edge/**=pull'"
         ))
     })?;
-    rules::check_glob(glob).map_err(Failure::Usage)?;
-    let words: Vec<String> = actions
-        .split(',')
-        .map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty())
-        .collect();
-    let parsed = Actions::parse(words.iter().map(String::as_str)).map_err(Failure::Usage)?;
-    if parsed.is_empty() || parsed.contains(Actions::ADMIN) {
-        return Err(Failure::Usage(format!(
-            "{s:?}: robots get pull, push or delete"
-        )));
-    }
     Ok(GrantRecord {
         repos: glob.to_string(),
-        actions: words,
+        actions: actions
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
     })
 }
 
@@ -260,35 +302,29 @@ pub fn robot(cmd: RobotCommand) -> Result<(), Failure> {
             name,
             grants,
             expires_days,
-            data,
+            target,
         } => {
-            let full = if name.starts_with(ROBOT_PREFIX) {
-                name
-            } else {
-                format!("{ROBOT_PREFIX}{name}")
-            };
-            auth::check_user_name(&full).map_err(Failure::Usage)?;
             let grants = grants
                 .iter()
                 .map(|g| parse_grant(g))
                 .collect::<Result<Vec<_>, _>>()?;
-            let meta = open_meta(&data)?;
-            if meta.user(&full).map_err(rt)?.is_some() {
-                return Err(Failure::Runtime(format!("{full} exists already")));
-            }
-            let secret = password::random_secret().map_err(rt)?;
-            let rec = UserRecord {
-                password_hash: password::hash(&secret).map_err(rt)?,
-                admin: false,
-                groups: Vec::new(),
-                created_at: now(),
-                robot: Some(RobotRecord {
-                    grants,
-                    expires_at: expires_days.map(|d| now() + d * 86400),
-                }),
+            let full = admin::robot_name(&name);
+            let secret = match open(&target)? {
+                Store::Local(meta) => {
+                    let s = admin::create_robot(&meta, &name, grants, expires_days)
+                        .map_err(admin_err)?;
+                    flush(&meta)?;
+                    s
+                }
+                Store::Remote(c) => c.call(
+                    "POST",
+                    "/api/v1/robots",
+                    Some(json!({"name": name, "grants": grants, "expires_days": expires_days})),
+                )?["secret"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             };
-            meta.put_user(&full, &rec).map_err(rt)?;
-            flush(&meta)?;
             println!("created {full}");
             println!("secret: {secret}");
             println!(
@@ -296,38 +332,38 @@ pub fn robot(cmd: RobotCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
-        RobotCommand::List { data } => {
-            let meta = open_meta(&data)?;
-            for (name, rec) in meta.users().map_err(rt)? {
-                let Some(robot) = rec.robot else { continue };
-                let grants: Vec<String> = robot
+        RobotCommand::List { target } => {
+            let robots: Vec<RobotInfo> = match open(&target)? {
+                Store::Local(meta) => admin::list_robots(&meta).map_err(admin_err)?,
+                Store::Remote(c) => {
+                    serde_json::from_value(c.call("GET", "/api/v1/robots", None)?).map_err(rt)?
+                }
+            };
+            for r in robots {
+                let grants: Vec<String> = r
                     .grants
                     .iter()
                     .map(|g| format!("{}={}", g.repos, g.actions.join(",")))
                     .collect();
-                let exp = robot
+                let exp = r
                     .expires_at
                     .map(|t| format!("expires at unix {t}"))
                     .unwrap_or_else(|| "no expiry".into());
-                println!("{name}\t{}\t{exp}", grants.join(" "));
+                println!("{}\t{}\t{exp}", r.name, grants.join(" "));
             }
             Ok(())
         }
-        RobotCommand::Del { name, data } => {
-            let full = if name.starts_with(ROBOT_PREFIX) {
-                name
-            } else {
-                format!("{ROBOT_PREFIX}{name}")
-            };
-            let meta = open_meta(&data)?;
-            let is_robot = meta
-                .user(&full)
-                .map_err(rt)?
-                .is_some_and(|r| r.robot.is_some());
-            if !is_robot || !meta.delete_user(&full).map_err(rt)? {
-                return Err(Failure::Runtime(format!("no robot {full}")));
+        RobotCommand::Del { name, target } => {
+            let full = admin::robot_name(&name);
+            match open(&target)? {
+                Store::Local(meta) => {
+                    admin::delete_account(&meta, &full, true).map_err(admin_err)?;
+                    flush(&meta)?;
+                }
+                Store::Remote(c) => {
+                    c.call("DELETE", &format!("/api/v1/robots/{full}"), None)?;
+                }
             }
-            flush(&meta)?;
             println!("revoked {full}");
             Ok(())
         }

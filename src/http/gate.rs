@@ -163,6 +163,25 @@ impl Gate {
         }
     }
 
+    /// Requires an administrator (the admin API). Open when authentication is off.
+    pub fn require_admin(&self) -> Result<()> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        if matches!(self.caller, Caller::Anonymous) {
+            return Err(challenge(auth, &self.realm, None, None));
+        }
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::api(
+                ErrorCode::Denied,
+                "requested access to the resource is denied",
+            )
+            .with_detail(serde_json::json!({ "required": "admin" })))
+        }
+    }
+
     /// Requires `needed` on `repo`.
     pub fn require(&self, repo: &str, needed: Actions) -> Result<()> {
         let Some(auth) = &self.auth else {

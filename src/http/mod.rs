@@ -61,16 +61,19 @@ pub async fn serve(
             )
             .with_status(StatusCode::NOT_FOUND)),
         },
-        Ok(route) => match &app.auth {
-            None => dispatch(&app.registry, &Gate::open(), route, req).await,
-            Some(auth) => match Gate::identify(auth, &req, peer, app.tls.is_some()) {
-                Ok(gate) => match authorize(&gate, &route, req.method()) {
-                    Ok(()) => dispatch(&app.registry, &gate, route, req).await,
-                    Err(e) => Err(e),
+        Ok(route) => {
+            let gate = match &app.auth {
+                None => Ok(Gate::open()),
+                Some(auth) => Gate::identify(auth, &req, peer, app.tls.is_some()),
+            };
+            match gate.and_then(|g| authorize(&g, &route, req.method()).map(|()| g)) {
+                Ok(gate) => match route {
+                    Route::Admin(r) => handlers::admin::handle(&app, r, req).await,
+                    route => dispatch(&app.registry, &gate, route, req).await,
                 },
                 Err(e) => Err(e),
-            },
-        },
+            }
+        }
         Err(e) => Err(e),
     };
     let mut resp = result.unwrap_or_else(error_response);
@@ -95,6 +98,7 @@ fn authorize(gate: &Gate, route: &Route, method: &Method) -> Result<(), Error> {
     let needed = match (route, method) {
         (Route::Base | Route::Catalog, _) => return gate.require_login(),
         (Route::CaCert | Route::Token, _) => return Ok(()),
+        (Route::Admin(_), _) => return gate.require_admin(),
         (Route::Tags(_) | Route::Referrers(..), _) => Actions::PULL,
         (Route::Manifest(..) | Route::Blob(..), &Method::GET | &Method::HEAD) => Actions::PULL,
         (Route::Manifest(..) | Route::Blob(..), &Method::DELETE) => Actions::DELETE,

@@ -11,6 +11,8 @@ pub enum Route {
     CaCert,
     /// `/token`: the token endpoint of docker's token authentication
     Token,
+    /// `/api/v1/...`: the admin API
+    Admin(AdminRoute),
     /// `/v2/`
     Base,
     /// `/v2/_catalog`
@@ -29,10 +31,39 @@ pub enum Route {
     Referrers(RepoName, Digest),
 }
 
+/// Resources of the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRoute {
+    Users,
+    User(String),
+    UserPassword(String),
+    Robots,
+    Robot(String),
+    Rules,
+    Rule(u64),
+}
+
+impl AdminRoute {
+    fn parse(rest: &str) -> Option<AdminRoute> {
+        let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+        Some(match parts.as_slice() {
+            ["users"] => AdminRoute::Users,
+            ["users", n] => AdminRoute::User(n.to_string()),
+            ["users", n, "password"] => AdminRoute::UserPassword(n.to_string()),
+            ["robots"] => AdminRoute::Robots,
+            ["robots", n] => AdminRoute::Robot(n.to_string()),
+            ["rules"] => AdminRoute::Rules,
+            ["rules", id] => AdminRoute::Rule(id.parse().ok()?),
+            _ => return None,
+        })
+    }
+}
+
 impl Route {
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
+            Route::Admin(_) => "admin",
             Route::CaCert => "ca_cert",
             Route::Token => "token",
             Route::Base => "base",
@@ -48,7 +79,7 @@ impl Route {
 
     pub fn repo(&self) -> Option<&RepoName> {
         match self {
-            Route::CaCert | Route::Token | Route::Base | Route::Catalog => None,
+            Route::Admin(_) | Route::CaCert | Route::Token | Route::Base | Route::Catalog => None,
             Route::Tags(r)
             | Route::Manifest(r, _)
             | Route::Blob(r, _)
@@ -71,6 +102,16 @@ fn split_last<'a>(rest: &'a str, marker: &str) -> Option<(&'a str, &'a str)> {
 }
 
 pub fn parse(path: &str) -> Result<Route> {
+    if let Some(rest) = path.strip_prefix("/api/v1/") {
+        // Names in admin paths may be percent-encoded (robot$name).
+        let decoded: String = form_urlencoded::parse(format!("p={rest}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        return AdminRoute::parse(&decoded)
+            .map(Route::Admin)
+            .ok_or_else(not_found);
+    }
     let Some(rest) = path.strip_prefix("/v2/") else {
         return match path {
             "/v2" => Ok(Route::Base),
@@ -132,6 +173,8 @@ mod tests {
             ("/v2".into(), "base", None),
             ("/v2/_catalog".into(), "catalog", None),
             ("/ca.crt".into(), "ca_cert", None),
+            ("/api/v1/users".into(), "admin", None),
+            ("/api/v1/robots/robot%24ci".into(), "admin", None),
             (
                 "/v2/library/alpine/tags/list".into(),
                 "tags",

@@ -4,14 +4,6 @@
 //! fingerprint the operator confirms or pins, checked on every certificate in the download.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
-
-use http_body_util::{BodyExt, Empty, Limited};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::files;
 use super::info::{fingerprint, normalize_fingerprint, pem_certs};
@@ -102,109 +94,25 @@ pub fn all_pinned(pem: &[u8], pins: &[String]) -> bool {
     !fps.is_empty() && fps.iter().all(|f| pins.contains(&normalize_fingerprint(f)))
 }
 
-/// Accepts any server certificate: used only to download the CA, whose fingerprint the
-/// caller then checks. Handshake signatures are still verified, so the peer holds its key.
-#[derive(Debug)]
-struct UnverifiedDownload(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for UnverifiedDownload {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Downloads `<base>/ca.crt` from a running edgeyard (`https://HOST:PORT`).
+/// Downloads `<base>/ca.crt` from a running edgeyard (`https://HOST:PORT`). The connection
+/// is not verified (the CA is what we are fetching); the caller checks the fingerprint.
 pub async fn fetch_ca(base: &str) -> Result<Vec<u8>, String> {
-    let rest = base
-        .strip_prefix("https://")
-        .ok_or_else(|| format!("{base:?}: --from takes an https:// address"))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    validate_registry(authority)?;
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-            h.trim_matches(['[', ']']).to_string(),
-            p.parse::<u16>()
-                .map_err(|_| format!("bad port in {base:?}"))?,
-        ),
-        _ => (authority.trim_matches(['[', ']']).to_string(), 443),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(UnverifiedDownload(provider)))
-        .with_no_client_auth();
-    let name = ServerName::try_from(host.clone()).map_err(|e| format!("{host:?}: {e}"))?;
-    let work = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {authority} failed: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let req = http::Request::get("/ca.crt")
-            .header(http::header::HOST, authority)
-            .body(Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("{base}/ca.crt answered {}", resp.status()));
-        }
-        let body = Limited::new(resp.into_body(), 256 << 10)
-            .collect()
-            .await
-            .map_err(|e| format!("reading {base}/ca.crt: {e}"))?;
-        Ok(body.to_bytes().to_vec())
-    };
-    tokio::time::timeout(Duration::from_secs(20), work)
-        .await
-        .map_err(|_| format!("{base} did not answer within 20 s"))?
+    let base = base.trim_end_matches('/');
+    if !base.starts_with("https://") {
+        return Err(format!("{base:?}: --from takes an https:// address"));
+    }
+    let (status, body) = crate::client::request(
+        "GET",
+        &format!("{base}/ca.crt"),
+        &[],
+        Vec::new(),
+        crate::client::Verify::Unverified,
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!("{base}/ca.crt answered {status}"));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! One file per resource: parse what the request carries, call the registry, shape the answer.
 
+pub mod admin;
 pub mod blobs;
 pub mod catalog;
 pub mod manifests;

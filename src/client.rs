@@ -1,0 +1,212 @@
+//! A small HTTP/1.1 client for edgeyard's own commands: downloading the CA (`cert trust
+//! --from`, unverified, checked by fingerprint afterwards) and calling a running server's
+//! admin API (verified against its CA).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+/// How to check the server's certificate.
+pub enum Verify {
+    /// Against these CA certificates (DER).
+    Roots(Vec<Vec<u8>>),
+    /// Not at all: only for downloading a CA whose fingerprint is checked afterwards.
+    Unverified,
+}
+
+/// Largest response body read.
+const BODY_MAX: usize = 4 << 20;
+
+/// Accepts any server certificate; handshake signatures are still verified, so the peer
+/// holds the key of the certificate it shows.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config(verify: Verify) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?;
+    Ok(match verify {
+        Verify::Unverified => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+        Verify::Roots(roots) => {
+            let mut store = rustls::RootCertStore::empty();
+            for r in roots {
+                store
+                    .add(CertificateDer::from(r))
+                    .map_err(|e| format!("CA certificate: {e}"))?;
+            }
+            builder.with_root_certificates(store).with_no_client_auth()
+        }
+    })
+}
+
+/// `(scheme is https, host, port, path-and-query)` of an http(s) URL.
+fn split_url(url: &str) -> Result<(bool, String, u16, String), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("bad port in {url:?}"))?,
+        ),
+        _ => (authority, if tls { 443 } else { 80 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("no host in {url:?}"));
+    }
+    Ok((tls, host.to_string(), port, path.to_string()))
+}
+
+/// Sends one request and returns the status and body.
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+    verify: Verify,
+) -> Result<(u16, Vec<u8>), String> {
+    let (tls, host, port, path) = split_url(url)?;
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(&path)
+        .header(http::header::HOST, &authority);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+        let resp = if tls {
+            let name = ServerName::try_from(host.clone()).map_err(|e| format!("{host:?}: {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::new(tls_config(verify)?))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS with {authority} failed: {e}"))?;
+            send(hyper_util::rt::TokioIo::new(stream), req).await?
+        } else {
+            send(hyper_util::rt::TokioIo::new(tcp), req).await?
+        };
+        let status = resp.status().as_u16();
+        let body = Limited::new(resp.into_body(), BODY_MAX)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer from {authority}: {e}"))?
+            .to_bytes()
+            .to_vec();
+        Ok((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(30), work)
+        .await
+        .map_err(|_| format!("{authority} did not answer within 30 s"))?
+}
+
+async fn send<I>(
+    io: I,
+    req: http::Request<Full<bytes::Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    sender.send_request(req).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            split_url("https://edge:5000").unwrap(),
+            (true, "edge".into(), 5000, "/".into())
+        );
+        assert_eq!(
+            split_url("http://10.0.0.1/api/v1/users").unwrap(),
+            (false, "10.0.0.1".into(), 80, "/api/v1/users".into())
+        );
+        assert_eq!(
+            split_url("https://[::1]:5443/x").unwrap(),
+            (true, "::1".into(), 5443, "/x".into())
+        );
+        assert!(split_url("ftp://x").is_err());
+        assert!(split_url("https://:5").is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! The admin API (`/api/v1/`): users, robots and access rules of a running server, for
+//! administrators. The same functions back the offline commands (`auth::admin`).
+
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use crate::auth::admin::{self, AdminError};
+use crate::error::{Error, ErrorCode, Result};
+use crate::http::route::AdminRoute;
+use crate::http::{empty, json, App, Resp};
+use crate::meta::{GrantRecord, Meta, RuleRecord};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    password: String,
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRobot {
+    name: String,
+    grants: Vec<GrantRecord>,
+    #[serde(default)]
+    expires_days: Option<u64>,
+}
+
+fn admin_error(e: AdminError) -> Error {
+    match e {
+        AdminError::Invalid(m) => Error::api(ErrorCode::Invalid, m),
+        AdminError::Exists(m) => Error::api(ErrorCode::Conflict, m),
+        AdminError::NotFound(m) => Error::api(ErrorCode::NotFound, m),
+        AdminError::Internal(m) => Error::internal("administration", m),
+    }
+}
+
+async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T> {
+    let bytes = Limited::new(req.into_body(), 64 << 10)
+        .collect()
+        .await
+        .map_err(|_| Error::api(ErrorCode::Invalid, "request body too large or unreadable"))?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::api(ErrorCode::Invalid, format!("request body: {e}")))
+}
+
+fn ok_json(status: StatusCode, v: &impl serde::Serialize) -> Result<Resp> {
+    let bytes = serde_json::to_vec(v).map_err(|e| Error::internal("encoding an answer", e))?;
+    Ok(json(status, bytes))
+}
+
+/// Runs an administrative change off the async threads (password hashing takes a while).
+async fn blocking<T: Send + 'static>(
+    meta: &Meta,
+    f: impl FnOnce(&Meta) -> std::result::Result<T, AdminError> + Send + 'static,
+) -> Result<T> {
+    let meta = meta.clone();
+    match tokio::task::spawn_blocking(move || f(&meta)).await {
+        Ok(r) => r.map_err(admin_error),
+        Err(e) => Err(Error::internal("administration", e)),
+    }
+}
+
+pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Result<Resp> {
+    let meta = app.registry.meta_handle();
+    let method = req.method().clone();
+    let resp = match (route, method) {
+        (AdminRoute::Users, Method::GET) => {
+            return ok_json(StatusCode::OK, &blocking(&meta, admin::list_users).await?)
+        }
+        (AdminRoute::Robots, Method::GET) => {
+            return ok_json(StatusCode::OK, &blocking(&meta, admin::list_robots).await?)
+        }
+        (AdminRoute::Rules, Method::GET) => {
+            return ok_json(StatusCode::OK, &blocking(&meta, admin::list_rules).await?)
+        }
+        (AdminRoute::Users, Method::POST) => {
+            let u: NewUser = body(req).await?;
+            let name = u.name.clone();
+            blocking(&meta, move |m| {
+                admin::create_user(m, &u.name, &u.password, u.admin, u.groups)
+            })
+            .await?;
+            tracing::info!(user = %name, "admin API: created a user");
+            empty(StatusCode::CREATED)
+        }
+        (AdminRoute::UserPassword(name), Method::PUT) => {
+            let p: NewPassword = body(req).await?;
+            let n = name.clone();
+            blocking(&meta, move |m| admin::set_password(m, &n, &p.password)).await?;
+            tracing::info!(user = %name, "admin API: changed a password");
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::User(name), Method::DELETE) => {
+            let n = name.clone();
+            blocking(&meta, move |m| admin::delete_account(m, &n, false)).await?;
+            tracing::info!(user = %name, "admin API: deleted a user");
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Robots, Method::POST) => {
+            let r: NewRobot = body(req).await?;
+            let name = admin::robot_name(&r.name);
+            let secret = blocking(&meta, move |m| {
+                admin::create_robot(m, &r.name, r.grants, r.expires_days)
+            })
+            .await?;
+            tracing::info!(robot = %name, "admin API: created a robot");
+            finish(app, &meta).await?;
+            return ok_json(
+                StatusCode::CREATED,
+                &serde_json::json!({ "name": name, "secret": secret }),
+            );
+        }
+        (AdminRoute::Robot(name), Method::DELETE) => {
+            let n = admin::robot_name(&name);
+            blocking(&meta, move |m| admin::delete_account(m, &n, true)).await?;
+            tracing::info!(robot = %name, "admin API: revoked a robot");
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Rules, Method::POST) => {
+            let r: RuleRecord = body(req).await?;
+            let id = blocking(&meta, move |m| admin::add_rule(m, r)).await?;
+            finish(app, &meta).await?;
+            return ok_json(StatusCode::CREATED, &serde_json::json!({ "id": id }));
+        }
+        (AdminRoute::Rule(id), Method::DELETE) => {
+            blocking(&meta, move |m| admin::delete_rule(m, id)).await?;
+            empty(StatusCode::NO_CONTENT)
+        }
+        (_, m) => {
+            return Err(Error::api(
+                ErrorCode::Unsupported,
+                format!("method {m} is not allowed here"),
+            ))
+        }
+    };
+    finish(app, &meta).await?;
+    Ok(resp)
+}
+
+/// After a change: forget cached credentials, re-read rules, make it durable.
+async fn finish(app: &App, meta: &Meta) -> Result<()> {
+    if let Some(auth) = &app.auth {
+        auth.clear_cache();
+        auth.reload_rules()
+            .map_err(|e| Error::internal("reloading rules", e))?;
+    }
+    meta.flush().await
+}

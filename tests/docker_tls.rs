@@ -1,4 +1,4 @@
-//! The real Docker daemon verifies edgeyard's certificate. Docker skips verification for
+//! The real Docker daemon verifies edgeyard's certificate (authentication on, as by default). Docker skips verification for
 //! 127.0.0.0/8, so edgeyard runs on a test host: a network namespace this test creates,
 //! joined to the host by a veth pair with addresses of its own. Without the CA the push
 //! fails; after `edgeyard cert trust --root` installs it where the private daemon reads
@@ -109,7 +109,7 @@ impl Drop for TestHost {
 
 #[test]
 fn docker_verifies_the_registry_certificate_and_trusts_it_after_cert_trust() {
-    let Some(docker) = Docker::from_env() else {
+    let Some(mut docker) = Docker::from_env() else {
         return;
     };
     let trust_root = std::env::var("EDGEYARD_TRUST_ROOT")
@@ -123,7 +123,13 @@ fn docker_verifies_the_registry_certificate_and_trusts_it_after_cert_trust() {
         }
     };
     let tmp = tempfile::tempdir().unwrap();
+    docker.config = Some(tmp.path().join("docker-config"));
     let data = tmp.path().join("data");
+    edgeyard(
+        &data,
+        &["user", "add", "ops", "--password-stdin", "--admin"],
+        "ops-password-1\n",
+    );
     let mut cmd = Command::new("ip");
     cmd.args([
         "netns",
@@ -131,7 +137,6 @@ fn docker_verifies_the_registry_certificate_and_trusts_it_after_cert_trust() {
         &host.ns,
         env!("CARGO_BIN_EXE_edgeyard"),
         "serve",
-        "--no-auth",
         "--listen",
     ])
     .arg(format!("{REGISTRY_IP}:5443"))
@@ -149,10 +154,11 @@ fn docker_verifies_the_registry_certificate_and_trusts_it_after_cert_trust() {
     docker.run(&["import", tar.to_str().unwrap(), &image]);
     let id = docker.inspect(&image, "{{.Id}}");
 
-    // Not trusted yet: docker refuses the certificate.
-    let out = docker.cmd(&["push", &image]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "push must fail without the CA");
+    // Not trusted yet: docker refuses the certificate, for login and push alike.
+    let (ok, out) = docker.login(&registry, "ops", "ops-password-1");
+    assert!(!ok, "login must fail without the CA");
+    assert!(out.contains("x509") || out.contains("certificate"), "{out}");
+    let err = docker.fails(&["push", &image]);
     assert!(err.contains("x509") || err.contains("certificate"), "{err}");
 
     // Trust it the documented way, pinning the fingerprint `cert show` prints.
@@ -180,6 +186,9 @@ fn docker_verifies_the_registry_certificate_and_trusts_it_after_cert_trust() {
     assert!(trusted.contains("etc/docker/certs.d"), "{trusted}");
     assert!(certs_dir.join("ca.crt").exists());
 
+    // The Docker Trusted Registry flow, verbatim: login, push, pull.
+    let (ok, out) = docker.login(&registry, "ops", "ops-password-1");
+    assert!(ok, "{out}");
     let out = docker.run(&["push", &image]);
     assert!(out.contains("Pushed"), "{out}");
     docker.run(&["rmi", &image]);

@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod meta;
+pub mod metrics;
 pub mod oci;
 pub mod registry;
 pub mod server;

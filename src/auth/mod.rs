@@ -314,6 +314,7 @@ impl Auth {
         let (ip_key, user_key) = (format!("ip:{client}"), format!("user:{user}"));
         for k in [&ip_key, &user_key] {
             if let Some(wait) = self.inner.limiter.wait(k, now_i) {
+                crate::metrics::global().auth_failure("throttled");
                 return Err(AuthError::Throttled(wait));
             }
         }
@@ -338,6 +339,7 @@ impl Auth {
             .is_some_and(|t| t <= now());
         let Some(rec) = rec.filter(|_| ok && !expired) else {
             tracing::info!(user, %client, "login failed");
+            crate::metrics::global().auth_failure("bad_credentials");
             self.inner.limiter.failure(&ip_key, now_i);
             self.inner.limiter.failure(&user_key, now_i);
             return Err(AuthError::BadCredentials);

@@ -111,6 +111,7 @@ impl Gate {
             Credentials::Bearer(t) => match auth.verify_token(&t) {
                 Ok(c) => Caller::Token(c),
                 Err(e) => {
+                    crate::metrics::global().auth_failure("invalid_token");
                     return Err(challenge(
                         auth,
                         &realm,

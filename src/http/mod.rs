@@ -45,6 +45,7 @@ pub async fn serve(
 ) -> Result<Resp, std::convert::Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
+    let request_id = request_id(&req);
     let path = req.uri().path().to_string();
     let route = route::parse(&path);
     let (kind, repo) = match &route {
@@ -53,6 +54,9 @@ pub async fn serve(
     };
     let result = match route {
         Ok(Route::CaCert) => ca_cert(&app),
+        Ok(Route::Health) => Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())),
+        Ok(Route::Ready) => handlers::health::ready(&app).await,
+        Ok(Route::Metrics) => handlers::health::metrics(&app).await,
         Ok(Route::Token) => match &app.auth {
             Some(auth) => handlers::token::handle(auth, peer, req).await,
             None => Err(Error::api(
@@ -79,17 +83,57 @@ pub async fn serve(
     let mut resp = result.unwrap_or_else(error_response);
     resp.headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    let bytes_out = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+    crate::metrics::global().request(
+        kind,
+        crate::metrics::method_label(&method),
+        status,
+        took,
+        bytes_out,
+    );
     tracing::info!(
         %method,
         route = kind,
         repo = repo.as_deref().unwrap_or("-"),
         status,
-        ms = format_args!("{ms:.1}"),
+        bytes = bytes_out,
+        ms = format_args!("{:.1}", took.as_secs_f64() * 1000.0),
+        id = %request_id,
         "request"
     );
     Ok(resp)
+}
+
+/// The client's `X-Request-Id` when it is a sane token, else a fresh one: a per-process
+/// random prefix and a counter, so ids are unique without a syscall per request.
+fn request_id<B>(req: &Request<B>) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    if let Some(v) = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        let ok = (1..=64).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            return v.to_string();
+        }
+    }
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = getrandom::getrandom(&mut b);
+        u32::from_le_bytes(b)
+    });
+    format!("{prefix:08x}{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// What a route needs from the caller. Catalog listings are filtered instead (by what the
@@ -97,7 +141,9 @@ pub async fn serve(
 fn authorize(gate: &Gate, route: &Route, method: &Method) -> Result<(), Error> {
     let needed = match (route, method) {
         (Route::Base | Route::Catalog, _) => return gate.require_login(),
-        (Route::CaCert | Route::Token, _) => return Ok(()),
+        (Route::CaCert | Route::Token | Route::Metrics | Route::Health | Route::Ready, _) => {
+            return Ok(())
+        }
         (Route::Admin(_), _) => return gate.require_admin(),
         (Route::Tags(_) | Route::Referrers(..), _) => Actions::PULL,
         (Route::Manifest(..) | Route::Blob(..), &Method::GET | &Method::HEAD) => Actions::PULL,

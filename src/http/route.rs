@@ -9,6 +9,10 @@ use crate::oci::{Digest, Reference, RepoName, UploadId};
 pub enum Route {
     /// `/ca.crt`: the registry's CA certificate
     CaCert,
+    /// `/metrics`, `/healthz`, `/readyz`: for monitoring, no login
+    Metrics,
+    Health,
+    Ready,
     /// `/token`: the token endpoint of docker's token authentication
     Token,
     /// `/api/v1/...`: the admin API
@@ -65,6 +69,9 @@ impl Route {
         match self {
             Route::Admin(_) => "admin",
             Route::CaCert => "ca_cert",
+            Route::Metrics => "metrics",
+            Route::Health => "healthz",
+            Route::Ready => "readyz",
             Route::Token => "token",
             Route::Base => "base",
             Route::Catalog => "catalog",
@@ -79,7 +86,14 @@ impl Route {
 
     pub fn repo(&self) -> Option<&RepoName> {
         match self {
-            Route::Admin(_) | Route::CaCert | Route::Token | Route::Base | Route::Catalog => None,
+            Route::Admin(_)
+            | Route::CaCert
+            | Route::Metrics
+            | Route::Health
+            | Route::Ready
+            | Route::Token
+            | Route::Base
+            | Route::Catalog => None,
             Route::Tags(r)
             | Route::Manifest(r, _)
             | Route::Blob(r, _)
@@ -117,6 +131,9 @@ pub fn parse(path: &str) -> Result<Route> {
             "/v2" => Ok(Route::Base),
             "/ca.crt" => Ok(Route::CaCert),
             "/token" => Ok(Route::Token),
+            "/metrics" => Ok(Route::Metrics),
+            "/healthz" => Ok(Route::Health),
+            "/readyz" => Ok(Route::Ready),
             _ => Err(not_found()),
         };
     };

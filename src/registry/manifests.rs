@@ -77,6 +77,7 @@ impl Registry {
         content_type: Option<&str>,
         bytes: &[u8],
     ) -> Result<PutOutcome> {
+        crate::metrics::global().bytes_in(bytes.len() as u64);
         let manifest = Manifest::parse(content_type, bytes)
             .map_err(|e| Error::api(ErrorCode::ManifestInvalid, e.to_string()))?;
         let (digest, tag) = match reference {

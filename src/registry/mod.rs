@@ -39,7 +39,13 @@ struct Inner {
     storage: Storage,
     meta: Meta,
     sessions: Mutex<HashMap<UploadId, Session>>,
+    /// Last storage usage and when it was measured: walking the blob tree on every scrape
+    /// would cost too much on a large store.
+    usage: Mutex<Option<(std::time::Instant, crate::storage::Usage)>>,
 }
+
+/// How long a measured storage usage is reused.
+const USAGE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Registry {
     /// Opens (creating if needed) the registry stored under `data_dir`.
@@ -52,6 +58,7 @@ impl Registry {
                 storage,
                 meta,
                 sessions: Mutex::new(HashMap::new()),
+                usage: Mutex::new(None),
             }),
         })
     }
@@ -78,6 +85,40 @@ impl Registry {
         visible: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<String>, bool)> {
         self.meta().list_repos(last, n.min(PAGE_MAX), visible)
+    }
+
+    /// Bytes and count of blob files, measured at most every 30 s.
+    pub async fn usage(&self) -> Option<crate::storage::Usage> {
+        if let Some((at, u)) = *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < USAGE_TTL {
+                return Some(u);
+            }
+        }
+        let storage = self.storage().clone();
+        let u = blocking("measuring storage", move || storage.usage())
+            .await
+            .ok()?;
+        *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), u));
+        Some(u)
+    }
+
+    /// What `/readyz` checks: the data directory takes writes, the metadata answers.
+    pub async fn readiness(&self) -> Vec<(&'static str, std::result::Result<(), String>)> {
+        let storage = self.storage().clone();
+        let disk = blocking("probing storage", move || storage.probe_writable())
+            .await
+            .map_err(|e| e.to_string());
+        let probe: crate::oci::RepoName = match "readiness/probe".parse() {
+            Ok(n) => n,
+            Err(_) => return vec![("storage", disk)],
+        };
+        let meta = self
+            .meta()
+            .repo_exists(&probe)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        vec![("storage", disk), ("metadata", meta)]
     }
 
     /// The metadata handle, shared with the authentication store.

@@ -53,6 +53,7 @@ where
         (file, result)
     });
 
+    let _in_flight = crate::metrics::global().upload_started();
     let mut body = std::pin::pin!(body);
     let mut received: u64 = 0;
     let mut failure: Option<Error> = None;
@@ -84,6 +85,7 @@ where
         }
     }
     drop(tx);
+    crate::metrics::global().bytes_in(received);
     let (file, written) = match writer.await {
         Ok(r) => r,
         Err(e) => {

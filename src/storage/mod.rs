@@ -137,6 +137,46 @@ impl Storage {
     }
 }
 
+/// Bytes and number of blob files on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub blobs: u64,
+}
+
+impl Storage {
+    /// Walks the blob tree (a directory read per two-hex-digit fan-out folder).
+    pub fn usage(&self) -> io::Result<Usage> {
+        let mut u = Usage::default();
+        for alg in fs::read_dir(self.root.join("blobs"))? {
+            for fan in fs::read_dir(alg?.path())? {
+                for blob in fs::read_dir(fan?.path())? {
+                    let m = blob?.metadata()?;
+                    if m.is_file() {
+                        u.bytes += m.len();
+                        u.blobs += 1;
+                    }
+                }
+            }
+        }
+        Ok(u)
+    }
+
+    /// Proves the data directory takes writes: create, write, fsync and remove a probe file.
+    pub fn probe_writable(&self) -> io::Result<()> {
+        use std::io::Write;
+        let p = self.root.join("uploads").join(".ready-probe");
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&p)?;
+        f.write_all(b"ok")?;
+        f.sync_all()?;
+        fs::remove_file(p)
+    }
+}
+
 /// Makes a rename durable: the directory entry is only on disk once the directory is synced.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -269,6 +269,7 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, Pk
 struct Served {
     names: Vec<String>,
     fingerprint: String,
+    not_after: Option<i64>,
     user_mtimes: Option<(SystemTime, SystemTime)>,
     roots: Vec<Vec<u8>>,
 }
@@ -372,6 +373,15 @@ impl Tls {
             .clone()
     }
 
+    /// When the certificate served now expires (unix seconds).
+    pub fn served_expiry(&self) -> Option<i64> {
+        self.inner
+            .served
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .not_after
+    }
+
     /// SHA-256 fingerprint of the certificate served now.
     pub fn served_fingerprint(&self) -> String {
         self.inner
@@ -430,6 +440,11 @@ impl Tls {
                 .end_entity_cert()
                 .map(|c| info::fingerprint(c))
                 .unwrap_or_default();
+            served.not_after = ck
+                .end_entity_cert()
+                .ok()
+                .and_then(|c| CertInfo::from_der(c).ok())
+                .map(|i| i.not_after.unix_timestamp());
             inner.resolver.swap(Arc::new(ck));
         }
         if force || served.roots != roots {

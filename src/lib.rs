@@ -27,5 +27,6 @@ pub mod oci;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod systemd;
 pub mod telemetry;
 pub mod tls;

@@ -111,7 +111,17 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         tls,
         auth,
     };
-    crate::server::run(listener, app, shutdown_signal()).await;
+    let watchdog =
+        crate::systemd::watchdog_interval().map(|i| tokio::spawn(crate::systemd::watchdog(i)));
+    crate::systemd::notify_logged(&format!("READY=1\nSTATUS=serving on {scheme}://{addr}"));
+    crate::server::run(listener, app, async {
+        shutdown_signal().await;
+        crate::systemd::notify_logged("STOPPING=1");
+    })
+    .await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let _ = stop_tx.send(true);
     if let Some(m) = maintenance {
         let _ = m.await;

@@ -34,6 +34,16 @@ pub enum Command {
     /// Robot accounts: long-lived, revocable, scoped credentials for CI and edge nodes.
     #[command(subcommand)]
     Robot(RobotCommand),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file and print the effective configuration (file, then
+    /// environment, then defaults).
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,7 +151,7 @@ pub enum RobotCommand {
 #[derive(Debug, clap::Args, Clone)]
 pub struct DataArgs {
     /// Where blobs, metadata and certificates live [default: ./edgeyard-data, or the config's]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "EDGEYARD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// TOML configuration file; flags given here override it.
     #[arg(long, short = 'c', value_name = "FILE", env = "EDGEYARD_CONFIG")]
@@ -167,15 +177,18 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Address to listen on (port 0 picks a free port; the bound address is logged).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "EDGEYARD_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Serve plain HTTP instead of HTTPS (lab networks only; every client must list the
     /// registry under docker's insecure-registries).
-    #[arg(long)]
+    #[arg(long, env = "EDGEYARD_INSECURE_HTTP")]
     pub insecure_http: bool,
     /// Log filter in RUST_LOG syntax, e.g. `info` or `edgeyard=debug` [default: $RUST_LOG or info]
-    #[arg(long, value_name = "FILTER")]
+    #[arg(long, value_name = "FILTER", env = "EDGEYARD_LOG")]
     pub log: Option<String>,
+    /// Log lines as text or json.
+    #[arg(long, value_name = "FORMAT", env = "EDGEYARD_LOG_FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
     /// Extra DNS name or IP address for the generated server certificate (repeatable).
     #[arg(long = "tls-name", value_name = "NAME")]
     pub tls_names: Vec<String>,
@@ -190,7 +203,7 @@ pub struct ServeArgs {
     pub client_auth: Option<ClientAuth>,
     /// Turn authentication off: anyone who reaches the port may push, pull and delete.
     /// For closed lab networks and tests only.
-    #[arg(long)]
+    #[arg(long, env = "EDGEYARD_NO_AUTH")]
     pub no_auth: bool,
 }
 

@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub insecure_http: Option<bool>,
     pub log: Option<String>,
+    pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub tls: TlsFileConfig,
     #[serde(default)]
@@ -78,6 +79,17 @@ impl FileConfig {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
 /// What `serve` runs with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -85,6 +97,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub insecure_http: bool,
     pub log: String,
+    pub log_format: LogFormat,
     pub tls: TlsSettings,
     /// `None` when authentication is off.
     pub auth: Option<AuthSettings>,
@@ -97,6 +110,7 @@ pub struct ServeFlags {
     pub data_dir: Option<PathBuf>,
     pub insecure_http: bool,
     pub log: Option<String>,
+    pub log_format: Option<LogFormat>,
     pub tls_names: Vec<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -217,7 +231,90 @@ impl ServeConfig {
                 .or(file.log)
                 .or_else(|| std::env::var("RUST_LOG").ok())
                 .unwrap_or_else(|| "info".into()),
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
         })
+    }
+
+    /// The effective configuration as TOML, for `edgeyard config check`. Secrets are not
+    /// printed, only whether they are set.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let q = |s: &str| format!("{s:?}");
+        let mut s = String::new();
+        // An unset optional key is shown as a comment, so the output stays valid TOML.
+        let line = |s: &mut String, key: &str, value: Option<String>| {
+            let _ = match value {
+                Some(v) => writeln!(s, "{key} = {v}"),
+                None => writeln!(s, "# {key}: not set"),
+            };
+        };
+        let user = self.tls.user_cert.as_ref();
+        let path = |p: Option<&PathBuf>| p.map(|p| q(&p.display().to_string()));
+        line(&mut s, "listen", Some(q(&self.listen.to_string())));
+        line(&mut s, "data_dir", path(Some(&self.data_dir)));
+        line(
+            &mut s,
+            "insecure_http",
+            Some(self.insecure_http.to_string()),
+        );
+        line(&mut s, "log", Some(q(&self.log)));
+        let fmt = match self.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        line(&mut s, "log_format", Some(q(fmt)));
+        s.push_str("\n[tls]\n");
+        let names: Vec<String> = self.tls.names.iter().map(|n| q(n)).collect();
+        line(&mut s, "names", Some(format!("[{}]", names.join(", "))));
+        line(
+            &mut s,
+            "interface_addresses",
+            Some(self.tls.interface_addresses.to_string()),
+        );
+        line(&mut s, "cert_file", path(user.map(|u| &u.cert)));
+        line(&mut s, "key_file", path(user.map(|u| &u.key)));
+        line(
+            &mut s,
+            "client_ca_file",
+            path(user.and_then(|u| u.client_ca.as_ref())),
+        );
+        let ca = match self.tls.client_auth {
+            ClientAuth::None => "none",
+            ClientAuth::Optional => "optional",
+            ClientAuth::Required => "required",
+        };
+        line(&mut s, "client_auth", Some(q(ca)));
+        line(
+            &mut s,
+            "server_cert_lifetime_secs",
+            Some(self.tls.server_cert_lifetime.as_secs().to_string()),
+        );
+        line(
+            &mut s,
+            "check_interval_secs",
+            Some(self.tls.check_every.as_secs().to_string()),
+        );
+        s.push_str("\n[auth]\n");
+        match &self.auth {
+            None => line(&mut s, "enabled", Some("false".into())),
+            Some(a) => {
+                line(&mut s, "enabled", Some("true".into()));
+                line(&mut s, "service", Some(q(&a.service)));
+                line(&mut s, "realm", a.realm.as_deref().map(q));
+                line(
+                    &mut s,
+                    "token_lifetime_secs",
+                    Some(a.token_lifetime.as_secs().to_string()),
+                );
+                let pw = if a.admin_password.is_some() {
+                    "set (not shown)"
+                } else {
+                    "random, written to <data_dir>/admin-password on first start"
+                };
+                let _ = writeln!(s, "# initial admin password: {pw}");
+            }
+        }
+        s
     }
 }
 

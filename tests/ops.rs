@@ -93,3 +93,72 @@ fn health_readiness_and_metrics_move_with_traffic() {
     std::fs::create_dir(&uploads).unwrap();
     assert_eq!(s.req("GET", "/readyz").send().status, 200);
 }
+
+fn edgeyard_cmd(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_edgeyard"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn config_check_validates_the_shipped_file_and_names_mistakes() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/edgeyard.toml");
+    let out = edgeyard_cmd(&["config", "check", shipped], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let effective = String::from_utf8(out.stdout).unwrap();
+    assert!(effective.contains("listen = \"0.0.0.0:5000\""));
+    // The printed configuration is itself a valid file.
+    let tmp = tempfile::tempdir().unwrap();
+    let again = tmp.path().join("effective.toml");
+    std::fs::write(&again, &effective).unwrap();
+    assert!(
+        edgeyard_cmd(&["config", "check", again.to_str().unwrap()], &[])
+            .status
+            .success()
+    );
+    // The environment overrides the file.
+    let out = edgeyard_cmd(
+        &["config", "check", shipped],
+        &[("EDGEYARD_LISTEN", "127.0.0.1:7000")],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen = \"127.0.0.1:7000\""));
+    // Unknown keys name the key and the line; exit code 2.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:1\"\n[tls]\nnmes = [\"x\"]\n").unwrap();
+    let out = edgeyard_cmd(&["config", "check", bad.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nmes") && err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn json_logs_carry_one_object_per_line_with_request_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_with(&dir, &["--log-format", "json"]);
+    let r = s
+        .req("GET", "/v2/")
+        .header("X-Request-Id", "json-req-1")
+        .send();
+    assert_eq!(r.status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let log = s.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let req = lines
+        .iter()
+        .find(|l| l["id"] == "json-req-1")
+        .expect("the request line");
+    assert_eq!(req["route"], "base");
+    assert_eq!(req["status"], 200);
+    assert_eq!(req["method"], "GET");
+}

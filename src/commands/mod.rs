@@ -2,6 +2,7 @@
 
 pub mod cert;
 pub mod client;
+pub mod config;
 pub mod serve;
 pub mod users;
 

@@ -18,6 +18,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             data_dir: args.data.data_dir,
             insecure_http: args.insecure_http,
             log: args.log,
+            log_format: args.log_format,
             tls_names: args.tls_names,
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
@@ -26,7 +27,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         },
     )
     .map_err(Failure::Usage)?;
-    crate::telemetry::init(&config.log).map_err(Failure::Usage)?;
+    crate::telemetry::init(&config.log, config.log_format).map_err(Failure::Usage)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

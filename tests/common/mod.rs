@@ -98,8 +98,9 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on ") {
+                    // Text lines end the URL with a space, JSON lines with a quote.
                     let url = line[i + "listening on ".len()..]
-                        .split_whitespace()
+                        .split(|c: char| c.is_whitespace() || c == '"')
                         .next()
                         .unwrap_or("");
                     let addr = url

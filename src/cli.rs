@@ -37,6 +37,19 @@ pub enum Command {
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Install this binary, the systemd unit and a default configuration, and enable the
+    /// service (as root).
+    Install {
+        /// Print the steps without doing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Install below this directory instead of / (systemd is then left alone).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Write the files but do not enable or start the service.
+        #[arg(long)]
+        no_enable: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,15 @@ fn main() -> ExitCode {
         Command::Config(edgeyard::cli::ConfigCommand::Check { file }) => {
             commands::config::check(&file)
         }
+        Command::Install {
+            dry_run,
+            root,
+            no_enable,
+        } => commands::install::run(commands::install::InstallArgs {
+            root,
+            dry_run,
+            no_enable,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

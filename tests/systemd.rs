@@ -168,3 +168,53 @@ fn sigterm_during_an_upload_lets_it_finish_then_exits_cleanly() {
         blob
     );
 }
+
+#[test]
+fn install_puts_binary_unit_and_config_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+            .arg("install")
+            .args(args)
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plan = run(&["--dry-run"]);
+    assert!(
+        plan.contains("would: install -m 755") && plan.contains("edgeyard.service"),
+        "{plan}"
+    );
+    assert!(!root.exists(), "a dry run writes nothing");
+    run(&[]);
+    let repo = env!("CARGO_MANIFEST_DIR");
+    assert_eq!(
+        std::fs::read(root.join("usr/local/bin/edgeyard")).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_edgeyard")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/systemd/system/edgeyard.service")).unwrap(),
+        std::fs::read_to_string(format!("{repo}/systemd/edgeyard.service")).unwrap()
+    );
+    let config = root.join("etc/edgeyard/edgeyard.toml");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        std::fs::read_to_string(format!("{repo}/systemd/edgeyard.toml")).unwrap()
+    );
+    // An operator's configuration survives a re-install (an upgrade).
+    std::fs::write(&config, "listen = \"0.0.0.0:443\"\n").unwrap();
+    let again = run(&[]);
+    assert!(again.contains("kept the existing"), "{again}");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "listen = \"0.0.0.0:443\"\n"
+    );
+}

@@ -104,7 +104,7 @@ pub struct ServeConfig {
 }
 
 /// Flags from the command line; `None` means "not given".
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ServeFlags {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,

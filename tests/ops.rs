@@ -162,3 +162,79 @@ fn json_logs_carry_one_object_per_line_with_request_fields() {
     assert_eq!(req["status"], 200);
     assert_eq!(req["method"], "GET");
 }
+
+#[test]
+fn sighup_reloads_log_filter_and_tls_names_and_refuses_a_broken_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let cfg = tmp.path().join("edgeyard.toml");
+    let write = |log: &str, names: &str| {
+        std::fs::write(
+            &cfg,
+            format!("log = \"{log}\"\n[tls]\nnames = [{names}]\ninterface_addresses = false\n"),
+        )
+        .unwrap()
+    };
+    // Request lines (target edgeyard::http) off at first; the start-up lines stay.
+    write("info,edgeyard::http=warn", "\"first.test\"");
+    let s = Server::start_tls(&dir, &["--config", cfg.to_str().unwrap()]);
+    let show = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+            .args(["cert", "show", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(show().contains("DNS:first.test") && !show().contains("DNS:second.test"));
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !s.log_text().contains(what) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what:?} in the log:\n{}",
+                s.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+
+    let curl = |host: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(dir.join("tls/ca.crt"))
+            .arg(format!("https://{host}:{}/v2/", s.port()))
+            .args(["--resolve", &format!("{host}:{}:127.0.0.1", s.port())])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("first.test"), "200");
+    assert_ne!(
+        curl("second.test"),
+        "200",
+        "not a name of the certificate yet"
+    );
+    assert!(
+        !s.log_text().contains("route=\"base\""),
+        "request lines are filtered out"
+    );
+
+    write("info", "\"first.test\", \"second.test\"");
+    s.signal("HUP");
+    wait_for("log filter changed");
+    wait_for("issued a new server certificate");
+    assert!(show().contains("DNS:second.test"), "{}", show());
+    assert_eq!(
+        curl("second.test"),
+        "200",
+        "the new name is served without a restart"
+    );
+    wait_for("route=\"base\"");
+
+    // A broken file is refused; the registry keeps serving with what it had.
+    std::fs::write(&cfg, "listen = [broken\n").unwrap();
+    s.signal("HUP");
+    wait_for("configuration reload refused");
+    assert_eq!(curl("second.test"), "200");
+}

@@ -32,7 +32,7 @@ pub const ROBOT_PREFIX: &str = "robot$";
 const CACHE_TTL: Duration = Duration::from_secs(60);
 const CACHE_MAX: usize = 4096;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthSettings {
     /// The `service` tokens are issued for (their audience).
     pub service: String,
@@ -43,6 +43,23 @@ pub struct AuthSettings {
     pub realm: Option<String>,
     /// Initial admin password (from a file or the environment) instead of a random one.
     pub admin_password: Option<String>,
+}
+
+/// Written by hand so the initial admin password can never reach a log line.
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("service", &self.service)
+            .field("issuer", &self.issuer)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("refresh_lifetime", &self.refresh_lifetime)
+            .field("realm", &self.realm)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<set>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for AuthSettings {

@@ -2,40 +2,103 @@
 
 use crate::auth::Auth;
 use crate::cli::ServeArgs;
-use crate::config::{ServeConfig, ServeFlags};
+use std::path::PathBuf;
+
+use crate::config::{FileConfig, ServeConfig, ServeFlags};
 use crate::http::App;
 use crate::registry::Registry;
+use crate::telemetry::FilterReload;
 use crate::tls::{info, Tls, TlsPaths};
 
 use super::{load_file, Failure};
 
+/// What a SIGHUP needs to rebuild the configuration: the file and the flags it was built from.
+struct Reloader {
+    file: Option<PathBuf>,
+    flags: ServeFlags,
+    log: FilterReload,
+}
+
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let file = load_file(&args.data)?;
-    let config = ServeConfig::build(
-        file,
-        ServeFlags {
-            listen: args.listen,
-            data_dir: args.data.data_dir,
-            insecure_http: args.insecure_http,
-            log: args.log,
-            log_format: args.log_format,
-            tls_names: args.tls_names,
-            tls_cert: args.tls_cert,
-            tls_key: args.tls_key,
-            client_auth: args.client_auth,
-            no_auth: args.no_auth,
-        },
-    )
-    .map_err(Failure::Usage)?;
-    crate::telemetry::init(&config.log, config.log_format).map_err(Failure::Usage)?;
+    let flags = ServeFlags {
+        listen: args.listen,
+        data_dir: args.data.data_dir,
+        insecure_http: args.insecure_http,
+        log: args.log,
+        log_format: args.log_format,
+        tls_names: args.tls_names,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        client_auth: args.client_auth,
+        no_auth: args.no_auth,
+    };
+    let config = ServeConfig::build(file, flags.clone()).map_err(Failure::Usage)?;
+    let log = crate::telemetry::init(&config.log, config.log_format).map_err(Failure::Usage)?;
+    let reloader = Reloader {
+        file: args.data.config.clone(),
+        flags,
+        log,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(config)).map_err(Failure::Runtime)
+    runtime
+        .block_on(serve(config, reloader))
+        .map_err(Failure::Runtime)
 }
 
-async fn serve(config: ServeConfig) -> Result<(), String> {
+/// Re-reads the configuration on every SIGHUP and applies what can change while serving:
+/// the log filter and everything TLS (names, certificate files, client auth, intervals; the
+/// certificate is reloaded or re-issued as needed). Other changes are reported as needing a
+/// restart. A configuration that does not parse is refused and the running one kept.
+async fn reload_on_hup(r: Reloader, mut current: ServeConfig, tls: Option<Tls>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration and certificates");
+        let file = match &r.file {
+            Some(p) => FileConfig::load(p),
+            None => Ok(FileConfig::default()),
+        };
+        let new = match file.and_then(|f| ServeConfig::build(f, r.flags.clone())) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
+                continue;
+            }
+        };
+        if new.log != current.log {
+            match (r.log)(&new.log) {
+                Ok(()) => tracing::info!(filter = %new.log, "log filter changed"),
+                Err(e) => tracing::error!(error = %e, "log filter not changed"),
+            }
+        }
+        let restart = [
+            ("listen", new.listen != current.listen),
+            ("data_dir", new.data_dir != current.data_dir),
+            ("insecure_http", new.insecure_http != current.insecure_http),
+            ("log_format", new.log_format != current.log_format),
+            ("[auth]", new.auth != current.auth),
+        ];
+        for (key, changed) in restart {
+            if changed {
+                tracing::warn!(
+                    key,
+                    "changed in the configuration: takes effect after a restart"
+                );
+            }
+        }
+        if let Some(t) = &tls {
+            t.reconfigure(new.tls.clone()).await;
+        }
+        current = new;
+    }
+}
+
+async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     let registry = Registry::open(&config.data_dir).map_err(|e| {
         format!(
             "cannot open the data directory {}: {e}",
@@ -107,6 +170,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             let _ = rx.changed().await;
         }))
     });
+    let hup = tokio::spawn(reload_on_hup(reloader, config.clone(), tls.clone()));
     let app = App {
         registry: registry.clone(),
         tls,
@@ -123,6 +187,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     if let Some(w) = watchdog {
         w.abort();
     }
+    hup.abort();
     let _ = stop_tx.send(true);
     if let Some(m) = maintenance {
         let _ = m.await;

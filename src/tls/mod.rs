@@ -283,7 +283,8 @@ pub struct Tls {
 
 struct TlsInner {
     paths: TlsPaths,
-    settings: TlsSettings,
+    /// Replaced when SIGHUP reloads the configuration.
+    settings: RwLock<TlsSettings>,
     resolver: Arc<SwapResolver>,
     config: RwLock<Arc<ServerConfig>>,
     ca_bundle: RwLock<Option<Bytes>>,
@@ -344,7 +345,7 @@ impl Tls {
         let tls = Tls {
             inner: Arc::new(TlsInner {
                 paths,
-                settings,
+                settings: RwLock::new(settings),
                 resolver,
                 config: RwLock::new(Arc::new(config)),
                 ca_bundle: RwLock::new(None),
@@ -397,8 +398,9 @@ impl Tls {
     /// even if nothing seems to have changed (start, SIGHUP).
     pub fn refresh(&self, force: bool) -> Result<(), PkiError> {
         let inner = &self.inner;
+        let settings = self.settings();
         let mut served = inner.served.lock().unwrap_or_else(|p| p.into_inner());
-        let (key, roots, bundle) = match &inner.settings.user_cert {
+        let (key, roots, bundle) = match &settings.user_cert {
             Some(user) => {
                 let mtimes = (mtime(&user.cert)?, mtime(&user.key)?);
                 if !force && served.user_mtimes == Some(mtimes) {
@@ -429,8 +431,7 @@ impl Tls {
                 for extra in [&next, &retired].into_iter().flatten() {
                     roots.extend(info::pem_certs(extra.as_bytes()));
                 }
-                let names =
-                    names::server_names(&inner.settings.names, inner.settings.interface_addresses);
+                let names = names::server_names(&settings.names, settings.interface_addresses);
                 let key = self.server_key(&ca, &names, force || promoted, &mut served)?;
                 (key, roots, Some(Bytes::from(bundle)))
             }
@@ -448,7 +449,7 @@ impl Tls {
             inner.resolver.swap(Arc::new(ck));
         }
         if force || served.roots != roots {
-            let cfg = build_config(inner.resolver.clone(), inner.settings.client_auth, &roots)?;
+            let cfg = build_config(inner.resolver.clone(), settings.client_auth, &roots)?;
             *inner.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
             served.roots = roots;
         }
@@ -466,7 +467,7 @@ impl Tls {
         served: &mut Served,
     ) -> Result<Option<CertifiedKey>, PkiError> {
         let paths = &self.inner.paths;
-        let lifetime = self.inner.settings.server_cert_lifetime;
+        let lifetime = self.settings().server_cert_lifetime;
         let on_disk = match (
             read_string(&paths.server_cert())?,
             read_string(&paths.server_key())?,
@@ -520,27 +521,46 @@ impl Tls {
         certified_key(issued.cert_pem.as_bytes(), issued.key_pem.as_bytes()).map(Some)
     }
 
-    /// Keeps the certificate fresh until `stop` resolves: checks on a timer and on SIGHUP.
+    fn settings(&self) -> TlsSettings {
+        self.inner
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// New settings (names, certificate files, client auth, intervals) from a configuration
+    /// reload, applied at once: the certificate is reloaded or re-issued as they require.
+    pub async fn reconfigure(&self, settings: TlsSettings) {
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = settings;
+        self.refresh_logged(true).await;
+    }
+
+    async fn refresh_logged(&self, force: bool) {
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || me.refresh(force)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "certificate refresh failed; still serving the previous certificate")
+            }
+            Err(e) => tracing::error!(error = %e, "certificate refresh panicked"),
+        }
+    }
+
+    /// Keeps the certificate fresh until `stop` resolves (SIGHUP comes through `reconfigure`).
     pub async fn maintain(self, stop: impl std::future::Future<Output = ()>) {
         let mut stop = std::pin::pin!(stop);
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         loop {
-            let forced = tokio::select! {
-                _ = tokio::time::sleep(self.inner.settings.check_every) => false,
-                Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            let every = self.settings().check_every;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {},
                 _ = &mut stop => return,
             };
-            if forced {
-                tracing::info!("SIGHUP: reloading certificates");
-            }
-            let me = self.clone();
-            match tokio::task::spawn_blocking(move || me.refresh(forced)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "certificate refresh failed; still serving the previous certificate")
-                }
-                Err(e) => tracing::error!(error = %e, "certificate refresh panicked"),
-            }
+            self.refresh_logged(false).await;
         }
     }
 }

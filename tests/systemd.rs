@@ -92,18 +92,9 @@ fn notifications_reach_systemd() {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let data = tmp.path().join("data");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
-    cmd.args([
-        "serve",
-        "--insecure-http",
-        "--no-auth",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-    ])
-    .arg(&data)
-    .env("NOTIFY_SOCKET", &sock_path)
-    .env("WATCHDOG_USEC", "200000");
+    let mut cmd = serve_cmd(&data, &["--insecure-http", "--no-auth"], &[]);
+    cmd.env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "200000");
     let s = Server::launch(cmd, &data);
     let deadline = Instant::now() + Duration::from_secs(10);
     let ready = recv_until(&sock, "READY=1", deadline);

@@ -12,6 +12,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// `edgeyard serve` on 127.0.0.1:0 with `data_dir`, the mode flags and extra flags.
+pub fn serve_cmd(data_dir: &Path, mode: &[&str], extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
+    cmd.arg("serve")
+        .args(mode)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra);
+    cmd
+}
+
 pub struct Server {
     child: Child,
     pub addr: String,
@@ -35,50 +46,22 @@ impl Server {
         Server::start_with(data_dir, &[])
     }
 
-    /// Plain HTTP with extra `serve` flags.
+    /// Plain HTTP, authentication off, with extra `serve` flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
-        cmd.args([
-            "serve",
-            "--insecure-http",
-            "--no-auth",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra);
-        Server::launch(cmd, data_dir)
+        Server::launch(
+            serve_cmd(data_dir, &["--insecure-http", "--no-auth"], extra),
+            data_dir,
+        )
     }
 
-    /// HTTPS (the default), authentication off, on 127.0.0.1:0 with extra `serve` flags.
+    /// HTTPS (the default), authentication off, with extra `serve` flags.
     pub fn start_tls(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
-        cmd.args([
-            "serve",
-            "--no-auth",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra);
-        Server::launch(cmd, data_dir)
+        Server::launch(serve_cmd(data_dir, &["--no-auth"], extra), data_dir)
     }
 
     /// Plain HTTP with authentication on (the default), with extra `serve` flags.
     pub fn start_auth(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
-        cmd.args([
-            "serve",
-            "--insecure-http",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra);
-        Server::launch(cmd, data_dir)
+        Server::launch(serve_cmd(data_dir, &["--insecure-http"], extra), data_dir)
     }
 
     /// Runs a prepared command (e.g. wrapped in `ip netns exec`) and waits for the

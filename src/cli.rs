@@ -34,6 +34,9 @@ pub enum Command {
     /// Robot accounts: long-lived, revocable, scoped credentials for CI and edge nodes.
     #[command(subcommand)]
     Robot(RobotCommand),
+    /// Repository governance: immutable tags.
+    #[command(subcommand)]
+    Repo(RepoCommand),
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -49,6 +52,37 @@ pub enum Command {
         /// Write the files but do not enable or start the service.
         #[arg(long)]
         no_enable: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Immutability rules: matching tags can be pushed once, never moved or deleted.
+    #[command(subcommand)]
+    Immutable(ImmutableCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImmutableCommand {
+    /// Make tags immutable, e.g. `--repos 'prod/**' --tags 'v*'` (`--tags '*'`: all tags).
+    Add {
+        #[arg(long)]
+        repos: String,
+        #[arg(long)]
+        tags: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List immutability rules with their ids.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete an immutability rule by id.
+    Del {
+        id: u64,
+        #[command(flatten)]
+        target: Target,
     },
 }
 

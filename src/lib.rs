@@ -20,6 +20,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod governance;
 pub mod http;
 pub mod meta;
 pub mod metrics;

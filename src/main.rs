@@ -15,6 +15,9 @@ fn main() -> ExitCode {
         Command::User(cmd) => commands::users::user(cmd),
         Command::Access(cmd) => commands::users::access(cmd),
         Command::Robot(cmd) => commands::users::robot(cmd),
+        Command::Repo(edgeyard::cli::RepoCommand::Immutable(cmd)) => {
+            commands::users::immutable(cmd)
+        }
         Command::Config(edgeyard::cli::ConfigCommand::Check { file }) => {
             commands::config::check(&file)
         }

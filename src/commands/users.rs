@@ -9,8 +9,9 @@ use serde_json::json;
 
 use crate::auth::admin::{self, AdminError, RobotInfo, RuleInfo, UserInfo};
 use crate::auth::password;
-use crate::cli::{AccessCommand, DataArgs, RobotCommand, Target, UserCommand};
-use crate::meta::{GrantRecord, Meta, RuleRecord};
+use crate::cli::{AccessCommand, DataArgs, ImmutableCommand, RobotCommand, Target, UserCommand};
+use crate::governance::{self, ImmutabilityInfo};
+use crate::meta::{GrantRecord, ImmutabilityRecord, Meta, RuleRecord};
 use crate::storage::Storage;
 
 use super::client::AdminClient;
@@ -274,6 +275,68 @@ pub fn access(cmd: AccessCommand) -> Result<(), Failure> {
                 }
             }
             println!("deleted rule {id}");
+            Ok(())
+        }
+    }
+}
+
+pub fn immutable(cmd: ImmutableCommand) -> Result<(), Failure> {
+    match cmd {
+        ImmutableCommand::Add {
+            repos,
+            tags,
+            target,
+        } => {
+            let rule = ImmutabilityRecord { repos, tags };
+            let id = match open(&target)? {
+                Store::Local(meta) => {
+                    let id = governance::add_immutability(&meta, rule.clone())
+                        .map_err(Failure::Usage)?;
+                    flush(&meta)?;
+                    id
+                }
+                Store::Remote(c) => c.call(
+                    "POST",
+                    "/api/v1/immutability",
+                    Some(serde_json::to_value(&rule).map_err(rt)?),
+                )?["id"]
+                    .as_u64()
+                    .unwrap_or_default(),
+            };
+            println!(
+                "immutability rule {id}: tags {} of repositories {}",
+                rule.tags, rule.repos
+            );
+            Ok(())
+        }
+        ImmutableCommand::List { target } => {
+            let rules: Vec<ImmutabilityInfo> = match open(&target)? {
+                Store::Local(meta) => {
+                    governance::list_immutability(&meta).map_err(Failure::Runtime)?
+                }
+                Store::Remote(c) => {
+                    serde_json::from_value(c.call("GET", "/api/v1/immutability", None)?)
+                        .map_err(rt)?
+                }
+            };
+            for r in rules {
+                println!("{}\t{}\t{}", r.id, r.rule.repos, r.rule.tags);
+            }
+            Ok(())
+        }
+        ImmutableCommand::Del { id, target } => {
+            match open(&target)? {
+                Store::Local(meta) => {
+                    if !governance::delete_immutability(&meta, id).map_err(Failure::Runtime)? {
+                        return Err(Failure::Runtime(format!("no immutability rule {id}")));
+                    }
+                    flush(&meta)?;
+                }
+                Store::Remote(c) => {
+                    c.call("DELETE", &format!("/api/v1/immutability/{id}"), None)?;
+                }
+            }
+            println!("deleted immutability rule {id}");
             Ok(())
         }
     }

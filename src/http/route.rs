@@ -45,6 +45,8 @@ pub enum AdminRoute {
     Robot(String),
     Rules,
     Rule(u64),
+    Immutability,
+    ImmutabilityRule(u64),
 }
 
 impl AdminRoute {
@@ -58,6 +60,8 @@ impl AdminRoute {
             ["robots", n] => AdminRoute::Robot(n.to_string()),
             ["rules"] => AdminRoute::Rules,
             ["rules", id] => AdminRoute::Rule(id.parse().ok()?),
+            ["immutability"] => AdminRoute::Immutability,
+            ["immutability", id] => AdminRoute::ImmutabilityRule(id.parse().ok()?),
             _ => return None,
         })
     }

@@ -15,6 +15,7 @@
 //! | `users`          | user name                    | [`UserRecord`]           |
 //! | `rules`          | rule id (8 bytes, big-endian) | [`RuleRecord`]          |
 //! | `refresh_tokens` | sha256 of the token (hex)    | [`RefreshRecord`]        |
+//! | `immutability`   | rule id (8 bytes, big-endian) | [`ImmutabilityRecord`]  |
 
 mod records;
 
@@ -27,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
 
 pub use records::{
-    GrantRecord, LinkRecord, ManifestRecord, RefreshRecord, RepoRecord, RobotRecord, RuleRecord,
-    TagRecord, UploadRecord, UserRecord,
+    GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord, RefreshRecord, RepoRecord,
+    RobotRecord, RuleRecord, TagRecord, UploadRecord, UserRecord,
 };
 
 /// Handle to the metadata database. Cheap to clone (sled trees are reference counted).
@@ -45,6 +46,7 @@ pub struct Meta {
     users: sled::Tree,
     rules: sled::Tree,
     refresh: sled::Tree,
+    immutability: sled::Tree,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
@@ -91,6 +93,17 @@ pub struct ManifestPut<'a> {
     pub tag: Option<&'a Tag>,
     /// The descriptor to list under the subject's referrers, when the manifest has a subject.
     pub referrer: Option<(&'a Digest, &'a Descriptor)>,
+    /// The tag is immutable: it may be created, or set again to the digest it has, but never
+    /// moved. Checked inside the transaction, so two racing pushes cannot both move it.
+    pub tag_immutable: bool,
+}
+
+/// How a manifest PUT ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PutResult {
+    Stored,
+    /// The immutable tag points at this other manifest; nothing was changed.
+    TagImmutable(Digest),
 }
 
 impl Meta {
@@ -127,6 +140,7 @@ impl Meta {
             users: tree("users")?,
             rules: tree("rules")?,
             refresh: tree("refresh_tokens")?,
+            immutability: tree("immutability")?,
             db,
         })
     }
@@ -232,7 +246,7 @@ impl Meta {
     }
 
     /// Stores a manifest, its tag and its referrer entry atomically.
-    pub fn put_manifest(&self, put: &ManifestPut<'_>) -> Result<()> {
+    pub fn put_manifest(&self, put: &ManifestPut<'_>) -> Result<PutResult> {
         let repo = put.repo.as_str();
         let dkey = put.digest.to_string();
         let record = encode(put.record);
@@ -247,7 +261,7 @@ impl Meta {
             k.extend_from_slice(dkey.as_bytes());
             (k, encode(desc))
         });
-        (
+        let result = (
             &self.manifests,
             &self.manifest_bytes,
             &self.tags,
@@ -255,6 +269,15 @@ impl Meta {
             &self.repos,
         )
             .transaction(|(manifests, bytes, tags, referrers, repos)| {
+                if let (Some(tag), true) = (put.tag, put.tag_immutable) {
+                    if let Some(old) = tags.get(key2(repo, tag.as_str()))? {
+                        let old: TagRecord = serde_json::from_slice(&old)
+                            .map_err(|_| ConflictableTransactionError::Abort(None))?;
+                        if &old.digest != put.digest {
+                            return Err(ConflictableTransactionError::Abort(Some(old.digest)));
+                        }
+                    }
+                }
                 manifests.insert(key2(repo, &dkey), record.as_slice())?;
                 bytes.insert(dkey.as_bytes(), put.bytes)?;
                 if let Some(tag) = put.tag {
@@ -266,9 +289,55 @@ impl Meta {
                 if repos.get(repo)?.is_none() {
                     repos.insert(repo, repo_rec.as_slice())?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<Option<Digest>>>(())
+            });
+        match result {
+            Ok(()) => Ok(PutResult::Stored),
+            Err(TransactionError::Abort(Some(existing))) => Ok(PutResult::TagImmutable(existing)),
+            Err(TransactionError::Abort(None)) => Err(Error::internal(
+                "storing a manifest",
+                "unreadable tag record",
+            )),
+            Err(TransactionError::Storage(e)) => Err(Error::internal("storing a manifest", e)),
+        }
+    }
+
+    /// Digests of the tags in `repo` (tag name, digest).
+    pub fn tags_of(&self, repo: &RepoName) -> Result<Vec<(String, Digest)>> {
+        let pre = prefix(repo.as_str());
+        self.tags
+            .scan_prefix(&pre)
+            .map(|kv| {
+                let (k, v) = kv.map_err(db_err("reading tags"))?;
+                let rec: TagRecord = decode(&v)?;
+                Ok((
+                    String::from_utf8_lossy(&k[pre.len()..]).into_owned(),
+                    rec.digest,
+                ))
             })
-            .map_err(tx_err("storing a manifest"))
+            .collect()
+    }
+
+    pub fn immutability_rules(&self) -> Result<Vec<(u64, ImmutabilityRecord)>> {
+        Ok(Self::list_json(&self.immutability)?
+            .into_iter()
+            .map(|(k, v)| (id_of(&k), v))
+            .collect())
+    }
+
+    pub fn add_immutability_rule(&self, rule: &ImmutabilityRecord) -> Result<u64> {
+        let id = self.db.generate_id().map_err(db_err("numbering a rule"))? + 1;
+        self.immutability
+            .insert(id.to_be_bytes(), encode(rule))
+            .map_err(db_err("storing a rule"))?;
+        Ok(id)
+    }
+
+    pub fn delete_immutability_rule(&self, id: u64) -> Result<bool> {
+        self.immutability
+            .remove(id.to_be_bytes())
+            .map(|o| o.is_some())
+            .map_err(db_err("deleting a rule"))
     }
 
     /// Removes a manifest from a repository with every tag pointing at it and its referrer
@@ -473,12 +542,7 @@ impl Meta {
     pub fn rules(&self) -> Result<Vec<(u64, RuleRecord)>> {
         Ok(Self::list_json(&self.rules)?
             .into_iter()
-            .map(|(k, v)| {
-                let mut id = [0u8; 8];
-                let n = k.len().min(8);
-                id[8 - n..].copy_from_slice(&k[..n]);
-                (u64::from_be_bytes(id), v)
-            })
+            .map(|(k, v)| (id_of(&k), v))
             .collect())
     }
 
@@ -520,6 +584,14 @@ impl Meta {
         }
         Ok(n)
     }
+}
+
+/// A rule id from its 8-byte big-endian key.
+fn id_of(k: &[u8]) -> u64 {
+    let mut id = [0u8; 8];
+    let n = k.len().min(8);
+    id[8 - n..].copy_from_slice(&k[..n]);
+    u64::from_be_bytes(id)
 }
 
 fn tx_err(context: &'static str) -> impl FnOnce(TransactionError<()>) -> Error {
@@ -572,6 +644,7 @@ mod tests {
                 record: &rec,
                 tag: Some(&tag),
                 referrer: None,
+                tag_immutable: false,
             })
             .unwrap();
         }

@@ -98,3 +98,11 @@ pub struct RefreshRecord {
     pub created_at: u64,
     pub expires_at: u64,
 }
+
+/// Tags that can never be moved or deleted: repositories matching `repos`, tags matching
+/// `tags` (globs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImmutabilityRecord {
+    pub repos: String,
+    pub tags: String,
+}

@@ -3,6 +3,7 @@
 //! references. Everything from a request is parsed into these types once, at the edge.
 
 pub mod digest;
+pub mod glob;
 pub mod manifest;
 pub mod name;
 pub mod upload;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
-use crate::meta::{now, ManifestPut, ManifestRecord};
+use crate::meta::{now, ImmutabilityRecord, ManifestPut, ManifestRecord, PutResult};
 use crate::oci::{Algorithm, Descriptor, Digest, Hasher, Manifest, Reference, RepoName};
 
 /// A stored manifest as served: exact bytes, media type and digest.
@@ -144,20 +144,61 @@ impl Registry {
             annotations: manifest.annotations.clone(),
             platform: None,
         });
-        self.meta().put_manifest(&ManifestPut {
+        let stored = self.meta().put_manifest(&ManifestPut {
             repo,
             digest: &digest,
             bytes,
             record: &record,
             tag,
             referrer: subject.as_ref().zip(referrer_desc.as_ref()),
+            tag_immutable: tag.is_some_and(|t| self.immutable_rule(repo, t.as_str()).is_some()),
         })?;
+        if let (PutResult::TagImmutable(_), Some(t)) = (&stored, tag) {
+            return Err(self.immutable_error(repo, t.as_str(), "moved to another image"));
+        }
         self.meta().flush().await?;
         Ok(PutOutcome { digest, subject })
     }
 
-    /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag).
+    /// DENIED naming the immutability rule; docker prints the message.
+    fn immutable_error(&self, repo: &RepoName, tag: &str, what: &str) -> Error {
+        let (id, rule) = self.immutable_rule(repo, tag).unwrap_or((
+            0,
+            ImmutabilityRecord {
+                repos: "?".into(),
+                tags: "?".into(),
+            },
+        ));
+        Error::api(
+            ErrorCode::Denied,
+            format!(
+                "tag {tag} of {repo} is immutable and cannot be {what} (immutability rule {id}: repositories {} tags {}); push under a new tag",
+                rule.repos, rule.tags
+            ),
+        )
+        .with_detail(serde_json::json!({ "tag": tag, "rule": id, "repositories": rule.repos, "tags": rule.tags }))
+    }
+
+    /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag). Refused
+    /// when an immutable tag would go.
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        match reference {
+            Reference::Tag(t) if self.immutable_rule(repo, t.as_str()).is_some() => {
+                return Err(self.immutable_error(repo, t.as_str(), "deleted"));
+            }
+            Reference::Digest(d) => {
+                for (tag, target) in self.meta().tags_of(repo)? {
+                    if &target == d && self.immutable_rule(repo, &tag).is_some() {
+                        return Err(self.immutable_error(
+                            repo,
+                            &tag,
+                            "deleted (its manifest is what it points at)",
+                        ));
+                    }
+                }
+            }
+            Reference::Tag(_) => {}
+        }
         let found = match reference {
             Reference::Digest(d) => self.meta().delete_manifest(repo, d)?,
             Reference::Tag(t) => self.meta().delete_tag(repo, t)?,

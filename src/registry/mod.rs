@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::meta::Meta;
+use crate::meta::{ImmutabilityRecord, Meta};
 use crate::oci::UploadId;
 use crate::storage::{Storage, UploadFile};
 
@@ -42,6 +42,8 @@ struct Inner {
     /// Last storage usage and when it was measured: walking the blob tree on every scrape
     /// would cost too much on a large store.
     usage: Mutex<Option<(std::time::Instant, crate::storage::Usage)>>,
+    /// Immutability rules, read on every tag change; reloaded when they change.
+    immutable: std::sync::RwLock<Arc<Vec<(u64, ImmutabilityRecord)>>>,
 }
 
 /// How long a measured storage usage is reused.
@@ -53,12 +55,14 @@ impl Registry {
         let storage = Storage::open(data_dir)
             .map_err(|e| Error::internal("creating the data directory layout", e))?;
         let meta = Meta::open(&storage.meta_dir())?;
+        let immutable = meta.immutability_rules()?;
         Ok(Registry {
             inner: Arc::new(Inner {
                 storage,
                 meta,
                 sessions: Mutex::new(HashMap::new()),
                 usage: Mutex::new(None),
+                immutable: std::sync::RwLock::new(Arc::new(immutable)),
             }),
         })
     }
@@ -119,6 +123,33 @@ impl Registry {
             .map(|_| ())
             .map_err(|e| e.to_string());
         vec![("storage", disk), ("metadata", meta)]
+    }
+
+    /// Re-reads the immutability rules (after the admin API changed them).
+    pub fn reload_immutability(&self) -> Result<()> {
+        let rules = self.meta().immutability_rules()?;
+        *self
+            .inner
+            .immutable
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        Ok(())
+    }
+
+    /// The immutability rule that covers `tag` in `repo`, if any.
+    fn immutable_rule(
+        &self,
+        repo: &crate::oci::RepoName,
+        tag: &str,
+    ) -> Option<(u64, ImmutabilityRecord)> {
+        use crate::oci::glob::glob_match;
+        self.inner
+            .immutable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(_, r)| glob_match(&r.repos, repo.as_str()) && glob_match(&r.tags, tag))
+            .cloned()
     }
 
     /// The metadata handle, shared with the authentication store.

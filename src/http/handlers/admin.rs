@@ -8,9 +8,10 @@ use serde::Deserialize;
 
 use crate::auth::admin::{self, AdminError};
 use crate::error::{Error, ErrorCode, Result};
+use crate::governance;
 use crate::http::route::AdminRoute;
 use crate::http::{empty, json, App, Resp};
-use crate::meta::{GrantRecord, Meta, RuleRecord};
+use crate::meta::{GrantRecord, ImmutabilityRecord, Meta, RuleRecord};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +141,29 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
             blocking(&meta, move |m| admin::delete_rule(m, id)).await?;
             empty(StatusCode::NO_CONTENT)
         }
+        (AdminRoute::Immutability, Method::GET) => {
+            let list = governance::list_immutability(&meta)
+                .map_err(|e| Error::internal("listing rules", e))?;
+            return ok_json(StatusCode::OK, &list);
+        }
+        (AdminRoute::Immutability, Method::POST) => {
+            let rule: ImmutabilityRecord = body(req).await?;
+            let id = governance::add_immutability(&meta, rule)
+                .map_err(|e| Error::api(ErrorCode::Invalid, e))?;
+            finish(app, &meta).await?;
+            return ok_json(StatusCode::CREATED, &serde_json::json!({ "id": id }));
+        }
+        (AdminRoute::ImmutabilityRule(id), Method::DELETE) => {
+            if !governance::delete_immutability(&meta, id)
+                .map_err(|e| Error::internal("deleting a rule", e))?
+            {
+                return Err(Error::api(
+                    ErrorCode::NotFound,
+                    format!("no immutability rule {id}"),
+                ));
+            }
+            empty(StatusCode::NO_CONTENT)
+        }
         (_, m) => {
             return Err(Error::api(
                 ErrorCode::Unsupported,
@@ -153,6 +177,7 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
 
 /// After a change: forget cached credentials, re-read rules, make it durable.
 async fn finish(app: &App, meta: &Meta) -> Result<()> {
+    app.registry.reload_immutability()?;
     if let Some(auth) = &app.auth {
         auth.clear_cache();
         auth.reload_rules()

@@ -688,6 +688,7 @@ mod tests {
             record: &ManifestRecord::default(),
             tag: Some(&tag),
             referrer: None,
+            tag_immutable: false,
         })
         .unwrap();
         assert!(m.tag(&r, &tag).unwrap().is_some());

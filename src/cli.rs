@@ -37,6 +37,20 @@ pub enum Command {
     /// Repository governance: immutable tags.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Garbage collection: free the disk space of deleted images and abandoned uploads.
+    Gc {
+        /// Report what would be freed, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep anything committed, linked or referenced within this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+        /// Expire upload sessions older than this many seconds.
+        #[arg(long, default_value_t = 86400)]
+        upload_ttl_secs: u64,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -29,6 +29,20 @@ pub struct FileConfig {
     pub tls: TlsFileConfig,
     #[serde(default)]
     pub auth: AuthFileConfig,
+    #[serde(default)]
+    pub gc: GcFileConfig,
+}
+
+/// The `[gc]` table: scheduled garbage collection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcFileConfig {
+    /// Seconds between runs; 0 turns scheduled runs off (default one day).
+    pub interval_secs: Option<u64>,
+    /// Keep anything committed, linked or referenced this recently (default one hour).
+    pub grace_secs: Option<u64>,
+    /// Expire upload sessions older than this (default one day).
+    pub upload_ttl_secs: Option<u64>,
 }
 
 /// The `[auth]` table.
@@ -101,6 +115,8 @@ pub struct ServeConfig {
     pub tls: TlsSettings,
     /// `None` when authentication is off.
     pub auth: Option<AuthSettings>,
+    /// Scheduled garbage collection: how often, and with what options (`None`: off).
+    pub gc: Option<(Duration, crate::registry::GcOptions)>,
 }
 
 /// Flags from the command line; `None` means "not given".
@@ -214,12 +230,31 @@ impl ServeConfig {
     pub fn build(file: FileConfig, flags: ServeFlags) -> Result<ServeConfig, String> {
         let tls = tls_settings(file.tls, &flags)?;
         let auth = auth_settings(file.auth, &flags)?;
+        let gc = {
+            let d = crate::registry::GcOptions::default();
+            let interval = file.gc.interval_secs.unwrap_or(86_400);
+            let options = crate::registry::GcOptions {
+                dry_run: false,
+                grace: file
+                    .gc
+                    .grace_secs
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.grace),
+                upload_ttl: file
+                    .gc
+                    .upload_ttl_secs
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.upload_ttl),
+            };
+            (interval > 0).then(|| (Duration::from_secs(interval), options))
+        };
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5000)));
         Ok(ServeConfig {
             tls,
             auth,
+            gc,
             listen: flags.listen.or(file.listen).unwrap_or(default_listen),
             data_dir: flags
                 .data_dir
@@ -294,6 +329,19 @@ impl ServeConfig {
             "check_interval_secs",
             Some(self.tls.check_every.as_secs().to_string()),
         );
+        s.push_str("\n[gc]\n");
+        match &self.gc {
+            None => line(&mut s, "interval_secs", Some("0".into())),
+            Some((every, o)) => {
+                line(&mut s, "interval_secs", Some(every.as_secs().to_string()));
+                line(&mut s, "grace_secs", Some(o.grace.as_secs().to_string()));
+                line(
+                    &mut s,
+                    "upload_ttl_secs",
+                    Some(o.upload_ttl.as_secs().to_string()),
+                );
+            }
+        }
         s.push_str("\n[auth]\n");
         match &self.auth {
             None => line(&mut s, "enabled", Some("false".into())),

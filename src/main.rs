@@ -15,6 +15,12 @@ fn main() -> ExitCode {
         Command::User(cmd) => commands::users::user(cmd),
         Command::Access(cmd) => commands::users::access(cmd),
         Command::Robot(cmd) => commands::users::robot(cmd),
+        Command::Gc {
+            dry_run,
+            grace_secs,
+            upload_ttl_secs,
+            target,
+        } => commands::gc::run(dry_run, grace_secs, upload_ttl_secs, &target),
         Command::Repo(edgeyard::cli::RepoCommand::Immutable(cmd)) => {
             commands::users::immutable(cmd)
         }

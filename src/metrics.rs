@@ -30,6 +30,9 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     uploads_in_flight: AtomicI64,
     auth_failures: Mutex<HashMap<&'static str, u64>>,
+    gc_runs: AtomicU64,
+    gc_blobs: AtomicU64,
+    gc_bytes: AtomicU64,
 }
 
 /// Values read at scrape time from other parts (storage, TLS).
@@ -103,6 +106,12 @@ impl Metrics {
         UploadGuard(())
     }
 
+    pub fn gc_run(&self, blobs: u64, bytes: u64) {
+        self.gc_runs.fetch_add(1, Ordering::Relaxed);
+        self.gc_blobs.fetch_add(blobs, Ordering::Relaxed);
+        self.gc_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     pub fn auth_failure(&self, reason: &'static str) {
         *self
             .auth_failures
@@ -173,6 +182,26 @@ impl Metrics {
             "Response body bytes sent.",
             self.bytes_out.load(Ordering::Relaxed),
         );
+        let gc = [
+            (
+                "edgeyard_gc_runs_total",
+                "Garbage collection runs (dry runs not counted).",
+                &self.gc_runs,
+            ),
+            (
+                "edgeyard_gc_deleted_blobs_total",
+                "Blobs deleted by garbage collection.",
+                &self.gc_blobs,
+            ),
+            (
+                "edgeyard_gc_freed_bytes_total",
+                "Bytes freed by garbage collection.",
+                &self.gc_bytes,
+            ),
+        ];
+        for (name, help, v) in gc {
+            counter(&mut s, name, help, v.load(Ordering::Relaxed));
+        }
         let _ = writeln!(
             s,
             "# HELP edgeyard_uploads_in_flight Upload requests streaming now.\n# TYPE edgeyard_uploads_in_flight gauge\nedgeyard_uploads_in_flight {}",

@@ -154,3 +154,146 @@ fn docker_shows_the_immutability_refusal_and_keeps_the_original() {
     );
     let _ = docker.cmd(&["rmi", "-f", &image]).output();
 }
+
+fn blob_file(s: &Server, d: &str) -> std::path::PathBuf {
+    let hex = &d["sha256:".len()..];
+    s.data_dir.join("blobs/sha256").join(&hex[..2]).join(hex)
+}
+
+/// Pushes an image with one layer shared by all images and one of its own.
+fn push_sharing(s: &Server, repo: &str, tag: &str, seed: u64) -> (String, String, Vec<u8>) {
+    let shared = bytes(50_000, 999);
+    let own = bytes(30_000, seed);
+    let config = format!("{{\"seed\":{seed}}}").into_bytes();
+    let sd = push_blob(s, repo, &shared);
+    let od = push_blob(s, repo, &own);
+    let cd = push_blob(s, repo, &config);
+    let m = image_manifest(
+        (&cd, config.len()),
+        &[(&sd, shared.len()), (&od, own.len())],
+    );
+    let r = s
+        .req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(m.clone())
+        .send();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    (sha256(&m), od, m)
+}
+
+fn gc(s: &Server, body: &str) -> serde_json::Value {
+    let r = s
+        .req("POST", "/api/v1/gc")
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+#[test]
+fn deleted_images_are_collected_and_shared_layers_stay() {
+    let s = Server::start();
+    let (_, a_own, a_manifest) = push_sharing(&s, "gc/a", "1", 1);
+    let (b_digest, b_own, _) = push_sharing(&s, "gc/b", "1", 2);
+    // Also an abandoned upload: linked, never referenced.
+    let stray = push_blob(&s, "gc/stray", &bytes(10_000, 3));
+    assert_eq!(
+        s.req("DELETE", &format!("/v2/gc/b/manifests/{b_digest}"))
+            .send()
+            .status,
+        202
+    );
+
+    // Within the grace period nothing goes.
+    let r = gc(&s, r#"{"grace_secs": 3600}"#);
+    assert_eq!(r["blobs_deleted"], 0);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // A dry run reports, deletes nothing.
+    let r = gc(&s, r#"{"dry_run": true, "grace_secs": 1}"#);
+    assert_eq!(r["blobs_deleted"], 3, "{r}");
+    assert!(blob_file(&s, &b_own).exists());
+    let r = gc(&s, r#"{"grace_secs": 1}"#);
+    assert_eq!(
+        r["blobs_deleted"], 3,
+        "b's own layer, b's config, the stray blob: {r}"
+    );
+    assert_eq!(r["bytes_freed"], 30_000 + 10_000 + 10);
+    assert!(!blob_file(&s, &b_own).exists());
+    assert!(!blob_file(&s, &stray).exists());
+    assert!(blob_file(&s, &a_own).exists());
+    // The surviving image pulls bit-for-bit; the collected blob is unknown everywhere.
+    assert_eq!(s.req("GET", "/v2/gc/a/manifests/1").send().body, a_manifest);
+    for layer in [&a_own] {
+        let r = s.req("GET", &format!("/v2/gc/a/blobs/{layer}")).send();
+        assert_eq!(sha256(&r.body), *layer);
+    }
+    assert_eq!(
+        s.req("HEAD", &format!("/v2/gc/b/blobs/{b_own}"))
+            .send()
+            .status,
+        404
+    );
+    assert_eq!(
+        s.req("HEAD", &format!("/v2/gc/stray/blobs/{stray}"))
+            .send()
+            .status,
+        404
+    );
+    // Runs are recorded and counted.
+    let runs = s.req("GET", "/api/v1/gc").send().json();
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        2,
+        "dry runs are not recorded"
+    );
+    let metrics = String::from_utf8(s.req("GET", "/metrics").send().body).unwrap();
+    assert!(metrics.contains("edgeyard_gc_runs_total 2"), "{metrics}");
+    assert!(metrics.contains("edgeyard_gc_freed_bytes_total 40010"));
+}
+
+#[test]
+fn gc_racing_pushes_never_breaks_a_push() {
+    let s = Server::start();
+    // Garbage to collect while the pushes run.
+    for i in 0..5 {
+        let (d, _, _) = push_sharing(&s, "race/old", &format!("t{i}"), 100 + i);
+        s.req("DELETE", &format!("/v2/race/old/manifests/{d}"))
+            .send();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let pushed = std::thread::scope(|sc| {
+        let collector = sc.spawn(|| {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                gc(&s, r#"{"grace_secs": 1}"#);
+                runs += 1;
+            }
+            runs
+        });
+        let mut pushed = Vec::new();
+        for i in 0..25 {
+            pushed.push((i, push_sharing(&s, "race/new", &format!("t{i}"), 200 + i)));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            collector.join().unwrap() > 1,
+            "the collector ran during the pushes"
+        );
+        pushed
+    });
+    for (i, (_, own, manifest)) in pushed {
+        let r = s.req("GET", &format!("/v2/race/new/manifests/t{i}")).send();
+        assert_eq!(r.body, manifest);
+        let blob = s.req("GET", &format!("/v2/race/new/blobs/{own}")).send();
+        assert_eq!(sha256(&blob.body), own, "layer of push {i} intact");
+    }
+    let r = gc(&s, r#"{"grace_secs": 1}"#);
+    let total = r["blobs_total"].as_u64().unwrap();
+    assert_eq!(
+        total,
+        1 + 25 * 2,
+        "the shared layer and each new image's own layer and config remain: {r}"
+    );
+}

@@ -3,6 +3,7 @@
 pub mod cert;
 pub mod client;
 pub mod config;
+pub mod gc;
 pub mod install;
 pub mod serve;
 pub mod users;

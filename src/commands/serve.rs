@@ -171,6 +171,17 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         }))
     });
     let hup = tokio::spawn(reload_on_hup(reloader, config.clone(), tls.clone()));
+    let scheduled_gc = config.gc.map(|(every, options)| {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = registry.gc(options).await {
+                    tracing::error!(error = %e, "scheduled garbage collection failed");
+                }
+            }
+        })
+    });
     let app = App {
         registry: registry.clone(),
         tls,
@@ -188,6 +199,9 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         w.abort();
     }
     hup.abort();
+    if let Some(g) = scheduled_gc {
+        g.abort();
+    }
     let _ = stop_tx.send(true);
     if let Some(m) = maintenance {
         let _ = m.await;

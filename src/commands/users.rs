@@ -23,18 +23,27 @@ enum Store {
     Remote(AdminClient),
 }
 
+/// The admin API client when `--server` is given.
+pub(super) fn admin_client(target: &Target) -> Result<Option<AdminClient>, Failure> {
+    let Some(url) = &target.server else {
+        return Ok(None);
+    };
+    let file = load_file(&target.data)?;
+    let default_ca = data_dir(&target.data, &file).join("tls/ca.crt");
+    let ca = target
+        .cacert
+        .clone()
+        .or_else(|| default_ca.exists().then_some(default_ca));
+    AdminClient::new(url, ca.as_deref()).map(Some)
+}
+
 fn open(target: &Target) -> Result<Store, Failure> {
+    if let Some(c) = admin_client(target)? {
+        return Ok(Store::Remote(c));
+    }
     let data: &DataArgs = &target.data;
     let file = load_file(data)?;
     let dir = data_dir(data, &file);
-    if let Some(url) = &target.server {
-        let default_ca = dir.join("tls/ca.crt");
-        let ca = target
-            .cacert
-            .clone()
-            .or_else(|| default_ca.exists().then_some(default_ca));
-        return AdminClient::new(url, ca.as_deref()).map(Store::Remote);
-    }
     let storage =
         Storage::open(&dir).map_err(|e| Failure::Runtime(format!("{}: {e}", dir.display())))?;
     Meta::open(&storage.meta_dir())

@@ -47,6 +47,7 @@ pub enum AdminRoute {
     Rule(u64),
     Immutability,
     ImmutabilityRule(u64),
+    Gc,
 }
 
 impl AdminRoute {
@@ -61,6 +62,7 @@ impl AdminRoute {
             ["rules"] => AdminRoute::Rules,
             ["rules", id] => AdminRoute::Rule(id.parse().ok()?),
             ["immutability"] => AdminRoute::Immutability,
+            ["gc"] => AdminRoute::Gc,
             ["immutability", id] => AdminRoute::ImmutabilityRule(id.parse().ok()?),
             _ => return None,
         })

@@ -16,6 +16,7 @@
 //! | `rules`          | rule id (8 bytes, big-endian) | [`RuleRecord`]          |
 //! | `refresh_tokens` | sha256 of the token (hex)    | [`RefreshRecord`]        |
 //! | `immutability`   | rule id (8 bytes, big-endian) | [`ImmutabilityRecord`]  |
+//! | `gc_runs`        | run number (8 bytes, big-endian) | GC report (JSON)     |
 
 mod records;
 
@@ -47,6 +48,7 @@ pub struct Meta {
     rules: sled::Tree,
     refresh: sled::Tree,
     immutability: sled::Tree,
+    gc_runs: sled::Tree,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
@@ -141,6 +143,7 @@ impl Meta {
             rules: tree("rules")?,
             refresh: tree("refresh_tokens")?,
             immutability: tree("immutability")?,
+            gc_runs: tree("gc_runs")?,
             db,
         })
     }
@@ -261,14 +264,22 @@ impl Meta {
             k.extend_from_slice(dkey.as_bytes());
             (k, encode(desc))
         });
+        let link_keys: Vec<Vec<u8>> = put
+            .record
+            .blobs
+            .iter()
+            .map(|d| key2(repo, &d.to_string()))
+            .collect();
+        let touched_at = now();
         let result = (
             &self.manifests,
             &self.manifest_bytes,
             &self.tags,
             &self.referrers,
             &self.repos,
+            &self.links,
         )
-            .transaction(|(manifests, bytes, tags, referrers, repos)| {
+            .transaction(|(manifests, bytes, tags, referrers, repos, links)| {
                 if let (Some(tag), true) = (put.tag, put.tag_immutable) {
                     if let Some(old) = tags.get(key2(repo, tag.as_str()))? {
                         let old: TagRecord = serde_json::from_slice(&old)
@@ -289,6 +300,16 @@ impl Meta {
                 if repos.get(repo)?.is_none() {
                     repos.insert(repo, repo_rec.as_slice())?;
                 }
+                // Referencing a blob renews its link, so a garbage collection that marked
+                // before this manifest existed sees the blob as freshly used and keeps it.
+                for k in &link_keys {
+                    if let Some(v) = links.get(k.as_slice())? {
+                        if let Ok(mut rec) = serde_json::from_slice::<LinkRecord>(&v) {
+                            rec.linked_at = touched_at;
+                            links.insert(k.as_slice(), encode(&rec))?;
+                        }
+                    }
+                }
                 Ok::<_, ConflictableTransactionError<Option<Digest>>>(())
             });
         match result {
@@ -300,6 +321,123 @@ impl Meta {
             )),
             Err(TransactionError::Storage(e)) => Err(Error::internal("storing a manifest", e)),
         }
+    }
+
+    // ---- garbage collection -----------------------------------------------------------
+
+    /// Every manifest record of every repository: (repository, digest, record).
+    pub fn all_manifests(&self) -> Result<Vec<(String, Digest, ManifestRecord)>> {
+        self.manifests
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(db_err("reading manifests"))?;
+                let key = String::from_utf8_lossy(&k).into_owned();
+                let (repo, digest) = key
+                    .split_once('\0')
+                    .ok_or_else(|| Error::internal("reading manifests", "malformed key"))?;
+                let digest: Digest = digest
+                    .parse()
+                    .map_err(|_| Error::internal("reading manifests", "malformed digest"))?;
+                Ok((repo.to_string(), digest, decode(&v)?))
+            })
+            .collect()
+    }
+
+    /// Every blob link: (key, digest, record), to find the links of collected blobs.
+    pub fn all_links(&self) -> Result<Vec<(sled::IVec, Digest, LinkRecord)>> {
+        let mut out = Vec::new();
+        for kv in self.links.iter() {
+            let (k, v) = kv.map_err(db_err("reading blob links"))?;
+            let Some(pos) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let Ok(digest) = String::from_utf8_lossy(&k[pos + 1..]).parse::<Digest>() else {
+                continue;
+            };
+            out.push((k.clone(), digest, decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    pub fn remove_link_key(&self, key: &[u8]) -> Result<()> {
+        self.links
+            .remove(key)
+            .map(|_| ())
+            .map_err(db_err("removing a blob link"))
+    }
+
+    /// The link record of one blob in one repository.
+    pub fn link(&self, repo: &str, digest: &Digest) -> Result<Option<LinkRecord>> {
+        Self::get_json(&self.links, &key2(repo, &digest.to_string()))
+    }
+
+    /// Manifest contents no manifest record refers to any more.
+    pub fn orphan_manifest_bytes(
+        &self,
+        live: &std::collections::HashSet<Digest>,
+    ) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for k in self.manifest_bytes.iter().keys() {
+            let k = k.map_err(db_err("reading manifest bytes"))?;
+            if let Ok(d) = String::from_utf8_lossy(&k).parse::<Digest>() {
+                if !live.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn delete_manifest_bytes(&self, digest: &Digest) -> Result<()> {
+        self.manifest_bytes
+            .remove(digest.to_key())
+            .map(|_| ())
+            .map_err(db_err("removing manifest bytes"))
+    }
+
+    /// Every upload session: (id, record).
+    pub fn uploads(&self) -> Result<Vec<(UploadId, UploadRecord)>> {
+        Ok(Self::list_json::<UploadRecord>(&self.uploads)?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                String::from_utf8_lossy(&k)
+                    .parse::<UploadId>()
+                    .ok()
+                    .map(|id| (id, v))
+            })
+            .collect())
+    }
+
+    /// Records a garbage collection run (newest kept last; the 100 latest are kept).
+    pub fn record_gc_run(&self, run: &serde_json::Value) -> Result<()> {
+        let id = self
+            .db
+            .generate_id()
+            .map_err(db_err("numbering a GC run"))?;
+        self.gc_runs
+            .insert(
+                id.to_be_bytes(),
+                serde_json::to_vec(run).unwrap_or_default(),
+            )
+            .map_err(db_err("recording a GC run"))?;
+        while self.gc_runs.len() > 100 {
+            match self.gc_runs.pop_min().map_err(db_err("trimming GC runs"))? {
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    pub fn gc_runs(&self) -> Result<Vec<serde_json::Value>> {
+        self.gc_runs
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v.map_err(db_err("reading GC runs"))?;
+                serde_json::from_slice(&v).map_err(|e| Error::internal("reading GC runs", e))
+            })
+            .collect()
     }
 
     /// Digests of the tags in `repo` (tag name, digest).

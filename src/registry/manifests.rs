@@ -100,6 +100,9 @@ impl Registry {
             )
             .with_detail(serde_json::json!({ "digest": d.to_string() }))
         };
+        // Held until the manifest is stored: garbage collection must not delete a blob
+        // between this check and the transaction that references it.
+        let _shared = self.inner.gc_lock.read().await;
         for d in manifest.required_blobs() {
             if !self.meta().is_linked(repo, d)? {
                 return Err(missing(d, "blob"));

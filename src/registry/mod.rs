@@ -3,6 +3,7 @@
 //! only keep bytes and records, and `http` only translates requests and responses.
 
 mod blobs;
+mod gc;
 mod manifests;
 mod pump;
 mod uploads;
@@ -17,6 +18,7 @@ use crate::oci::UploadId;
 use crate::storage::{Storage, UploadFile};
 
 pub use blobs::{BlobRange, BlobRead};
+pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use uploads::{range_header, upload_location, ContentRange, UploadState};
 
@@ -44,6 +46,9 @@ struct Inner {
     usage: Mutex<Option<(std::time::Instant, crate::storage::Usage)>>,
     /// Immutability rules, read on every tag change; reloaded when they change.
     immutable: std::sync::RwLock<Arc<Vec<(u64, ImmutabilityRecord)>>>,
+    /// Held for reading while a blob is committed, linked or referenced; for writing while
+    /// garbage collection deletes (see `gc`).
+    gc_lock: tokio::sync::RwLock<()>,
 }
 
 /// How long a measured storage usage is reused.
@@ -63,6 +68,7 @@ impl Registry {
                 sessions: Mutex::new(HashMap::new()),
                 usage: Mutex::new(None),
                 immutable: std::sync::RwLock::new(Arc::new(immutable)),
+                gc_lock: tokio::sync::RwLock::new(()),
             }),
         })
     }

@@ -242,6 +242,7 @@ impl Registry {
             )
             .with_detail(serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() })));
         }
+        let _shared = self.inner.gc_lock.read().await;
         let storage = self.storage().clone();
         let (id2, d2) = (id.clone(), expected.clone());
         match tokio::task::spawn_blocking(move || storage.commit_upload(&id2, file, &d2)).await {
@@ -256,6 +257,18 @@ impl Registry {
         self.meta().flush().await?;
         self.sessions().remove(id);
         Ok(size)
+    }
+
+    /// Whether a request is using the session right now.
+    pub(super) fn session_busy(&self, id: &UploadId) -> bool {
+        self.sessions()
+            .get(id)
+            .is_some_and(|s| s.try_lock().is_err())
+    }
+
+    /// Forgets an expired session and deletes its bytes (garbage collection).
+    pub(super) async fn forget_upload(&self, id: &UploadId) -> Result<()> {
+        self.discard(id).await
     }
 
     /// Forgets a session and deletes its bytes.
@@ -285,6 +298,7 @@ impl Registry {
         digest: &Digest,
         _from: Option<&RepoName>,
     ) -> Result<Option<u64>> {
+        let _shared = self.inner.gc_lock.read().await;
         let storage = self.storage().clone();
         let d2 = digest.clone();
         let Some(size) = blocking("checking a blob", move || storage.blob_size(&d2)).await? else {

@@ -162,6 +162,51 @@ impl Storage {
         Ok(u)
     }
 
+    /// Every blob file: digest, size and modification time (when it was committed).
+    pub fn blobs(&self) -> io::Result<Vec<(Digest, u64, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for alg in fs::read_dir(self.root.join("blobs"))? {
+            let alg = alg?;
+            let alg_name = alg.file_name().to_string_lossy().into_owned();
+            for fan in fs::read_dir(alg.path())? {
+                for blob in fs::read_dir(fan?.path())? {
+                    let blob = blob?;
+                    let name = format!("{alg_name}:{}", blob.file_name().to_string_lossy());
+                    // Anything that is not a valid digest name is not ours to touch.
+                    let Ok(digest) = name.parse::<Digest>() else {
+                        continue;
+                    };
+                    let m = blob.metadata()?;
+                    if m.is_file() {
+                        out.push((digest, m.len(), m.modified()?));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a blob file (garbage collection only) and makes the removal durable.
+    pub fn delete_blob(&self, digest: &Digest) -> io::Result<()> {
+        match fs::remove_file(self.blob_path(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        sync_dir(&self.blob_dir(digest))
+    }
+
+    /// Upload files and their modification times (for expiring abandoned uploads).
+    pub fn upload_files(&self) -> io::Result<Vec<(UploadId, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for f in fs::read_dir(self.root.join("uploads"))? {
+            let f = f?;
+            if let Ok(id) = f.file_name().to_string_lossy().parse::<UploadId>() {
+                out.push((id, f.metadata()?.modified()?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Proves the data directory takes writes: create, write, fsync and remove a probe file.
     pub fn probe_writable(&self) -> io::Result<()> {
         use std::io::Write;

@@ -8,10 +8,13 @@ use serde::Deserialize;
 
 use crate::auth::admin::{self, AdminError};
 use crate::error::{Error, ErrorCode, Result};
+use std::time::Duration;
+
 use crate::governance;
 use crate::http::route::AdminRoute;
 use crate::http::{empty, json, App, Resp};
 use crate::meta::{GrantRecord, ImmutabilityRecord, Meta, RuleRecord};
+use crate::registry::GcOptions;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +25,15 @@ struct NewUser {
     admin: bool,
     #[serde(default)]
     groups: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcRequest {
+    #[serde(default)]
+    dry_run: bool,
+    grace_secs: Option<u64>,
+    upload_ttl_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +152,25 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
         (AdminRoute::Rule(id), Method::DELETE) => {
             blocking(&meta, move |m| admin::delete_rule(m, id)).await?;
             empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Gc, Method::GET) => {
+            return ok_json(StatusCode::OK, &app.registry.gc_runs()?);
+        }
+        (AdminRoute::Gc, Method::POST) => {
+            let o: GcRequest = body(req).await?;
+            let d = GcOptions::default();
+            let report = app
+                .registry
+                .gc(GcOptions {
+                    dry_run: o.dry_run,
+                    grace: o.grace_secs.map(Duration::from_secs).unwrap_or(d.grace),
+                    upload_ttl: o
+                        .upload_ttl_secs
+                        .map(Duration::from_secs)
+                        .unwrap_or(d.upload_ttl),
+                })
+                .await?;
+            return ok_json(StatusCode::OK, &report);
         }
         (AdminRoute::Immutability, Method::GET) => {
             let list = governance::list_immutability(&meta)

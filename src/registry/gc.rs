@@ -1,0 +1,204 @@
+//! Online garbage collection: mark every blob a manifest references, then sweep blob files
+//! nobody references, expired upload sessions and manifest contents no repository lists.
+//!
+//! Safe while pushes and pulls go on: uploads, mounts and manifest PUTs hold the GC lock for
+//! reading while they check and link; the sweep takes it for writing per batch and, under
+//! it, keeps any blob linked or referenced since the grace cutoff (a manifest PUT renews the
+//! links of the blobs it references). A blob committed or used within the grace period is
+//! never deleted, so a push that uploads layers now and its manifest later loses nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::{blocking, Registry};
+use crate::error::Result;
+use crate::meta::now;
+use crate::oci::Digest;
+
+/// Blobs deleted per hold of the write lock: pushes wait at most for one batch.
+const BATCH: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
+pub struct GcOptions {
+    pub dry_run: bool,
+    /// Anything committed, linked or referenced more recently than this is kept.
+    pub grace: Duration,
+    /// Upload sessions older than this are expired.
+    pub upload_ttl: Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            dry_run: false,
+            grace: Duration::from_secs(3600),
+            upload_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What a run found and (unless a dry run) freed.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct GcReport {
+    pub started_at: u64,
+    pub dry_run: bool,
+    pub blobs_total: u64,
+    pub blobs_deleted: u64,
+    pub bytes_freed: u64,
+    /// Unreferenced, but within the grace period: kept this time.
+    pub blobs_recent: u64,
+    pub uploads_expired: u64,
+    pub manifest_contents_removed: u64,
+    pub duration_ms: u64,
+    /// Digests of the blobs deleted (or that would be, in a dry run); at most 1,000 listed.
+    pub deleted: Vec<String>,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Registry {
+    /// Runs one garbage collection.
+    pub async fn gc(&self, o: GcOptions) -> Result<GcReport> {
+        let started = Instant::now();
+        let start = now();
+        let cutoff = start.saturating_sub(o.grace.as_secs());
+        let mut report = GcReport {
+            started_at: start,
+            dry_run: o.dry_run,
+            ..GcReport::default()
+        };
+
+        // Mark: every blob any manifest of any repository references.
+        let manifests = self.meta().all_manifests()?;
+        let live: HashSet<Digest> = manifests
+            .iter()
+            .flat_map(|(_, _, r)| r.blobs.iter().cloned())
+            .collect();
+        drop(manifests);
+
+        let storage = self.storage().clone();
+        let files = blocking("listing blobs", move || storage.blobs()).await?;
+        report.blobs_total = files.len() as u64;
+        let mut candidates = Vec::new();
+        for (d, size, mtime) in files {
+            if live.contains(&d) {
+                continue;
+            }
+            if unix(mtime) >= cutoff {
+                report.blobs_recent += 1;
+                continue;
+            }
+            candidates.push((d, size));
+        }
+
+        // Sweep, in batches, re-checking the links under the write lock.
+        for batch in candidates.chunks(BATCH) {
+            let _exclusive = self.inner.gc_lock.write().await;
+            let mut links: HashMap<Digest, Vec<(sled::IVec, u64)>> = HashMap::new();
+            for (key, d, rec) in self.meta().all_links()? {
+                links.entry(d).or_default().push((key, rec.linked_at));
+            }
+            for (d, size) in batch {
+                let its_links = links.get(d).map(Vec::as_slice).unwrap_or(&[]);
+                if its_links.iter().any(|(_, at)| *at >= cutoff) {
+                    report.blobs_recent += 1;
+                    continue;
+                }
+                if !o.dry_run {
+                    // Links first, then bytes: an interruption leaves at worst an orphan
+                    // file for the next run, never a link to missing bytes.
+                    for (key, _) in its_links {
+                        self.meta().remove_link_key(key)?;
+                    }
+                    self.meta().flush().await?;
+                    let storage = self.storage().clone();
+                    let d2 = d.clone();
+                    blocking("deleting a blob", move || storage.delete_blob(&d2)).await?;
+                }
+                report.blobs_deleted += 1;
+                report.bytes_freed += size;
+                if report.deleted.len() < 1000 {
+                    report.deleted.push(d.to_string());
+                }
+            }
+        }
+
+        if !o.dry_run {
+            // Under the write lock no manifest PUT is half done, so the set of manifests
+            // read here is complete: contents outside it belong to deleted manifests only.
+            // (Regression: computed at mark time, it dropped manifests pushed during the run.)
+            let _exclusive = self.inner.gc_lock.write().await;
+            let live_manifests: HashSet<Digest> = self
+                .meta()
+                .all_manifests()?
+                .into_iter()
+                .map(|(_, d, _)| d)
+                .collect();
+            for d in self.meta().orphan_manifest_bytes(&live_manifests)? {
+                self.meta().delete_manifest_bytes(&d)?;
+                report.manifest_contents_removed += 1;
+            }
+        }
+        report.uploads_expired = self.expire_uploads(o).await?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        if !o.dry_run {
+            self.meta()
+                .record_gc_run(&serde_json::to_value(&report).unwrap_or_default())?;
+            self.meta().flush().await?;
+            crate::metrics::global().gc_run(report.blobs_deleted, report.bytes_freed);
+            *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        tracing::info!(
+            dry_run = o.dry_run,
+            blobs_deleted = report.blobs_deleted,
+            bytes_freed = report.bytes_freed,
+            kept_recent = report.blobs_recent,
+            uploads_expired = report.uploads_expired,
+            ms = report.duration_ms,
+            "garbage collection finished"
+        );
+        Ok(report)
+    }
+
+    /// Removes upload sessions (and stray upload files) older than the TTL that nobody is
+    /// using right now.
+    async fn expire_uploads(&self, o: GcOptions) -> Result<u64> {
+        let cutoff = now().saturating_sub(o.upload_ttl.as_secs());
+        let mut expired = 0;
+        let recorded = self.meta().uploads()?;
+        let known: HashSet<_> = recorded.iter().map(|(id, _)| id.clone()).collect();
+        for (id, rec) in recorded {
+            if rec.started_at >= cutoff || self.session_busy(&id) {
+                continue;
+            }
+            expired += 1;
+            if !o.dry_run {
+                self.forget_upload(&id).await?;
+            }
+        }
+        let storage = self.storage().clone();
+        let files = blocking("listing uploads", move || storage.upload_files()).await?;
+        for (id, mtime) in files {
+            if !known.contains(&id) && unix(mtime) < cutoff {
+                expired += 1;
+                if !o.dry_run {
+                    let storage = self.storage().clone();
+                    blocking("removing an upload file", move || {
+                        storage.remove_upload(&id)
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(expired)
+    }
+
+    /// The recorded GC runs, oldest first.
+    pub fn gc_runs(&self) -> Result<Vec<serde_json::Value>> {
+        self.meta().gc_runs()
+    }
+}

@@ -224,7 +224,8 @@ fn deleted_images_are_collected_and_shared_layers_stay() {
     assert!(blob_file(&s, &a_own).exists());
     // The surviving image pulls bit-for-bit; the collected blob is unknown everywhere.
     assert_eq!(s.req("GET", "/v2/gc/a/manifests/1").send().body, a_manifest);
-    for layer in [&a_own] {
+    let shared = sha256(&bytes(50_000, 999));
+    for layer in [&a_own, &shared] {
         let r = s.req("GET", &format!("/v2/gc/a/blobs/{layer}")).send();
         assert_eq!(sha256(&r.body), *layer);
     }

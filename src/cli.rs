@@ -74,6 +74,31 @@ pub enum RepoCommand {
     /// Immutability rules: matching tags can be pushed once, never moved or deleted.
     #[command(subcommand)]
     Immutable(ImmutableCommand),
+    /// List repositories with tag count, size and last push.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show a repository's description and tags (digest, size, platforms, pushed at).
+    Show {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Set a repository's description (markdown).
+    Describe {
+        name: String,
+        #[arg(long)]
+        text: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a repository (its disk space returns at the next garbage collection).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,9 +21,7 @@ fn main() -> ExitCode {
             upload_ttl_secs,
             target,
         } => commands::gc::run(dry_run, grace_secs, upload_ttl_secs, &target),
-        Command::Repo(edgeyard::cli::RepoCommand::Immutable(cmd)) => {
-            commands::users::immutable(cmd)
-        }
+        Command::Repo(cmd) => commands::repos::run(cmd),
         Command::Config(edgeyard::cli::ConfigCommand::Check { file }) => {
             commands::config::check(&file)
         }

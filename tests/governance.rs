@@ -298,3 +298,132 @@ fn gc_racing_pushes_never_breaks_a_push() {
         "the shared layer and each new image's own layer and config remain: {r}"
     );
 }
+
+#[test]
+fn repository_info_descriptions_tags_and_deletion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    edgeyard(
+        &dir,
+        &[
+            "repo",
+            "immutable",
+            "add",
+            "--repos",
+            "info/keep",
+            "--tags",
+            "*",
+        ],
+        "",
+    );
+    let s = Server::start_in(&dir);
+    let (amd, _, amd_m) = push_sharing(&s, "info/app", "amd64-only", 41);
+    let (arm, _, arm_m) = push_sharing(&s, "info/app", "arm64-only", 42);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd, "size": amd_m.len(), "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm, "size": arm_m.len(), "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}}
+        ]
+    }))
+    .unwrap();
+    let r = s
+        .req("PUT", "/v2/info/app/manifests/multi")
+        .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        .body(index.clone())
+        .send();
+    assert_eq!(r.status, 201);
+    push_sharing(&s, "info/keep", "v1", 43);
+
+    let repos = s.req("GET", "/api/v1/repositories").send().json();
+    let app = repos
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "info/app")
+        .unwrap()
+        .clone();
+    assert_eq!(app["tags"], 3);
+    // Unique bytes: the shared layer once, two own layers, two configs, three manifests.
+    let configs = "{\"seed\":41}".len() + "{\"seed\":42}".len();
+    let expected = 50_000 + 2 * 30_000 + configs + amd_m.len() + arm_m.len() + index.len();
+    assert_eq!(app["size"], expected as u64);
+    assert!(app["last_push"].as_u64().unwrap() > 0);
+
+    let r = s
+        .req("PUT", "/api/v1/repositories/info/app/description")
+        .body(r#"{"description":"Vision model for **line 3**"}"#)
+        .send();
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        s.req("GET", "/api/v1/repositories/info/app").send().json()["description"],
+        "Vision model for **line 3**"
+    );
+
+    let tags = s
+        .req("GET", "/api/v1/repositories/info/app/tags")
+        .send()
+        .json();
+    let multi = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag"] == "multi")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        multi["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm/v7"])
+    );
+    assert_eq!(
+        multi["media_type"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(multi["digest"], sha256(&index));
+    assert_eq!(multi["immutable"], false);
+    let keep = s
+        .req("GET", "/api/v1/repositories/info/keep/tags")
+        .send()
+        .json();
+    assert_eq!(keep[0]["immutable"], true);
+
+    // Deleting: refused while an immutable tag is in it; otherwise soft, then GC frees.
+    let r = s.req("DELETE", "/api/v1/repositories/info/keep").send();
+    assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
+    assert_eq!(
+        s.req("DELETE", "/api/v1/repositories/info/app")
+            .send()
+            .status,
+        204
+    );
+    assert_eq!(
+        s.req("GET", "/v2/info/app/manifests/multi").send().status,
+        404
+    );
+    let catalog = s.req("GET", "/v2/_catalog").send().json();
+    assert_eq!(catalog["repositories"], serde_json::json!(["info/keep"]));
+    assert_eq!(
+        s.req("DELETE", "/api/v1/repositories/info/app")
+            .send()
+            .status,
+        404
+    );
+    drop(s);
+
+    // The same from the command line, offline.
+    let list = edgeyard(&dir, &["repo", "list"], "");
+    assert!(list.contains("info/keep\t1 tags"), "{list}");
+    edgeyard(
+        &dir,
+        &["repo", "describe", "info/keep", "--text", "pinned"],
+        "",
+    );
+    let show = edgeyard(&dir, &["repo", "show", "info/keep"], "");
+    assert!(
+        show.contains("pinned") && show.contains("v1\tsha256:") && show.contains("immutable"),
+        "{show}"
+    );
+    let out = edgeyard(&dir, &["gc", "--grace-secs", "0"], "");
+    assert!(out.contains("freed"), "{out}");
+}

@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 pub mod gc;
 pub mod install;
+pub mod repos;
 pub mod serve;
 pub mod users;
 

@@ -48,11 +48,31 @@ pub enum AdminRoute {
     Immutability,
     ImmutabilityRule(u64),
     Gc,
+    Repositories,
+    Repository(RepoName),
+    RepositoryTags(RepoName),
+    RepositoryDescription(RepoName),
 }
 
 impl AdminRoute {
     fn parse(rest: &str) -> Option<AdminRoute> {
-        let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+        let rest = rest.trim_end_matches('/');
+        // Repository names contain slashes: split off a known suffix, then validate.
+        if rest == "repositories" {
+            return Some(AdminRoute::Repositories);
+        }
+        if let Some(r) = rest.strip_prefix("repositories/") {
+            let (name, kind): (&str, fn(RepoName) -> AdminRoute) =
+                if let Some(n) = r.strip_suffix("/tags") {
+                    (n, AdminRoute::RepositoryTags)
+                } else if let Some(n) = r.strip_suffix("/description") {
+                    (n, AdminRoute::RepositoryDescription)
+                } else {
+                    (r, AdminRoute::Repository)
+                };
+            return name.parse().ok().map(kind);
+        }
+        let parts: Vec<&str> = rest.split('/').collect();
         Some(match parts.as_slice() {
             ["users"] => AdminRoute::Users,
             ["users", n] => AdminRoute::User(n.to_string()),
@@ -198,6 +218,7 @@ mod tests {
             ("/ca.crt".into(), "ca_cert", None),
             ("/api/v1/users".into(), "admin", None),
             ("/api/v1/robots/robot%24ci".into(), "admin", None),
+            ("/api/v1/repositories/a/b/tags".into(), "admin", None),
             (
                 "/v2/library/alpine/tags/list".into(),
                 "tags",

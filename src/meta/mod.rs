@@ -172,6 +172,65 @@ impl Meta {
             .map_err(db_err("reading a repository"))
     }
 
+    pub fn repo_record(&self, repo: &RepoName) -> Result<Option<RepoRecord>> {
+        Self::get_json(&self.repos, repo.as_str().as_bytes())
+    }
+
+    pub fn put_repo_record(&self, repo: &RepoName, rec: &RepoRecord) -> Result<()> {
+        self.repos
+            .insert(repo.as_str(), encode(rec))
+            .map(|_| ())
+            .map_err(db_err("storing a repository"))
+    }
+
+    /// The blobs linked into a repository, with their sizes.
+    pub fn links_of(&self, repo: &RepoName) -> Result<Vec<(Digest, LinkRecord)>> {
+        let pre = prefix(repo.as_str());
+        let mut out = Vec::new();
+        for kv in self.links.scan_prefix(&pre) {
+            let (k, v) = kv.map_err(db_err("reading blob links"))?;
+            if let Ok(d) = String::from_utf8_lossy(&k[pre.len()..]).parse::<Digest>() {
+                out.push((d, decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The manifests of a repository.
+    pub fn manifests_of(&self, repo: &RepoName) -> Result<Vec<(Digest, ManifestRecord)>> {
+        let pre = prefix(repo.as_str());
+        let mut out = Vec::new();
+        for kv in self.manifests.scan_prefix(&pre) {
+            let (k, v) = kv.map_err(db_err("reading manifests"))?;
+            if let Ok(d) = String::from_utf8_lossy(&k[pre.len()..]).parse::<Digest>() {
+                out.push((d, decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a whole repository's metadata: tags first (nothing is pullable from then
+    /// on), then manifests, referrers, blob links and the repository record. Bytes stay for
+    /// garbage collection.
+    pub fn delete_repository(&self, repo: &RepoName) -> Result<bool> {
+        if !self.repo_exists(repo)? {
+            return Ok(false);
+        }
+        let pre = prefix(repo.as_str());
+        for tree in [&self.tags, &self.manifests, &self.referrers, &self.links] {
+            let mut batch = sled::Batch::default();
+            for k in tree.scan_prefix(&pre).keys() {
+                batch.remove(k.map_err(db_err("listing a repository"))?);
+            }
+            tree.apply_batch(batch)
+                .map_err(db_err("deleting a repository"))?;
+        }
+        self.repos
+            .remove(repo.as_str())
+            .map_err(db_err("deleting a repository"))?;
+        Ok(true)
+    }
+
     /// Repository names in order that pass `visible`, strictly after `last`, at most `n`;
     /// plus whether more follow.
     pub fn list_repos(
@@ -210,7 +269,10 @@ impl Meta {
             size,
             linked_at: now(),
         });
-        let repo_rec = encode(&RepoRecord { created_at: now() });
+        let repo_rec = encode(&RepoRecord {
+            created_at: now(),
+            description: String::new(),
+        });
         (&self.links, &self.repos)
             .transaction(|(links, repos)| {
                 links.insert(key2(repo.as_str(), &digest.to_string()), link.as_slice())?;
@@ -257,7 +319,10 @@ impl Meta {
             digest: put.digest.clone(),
             updated_at: put.record.pushed_at,
         });
-        let repo_rec = encode(&RepoRecord { created_at: now() });
+        let repo_rec = encode(&RepoRecord {
+            created_at: now(),
+            description: String::new(),
+        });
         let referrer = put.referrer.map(|(subject, desc)| {
             let mut k = key2(repo, &subject.to_string());
             k.push(0);
@@ -610,7 +675,10 @@ impl Meta {
             size,
             linked_at: now(),
         });
-        let repo_rec = encode(&RepoRecord { created_at: now() });
+        let repo_rec = encode(&RepoRecord {
+            created_at: now(),
+            description: String::new(),
+        });
         (&self.uploads, &self.links, &self.repos)
             .transaction(|(uploads, links, repos)| {
                 uploads.remove(id.as_str())?;

@@ -8,6 +8,9 @@ use crate::oci::{Digest, RepoName};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RepoRecord {
     pub created_at: u64,
+    /// Markdown text shown to people browsing the registry.
+    #[serde(default)]
+    pub description: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

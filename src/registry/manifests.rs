@@ -164,7 +164,7 @@ impl Registry {
     }
 
     /// DENIED naming the immutability rule; docker prints the message.
-    fn immutable_error(&self, repo: &RepoName, tag: &str, what: &str) -> Error {
+    pub(super) fn immutable_error(&self, repo: &RepoName, tag: &str, what: &str) -> Error {
         let (id, rule) = self.immutable_rule(repo, tag).unwrap_or((
             0,
             ImmutabilityRecord {

@@ -6,6 +6,7 @@ mod blobs;
 mod gc;
 mod manifests;
 mod pump;
+mod repos;
 mod uploads;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use crate::storage::{Storage, UploadFile};
 pub use blobs::{BlobRange, BlobRead};
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
+pub use repos::{RepoInfo, TagInfo};
 pub use uploads::{range_header, upload_location, ContentRange, UploadState};
 
 /// Largest manifest accepted, as in CNCF Distribution and the OCI conformance suite.
@@ -143,7 +145,7 @@ impl Registry {
     }
 
     /// The immutability rule that covers `tag` in `repo`, if any.
-    fn immutable_rule(
+    pub(super) fn immutable_rule(
         &self,
         repo: &crate::oci::RepoName,
         tag: &str,

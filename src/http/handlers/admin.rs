@@ -29,6 +29,12 @@ struct NewUser {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct NewDescription {
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GcRequest {
     #[serde(default)]
     dry_run: bool,
@@ -151,6 +157,25 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
         }
         (AdminRoute::Rule(id), Method::DELETE) => {
             blocking(&meta, move |m| admin::delete_rule(m, id)).await?;
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Repositories, Method::GET) => {
+            return ok_json(StatusCode::OK, &app.registry.repositories()?);
+        }
+        (AdminRoute::Repository(name), Method::GET) => {
+            return ok_json(StatusCode::OK, &app.registry.repository(&name)?);
+        }
+        (AdminRoute::RepositoryTags(name), Method::GET) => {
+            return ok_json(StatusCode::OK, &app.registry.tag_details(&name)?);
+        }
+        (AdminRoute::RepositoryDescription(name), Method::PUT) => {
+            let d: NewDescription = body(req).await?;
+            app.registry.set_description(&name, &d.description).await?;
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Repository(name), Method::DELETE) => {
+            app.registry.delete_repository(&name).await?;
+            tracing::info!(repo = %name, "admin API: deleted a repository");
             empty(StatusCode::NO_CONTENT)
         }
         (AdminRoute::Gc, Method::GET) => {

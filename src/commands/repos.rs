@@ -1,0 +1,160 @@
+//! `edgeyard repo list|show|describe|delete`: repositories, on the data directory (server
+//! stopped) or through a running server's admin API (`--server`).
+
+use crate::cli::Target;
+use crate::oci::RepoName;
+use crate::registry::Registry;
+
+use super::users::admin_client;
+use super::{data_dir, load_file, Failure};
+
+fn rt(e: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(e.to_string())
+}
+
+/// Runs `f` on the registry stored in the data directory.
+pub(super) fn offline<T>(
+    target: &Target,
+    f: impl FnOnce(
+        &Registry,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>> + '_>>,
+) -> Result<T, Failure> {
+    let file = load_file(&target.data)?;
+    let dir = data_dir(&target.data, &file);
+    let registry = Registry::open(&dir).map_err(|e| {
+        rt(format!(
+            "{e}\nstop the server first, or pass --server URL to use its admin API"
+        ))
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(rt)?;
+    let out = runtime.block_on(f(&registry)).map_err(rt)?;
+    registry.close().map_err(rt)?;
+    Ok(out)
+}
+
+fn name(n: &str) -> Result<RepoName, Failure> {
+    n.parse().map_err(|e| Failure::Usage(format!("{e}")))
+}
+
+fn when(t: Option<u64>) -> String {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t as i64).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
+    use crate::cli::RepoCommand::*;
+    match cmd {
+        Immutable(c) => super::users::immutable(c),
+        List { target } => {
+            let repos: serde_json::Value = match admin_client(&target)? {
+                Some(c) => c.call("GET", "/api/v1/repositories", None)?,
+                None => serde_json::to_value(offline(&target, |r| {
+                    Box::pin(async move { r.repositories() })
+                })?)
+                .map_err(rt)?,
+            };
+            for r in repos.as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{} tags\t{} bytes\tlast push {}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["tags"],
+                    r["size"],
+                    when(r["last_push"].as_u64())
+                );
+            }
+            Ok(())
+        }
+        Show { name: n, target } => {
+            let repo = name(&n)?;
+            let (info, tags): (serde_json::Value, serde_json::Value) = match admin_client(&target)?
+            {
+                Some(c) => (
+                    c.call("GET", &format!("/api/v1/repositories/{repo}"), None)?,
+                    c.call("GET", &format!("/api/v1/repositories/{repo}/tags"), None)?,
+                ),
+                None => {
+                    let repo2 = repo.clone();
+                    let (i, t) = offline(&target, move |r| {
+                        Box::pin(async move { Ok((r.repository(&repo2)?, r.tag_details(&repo2)?)) })
+                    })?;
+                    (
+                        serde_json::to_value(i).map_err(rt)?,
+                        serde_json::to_value(t).map_err(rt)?,
+                    )
+                }
+            };
+            println!("{}: {} tags, {} bytes", repo, info["tags"], info["size"]);
+            if let Some(d) = info["description"].as_str().filter(|d| !d.is_empty()) {
+                println!("{d}");
+            }
+            for t in tags.as_array().into_iter().flatten() {
+                let platforms: Vec<&str> = t["platforms"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str())
+                    .collect();
+                println!(
+                    "{}\t{}\t{} bytes\t{}{}{}",
+                    t["tag"].as_str().unwrap_or(""),
+                    t["digest"].as_str().unwrap_or(""),
+                    t["size"],
+                    when(t["pushed_at"].as_u64()),
+                    if platforms.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\t{}", platforms.join(","))
+                    },
+                    if t["immutable"] == true {
+                        "\timmutable"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        Describe {
+            name: n,
+            text,
+            target,
+        } => {
+            let repo = name(&n)?;
+            match admin_client(&target)? {
+                Some(c) => {
+                    c.call(
+                        "PUT",
+                        &format!("/api/v1/repositories/{repo}/description"),
+                        Some(serde_json::json!({ "description": text })),
+                    )?;
+                }
+                None => offline(&target, |r| {
+                    Box::pin(async move { r.set_description(&repo, &text).await })
+                })?,
+            }
+            println!("description of {n} set");
+            Ok(())
+        }
+        Delete { name: n, target } => {
+            let repo = name(&n)?;
+            match admin_client(&target)? {
+                Some(c) => {
+                    c.call("DELETE", &format!("/api/v1/repositories/{repo}"), None)?;
+                }
+                None => offline(&target, |r| {
+                    Box::pin(async move { r.delete_repository(&repo).await })
+                })?,
+            }
+            println!("deleted repository {n}; run `edgeyard gc` to free its disk space");
+            Ok(())
+        }
+    }
+}

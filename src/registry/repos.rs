@@ -1,0 +1,174 @@
+//! Repository information for people and operators: size, tags with their details,
+//! descriptions, and deleting a whole repository.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::Registry;
+use crate::error::{Error, ErrorCode, Result};
+use crate::oci::{Manifest, RepoName};
+
+/// Longest repository description accepted.
+pub const DESCRIPTION_MAX: usize = 64 << 10;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoInfo {
+    pub name: String,
+    pub tags: usize,
+    /// Bytes of the blobs and manifests it references, each counted once.
+    pub size: u64,
+    pub last_push: Option<u64>,
+    pub created_at: u64,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TagInfo {
+    pub tag: String,
+    pub digest: String,
+    pub media_type: String,
+    /// Manifest plus the blobs it references (for an index: the manifest only).
+    pub size: u64,
+    pub pushed_at: u64,
+    /// `os/architecture[/variant]` of each image of an index.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+    pub immutable: bool,
+}
+
+impl Registry {
+    fn unknown_repo(repo: &RepoName) -> Error {
+        Error::code(ErrorCode::NameUnknown)
+            .with_detail(serde_json::json!({ "name": repo.as_str() }))
+    }
+
+    /// Summary of one repository.
+    pub fn repository(&self, repo: &RepoName) -> Result<RepoInfo> {
+        let rec = self
+            .meta()
+            .repo_record(repo)?
+            .ok_or_else(|| Self::unknown_repo(repo))?;
+        let links = self.meta().links_of(repo)?;
+        let manifests = self.meta().manifests_of(repo)?;
+        let referenced: HashSet<_> = manifests
+            .iter()
+            .flat_map(|(_, m)| m.blobs.iter().cloned())
+            .collect();
+        let blob_bytes: u64 = links
+            .iter()
+            .filter(|(d, _)| referenced.contains(d))
+            .map(|(_, l)| l.size)
+            .sum();
+        let manifest_bytes: u64 = manifests.iter().map(|(_, m)| m.size).sum();
+        Ok(RepoInfo {
+            name: repo.to_string(),
+            tags: self.meta().tags_of(repo)?.len(),
+            size: blob_bytes + manifest_bytes,
+            last_push: manifests.iter().map(|(_, m)| m.pushed_at).max(),
+            created_at: rec.created_at,
+            description: rec.description,
+        })
+    }
+
+    /// Every repository, in name order.
+    pub fn repositories(&self) -> Result<Vec<RepoInfo>> {
+        let (names, _) = self.meta().list_repos(None, usize::MAX, &|_| true)?;
+        names
+            .iter()
+            .filter_map(|n| n.parse::<RepoName>().ok())
+            .map(|n| self.repository(&n))
+            .collect()
+    }
+
+    pub async fn set_description(&self, repo: &RepoName, text: &str) -> Result<()> {
+        if text.len() > DESCRIPTION_MAX {
+            return Err(Error::api(
+                ErrorCode::Invalid,
+                "descriptions are limited to 64 KiB",
+            ));
+        }
+        let mut rec = self
+            .meta()
+            .repo_record(repo)?
+            .ok_or_else(|| Self::unknown_repo(repo))?;
+        rec.description = text.to_string();
+        self.meta().put_repo_record(repo, &rec)?;
+        self.meta().flush().await
+    }
+
+    /// Each tag with what it points at.
+    pub fn tag_details(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
+        if !self.meta().repo_exists(repo)? {
+            return Err(Self::unknown_repo(repo));
+        }
+        let mut out = Vec::new();
+        for (tag, digest) in self.meta().tags_of(repo)? {
+            let Some(m) = self.meta().manifest(repo, &digest)? else {
+                continue;
+            };
+            let tag_rec = tag
+                .parse()
+                .ok()
+                .and_then(|t| self.meta().tag(repo, &t).ok().flatten());
+            let blob_bytes: u64 = m
+                .blobs
+                .iter()
+                .filter_map(|d| {
+                    self.meta()
+                        .link(repo.as_str(), d)
+                        .ok()
+                        .flatten()
+                        .map(|l| l.size)
+                })
+                .sum();
+            let platforms = if m.children.is_empty() {
+                Vec::new()
+            } else {
+                self.meta()
+                    .manifest_bytes(&digest)?
+                    .and_then(|b| Manifest::parse(Some(&m.media_type), &b).ok())
+                    .map(|idx| {
+                        idx.manifests
+                            .iter()
+                            .filter_map(|c| c.platform.as_ref())
+                            .map(|p| {
+                                let s = |k: &str| p[k].as_str().unwrap_or("").to_string();
+                                let mut name = format!("{}/{}", s("os"), s("architecture"));
+                                if !s("variant").is_empty() {
+                                    name.push('/');
+                                    name.push_str(&s("variant"));
+                                }
+                                name
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            out.push(TagInfo {
+                immutable: self.immutable_rule(repo, &tag).is_some(),
+                tag,
+                digest: digest.to_string(),
+                media_type: m.media_type.clone(),
+                size: m.size + blob_bytes,
+                pushed_at: tag_rec.map(|t| t.updated_at).unwrap_or(m.pushed_at),
+                platforms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes a repository (soft: its blobs go at the next garbage collection). Refused
+    /// while it holds an immutable tag.
+    pub async fn delete_repository(&self, repo: &RepoName) -> Result<()> {
+        for (tag, _) in self.meta().tags_of(repo)? {
+            if self.immutable_rule(repo, &tag).is_some() {
+                return Err(self.immutable_error(repo, &tag, "deleted with its repository"));
+            }
+        }
+        if !self.meta().delete_repository(repo)? {
+            return Err(Self::unknown_repo(repo));
+        }
+        self.meta().flush().await
+    }
+}

@@ -31,6 +31,18 @@ pub struct FileConfig {
     pub auth: AuthFileConfig,
     #[serde(default)]
     pub gc: GcFileConfig,
+    #[serde(default)]
+    pub storage: StorageFileConfig,
+}
+
+/// The `[storage]` table: the free-space floor below which uploads are refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFileConfig {
+    /// Bytes that must stay free (default 256 MiB).
+    pub min_free_bytes: Option<u64>,
+    /// Share of the filesystem that must stay free, percent (default 0); the larger wins.
+    pub min_free_percent: Option<u8>,
 }
 
 /// The `[gc]` table: scheduled garbage collection.
@@ -117,6 +129,7 @@ pub struct ServeConfig {
     pub auth: Option<AuthSettings>,
     /// Scheduled garbage collection: how often, and with what options (`None`: off).
     pub gc: Option<(Duration, crate::registry::GcOptions)>,
+    pub disk_floor: crate::registry::DiskFloor,
 }
 
 /// Flags from the command line; `None` means "not given".
@@ -251,10 +264,20 @@ impl ServeConfig {
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5000)));
+        let d = crate::registry::DiskFloor::default();
+        let disk_floor = crate::registry::DiskFloor {
+            bytes: file.storage.min_free_bytes.unwrap_or(d.bytes),
+            percent: match file.storage.min_free_percent {
+                Some(p) if p > 90 => return Err("storage.min_free_percent must be 0 to 90".into()),
+                Some(p) => p,
+                None => d.percent,
+            },
+        };
         Ok(ServeConfig {
             tls,
             auth,
             gc,
+            disk_floor,
             listen: flags.listen.or(file.listen).unwrap_or(default_listen),
             data_dir: flags
                 .data_dir
@@ -328,6 +351,17 @@ impl ServeConfig {
             &mut s,
             "check_interval_secs",
             Some(self.tls.check_every.as_secs().to_string()),
+        );
+        s.push_str("\n[storage]\n");
+        line(
+            &mut s,
+            "min_free_bytes",
+            Some(self.disk_floor.bytes.to_string()),
+        );
+        line(
+            &mut s,
+            "min_free_percent",
+            Some(self.disk_floor.percent.to_string()),
         );
         s.push_str("\n[gc]\n");
         match &self.gc {

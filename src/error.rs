@@ -137,6 +137,14 @@ impl Error {
         self
     }
 
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Api { code, status, .. } => status.unwrap_or(code.describe().1),
+            Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// The spec code, for tests and logging (`Unknown` for internal errors).
     pub fn error_code(&self) -> ErrorCode {
         match self {

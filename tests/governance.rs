@@ -427,3 +427,116 @@ fn repository_info_descriptions_tags_and_deletion() {
     let out = edgeyard(&dir, &["gc", "--grace-secs", "0"], "");
     assert!(out.contains("freed"), "{out}");
 }
+
+/// A tmpfs of `mib` MiB mounted for the test; unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, mib: u32) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(SmallDisk(dir.to_path_buf()));
+        }
+        if std::env::var("EDGEYARD_E2E").as_deref() == Ok("skip") {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (EDGEYARD_E2E=skip)");
+            return None;
+        }
+        panic!("mounting a tmpfs failed: run the tests as root (scripts/test)");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_uploads_cleanly_and_keeps_every_stored_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(_disk) = SmallDisk::mount(&tmp.path().join("fs"), 48) else {
+        return;
+    };
+    let dir = tmp.path().join("fs/data");
+    let cfg = tmp.path().join("edgeyard.toml");
+    std::fs::write(&cfg, "[storage]\nmin_free_bytes = 16777216\n").unwrap();
+    let s = Server::start_with(&dir, &["--config", cfg.to_str().unwrap()]);
+    let (_, _, first) = push_sharing(&s, "disk/app", "1", 61);
+    let big = bytes(20 << 20, 62);
+    let big_digest = push_blob(&s, "disk/app", &big);
+    let big2 = bytes(12 << 20, 63);
+    push_blob(&s, "disk/app", &big2);
+    // Now below the 16 MiB floor: refused before any byte is written, with a clear message.
+    let uploads = || std::fs::read_dir(dir.join("uploads")).unwrap().count();
+    let before = uploads();
+    let r = s.req("POST", "/v2/disk/app/blobs/uploads/").send();
+    assert_eq!((r.status, r.error_code().as_str()), (507, "DENIED"));
+    assert!(r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nearly full"));
+    assert_eq!(uploads(), before, "no upload file was created");
+    assert!(s
+        .log_text()
+        .contains("upload refused: free space is below the configured floor"));
+    let ready = s.req("GET", "/readyz").send();
+    assert_eq!(ready.status, 503);
+    assert_ne!(ready.json()["checks"]["free_space"], "ok");
+    // Pulls keep working and verify.
+    assert_eq!(s.req("GET", "/v2/disk/app/manifests/1").send().body, first);
+    assert_eq!(
+        sha256(
+            &s.req("GET", &format!("/v2/disk/app/blobs/{big_digest}"))
+                .send()
+                .body
+        ),
+        big_digest
+    );
+    drop(s);
+
+    // With no floor, an upload larger than the free space hits ENOSPC midway: a clean 507,
+    // its temporary file gone, every stored blob intact.
+    std::fs::write(&cfg, "[storage]\nmin_free_bytes = 0\n").unwrap();
+    let s = Server::start_with(&dir, &["--config", cfg.to_str().unwrap()]);
+    let blobs_before = layout_blobs(&dir);
+    let huge = bytes(24 << 20, 64);
+    let r = s
+        .req(
+            "POST",
+            &format!("/v2/disk/app/blobs/uploads/?digest={}", sha256(&huge)),
+        )
+        .body(huge)
+        .send();
+    assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("disk is full"));
+    assert_eq!(
+        std::fs::read_dir(dir.join("uploads")).unwrap().count(),
+        0,
+        "the partial upload was removed"
+    );
+    assert_eq!(
+        layout_blobs(&dir),
+        blobs_before,
+        "every stored blob is intact"
+    );
+    for (name, digest) in layout_blobs(&dir) {
+        assert_eq!(
+            format!("sha256:{name}"),
+            digest,
+            "blob {name} hashes to its name"
+        );
+    }
+    assert_eq!(s.req("GET", "/v2/disk/app/manifests/1").send().body, first);
+}

@@ -105,6 +105,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
             config.data_dir.display()
         )
     })?;
+    registry.set_disk_floor(config.disk_floor);
     let tls = if config.insecure_http {
         tracing::warn!(
             "serving plain HTTP (--insecure-http): traffic can be read and altered on the network, \

@@ -51,6 +51,30 @@ struct Inner {
     /// Held for reading while a blob is committed, linked or referenced; for writing while
     /// garbage collection deletes (see `gc`).
     gc_lock: tokio::sync::RwLock<()>,
+    floor: std::sync::RwLock<DiskFloor>,
+}
+
+/// The free space an upload needs to be accepted: the larger of a byte count and a share of
+/// the filesystem. Below it, uploads are refused before any byte is written; pulls go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskFloor {
+    pub bytes: u64,
+    pub percent: u8,
+}
+
+impl Default for DiskFloor {
+    fn default() -> Self {
+        DiskFloor {
+            bytes: 256 << 20,
+            percent: 0,
+        }
+    }
+}
+
+impl DiskFloor {
+    fn of(&self, total: u64) -> u64 {
+        self.bytes.max(total / 100 * self.percent as u64)
+    }
 }
 
 /// How long a measured storage usage is reused.
@@ -71,6 +95,7 @@ impl Registry {
                 usage: Mutex::new(None),
                 immutable: std::sync::RwLock::new(Arc::new(immutable)),
                 gc_lock: tokio::sync::RwLock::new(()),
+                floor: std::sync::RwLock::new(DiskFloor::default()),
             }),
         })
     }
@@ -130,7 +155,47 @@ impl Registry {
             .repo_exists(&probe)
             .map(|_| ())
             .map_err(|e| e.to_string());
-        vec![("storage", disk), ("metadata", meta)]
+        let space = match self.free_space().await {
+            Ok((avail, floor)) if avail >= floor => Ok(()),
+            Ok((avail, floor)) => Err(format!(
+                "{avail} bytes free, below the floor of {floor}: uploads are refused"
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        vec![("storage", disk), ("metadata", meta), ("free_space", space)]
+    }
+
+    pub fn set_disk_floor(&self, floor: DiskFloor) {
+        *self.inner.floor.write().unwrap_or_else(|p| p.into_inner()) = floor;
+    }
+
+    /// Free bytes, and the floor below which uploads are refused.
+    pub async fn free_space(&self) -> Result<(u64, u64)> {
+        let storage = self.storage().clone();
+        let (avail, total) = blocking("measuring free space", move || storage.free_space()).await?;
+        let floor = self
+            .inner
+            .floor
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .of(total);
+        Ok((avail, floor))
+    }
+
+    /// Refuses an upload while free space is below the floor.
+    pub(crate) async fn check_free_space(&self) -> Result<()> {
+        let (avail, floor) = self.free_space().await?;
+        if avail < floor {
+            tracing::warn!(
+                free = avail,
+                floor,
+                "upload refused: free space is below the configured floor"
+            );
+            return Err(pump::disk_full(format!(
+                "the registry's disk is nearly full ({avail} bytes free, floor {floor}): uploads are refused until space is freed (delete images, then edgeyard gc)"
+            )));
+        }
+        Ok(())
     }
 
     /// Re-reads the immutability rules (after the admin API changed them).

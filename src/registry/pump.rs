@@ -102,12 +102,22 @@ where
     Pumped { file, outcome }
 }
 
+/// 507 with a message docker prints as is.
+pub fn disk_full(message: impl Into<String>) -> Error {
+    Error::api(ErrorCode::Denied, message)
+        .with_status(http::StatusCode::INSUFFICIENT_STORAGE)
+        .with_detail(serde_json::json!({ "reason": "insufficient storage" }))
+}
+
 /// A write failure, with a full disk made recognisable to the client.
 pub fn storage_error(e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(28) {
-        // ENOSPC: the client should know the registry is full, not that it broke.
-        Error::api(ErrorCode::BlobUploadInvalid, "the registry's disk is full")
-            .with_status(http::StatusCode::INSUFFICIENT_STORAGE)
+        // ENOSPC: the client should know the registry is full, not that it broke. DENIED,
+        // because docker does not retry it (retrying into a full disk only wastes time).
+        tracing::error!(
+            "the data directory's disk is full: an upload failed midway and was discarded"
+        );
+        disk_full("the registry's disk is full: the upload was discarded; free space (edgeyard gc) and push again")
     } else {
         Error::internal("writing upload data", e)
     }

@@ -60,6 +60,7 @@ pub struct UploadState {
 impl Registry {
     /// Opens a new upload session in `repo`.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState> {
+        self.check_free_space().await?;
         let id = UploadId::random().map_err(|e| Error::internal("drawing an upload id", e))?;
         let storage = self.storage().clone();
         let id2 = id.clone();
@@ -139,6 +140,7 @@ impl Registry {
         B: Body<Data = Bytes>,
         B::Error: std::fmt::Display,
     {
+        self.check_free_space().await?;
         let session = self.session(repo, id)?;
         let mut slot = session.lock_owned().await;
         let file = self.take_file(id, &mut slot).await?;
@@ -153,6 +155,12 @@ impl Registry {
         let offset = pumped.file.len();
         let short = range.filter(|r| offset != r.end + 1);
         match (pumped.outcome, short) {
+            (Err(e), _) if e.status() == http::StatusCode::INSUFFICIENT_STORAGE => {
+                // Out of disk: give the space back now; the client starts over later.
+                drop(pumped.file);
+                self.discard(id).await?;
+                Err(e)
+            }
             (Err(e), _) => {
                 *slot = Some(pumped.file);
                 Err(e)

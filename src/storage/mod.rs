@@ -207,6 +207,28 @@ impl Storage {
         Ok(out)
     }
 
+    /// Bytes available to this process and total bytes of the data directory's filesystem.
+    pub fn free_space(&self) -> io::Result<(u64, u64)> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.root.as_os_str().as_bytes()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "data directory path contains NUL",
+            )
+        })?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `path` is a valid NUL-terminated string and `st` points to writable memory
+        // of the right type; statvfs only writes into it, and we read it only on success.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: statvfs returned 0, so it filled the struct.
+        let st = unsafe { st.assume_init() };
+        let frsize = st.f_frsize as u64;
+        Ok((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+    }
+
     /// Proves the data directory takes writes: create, write, fsync and remove a probe file.
     pub fn probe_writable(&self) -> io::Result<()> {
         use std::io::Write;

@@ -143,6 +143,15 @@ impl Server {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Waits (up to 10 s) until the log contains `what`; the log is read by another thread.
+    pub fn wait_log(&self, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.log_text().contains(what) {
+            assert!(std::time::Instant::now() < deadline, "no {what:?} in the log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn req(&self, method: &str, path: &str) -> Req {
         Req {
             addr: self.addr.clone(),

@@ -225,8 +225,14 @@ impl Storage {
         }
         // SAFETY: statvfs returned 0, so it filled the struct.
         let st = unsafe { st.assume_init() };
-        let frsize = st.f_frsize as u64;
-        Ok((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+        // The field types differ by target (32 bits on armv7): convert, whatever they are.
+        #[allow(clippy::useless_conversion)]
+        let (frsize, avail, blocks) = (
+            u64::from(st.f_frsize),
+            u64::from(st.f_bavail),
+            u64::from(st.f_blocks),
+        );
+        Ok((avail * frsize, blocks * frsize))
     }
 
     /// Proves the data directory takes writes: create, write, fsync and remove a probe file.

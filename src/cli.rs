@@ -74,6 +74,9 @@ pub enum RepoCommand {
     /// Immutability rules: matching tags can be pushed once, never moved or deleted.
     #[command(subcommand)]
     Immutable(ImmutableCommand),
+    /// Retention policies: keep the newest N tags and/or those pushed within D days.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// List repositories with tag count, size and last push.
     List {
         #[command(flatten)]
@@ -96,6 +99,40 @@ pub enum RepoCommand {
     /// Delete a repository (its disk space returns at the next garbage collection).
     Delete {
         name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Add a policy, e.g. `--repos 'ci/**' --keep-last 10 --keep-days 30`.
+    Add {
+        #[arg(long)]
+        repos: String,
+        #[arg(long)]
+        keep_last: Option<u32>,
+        #[arg(long)]
+        keep_days: Option<u32>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List policies with their ids.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a policy by id.
+    Del {
+        id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete the tags the policies do not keep (immutable tags are never touched).
+    Apply {
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         target: Target,
     },

@@ -31,3 +31,34 @@ pub fn list_immutability(meta: &Meta) -> Result<Vec<ImmutabilityInfo>, String> {
 pub fn delete_immutability(meta: &Meta, id: u64) -> Result<bool, String> {
     meta.delete_immutability_rule(id).map_err(|e| e.to_string())
 }
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RetentionInfo {
+    pub id: u64,
+    #[serde(flatten)]
+    pub rule: crate::meta::RetentionRecord,
+}
+
+/// Adds a retention rule; it must keep something (a count or an age).
+pub fn add_retention(meta: &Meta, rule: crate::meta::RetentionRecord) -> Result<u64, String> {
+    check_glob(&rule.repos)?;
+    if rule.keep_last.is_none() && rule.keep_days.is_none() {
+        return Err(
+            "a retention rule keeps the newest N tags (keep_last) and/or D days (keep_days)".into(),
+        );
+    }
+    meta.add_retention_rule(&rule).map_err(|e| e.to_string())
+}
+
+pub fn list_retention(meta: &Meta) -> Result<Vec<RetentionInfo>, String> {
+    Ok(meta
+        .retention_rules()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(id, rule)| RetentionInfo { id, rule })
+        .collect())
+}
+
+pub fn delete_retention(meta: &Meta, id: u64) -> Result<bool, String> {
+    meta.delete_retention_rule(id).map_err(|e| e.to_string())
+}

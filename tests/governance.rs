@@ -538,3 +538,93 @@ fn a_full_disk_refuses_uploads_cleanly_and_keeps_every_stored_blob() {
     }
     assert_eq!(s.req("GET", "/v2/disk/app/manifests/1").send().body, first);
 }
+
+#[test]
+fn retention_dry_run_then_apply_spares_immutable_and_recent_tags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    edgeyard(
+        &dir,
+        &[
+            "repo",
+            "immutable",
+            "add",
+            "--repos",
+            "ret/**",
+            "--tags",
+            "release-*",
+        ],
+        "",
+    );
+    let out = edgeyard(
+        &dir,
+        &[
+            "repo",
+            "retention",
+            "add",
+            "--repos",
+            "ret/**",
+            "--keep-last",
+            "3",
+        ],
+        "",
+    );
+    assert!(out.contains("retention policy"), "{out}");
+    let s = Server::start_in(&dir);
+    for (i, t) in ["old-a", "old-b", "old-c", "old-d", "release-1"]
+        .iter()
+        .enumerate()
+    {
+        push_sharing(&s, "ret/app", t, 300 + i as u64);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for (i, t) in ["new-x", "new-y", "new-z"].iter().enumerate() {
+        push_sharing(&s, "ret/app", t, 400 + i as u64);
+    }
+    push_sharing(&s, "other/app", "old", 500);
+
+    let dry = s
+        .req("POST", "/api/v1/retention/apply")
+        .body(r#"{"dry_run":true}"#)
+        .send()
+        .json();
+    let mut would: Vec<&str> = dry
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["tag"].as_str().unwrap())
+        .collect();
+    would.sort();
+    assert_eq!(would, ["old-a", "old-b", "old-c", "old-d"]);
+    assert_eq!(
+        s.req("GET", "/v2/ret/app/tags/list").send().json()["tags"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8,
+        "a dry run deletes nothing"
+    );
+
+    let done = s
+        .req("POST", "/api/v1/retention/apply")
+        .body("{}")
+        .send()
+        .json();
+    assert_eq!(done.as_array().unwrap().len(), 4);
+    let tags = s.req("GET", "/v2/ret/app/tags/list").send().json();
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!(["new-x", "new-y", "new-z", "release-1"])
+    );
+    assert_eq!(
+        s.req("GET", "/v2/other/app/tags/list").send().json()["tags"],
+        serde_json::json!(["old"])
+    );
+    let policies = s.req("GET", "/api/v1/retention").send().json();
+    assert_eq!(policies[0]["keep_last"], 3);
+    let r = s
+        .req("POST", "/api/v1/retention")
+        .body(r#"{"repos":"x/**"}"#)
+        .send();
+    assert_eq!(r.status, 400, "a policy must keep something");
+}

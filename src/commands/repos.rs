@@ -36,6 +36,113 @@ pub(super) fn offline<T>(
     Ok(out)
 }
 
+fn retention(cmd: crate::cli::RetentionCommand) -> Result<(), Failure> {
+    use crate::cli::RetentionCommand::*;
+    use crate::governance;
+    use crate::meta::RetentionRecord;
+    match cmd {
+        Add {
+            repos,
+            keep_last,
+            keep_days,
+            target,
+        } => {
+            let rule = RetentionRecord {
+                repos,
+                keep_last,
+                keep_days,
+            };
+            let id = match admin_client(&target)? {
+                Some(c) => c.call(
+                    "POST",
+                    "/api/v1/retention",
+                    Some(serde_json::to_value(&rule).map_err(rt)?),
+                )?["id"]
+                    .as_u64()
+                    .unwrap_or_default(),
+                None => {
+                    let r2 = rule.clone();
+                    offline(&target, move |r| {
+                        Box::pin(async move {
+                            governance::add_retention(&r.meta_handle(), r2).map_err(|e| {
+                                crate::error::Error::api(crate::error::ErrorCode::Invalid, e)
+                            })
+                        })
+                    })?
+                }
+            };
+            println!("retention policy {id} for {}", rule.repos);
+            Ok(())
+        }
+        List { target } => {
+            let list: serde_json::Value = match admin_client(&target)? {
+                Some(c) => c.call("GET", "/api/v1/retention", None)?,
+                None => serde_json::to_value(offline(&target, |r| {
+                    Box::pin(async move {
+                        governance::list_retention(&r.meta_handle())
+                            .map_err(|e| crate::error::Error::internal("listing", e))
+                    })
+                })?)
+                .map_err(rt)?,
+            };
+            for p in list.as_array().into_iter().flatten() {
+                println!(
+                    "{}	{}	keep_last={}	keep_days={}",
+                    p["id"],
+                    p["repos"].as_str().unwrap_or(""),
+                    p["keep_last"],
+                    p["keep_days"]
+                );
+            }
+            Ok(())
+        }
+        Del { id, target } => {
+            match admin_client(&target)? {
+                Some(c) => {
+                    c.call("DELETE", &format!("/api/v1/retention/{id}"), None)?;
+                }
+                None => {
+                    let found = offline(&target, move |r| {
+                        Box::pin(async move {
+                            governance::delete_retention(&r.meta_handle(), id)
+                                .map_err(|e| crate::error::Error::internal("deleting", e))
+                        })
+                    })?;
+                    if !found {
+                        return Err(Failure::Runtime(format!("no retention policy {id}")));
+                    }
+                }
+            }
+            println!("deleted retention policy {id}");
+            Ok(())
+        }
+        Apply { dry_run, target } => {
+            let list: serde_json::Value = match admin_client(&target)? {
+                Some(c) => c.call(
+                    "POST",
+                    "/api/v1/retention/apply",
+                    Some(serde_json::json!({ "dry_run": dry_run })),
+                )?,
+                None => serde_json::to_value(offline(&target, move |r| {
+                    Box::pin(async move { r.apply_retention(dry_run).await })
+                })?)
+                .map_err(rt)?,
+            };
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for e in list.as_array().into_iter().flatten() {
+                println!(
+                    "{verb} {}:{} ({})",
+                    e["repository"].as_str().unwrap_or(""),
+                    e["tag"].as_str().unwrap_or(""),
+                    e["digest"].as_str().unwrap_or("")
+                );
+            }
+            println!("{} tag(s)", list.as_array().map(|a| a.len()).unwrap_or(0));
+            Ok(())
+        }
+    }
+}
+
 fn name(n: &str) -> Result<RepoName, Failure> {
     n.parse().map_err(|e| Failure::Usage(format!("{e}")))
 }
@@ -53,6 +160,7 @@ pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
     use crate::cli::RepoCommand::*;
     match cmd {
         Immutable(c) => super::users::immutable(c),
+        Retention(c) => retention(c),
         List { target } => {
             let repos: serde_json::Value = match admin_client(&target)? {
                 Some(c) => c.call("GET", "/api/v1/repositories", None)?,

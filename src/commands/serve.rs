@@ -177,6 +177,10 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
+                // Retention first, so the tags it lets go are collected in the same run.
+                if let Err(e) = registry.apply_retention(false).await {
+                    tracing::error!(error = %e, "scheduled retention failed");
+                }
                 if let Err(e) = registry.gc(options).await {
                     tracing::error!(error = %e, "scheduled garbage collection failed");
                 }

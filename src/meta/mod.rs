@@ -17,6 +17,7 @@
 //! | `refresh_tokens` | sha256 of the token (hex)    | [`RefreshRecord`]        |
 //! | `immutability`   | rule id (8 bytes, big-endian) | [`ImmutabilityRecord`]  |
 //! | `gc_runs`        | run number (8 bytes, big-endian) | GC report (JSON)     |
+//! | `retention`      | rule id (8 bytes, big-endian) | [`RetentionRecord`]     |
 
 mod records;
 
@@ -30,7 +31,7 @@ use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
 
 pub use records::{
     GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord, RefreshRecord, RepoRecord,
-    RobotRecord, RuleRecord, TagRecord, UploadRecord, UserRecord,
+    RetentionRecord, RobotRecord, RuleRecord, TagRecord, UploadRecord, UserRecord,
 };
 
 /// Handle to the metadata database. Cheap to clone (sled trees are reference counted).
@@ -49,6 +50,7 @@ pub struct Meta {
     refresh: sled::Tree,
     immutability: sled::Tree,
     gc_runs: sled::Tree,
+    retention: sled::Tree,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
@@ -144,6 +146,7 @@ impl Meta {
             refresh: tree("refresh_tokens")?,
             immutability: tree("immutability")?,
             gc_runs: tree("gc_runs")?,
+            retention: tree("retention")?,
             db,
         })
     }
@@ -519,6 +522,28 @@ impl Meta {
                 ))
             })
             .collect()
+    }
+
+    pub fn retention_rules(&self) -> Result<Vec<(u64, RetentionRecord)>> {
+        Ok(Self::list_json(&self.retention)?
+            .into_iter()
+            .map(|(k, v)| (id_of(&k), v))
+            .collect())
+    }
+
+    pub fn add_retention_rule(&self, rule: &RetentionRecord) -> Result<u64> {
+        let id = self.db.generate_id().map_err(db_err("numbering a rule"))? + 1;
+        self.retention
+            .insert(id.to_be_bytes(), encode(rule))
+            .map_err(db_err("storing a rule"))?;
+        Ok(id)
+    }
+
+    pub fn delete_retention_rule(&self, id: u64) -> Result<bool> {
+        self.retention
+            .remove(id.to_be_bytes())
+            .map(|o| o.is_some())
+            .map_err(db_err("deleting a rule"))
     }
 
     pub fn immutability_rules(&self) -> Result<Vec<(u64, ImmutabilityRecord)>> {

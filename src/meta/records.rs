@@ -109,3 +109,14 @@ pub struct ImmutabilityRecord {
     pub repos: String,
     pub tags: String,
 }
+
+/// Which tags to keep in repositories matching `repos`: the newest `keep_last` and/or those
+/// pushed within `keep_days`. Tags outside both are deleted when retention is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionRecord {
+    pub repos: String,
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    #[serde(default)]
+    pub keep_days: Option<u32>,
+}

@@ -7,6 +7,7 @@ mod gc;
 mod manifests;
 mod pump;
 mod repos;
+mod retention;
 mod uploads;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ pub use blobs::{BlobRange, BlobRead};
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use repos::{RepoInfo, TagInfo};
+pub use retention::Expired;
 pub use uploads::{range_header, upload_location, ContentRange, UploadState};
 
 /// Largest manifest accepted, as in CNCF Distribution and the OCI conformance suite.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::governance;
 use crate::http::route::AdminRoute;
 use crate::http::{empty, json, App, Resp};
-use crate::meta::{GrantRecord, ImmutabilityRecord, Meta, RuleRecord};
+use crate::meta::{GrantRecord, ImmutabilityRecord, Meta, RetentionRecord, RuleRecord};
 use crate::registry::GcOptions;
 
 #[derive(Deserialize)]
@@ -25,6 +25,13 @@ struct NewUser {
     admin: bool,
     #[serde(default)]
     groups: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DryRun {
+    #[serde(default)]
+    dry_run: bool,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +184,36 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
             app.registry.delete_repository(&name).await?;
             tracing::info!(repo = %name, "admin API: deleted a repository");
             empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Retention, Method::GET) => {
+            let list = governance::list_retention(&meta)
+                .map_err(|e| Error::internal("listing rules", e))?;
+            return ok_json(StatusCode::OK, &list);
+        }
+        (AdminRoute::Retention, Method::POST) => {
+            let rule: RetentionRecord = body(req).await?;
+            let id = governance::add_retention(&meta, rule)
+                .map_err(|e| Error::api(ErrorCode::Invalid, e))?;
+            finish(app, &meta).await?;
+            return ok_json(StatusCode::CREATED, &serde_json::json!({ "id": id }));
+        }
+        (AdminRoute::RetentionRule(id), Method::DELETE) => {
+            if !governance::delete_retention(&meta, id)
+                .map_err(|e| Error::internal("deleting a rule", e))?
+            {
+                return Err(Error::api(
+                    ErrorCode::NotFound,
+                    format!("no retention rule {id}"),
+                ));
+            }
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::RetentionApply, Method::POST) => {
+            let o: DryRun = body(req).await?;
+            return ok_json(
+                StatusCode::OK,
+                &app.registry.apply_retention(o.dry_run).await?,
+            );
         }
         (AdminRoute::Gc, Method::GET) => {
             return ok_json(StatusCode::OK, &app.registry.gc_runs()?);

@@ -88,6 +88,25 @@ pub enum RepoCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Create an empty repository (required before pushing when creation is explicit).
+    Create {
+        name: String,
+        /// Anyone may pull it, logged in or not.
+        #[arg(long)]
+        public: bool,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Make a repository public (anonymous pull) or private.
+    Visibility {
+        name: String,
+        #[arg(value_parser = ["public", "private"])]
+        visibility: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Set a repository's description (markdown).
     Describe {
         name: String,

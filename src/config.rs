@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub insecure_http: Option<bool>,
     pub log: Option<String>,
     pub log_format: Option<LogFormat>,
+    /// "implicit": a push creates its repository; "explicit": only administrators do.
+    pub repository_creation: Option<RepositoryCreation>,
     #[serde(default)]
     pub tls: TlsFileConfig,
     #[serde(default)]
@@ -105,6 +107,17 @@ impl FileConfig {
     }
 }
 
+/// Who creates repositories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepositoryCreation {
+    /// The first push creates the repository.
+    #[default]
+    Implicit,
+    /// Only administrators create repositories; pushes to others are refused.
+    Explicit,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -130,6 +143,7 @@ pub struct ServeConfig {
     /// Scheduled garbage collection: how often, and with what options (`None`: off).
     pub gc: Option<(Duration, crate::registry::GcOptions)>,
     pub disk_floor: crate::registry::DiskFloor,
+    pub repository_creation: RepositoryCreation,
 }
 
 /// Flags from the command line; `None` means "not given".
@@ -278,6 +292,7 @@ impl ServeConfig {
             auth,
             gc,
             disk_floor,
+            repository_creation: file.repository_creation.unwrap_or_default(),
             listen: flags.listen.or(file.listen).unwrap_or(default_listen),
             data_dir: flags
                 .data_dir
@@ -321,6 +336,11 @@ impl ServeConfig {
             LogFormat::Json => "json",
         };
         line(&mut s, "log_format", Some(q(fmt)));
+        let creation = match self.repository_creation {
+            RepositoryCreation::Implicit => "implicit",
+            RepositoryCreation::Explicit => "explicit",
+        };
+        line(&mut s, "repository_creation", Some(q(creation)));
         s.push_str("\n[tls]\n");
         let names: Vec<String> = self.tls.names.iter().map(|n| q(n)).collect();
         line(&mut s, "names", Some(format!("[{}]", names.join(", "))));

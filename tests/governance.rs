@@ -628,3 +628,141 @@ fn retention_dry_run_then_apply_spares_immutable_and_recent_tags() {
         .send();
     assert_eq!(r.status, 400, "a policy must keep something");
 }
+
+#[test]
+fn explicit_creation_and_public_repositories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let cfg = tmp.path().join("edgeyard.toml");
+    std::fs::write(&cfg, "repository_creation = \"explicit\"\n").unwrap();
+    edgeyard(
+        &dir,
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        "root-password\n",
+    );
+    edgeyard(
+        &dir,
+        &["user", "add", "alice", "--password-stdin"],
+        "alice-password\n",
+    );
+    edgeyard(
+        &dir,
+        &[
+            "access",
+            "add",
+            "--subject",
+            "user:alice",
+            "--repos",
+            "team/**",
+            "--actions",
+            "push",
+        ],
+        "",
+    );
+    edgeyard(
+        &dir,
+        &[
+            "repo",
+            "create",
+            "team/app",
+            "--public",
+            "--description",
+            "the app",
+        ],
+        "",
+    );
+    let s = Server::start_auth(&dir, &["--config", cfg.to_str().unwrap()]);
+    let alice = basic("alice", "alice-password");
+    let root = basic("root", "root-password");
+
+    let data = b"layer".to_vec();
+    let d = sha256(&data);
+    let r = s
+        .req("POST", &format!("/v2/team/app/blobs/uploads/?digest={d}"))
+        .header("Authorization", &alice)
+        .body(data.clone())
+        .send();
+    assert_eq!(r.status, 201);
+    let r = s
+        .req("POST", "/v2/team/new/blobs/uploads/")
+        .header("Authorization", &alice)
+        .send();
+    assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
+    assert!(r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("must create it first"));
+
+    // Public: anyone pulls, with or without a token; nobody anonymous pushes.
+    assert_eq!(
+        s.req("HEAD", &format!("/v2/team/app/blobs/{d}"))
+            .send()
+            .status,
+        200
+    );
+    let t = s
+        .req(
+            "GET",
+            "/token?service=edgeyard&scope=repository:team/app:pull,push",
+        )
+        .send()
+        .json();
+    let bearer = format!("Bearer {}", t["token"].as_str().unwrap());
+    assert_eq!(
+        s.req("HEAD", &format!("/v2/team/app/blobs/{d}"))
+            .header("Authorization", &bearer)
+            .send()
+            .status,
+        200
+    );
+    assert_eq!(
+        s.req("POST", "/v2/team/app/blobs/uploads/")
+            .header("Authorization", &bearer)
+            .send()
+            .status,
+        403
+    );
+
+    // Private again: anonymous pulls are challenged.
+    let r = s
+        .req("PATCH", "/api/v1/repositories/team/app")
+        .header("Authorization", &root)
+        .body(r#"{"public":false}"#)
+        .send();
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        s.req("HEAD", &format!("/v2/team/app/blobs/{d}"))
+            .send()
+            .status,
+        401
+    );
+    let info = s
+        .req("GET", "/api/v1/repositories/team/app")
+        .header("Authorization", &root)
+        .send()
+        .json();
+    assert_eq!(
+        (info["public"].as_bool(), info["description"].as_str()),
+        (Some(false), Some("the app"))
+    );
+    // Administrators create repositories through the API too.
+    let r = s
+        .req("POST", "/api/v1/repositories")
+        .header("Authorization", &root)
+        .body(r#"{"name":"team/new"}"#)
+        .send();
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        s.req("POST", "/v2/team/new/blobs/uploads/")
+            .header("Authorization", &alice)
+            .send()
+            .status,
+        202
+    );
+    let r = s
+        .req("POST", "/api/v1/repositories")
+        .header("Authorization", &root)
+        .body(r#"{"name":"team/new"}"#)
+        .send();
+    assert_eq!((r.status, r.error_code().as_str()), (409, "CONFLICT"));
+}

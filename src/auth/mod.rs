@@ -297,7 +297,20 @@ impl Auth {
 
     /// What `p` may do on `repo`.
     pub fn allowed(&self, p: &Principal, repo: &str) -> Actions {
-        p.allowed(repo, &self.rules())
+        let granted = p.allowed(repo, &self.rules());
+        // Public repositories: pull for everyone but robots, which keep to their grants.
+        if !matches!(p, Principal::Robot { .. }) && self.is_public(repo) {
+            granted.union(Actions::PULL)
+        } else {
+            granted
+        }
+    }
+
+    fn is_public(&self, repo: &str) -> bool {
+        repo.parse::<crate::oci::RepoName>()
+            .ok()
+            .and_then(|r| self.inner.meta.repo_record(&r).ok().flatten())
+            .is_some_and(|r| r.public)
     }
 
     /// Checks a user name and password, throttling repeated failures per client address and
@@ -415,7 +428,6 @@ impl Auth {
         scopes: &[Scope],
         offline: bool,
     ) -> Result<TokenResponse, String> {
-        let rules = self.rules();
         let access: Vec<Access> = scopes
             .iter()
             .map(|s| match s {
@@ -423,7 +435,7 @@ impl Auth {
                     kind: "repository".into(),
                     name: name.clone(),
                     actions: actions
-                        .intersect(p.allowed(name, &rules))
+                        .intersect(self.allowed(p, name))
                         .names()
                         .into_iter()
                         .map(String::from)

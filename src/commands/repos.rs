@@ -230,6 +230,49 @@ pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Create {
+            name: n,
+            public,
+            description,
+            target,
+        } => {
+            let repo = name(&n)?;
+            match admin_client(&target)? {
+                Some(c) => {
+                    c.call("POST", "/api/v1/repositories", Some(serde_json::json!({ "name": n, "public": public, "description": description })))?;
+                }
+                None => offline(&target, |r| {
+                    Box::pin(async move { r.create_repository(&repo, public, &description).await })
+                })?,
+            }
+            println!(
+                "created repository {n}{}",
+                if public { " (public)" } else { "" }
+            );
+            Ok(())
+        }
+        Visibility {
+            name: n,
+            visibility,
+            target,
+        } => {
+            let repo = name(&n)?;
+            let public = visibility == "public";
+            match admin_client(&target)? {
+                Some(c) => {
+                    c.call(
+                        "PATCH",
+                        &format!("/api/v1/repositories/{repo}"),
+                        Some(serde_json::json!({ "public": public })),
+                    )?;
+                }
+                None => offline(&target, |r| {
+                    Box::pin(async move { r.update_repository(&repo, Some(public), None).await })
+                })?,
+            }
+            println!("{n} is now {visibility}");
+            Ok(())
+        }
         Describe {
             name: n,
             text,

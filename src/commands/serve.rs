@@ -106,6 +106,9 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         )
     })?;
     registry.set_disk_floor(config.disk_floor);
+    registry.set_explicit_creation(
+        config.repository_creation == crate::config::RepositoryCreation::Explicit,
+    );
     let tls = if config.insecure_http {
         tracing::warn!(
             "serving plain HTTP (--insecure-http): traffic can be read and altered on the network, \

@@ -275,6 +275,7 @@ impl Meta {
         let repo_rec = encode(&RepoRecord {
             created_at: now(),
             description: String::new(),
+            public: false,
         });
         (&self.links, &self.repos)
             .transaction(|(links, repos)| {
@@ -325,6 +326,7 @@ impl Meta {
         let repo_rec = encode(&RepoRecord {
             created_at: now(),
             description: String::new(),
+            public: false,
         });
         let referrer = put.referrer.map(|(subject, desc)| {
             let mut k = key2(repo, &subject.to_string());
@@ -703,6 +705,7 @@ impl Meta {
         let repo_rec = encode(&RepoRecord {
             created_at: now(),
             description: String::new(),
+            public: false,
         });
         (&self.uploads, &self.links, &self.repos)
             .transaction(|(uploads, links, repos)| {

@@ -11,6 +11,9 @@ pub struct RepoRecord {
     /// Markdown text shown to people browsing the registry.
     #[serde(default)]
     pub description: String,
+    /// Anyone, logged in or not, may pull.
+    #[serde(default)]
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

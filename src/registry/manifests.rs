@@ -78,6 +78,7 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<PutOutcome> {
         crate::metrics::global().bytes_in(bytes.len() as u64);
+        self.check_may_receive(repo)?;
         let manifest = Manifest::parse(content_type, bytes)
             .map_err(|e| Error::api(ErrorCode::ManifestInvalid, e.to_string()))?;
         let (digest, tag) = match reference {

@@ -54,6 +54,8 @@ struct Inner {
     /// garbage collection deletes (see `gc`).
     gc_lock: tokio::sync::RwLock<()>,
     floor: std::sync::RwLock<DiskFloor>,
+    /// Repositories exist only once an administrator created them (no creation on push).
+    explicit_creation: std::sync::atomic::AtomicBool,
 }
 
 /// The free space an upload needs to be accepted: the larger of a byte count and a share of
@@ -98,6 +100,7 @@ impl Registry {
                 immutable: std::sync::RwLock::new(Arc::new(immutable)),
                 gc_lock: tokio::sync::RwLock::new(()),
                 floor: std::sync::RwLock::new(DiskFloor::default()),
+                explicit_creation: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -165,6 +168,30 @@ impl Registry {
             Err(e) => Err(e.to_string()),
         };
         vec![("storage", disk), ("metadata", meta), ("free_space", space)]
+    }
+
+    /// Whether pushes may create repositories (`false`) or only administrators (`true`).
+    pub fn set_explicit_creation(&self, explicit: bool) {
+        self.inner
+            .explicit_creation
+            .store(explicit, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refuses writes into a repository that does not exist when creation is explicit.
+    pub(crate) fn check_may_receive(&self, repo: &crate::oci::RepoName) -> Result<()> {
+        if self
+            .inner
+            .explicit_creation
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !self.meta().repo_exists(repo)?
+        {
+            return Err(Error::api(
+                crate::error::ErrorCode::Denied,
+                format!("repository {repo} does not exist: an administrator must create it first (edgeyard repo create {repo})"),
+            )
+            .with_detail(serde_json::json!({ "name": repo.as_str() })));
+        }
+        Ok(())
     }
 
     pub fn set_disk_floor(&self, floor: DiskFloor) {

@@ -21,6 +21,7 @@ pub struct RepoInfo {
     pub last_push: Option<u64>,
     pub created_at: u64,
     pub description: String,
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +69,7 @@ impl Registry {
             last_push: manifests.iter().map(|(_, m)| m.pushed_at).max(),
             created_at: rec.created_at,
             description: rec.description,
+            public: rec.public,
         })
     }
 
@@ -82,7 +84,17 @@ impl Registry {
     }
 
     pub async fn set_description(&self, repo: &RepoName, text: &str) -> Result<()> {
-        if text.len() > DESCRIPTION_MAX {
+        self.update_repository(repo, None, Some(text)).await
+    }
+
+    /// Changes visibility and/or description.
+    pub async fn update_repository(
+        &self,
+        repo: &RepoName,
+        public: Option<bool>,
+        description: Option<&str>,
+    ) -> Result<()> {
+        if description.is_some_and(|t| t.len() > DESCRIPTION_MAX) {
             return Err(Error::api(
                 ErrorCode::Invalid,
                 "descriptions are limited to 64 KiB",
@@ -92,7 +104,40 @@ impl Registry {
             .meta()
             .repo_record(repo)?
             .ok_or_else(|| Self::unknown_repo(repo))?;
-        rec.description = text.to_string();
+        if let Some(p) = public {
+            rec.public = p;
+        }
+        if let Some(t) = description {
+            rec.description = t.to_string();
+        }
+        self.meta().put_repo_record(repo, &rec)?;
+        self.meta().flush().await
+    }
+
+    /// Creates an empty repository (needed first when creation is explicit).
+    pub async fn create_repository(
+        &self,
+        repo: &RepoName,
+        public: bool,
+        description: &str,
+    ) -> Result<()> {
+        if description.len() > DESCRIPTION_MAX {
+            return Err(Error::api(
+                ErrorCode::Invalid,
+                "descriptions are limited to 64 KiB",
+            ));
+        }
+        if self.meta().repo_exists(repo)? {
+            return Err(Error::api(
+                ErrorCode::Conflict,
+                format!("repository {repo} exists already"),
+            ));
+        }
+        let rec = crate::meta::RepoRecord {
+            created_at: crate::meta::now(),
+            description: description.to_string(),
+            public,
+        };
         self.meta().put_repo_record(repo, &rec)?;
         self.meta().flush().await
     }

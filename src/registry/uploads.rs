@@ -60,6 +60,7 @@ pub struct UploadState {
 impl Registry {
     /// Opens a new upload session in `repo`.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState> {
+        self.check_may_receive(repo)?;
         self.check_free_space().await?;
         let id = UploadId::random().map_err(|e| Error::internal("drawing an upload id", e))?;
         let storage = self.storage().clone();
@@ -306,6 +307,7 @@ impl Registry {
         digest: &Digest,
         _from: Option<&RepoName>,
     ) -> Result<Option<u64>> {
+        self.check_may_receive(repo)?;
         let _shared = self.inner.gc_lock.read().await;
         let storage = self.storage().clone();
         let d2 = digest.clone();

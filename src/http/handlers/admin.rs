@@ -29,6 +29,23 @@ struct NewUser {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct NewRepository {
+    name: String,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepositoryChange {
+    public: Option<bool>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DryRun {
     #[serde(default)]
     dry_run: bool,
@@ -168,6 +185,22 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
         }
         (AdminRoute::Repositories, Method::GET) => {
             return ok_json(StatusCode::OK, &app.registry.repositories()?);
+        }
+        (AdminRoute::Repositories, Method::POST) => {
+            let n: NewRepository = body(req).await?;
+            let name: crate::oci::RepoName = n.name.parse()?;
+            app.registry
+                .create_repository(&name, n.public, &n.description)
+                .await?;
+            tracing::info!(repo = %name, public = n.public, "admin API: created a repository");
+            empty(StatusCode::CREATED)
+        }
+        (AdminRoute::Repository(name), Method::PATCH) => {
+            let c: RepositoryChange = body(req).await?;
+            app.registry
+                .update_repository(&name, c.public, c.description.as_deref())
+                .await?;
+            empty(StatusCode::NO_CONTENT)
         }
         (AdminRoute::Repository(name), Method::GET) => {
             return ok_json(StatusCode::OK, &app.registry.repository(&name)?);

@@ -766,3 +766,92 @@ fn explicit_creation_and_public_repositories() {
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (409, "CONFLICT"));
 }
+
+/// Every operation of docs/openapi.json, called on a running server with its example: it
+/// must exist and answer one of the statuses the file documents. Writes first (so the
+/// examples have something to act on), deletions last.
+#[test]
+fn the_openapi_file_matches_the_server() {
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    edgeyard(
+        &dir,
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        "root-password\n",
+    );
+    let s = Server::start_auth(&dir, &[]);
+    let root = basic("root", "root-password");
+    let mut ops = Vec::new();
+    for (path, methods) in spec["paths"].as_object().unwrap() {
+        for (method, op) in methods.as_object().unwrap() {
+            let order = match method.as_str() {
+                "post" => 0,
+                "get" | "put" | "patch" => 1,
+                _ => 2,
+            };
+            ops.push((order, path.clone(), method.to_uppercase(), op.clone()));
+        }
+    }
+    ops.sort_by_key(|(order, p, m, _)| (*order, p.len(), p.clone(), m.clone()));
+    assert!(ops.len() >= 20);
+    // Ids the POSTs handed out, by collection path, for the `{id}` operations.
+    let mut created: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for (_, path, method, op) in ops {
+        let mut url = path.clone();
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            let name = param["name"].as_str().unwrap();
+            let value = match (name, path.strip_suffix("/{id}")) {
+                ("id", Some(collection)) => created
+                    .get(collection)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{collection} created nothing: {created:?}")),
+                _ => param["example"].as_str().unwrap().to_string(),
+            };
+            url = url.replace(&format!("{{{name}}}"), &value);
+        }
+        let mut req = s.req(&method, &url).header("Authorization", &root);
+        if let Some(example) =
+            op["requestBody"]["content"]["application/json"]["example"].as_object()
+        {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(example).unwrap());
+        }
+        let r = req.send();
+        let documented: Vec<u16> = op["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        assert!(
+            documented.contains(&r.status),
+            "{method} {url} answered {} ({}), documented {documented:?}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(
+            r.status < 300,
+            "the example of {method} {url} should succeed: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        if method == "POST" {
+            let answer: Option<serde_json::Value> = serde_json::from_slice(&r.body).ok();
+            if let Some(id) = answer.and_then(|v| v["id"].as_u64()) {
+                created.insert(path.clone(), id.to_string());
+            }
+        }
+        // Without credentials every operation asks for them.
+        assert_eq!(
+            s.req(&method, &url).send().status,
+            401,
+            "{method} {url} without credentials"
+        );
+    }
+}

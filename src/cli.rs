@@ -77,6 +77,9 @@ pub enum RepoCommand {
     /// Retention policies: keep the newest N tags and/or those pushed within D days.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Storage quotas per namespace, with their current usage.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
     /// List repositories with tag count, size and last push.
     List {
         #[command(flatten)]
@@ -118,6 +121,31 @@ pub enum RepoCommand {
     /// Delete a repository (its disk space returns at the next garbage collection).
     Delete {
         name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Limit what the repositories a glob matches may hold together, e.g.
+    /// `--repos 'line3/**' --max-bytes 10000000000`.
+    Add {
+        #[arg(long)]
+        repos: String,
+        #[arg(long)]
+        max_bytes: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List quotas with the bytes they hold now.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a quota by id.
+    Del {
+        id: u64,
         #[command(flatten)]
         target: Target,
     },

@@ -39,6 +39,15 @@ pub struct RetentionInfo {
     pub rule: crate::meta::RetentionRecord,
 }
 
+/// Adds a storage quota for the repositories `repos` matches.
+pub fn add_quota(meta: &Meta, q: crate::meta::QuotaRecord) -> Result<u64, String> {
+    check_glob(&q.repos)?;
+    if q.max_bytes == 0 {
+        return Err("a quota needs max_bytes above 0".into());
+    }
+    meta.add_quota(&q).map_err(|e| e.to_string())
+}
+
 /// Adds a retention rule; it must keep something (a count or an age).
 pub fn add_retention(meta: &Meta, rule: crate::meta::RetentionRecord) -> Result<u64, String> {
     check_glob(&rule.repos)?;

@@ -855,3 +855,37 @@ fn the_openapi_file_matches_the_server() {
         );
     }
 }
+
+#[test]
+fn namespace_quotas_refuse_uploads_when_used_up() {
+    let s = Server::start();
+    let r = s
+        .req("POST", "/api/v1/quotas")
+        .body(r#"{"repos":"q/**","max_bytes":100000}"#)
+        .send();
+    assert_eq!(r.status, 201);
+    push_blob(&s, "q/a", &bytes(60_000, 1));
+    push_blob(&s, "q/b", &bytes(60_000, 2));
+    let r = s.req("POST", "/v2/q/c/blobs/uploads/").send();
+    assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
+    assert!(r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("quota"));
+    assert_eq!(
+        s.req("POST", "/v2/other/x/blobs/uploads/").send().status,
+        202,
+        "other namespaces are not limited"
+    );
+    let usage = s.req("GET", "/api/v1/quotas").send().json();
+    assert_eq!(usage[0]["used_bytes"], 120_000);
+    assert_eq!(usage[0]["max_bytes"], 100_000);
+    let id = usage[0]["id"].as_u64().unwrap();
+    assert_eq!(
+        s.req("DELETE", &format!("/api/v1/quotas/{id}"))
+            .send()
+            .status,
+        204
+    );
+    assert_eq!(s.req("POST", "/v2/q/c/blobs/uploads/").send().status, 202);
+}

@@ -36,6 +36,75 @@ pub(super) fn offline<T>(
     Ok(out)
 }
 
+fn quota(cmd: crate::cli::QuotaCommand) -> Result<(), Failure> {
+    use crate::cli::QuotaCommand::*;
+    use crate::error::{Error, ErrorCode};
+    match cmd {
+        Add {
+            repos,
+            max_bytes,
+            target,
+        } => {
+            let q = crate::meta::QuotaRecord { repos, max_bytes };
+            let id = match admin_client(&target)? {
+                Some(c) => c.call(
+                    "POST",
+                    "/api/v1/quotas",
+                    Some(serde_json::to_value(&q).map_err(rt)?),
+                )?["id"]
+                    .as_u64()
+                    .unwrap_or_default(),
+                None => {
+                    let q2 = q.clone();
+                    offline(&target, move |r| {
+                        Box::pin(async move {
+                            crate::governance::add_quota(&r.meta_handle(), q2)
+                                .map_err(|e| Error::api(ErrorCode::Invalid, e))
+                        })
+                    })?
+                }
+            };
+            println!("quota {id}: {} may hold {} bytes", q.repos, q.max_bytes);
+            Ok(())
+        }
+        List { target } => {
+            let list: serde_json::Value = match admin_client(&target)? {
+                Some(c) => c.call("GET", "/api/v1/quotas", None)?,
+                None => serde_json::to_value(offline(&target, |r| {
+                    Box::pin(async move { r.quota_usage() })
+                })?)
+                .map_err(rt)?,
+            };
+            for q in list.as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{} of {} bytes",
+                    q["id"],
+                    q["repos"].as_str().unwrap_or(""),
+                    q["used_bytes"],
+                    q["max_bytes"]
+                );
+            }
+            Ok(())
+        }
+        Del { id, target } => {
+            match admin_client(&target)? {
+                Some(c) => {
+                    c.call("DELETE", &format!("/api/v1/quotas/{id}"), None)?;
+                }
+                None => {
+                    if !offline(&target, move |r| {
+                        Box::pin(async move { r.meta_handle().delete_quota(id) })
+                    })? {
+                        return Err(Failure::Runtime(format!("no quota {id}")));
+                    }
+                }
+            }
+            println!("deleted quota {id}");
+            Ok(())
+        }
+    }
+}
+
 fn retention(cmd: crate::cli::RetentionCommand) -> Result<(), Failure> {
     use crate::cli::RetentionCommand::*;
     use crate::governance;
@@ -161,6 +230,7 @@ pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
     match cmd {
         Immutable(c) => super::users::immutable(c),
         Retention(c) => retention(c),
+        Quota(c) => quota(c),
         List { target } => {
             let repos: serde_json::Value = match admin_client(&target)? {
                 Some(c) => c.call("GET", "/api/v1/repositories", None)?,

@@ -18,6 +18,7 @@
 //! | `immutability`   | rule id (8 bytes, big-endian) | [`ImmutabilityRecord`]  |
 //! | `gc_runs`        | run number (8 bytes, big-endian) | GC report (JSON)     |
 //! | `retention`      | rule id (8 bytes, big-endian) | [`RetentionRecord`]     |
+//! | `quotas`         | rule id (8 bytes, big-endian) | [`QuotaRecord`]         |
 
 mod records;
 
@@ -30,8 +31,8 @@ use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
 
 pub use records::{
-    GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord, RefreshRecord, RepoRecord,
-    RetentionRecord, RobotRecord, RuleRecord, TagRecord, UploadRecord, UserRecord,
+    GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord, QuotaRecord, RefreshRecord,
+    RepoRecord, RetentionRecord, RobotRecord, RuleRecord, TagRecord, UploadRecord, UserRecord,
 };
 
 /// Handle to the metadata database. Cheap to clone (sled trees are reference counted).
@@ -51,6 +52,7 @@ pub struct Meta {
     immutability: sled::Tree,
     gc_runs: sled::Tree,
     retention: sled::Tree,
+    quotas: sled::Tree,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
@@ -147,6 +149,7 @@ impl Meta {
             immutability: tree("immutability")?,
             gc_runs: tree("gc_runs")?,
             retention: tree("retention")?,
+            quotas: tree("quotas")?,
             db,
         })
     }
@@ -524,6 +527,28 @@ impl Meta {
                 ))
             })
             .collect()
+    }
+
+    pub fn quotas(&self) -> Result<Vec<(u64, QuotaRecord)>> {
+        Ok(Self::list_json(&self.quotas)?
+            .into_iter()
+            .map(|(k, v)| (id_of(&k), v))
+            .collect())
+    }
+
+    pub fn add_quota(&self, q: &QuotaRecord) -> Result<u64> {
+        let id = self.db.generate_id().map_err(db_err("numbering a quota"))? + 1;
+        self.quotas
+            .insert(id.to_be_bytes(), encode(q))
+            .map_err(db_err("storing a quota"))?;
+        Ok(id)
+    }
+
+    pub fn delete_quota(&self, id: u64) -> Result<bool> {
+        self.quotas
+            .remove(id.to_be_bytes())
+            .map(|o| o.is_some())
+            .map_err(db_err("deleting a quota"))
     }
 
     pub fn retention_rules(&self) -> Result<Vec<(u64, RetentionRecord)>> {

@@ -123,3 +123,10 @@ pub struct RetentionRecord {
     #[serde(default)]
     pub keep_days: Option<u32>,
 }
+
+/// A storage quota: the repositories matching `repos` together may hold at most `max_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRecord {
+    pub repos: String,
+    pub max_bytes: u64,
+}

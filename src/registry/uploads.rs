@@ -61,6 +61,7 @@ impl Registry {
     /// Opens a new upload session in `repo`.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState> {
         self.check_may_receive(repo)?;
+        self.check_quota(repo)?;
         self.check_free_space().await?;
         let id = UploadId::random().map_err(|e| Error::internal("drawing an upload id", e))?;
         let storage = self.storage().clone();

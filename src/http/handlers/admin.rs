@@ -13,7 +13,9 @@ use std::time::Duration;
 use crate::governance;
 use crate::http::route::AdminRoute;
 use crate::http::{empty, json, App, Resp};
-use crate::meta::{GrantRecord, ImmutabilityRecord, Meta, RetentionRecord, RuleRecord};
+use crate::meta::{
+    GrantRecord, ImmutabilityRecord, Meta, QuotaRecord, RetentionRecord, RuleRecord,
+};
 use crate::registry::GcOptions;
 
 #[derive(Deserialize)]
@@ -216,6 +218,22 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
         (AdminRoute::Repository(name), Method::DELETE) => {
             app.registry.delete_repository(&name).await?;
             tracing::info!(repo = %name, "admin API: deleted a repository");
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Quotas, Method::GET) => {
+            return ok_json(StatusCode::OK, &app.registry.quota_usage()?);
+        }
+        (AdminRoute::Quotas, Method::POST) => {
+            let q: QuotaRecord = body(req).await?;
+            let id =
+                governance::add_quota(&meta, q).map_err(|e| Error::api(ErrorCode::Invalid, e))?;
+            finish(app, &meta).await?;
+            return ok_json(StatusCode::CREATED, &serde_json::json!({ "id": id }));
+        }
+        (AdminRoute::Quota(id), Method::DELETE) => {
+            if !meta.delete_quota(id)? {
+                return Err(Error::api(ErrorCode::NotFound, format!("no quota {id}")));
+            }
             empty(StatusCode::NO_CONTENT)
         }
         (AdminRoute::Retention, Method::GET) => {

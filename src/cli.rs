@@ -118,6 +118,13 @@ pub enum RepoCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Delete a tag (`NAME:TAG`) or a manifest with every tag on it (`NAME@sha256:...`);
+    /// soft, like all deletes: garbage collection frees the space.
+    Rm {
+        reference: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Delete a repository (its disk space returns at the next garbage collection).
     Delete {
         name: String,

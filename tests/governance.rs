@@ -889,3 +889,26 @@ fn namespace_quotas_refuse_uploads_when_used_up() {
     );
     assert_eq!(s.req("POST", "/v2/q/c/blobs/uploads/").send().status, 202);
 }
+
+#[test]
+fn repo_rm_deletes_tags_and_manifests_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    let (d1, _, _) = push_sharing(&s, "rm/app", "one", 71);
+    push_sharing(&s, "rm/app", "two", 72);
+    drop(s);
+    edgeyard(&dir, &["repo", "rm", "rm/app:two"], "");
+    edgeyard(&dir, &["repo", "rm", &format!("rm/app@{d1}")], "");
+    let s = Server::start_in(&dir);
+    assert_eq!(
+        s.req("GET", "/v2/rm/app/tags/list").send().json()["tags"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        s.req("GET", &format!("/v2/rm/app/manifests/{d1}"))
+            .send()
+            .status,
+        404
+    );
+}

@@ -343,6 +343,31 @@ pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
             println!("{n} is now {visibility}");
             Ok(())
         }
+        Rm { reference, target } => {
+            let (repo, r) = match reference.split_once('@') {
+                Some((n, d)) => (name(n)?, d.to_string()),
+                None => match reference.rsplit_once(':') {
+                    Some((n, t)) if !t.contains('/') => (name(n)?, t.to_string()),
+                    _ => {
+                        return Err(Failure::Usage(format!(
+                            "{reference:?}: give NAME:TAG or NAME@DIGEST"
+                        )))
+                    }
+                },
+            };
+            let parsed: crate::oci::Reference =
+                r.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
+            match admin_client(&target)? {
+                Some(c) => {
+                    c.call("DELETE", &format!("/v2/{repo}/manifests/{parsed}"), None)?;
+                }
+                None => offline(&target, |reg| {
+                    Box::pin(async move { reg.delete_manifest(&repo, &parsed).await })
+                })?,
+            }
+            println!("deleted {reference}; run `edgeyard gc` to free its disk space");
+            Ok(())
+        }
         Describe {
             name: n,
             text,

@@ -912,3 +912,83 @@ fn repo_rm_deletes_tags_and_manifests_from_the_command_line() {
         404
     );
 }
+
+#[test]
+fn gc_collects_untagged_manifests_but_keeps_index_children_and_referrers() {
+    let s = Server::start();
+    // An image whose tag later moves to another image: the first becomes unreachable.
+    let (old, old_own, _) = push_sharing(&s, "reach/app", "latest", 81);
+    let (new, _, new_m) = push_sharing(&s, "reach/app", "latest", 82);
+    // An index whose children are pushed by digest only.
+    let (child, child_own, child_m) = push_sharing(&s, "reach/app", "tmp-child", 83);
+    assert_eq!(
+        s.req("DELETE", "/v2/reach/app/manifests/tmp-child")
+            .send()
+            .status,
+        202
+    );
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": child, "size": child_m.len()}]
+    }))
+    .unwrap();
+    let r = s
+        .req("PUT", "/v2/reach/app/manifests/multi")
+        .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        .body(index)
+        .send();
+    assert_eq!(r.status, 201);
+    // A signature whose subject is the current image.
+    let empty = push_blob(&s, "reach/app", b"{}");
+    let sig = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.sig",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": new, "size": new_m.len()}
+    }))
+    .unwrap();
+    let sig_digest = sha256(&sig);
+    let r = s
+        .req("PUT", &format!("/v2/reach/app/manifests/{sig_digest}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(sig)
+        .send();
+    assert_eq!(r.status, 201);
+
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let report = gc(&s, r#"{"grace_secs": 1}"#);
+    assert_eq!(
+        report["manifests_deleted"], 1,
+        "only the image the tag moved away from: {report}"
+    );
+    assert_eq!(
+        s.req("GET", &format!("/v2/reach/app/manifests/{old}"))
+            .send()
+            .status,
+        404
+    );
+    assert!(!blob_file(&s, &old_own).exists(), "its own layer is freed");
+    assert_eq!(
+        s.req("GET", &format!("/v2/reach/app/manifests/{child}"))
+            .send()
+            .status,
+        200,
+        "index child kept"
+    );
+    assert!(blob_file(&s, &child_own).exists());
+    assert_eq!(
+        s.req("GET", &format!("/v2/reach/app/manifests/{sig_digest}"))
+            .send()
+            .status,
+        200,
+        "referrer kept"
+    );
+    let refs = s
+        .req("GET", &format!("/v2/reach/app/referrers/{new}"))
+        .send()
+        .json();
+    assert_eq!(refs["manifests"][0]["digest"], sig_digest);
+}

@@ -416,6 +416,20 @@ impl Meta {
             .collect()
     }
 
+    /// Every tag of every repository: (repository, digest it points at).
+    pub fn all_tags(&self) -> Result<Vec<(String, Digest)>> {
+        let mut out = Vec::new();
+        for kv in self.tags.iter() {
+            let (k, v) = kv.map_err(db_err("reading tags"))?;
+            let Some(pos) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let rec: TagRecord = decode(&v)?;
+            out.push((String::from_utf8_lossy(&k[..pos]).into_owned(), rec.digest));
+        }
+        Ok(out)
+    }
+
     /// Every blob link: (key, digest, record), to find the links of collected blobs.
     pub fn all_links(&self) -> Result<Vec<(sled::IVec, Digest, LinkRecord)>> {
         let mut out = Vec::new();

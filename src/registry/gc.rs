@@ -48,10 +48,48 @@ pub struct GcReport {
     /// Unreferenced, but within the grace period: kept this time.
     pub blobs_recent: u64,
     pub uploads_expired: u64,
+    /// Untagged manifests nothing refers to, older than the grace period.
+    #[serde(default)]
+    pub manifests_deleted: u64,
     pub manifest_contents_removed: u64,
     pub duration_ms: u64,
     /// Digests of the blobs deleted (or that would be, in a dry run); at most 1,000 listed.
     pub deleted: Vec<String>,
+}
+
+/// (repository, digest) of every manifest reachable from a tag: tagged manifests, the
+/// children of reachable indexes (recursively), and referrers whose subject is reachable.
+fn reachable_manifests(
+    all: &[(String, Digest, crate::meta::ManifestRecord)],
+    tags: &[(String, Digest)],
+) -> HashSet<(String, Digest)> {
+    let by_key: HashMap<(String, Digest), &crate::meta::ManifestRecord> = all
+        .iter()
+        .map(|(r, d, m)| ((r.clone(), d.clone()), m))
+        .collect();
+    let mut referrers: HashMap<(String, Digest), Vec<Digest>> = HashMap::new();
+    for (r, d, m) in all {
+        if let Some(s) = &m.subject {
+            referrers
+                .entry((r.clone(), s.clone()))
+                .or_default()
+                .push(d.clone());
+        }
+    }
+    let mut seen: HashSet<(String, Digest)> = HashSet::new();
+    let mut todo: Vec<(String, Digest)> = tags.to_vec();
+    while let Some(key) = todo.pop() {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        if let Some(m) = by_key.get(&key) {
+            todo.extend(m.children.iter().map(|c| (key.0.clone(), c.clone())));
+        }
+        if let Some(refs) = referrers.get(&key) {
+            todo.extend(refs.iter().map(|d| (key.0.clone(), d.clone())));
+        }
+    }
+    seen
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -72,8 +110,46 @@ impl Registry {
             ..GcReport::default()
         };
 
-        // Mark: every blob any manifest of any repository references.
-        let manifests = self.meta().all_manifests()?;
+        // Manifests nothing reaches any more (no tag, not in a tagged index, not a referrer
+        // of a live manifest) and older than the grace period go first. Under the write lock
+        // no PUT is half done, so the reachability computed here is exact.
+        {
+            let _exclusive = self.inner.gc_lock.write().await;
+            let all = self.meta().all_manifests()?;
+            let tags = self.meta().all_tags()?;
+            let reachable = reachable_manifests(&all, &tags);
+            for (repo, digest, rec) in &all {
+                if reachable.contains(&(repo.clone(), digest.clone())) || rec.pushed_at >= cutoff {
+                    continue;
+                }
+                report.manifests_deleted += 1;
+                if !o.dry_run {
+                    if let Ok(r) = repo.parse() {
+                        self.meta().delete_manifest(&r, digest)?;
+                    }
+                }
+            }
+            if !o.dry_run && report.manifests_deleted > 0 {
+                self.meta().flush().await?;
+            }
+        }
+
+        // Mark: every blob a remaining manifest references.
+        let manifests: Vec<_> = {
+            let all = self.meta().all_manifests()?;
+            if o.dry_run {
+                // What the deletion above would have left.
+                let tags = self.meta().all_tags()?;
+                let reachable = reachable_manifests(&all, &tags);
+                all.into_iter()
+                    .filter(|(r, d, m)| {
+                        reachable.contains(&(r.clone(), d.clone())) || m.pushed_at >= cutoff
+                    })
+                    .collect()
+            } else {
+                all
+            }
+        };
         let live: HashSet<Digest> = manifests
             .iter()
             .flat_map(|(_, _, r)| r.blobs.iter().cloned())

@@ -51,6 +51,27 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Write images (NAME:TAG or NAME@DIGEST) to an OCI image layout tarball, for carrying
+    /// to an offline site (on the data directory; stop the server first).
+    Export {
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// The tarball to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Load an OCI layout tarball or a `docker save` tarball, verifying every digest; nothing
+    /// is stored unless all of it checks out (on the data directory; stop the server first).
+    Import {
+        file: PathBuf,
+        /// Repository for images the bundle names only by tag.
+        #[arg(long)]
+        repo: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -22,6 +22,14 @@ fn main() -> ExitCode {
             target,
         } => commands::gc::run(dry_run, grace_secs, upload_ttl_secs, &target),
         Command::Repo(cmd) => commands::repos::run(cmd),
+        Command::Export {
+            images,
+            output,
+            data,
+        } => commands::bundle::export(&images, &output, &data),
+        Command::Import { file, repo, data } => {
+            commands::bundle::import(&file, repo.as_deref(), &data)
+        }
         Command::Config(edgeyard::cli::ConfigCommand::Check { file }) => {
             commands::config::check(&file)
         }

@@ -3,43 +3,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
-
-/// Writes a blob into an OCI layout and returns its descriptor fields.
-fn put(layout: &Path, data: &[u8]) -> (String, usize) {
-    let d = sha256(data);
-    let p = layout.join("blobs/sha256").join(&d["sha256:".len()..]);
-    std::fs::write(p, data).unwrap();
-    (d, data.len())
-}
-
-fn platform_image(layout: &Path, arch: &str, seed: u64) -> serde_json::Value {
-    let layer = bytes(100_000 + seed as usize, seed);
-    let (ld, ln) = put(layout, &layer);
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": arch, "os": "linux",
-        "config": {"Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [ld]}
-    }))
-    .unwrap();
-    let (cd, cn) = put(layout, &config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": ln}]
-    }))
-    .unwrap();
-    let (md, mn) = put(layout, &manifest);
-    serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": md, "size": mn,
-        "platform": {"architecture": arch, "os": "linux"}
-    })
-}
 
 #[test]
 fn skopeo_copies_a_multi_arch_index_both_ways_byte_for_byte() {
@@ -49,33 +15,7 @@ fn skopeo_copies_a_multi_arch_index_both_ways_byte_for_byte() {
     let s = Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    std::fs::create_dir_all(src.join("blobs/sha256")).unwrap();
-    std::fs::write(src.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let children = vec![
-        platform_image(&src, "amd64", 1),
-        platform_image(&src, "arm64", 2),
-    ];
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": children
-    }))
-    .unwrap();
-    let (idx_digest, idx_len) = put(&src, &index);
-    std::fs::write(
-        src.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.index.v1+json",
-                "digest": idx_digest, "size": idx_len,
-                "annotations": {"org.opencontainers.image.ref.name": "multi"}
-            }]
-        }))
-        .unwrap(),
-    )
-    .unwrap();
-
+    let (idx_digest, index) = oci_multi_arch_layout(&src);
     let remote = format!("docker://{}/edge/multi:v1", s.addr);
     run(Command::new("skopeo")
         .args([

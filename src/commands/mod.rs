@@ -1,5 +1,6 @@
 //! The subcommands. Each returns `Result<(), Failure>`; `main` turns that into an exit code.
 
+pub mod bundle;
 pub mod cert;
 pub mod client;
 pub mod config;

@@ -3,6 +3,7 @@
 //! only keep bytes and records, and `http` only translates requests and responses.
 
 mod blobs;
+mod bundle;
 mod gc;
 mod manifests;
 mod pump;
@@ -21,6 +22,7 @@ use crate::oci::UploadId;
 use crate::storage::{Storage, UploadFile};
 
 pub use blobs::{BlobRange, BlobRead};
+pub use bundle::BundleReport;
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use quota::QuotaUsage;

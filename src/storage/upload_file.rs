@@ -85,6 +85,16 @@ impl UploadFile {
         Ok(hasher.finish())
     }
 
+    /// The whole content (small files only: manifests and configs of a bundle).
+    pub fn read_all(&self) -> io::Result<Vec<u8>> {
+        use std::io::Seek;
+        let mut f = self.file.try_clone()?;
+        f.seek(io::SeekFrom::Start(0))?;
+        let mut out = Vec::with_capacity(self.len as usize);
+        f.take(self.len).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }

@@ -496,3 +496,67 @@ pub fn layout_blobs(root: &Path) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Writes a blob into an OCI layout and returns its descriptor fields.
+pub fn layout_put(layout: &Path, data: &[u8]) -> (String, usize) {
+    let d = sha256(data);
+    let p = layout.join("blobs/sha256").join(&d["sha256:".len()..]);
+    std::fs::write(p, data).unwrap();
+    (d, data.len())
+}
+
+fn platform_image(layout: &Path, arch: &str, seed: u64) -> serde_json::Value {
+    let layer = bytes(100_000 + seed as usize, seed);
+    let (ld, ln) = layout_put(layout, &layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "config": {"Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [ld]}
+    }))
+    .unwrap();
+    let (cd, cn) = layout_put(layout, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": ln}]
+    }))
+    .unwrap();
+    let (md, mn) = layout_put(layout, &manifest);
+    serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": md, "size": mn,
+        "platform": {"architecture": arch, "os": "linux"}
+    })
+}
+
+/// An OCI layout (ref name `multi`) holding a two-platform index; returns its digest and bytes.
+pub fn oci_multi_arch_layout(src: &Path) -> (String, Vec<u8>) {
+    std::fs::create_dir_all(src.join("blobs/sha256")).unwrap();
+    std::fs::write(src.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let children = vec![
+        platform_image(src, "amd64", 1),
+        platform_image(src, "arm64", 2),
+    ];
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": children
+    }))
+    .unwrap();
+    let (idx_digest, idx_len) = layout_put(src, &index);
+    std::fs::write(
+        src.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": idx_digest, "size": idx_len,
+                "annotations": {"org.opencontainers.image.ref.name": "multi"}
+            }]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    (idx_digest, index)
+}

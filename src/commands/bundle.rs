@@ -1,0 +1,93 @@
+//! `edgeyard export` and `edgeyard import`: image bundles for air-gapped sites.
+
+use std::path::Path;
+
+use crate::cli::DataArgs;
+use crate::oci::{Reference, RepoName};
+use crate::registry::Registry;
+
+use super::{data_dir, load_file, Failure};
+
+fn open(data: &DataArgs) -> Result<Registry, Failure> {
+    let file = load_file(data)?;
+    let dir = data_dir(data, &file);
+    Registry::open(&dir).map_err(|e| {
+        Failure::Runtime(format!(
+            "{e}\nstop the server first (bundles work on the data directory)"
+        ))
+    })
+}
+
+fn parse_image(s: &str) -> Result<(RepoName, Reference), Failure> {
+    let (name, r) = match s.split_once('@') {
+        Some((n, d)) => (n, d),
+        None => s
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .unwrap_or((s, "latest")),
+    };
+    let repo = name
+        .parse()
+        .map_err(|e| Failure::Usage(format!("{s:?}: {e}")))?;
+    let reference = r
+        .parse()
+        .map_err(|e| Failure::Usage(format!("{s:?}: {e}")))?;
+    Ok((repo, reference))
+}
+
+pub fn export(images: &[String], output: &Path, data: &DataArgs) -> Result<(), Failure> {
+    let images = images
+        .iter()
+        .map(|s| parse_image(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registry = open(data)?;
+    let tmp = output.with_extension("partial");
+    let file = std::fs::File::create(&tmp)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", tmp.display())))?;
+    let writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    let report = registry.export(&images, writer).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Failure::Runtime(e.to_string())
+    })?;
+    std::fs::rename(&tmp, output)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", output.display())))?;
+    for i in &report.images {
+        println!("exported {i}");
+    }
+    println!(
+        "{} blobs, {} bytes -> {}",
+        report.blobs,
+        report.bytes,
+        output.display()
+    );
+    Ok(())
+}
+
+pub fn import(file: &Path, repo: Option<&str>, data: &DataArgs) -> Result<(), Failure> {
+    let repo = match repo {
+        Some(r) => Some(
+            r.parse::<RepoName>()
+                .map_err(|e| Failure::Usage(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let input = std::fs::File::open(file)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", file.display())))?;
+    let registry = open(data)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let report = runtime
+        .block_on(registry.import(std::io::BufReader::with_capacity(1 << 20, input), repo))
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    registry
+        .close()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    for i in &report.images {
+        println!("imported {i}");
+    }
+    println!("{} blobs stored, {} bytes", report.blobs, report.bytes);
+    Ok(())
+}

@@ -1,0 +1,497 @@
+//! Image bundles for air-gapped sites: export images as an OCI image layout tarball, and
+//! import an OCI layout tarball or a `docker save` tarball, verifying every digest.
+//!
+//! An import stores nothing visible until every byte is verified: blobs stream into upload
+//! files while being hashed, and only when the whole bundle checks out are they committed and
+//! the manifests and tags written. A corrupted bundle leaves the registry as it was.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+
+use serde::Serialize;
+
+use super::Registry;
+use crate::error::{Error, ErrorCode, Result};
+use crate::oci::manifest::{DOCKER_MANIFEST, OCI_INDEX};
+use crate::oci::{Digest, Manifest, Reference, RepoName, Tag, UploadId};
+use crate::storage::UploadFile;
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+#[derive(Debug, Default, Serialize)]
+pub struct BundleReport {
+    pub images: Vec<String>,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::api(ErrorCode::Invalid, msg)
+}
+
+fn io(context: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |e| Error::internal(context, e)
+}
+
+/// A blob read from a bundle into an upload file, verified, not yet committed.
+struct Pending {
+    id: UploadId,
+    file: UploadFile,
+}
+
+/// What the read phase found.
+#[derive(Default)]
+struct Staged {
+    blobs: HashMap<Digest, Pending>,
+    /// docker save: tar path -> digest of that file.
+    by_path: HashMap<String, Digest>,
+    index_json: Option<Vec<u8>>,
+    docker_manifest: Option<Vec<u8>>,
+}
+
+/// `NAME:TAG` as a bundle names an image; a leading registry host is dropped.
+fn split_image_name(full: &str) -> Option<(RepoName, Tag)> {
+    let (name, tag) = full
+        .rsplit_once(':')
+        .filter(|(n, t)| !t.contains('/') && !n.is_empty())?;
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 1
+        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
+    {
+        parts.remove(0);
+    }
+    Some((parts.join("/").parse().ok()?, tag.parse().ok()?))
+}
+
+impl Registry {
+    /// Writes the images (`NAME:TAG` or `NAME@DIGEST`) as an OCI image layout tarball.
+    pub fn export(
+        &self,
+        images: &[(RepoName, Reference)],
+        out: impl Write,
+    ) -> Result<BundleReport> {
+        let mut report = BundleReport::default();
+        let mut tar = tar::Builder::new(out);
+        let mut index = Vec::new();
+        let mut written: HashSet<Digest> = HashSet::new();
+        let add = |tar: &mut tar::Builder<_>,
+                   path: String,
+                   bytes: &mut dyn Read,
+                   size: u64|
+         -> Result<()> {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(size);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, path, bytes)
+                .map_err(io("writing the bundle"))
+        };
+        for (repo, reference) in images {
+            let top = self.get_manifest(repo, reference)?;
+            // Every manifest under it (index children, recursively) and every blob.
+            let mut todo = vec![top.digest.clone()];
+            while let Some(d) = todo.pop() {
+                if !written.insert(d.clone()) {
+                    continue;
+                }
+                let m = self.get_manifest(repo, &Reference::Digest(d.clone()))?;
+                let rec = self
+                    .meta()
+                    .manifest(repo, &d)?
+                    .ok_or_else(|| Error::code(ErrorCode::ManifestUnknown))?;
+                add(
+                    &mut tar,
+                    format!("blobs/{}/{}", d.algorithm().as_str(), d.hex()),
+                    &mut m.bytes.as_ref(),
+                    m.bytes.len() as u64,
+                )?;
+                todo.extend(rec.children.iter().cloned());
+                for b in &rec.blobs {
+                    if !written.insert(b.clone()) {
+                        continue;
+                    }
+                    let mut f = self
+                        .storage()
+                        .open_blob(b)
+                        .map_err(io("reading a blob"))?
+                        .ok_or_else(|| {
+                            Error::code(ErrorCode::BlobUnknown)
+                                .with_detail(serde_json::json!({ "digest": b.to_string() }))
+                        })?;
+                    let size = f.metadata().map_err(io("reading a blob"))?.len();
+                    add(
+                        &mut tar,
+                        format!("blobs/{}/{}", b.algorithm().as_str(), b.hex()),
+                        &mut f,
+                        size,
+                    )?;
+                    report.blobs += 1;
+                    report.bytes += size;
+                }
+            }
+            let name = match reference {
+                Reference::Tag(t) => format!("{repo}:{t}"),
+                Reference::Digest(d) => format!("{repo}@{d}"),
+            };
+            index.push(serde_json::json!({
+                "mediaType": top.media_type,
+                "digest": top.digest.to_string(),
+                "size": top.bytes.len(),
+                "annotations": { REF_NAME: name, "io.containerd.image.name": name }
+            }));
+            report.images.push(name);
+        }
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        add(
+            &mut tar,
+            "oci-layout".into(),
+            &mut layout.as_ref(),
+            layout.len() as u64,
+        )?;
+        let index = serde_json::to_vec(
+            &serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index }),
+        )
+        .map_err(|e| Error::internal("writing index.json", e))?;
+        add(
+            &mut tar,
+            "index.json".into(),
+            &mut index.as_slice(),
+            index.len() as u64,
+        )?;
+        tar.into_inner()
+            .and_then(|mut w| w.flush())
+            .map_err(io("writing the bundle"))?;
+        Ok(report)
+    }
+
+    /// Reads a bundle (OCI layout or `docker save`), verifying every blob, then stores it.
+    /// `repo` names the images of an OCI layout whose names carry only a tag.
+    pub async fn import(
+        &self,
+        input: impl Read + Send + 'static,
+        repo: Option<RepoName>,
+    ) -> Result<BundleReport> {
+        let me = self.clone();
+        let staged = tokio::task::spawn_blocking(move || me.stage(input))
+            .await
+            .map_err(|e| Error::internal("reading the bundle", e))?;
+        let mut staged = match staged {
+            Ok(s) => s,
+            Err((e, pending)) => {
+                self.drop_pending(pending);
+                return Err(e);
+            }
+        };
+        let result = self.store(&mut staged, repo).await;
+        self.drop_pending(std::mem::take(&mut staged.blobs).into_values().collect());
+        result
+    }
+
+    fn drop_pending(&self, pending: Vec<Pending>) {
+        for p in pending {
+            drop(p.file);
+            let _ = self.storage().remove_upload(&p.id);
+        }
+    }
+
+    /// Read phase: every file of the tarball into an upload file, hashed on the way.
+    fn stage(&self, input: impl Read) -> std::result::Result<Staged, (Error, Vec<Pending>)> {
+        let mut staged = Staged::default();
+        let fail = |staged: Staged, e: Error| (e, staged.blobs.into_values().collect::<Vec<_>>());
+        let mut archive = tar::Archive::new(input);
+        let entries = match archive.entries() {
+            Ok(e) => e,
+            Err(e) => return Err(fail(staged, invalid(format!("not a tar archive: {e}")))),
+        };
+        for entry in entries {
+            let mut entry = match entry {
+                Ok(e) => e,
+                Err(e) => return Err(fail(staged, invalid(format!("the bundle is damaged: {e}")))),
+            };
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let path = match entry.path() {
+                Ok(p) => p.to_string_lossy().trim_start_matches("./").to_string(),
+                Err(_) => continue,
+            };
+            match path.as_str() {
+                "index.json" | "manifest.json" | "repositories" | "oci-layout" => {
+                    let mut buf = Vec::new();
+                    if entry.by_ref().take(8 << 20).read_to_end(&mut buf).is_err() {
+                        return Err(fail(
+                            staged,
+                            invalid(format!("cannot read {path} from the bundle")),
+                        ));
+                    }
+                    match path.as_str() {
+                        "index.json" => staged.index_json = Some(buf),
+                        "manifest.json" => staged.docker_manifest = Some(buf),
+                        _ => {}
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            // A blob (OCI: blobs/<alg>/<hex>) or any other file (docker save: configs, layers).
+            let id = match UploadId::random() {
+                Ok(id) => id,
+                Err(e) => return Err(fail(staged, Error::internal("drawing an upload id", e))),
+            };
+            let mut file = match self.storage().create_upload(&id) {
+                Ok(f) => f,
+                Err(e) => return Err(fail(staged, Error::internal("staging a blob", e))),
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match entry.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = self.storage().remove_upload(&id);
+                        return Err(fail(staged, invalid(format!("cannot read {path}: {e}"))));
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                if let Err(e) = file.append(&buf[..n]) {
+                    let _ = self.storage().remove_upload(&id);
+                    return Err(fail(staged, super::pump::storage_error(e)));
+                }
+            }
+            let actual = file.digest();
+            if let Some(named) = path
+                .strip_prefix("blobs/")
+                .map(|rest| rest.replacen('/', ":", 1))
+                .and_then(|s| s.parse::<Digest>().ok())
+            {
+                if named != actual {
+                    let _ = self.storage().remove_upload(&id);
+                    return Err(fail(
+                        staged,
+                        Error::api(
+                            ErrorCode::DigestInvalid,
+                            format!("the bundle is corrupt: {path} should have digest {named} but has {actual}; nothing was imported"),
+                        )
+                        .with_detail(serde_json::json!({ "digest": named.to_string(), "actual": actual.to_string() })),
+                    ));
+                }
+            }
+            staged.by_path.insert(path, actual.clone());
+            if let Some(old) = staged.blobs.insert(actual, Pending { id, file }) {
+                drop(old.file);
+                let _ = self.storage().remove_upload(&old.id);
+            }
+        }
+        Ok(staged)
+    }
+
+    /// The staged bytes of a blob (manifests and configs are small).
+    fn staged_bytes(staged: &Staged, d: &Digest) -> Result<Vec<u8>> {
+        let p = staged
+            .blobs
+            .get(d)
+            .ok_or_else(|| invalid(format!("the bundle lacks {d}")))?;
+        p.file.read_all().map_err(io("reading a staged blob"))
+    }
+
+    /// Store phase: commit the blobs, then manifests (children first), then tags.
+    async fn store(
+        &self,
+        staged: &mut Staged,
+        default_repo: Option<RepoName>,
+    ) -> Result<BundleReport> {
+        // (repository, tag or none, top manifest digest, media type)
+        let mut images: Vec<(RepoName, Option<Tag>, Digest)> = Vec::new();
+        let mut generated: HashMap<Digest, (Vec<u8>, &'static str)> = HashMap::new();
+        if let Some(index) = &staged.index_json {
+            let idx: serde_json::Value =
+                serde_json::from_slice(index).map_err(|e| invalid(format!("index.json: {e}")))?;
+            for m in idx["manifests"].as_array().into_iter().flatten() {
+                let digest: Digest = m["digest"].as_str().unwrap_or("").parse()?;
+                let name = m["annotations"]["io.containerd.image.name"]
+                    .as_str()
+                    .or_else(|| m["annotations"][REF_NAME].as_str())
+                    .unwrap_or("");
+                let (repo, tag) = match split_image_name(name) {
+                    Some((r, t)) => (r, Some(t)),
+                    None => {
+                        match (&default_repo, name.parse::<Tag>()) {
+                            (Some(r), Ok(t)) => (r.clone(), Some(t)),
+                            (Some(r), Err(_)) => (r.clone(), None),
+                            (None, _) => {
+                                return Err(invalid(format!("the bundle does not name the repository of {digest}: pass --repo")));
+                            }
+                        }
+                    }
+                };
+                images.push((repo, tag, digest));
+            }
+        } else if let Some(manifest) = &staged.docker_manifest {
+            // docker save (classic): build a schema2 manifest per image from its files.
+            let list: serde_json::Value = serde_json::from_slice(manifest)
+                .map_err(|e| invalid(format!("manifest.json: {e}")))?;
+            for img in list.as_array().into_iter().flatten() {
+                let by_path = |p: &str| {
+                    staged
+                        .by_path
+                        .get(p)
+                        .cloned()
+                        .ok_or_else(|| invalid(format!("the bundle lacks {p}")))
+                };
+                let config = by_path(img["Config"].as_str().unwrap_or(""))?;
+                let config_size = staged.blobs.get(&config).map(|p| p.file.len()).unwrap_or(0);
+                let mut layers = Vec::new();
+                for l in img["Layers"].as_array().into_iter().flatten() {
+                    let d = by_path(l.as_str().unwrap_or(""))?;
+                    let size = staged.blobs.get(&d).map(|p| p.file.len()).unwrap_or(0);
+                    layers.push(serde_json::json!({ "mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": d.to_string(), "size": size }));
+                }
+                let bytes = serde_json::to_vec(&serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": DOCKER_MANIFEST,
+                    "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "digest": config.to_string(), "size": config_size },
+                    "layers": layers,
+                }))
+                .map_err(|e| Error::internal("building a manifest", e))?;
+                let digest = Digest::sha256_of(&bytes);
+                generated.insert(digest.clone(), (bytes, DOCKER_MANIFEST));
+                let tags: Vec<&str> = img["RepoTags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str())
+                    .collect();
+                if tags.is_empty() {
+                    return Err(invalid(
+                        "an image in the bundle has no name (docker save it by name:tag)",
+                    ));
+                }
+                for t in tags {
+                    let (repo, tag) = split_image_name(t)
+                        .ok_or_else(|| invalid(format!("{t:?} is not a usable image name")))?;
+                    images.push((repo, Some(tag), digest.clone()));
+                }
+            }
+        } else {
+            return Err(invalid(
+                "neither index.json (OCI layout) nor manifest.json (docker save) is in the bundle",
+            ));
+        }
+        if images.is_empty() {
+            return Err(invalid("the bundle holds no image"));
+        }
+
+        // Every manifest of every image, children before parents, read and parsed up front:
+        // a bundle whose manifests do not hold together is refused before anything is stored.
+        let mut order: Vec<(RepoName, Digest, Vec<u8>, String)> = Vec::new();
+        let mut blobs_for: BTreeMap<String, HashSet<Digest>> = BTreeMap::new();
+        for (repo, _, top) in &images {
+            let mut stack = vec![(top.clone(), false)];
+            while let Some((d, expanded)) = stack.pop() {
+                if order.iter().any(|(r, x, _, _)| r == repo && x == &d) {
+                    continue;
+                }
+                let (bytes, media) = match generated.get(&d) {
+                    Some((b, m)) => (b.clone(), m.to_string()),
+                    None => {
+                        let b = Self::staged_bytes(staged, &d)?;
+                        let m = Manifest::parse(None, &b)
+                            .map_err(|e| invalid(format!("manifest {d}: {e}")))?;
+                        (b, m.kind.media_type().to_string())
+                    }
+                };
+                let m = Manifest::parse(Some(&media), &bytes)
+                    .map_err(|e| invalid(format!("manifest {d}: {e}")))?;
+                if !expanded && !m.manifests.is_empty() {
+                    stack.push((d.clone(), true));
+                    stack.extend(m.manifests.iter().map(|c| (c.digest.clone(), false)));
+                    continue;
+                }
+                let set = blobs_for.entry(repo.to_string()).or_default();
+                for b in m.required_blobs() {
+                    if !staged.blobs.contains_key(b) {
+                        return Err(invalid(format!(
+                            "the bundle lacks blob {b} of manifest {d}"
+                        )));
+                    }
+                    set.insert(b.clone());
+                }
+                order.push((repo.clone(), d, bytes, media));
+            }
+        }
+
+        // Commit: blobs, then manifests, then tags.
+        let mut report = BundleReport::default();
+        let needed: HashSet<Digest> = blobs_for.values().flatten().cloned().collect();
+        for d in needed {
+            let Some(p) = staged.blobs.remove(&d) else {
+                continue;
+            };
+            let size = p.file.len();
+            let storage = self.storage().clone();
+            let (id, d2) = (p.id.clone(), d.clone());
+            tokio::task::spawn_blocking(move || storage.commit_upload(&id, p.file, &d2))
+                .await
+                .map_err(|e| Error::internal("storing a blob", e))?
+                .map_err(super::pump::storage_error)?;
+            report.blobs += 1;
+            report.bytes += size;
+        }
+        for (repo, blobs) in &blobs_for {
+            let Ok(repo) = repo.parse::<RepoName>() else {
+                continue;
+            };
+            for d in blobs {
+                let size = self
+                    .storage()
+                    .blob_size(d)
+                    .map_err(io("reading a blob"))?
+                    .unwrap_or(0);
+                self.meta().link_blob(&repo, d, size)?;
+            }
+        }
+        for (repo, d, bytes, media) in &order {
+            self.put_manifest(repo, &Reference::Digest(d.clone()), Some(media), bytes)
+                .await?;
+        }
+        for (repo, tag, d) in images {
+            let Some(tag) = tag else {
+                report.images.push(format!("{repo}@{d}"));
+                continue;
+            };
+            let (bytes, media) = match generated.get(&d) {
+                Some((b, m)) => (b.clone(), m.to_string()),
+                None => {
+                    let (_, _, b, m) = order
+                        .iter()
+                        .find(|(r, x, _, _)| r == &repo && x == &d)
+                        .ok_or_else(|| invalid("internal ordering"))?;
+                    (b.clone(), m.clone())
+                }
+            };
+            self.put_manifest(&repo, &Reference::Tag(tag.clone()), Some(&media), &bytes)
+                .await?;
+            report.images.push(format!("{repo}:{tag}"));
+        }
+        self.meta().flush().await?;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names() {
+        let (r, t) = split_image_name("127.0.0.1:5000/e2e/base:1").unwrap();
+        assert_eq!((r.as_str(), t.as_str()), ("e2e/base", "1"));
+        let (r, t) = split_image_name("factory/app:v2").unwrap();
+        assert_eq!((r.as_str(), t.as_str()), ("factory/app", "v2"));
+        let (r, _) = split_image_name("registry.local/x/y:z").unwrap();
+        assert_eq!(r.as_str(), "x/y");
+        assert!(split_image_name("notag").is_none());
+        assert!(split_image_name("Bad/Name:1").is_none());
+    }
+}

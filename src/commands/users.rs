@@ -176,13 +176,17 @@ pub fn user(cmd: UserCommand) -> Result<(), Failure> {
         UserCommand::ImportHtpasswd { file, data } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| Failure::Runtime(format!("{}: {e}", file.display())))?;
-            let Store::Local(meta) = open(&Target {
+            let meta = match open(&Target {
                 data,
                 server: None,
                 cacert: None,
-            })?
-            else {
-                unreachable!("no --server for imports")
+            })? {
+                Store::Local(meta) => meta,
+                Store::Remote(_) => {
+                    return Err(Failure::Usage(
+                        "imports work on the data directory only".into(),
+                    ))
+                }
             };
             let (mut added, mut skipped) = (0, 0);
             for (no, line) in text.lines().enumerate() {

@@ -4,7 +4,33 @@ use std::path::Path;
 
 use crate::cli::DataArgs;
 use crate::oci::{Reference, RepoName};
-use crate::registry::Registry;
+use crate::registry::{BundleProgress, Registry};
+
+/// Ends the updating progress line on a terminal.
+fn end_progress_line() {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+}
+
+/// Progress output: one updating line on a terminal, a plain line per file otherwise.
+fn progress(verb: &'static str) -> BundleProgress {
+    use std::io::{IsTerminal, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let tty = std::io::stderr().is_terminal();
+    let (files, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::sync::Arc::new(move |path: &str, size: u64| {
+        let n = files.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = bytes.fetch_add(size, Ordering::Relaxed) + size;
+        if tty {
+            eprint!("\r{verb}: {n} files, {:.1} MB   ", total as f64 / 1e6);
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{verb} {path} ({size} bytes)");
+        }
+    })
+}
 
 use super::{data_dir, load_file, Failure};
 
@@ -45,10 +71,13 @@ pub fn export(images: &[String], output: &Path, data: &DataArgs) -> Result<(), F
     let file = std::fs::File::create(&tmp)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", tmp.display())))?;
     let writer = std::io::BufWriter::with_capacity(1 << 20, file);
-    let report = registry.export(&images, writer).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Failure::Runtime(e.to_string())
-    })?;
+    let report = registry
+        .export(&images, writer, progress("exported"))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Failure::Runtime(e.to_string())
+        })?;
+    end_progress_line();
     std::fs::rename(&tmp, output)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", output.display())))?;
     for i in &report.images {
@@ -80,11 +109,16 @@ pub fn import(file: &Path, repo: Option<&str>, data: &DataArgs) -> Result<(), Fa
         .build()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     let report = runtime
-        .block_on(registry.import(std::io::BufReader::with_capacity(1 << 20, input), repo))
+        .block_on(registry.import(
+            std::io::BufReader::with_capacity(1 << 20, input),
+            repo,
+            progress("read"),
+        ))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     registry
         .close()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
+    end_progress_line();
     for i in &report.images {
         println!("imported {i}");
     }

@@ -18,6 +18,9 @@ use crate::storage::UploadFile;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// Told about each file as it passes (path in the bundle, bytes): for progress output.
+pub type Progress = std::sync::Arc<dyn Fn(&str, u64) + Send + Sync>;
+
 #[derive(Debug, Default, Serialize)]
 pub struct BundleReport {
     pub images: Vec<String>,
@@ -69,6 +72,7 @@ impl Registry {
         &self,
         images: &[(RepoName, Reference)],
         out: impl Write,
+        progress: Progress,
     ) -> Result<BundleReport> {
         let mut report = BundleReport::default();
         let mut tar = tar::Builder::new(out);
@@ -127,6 +131,7 @@ impl Registry {
                     )?;
                     report.blobs += 1;
                     report.bytes += size;
+                    progress(&b.to_string(), size);
                 }
             }
             let name = match reference {
@@ -170,9 +175,10 @@ impl Registry {
         &self,
         input: impl Read + Send + 'static,
         repo: Option<RepoName>,
+        progress: Progress,
     ) -> Result<BundleReport> {
         let me = self.clone();
-        let staged = tokio::task::spawn_blocking(move || me.stage(input))
+        let staged = tokio::task::spawn_blocking(move || me.stage(input, progress))
             .await
             .map_err(|e| Error::internal("reading the bundle", e))?;
         let mut staged = match staged {
@@ -195,7 +201,11 @@ impl Registry {
     }
 
     /// Read phase: every file of the tarball into an upload file, hashed on the way.
-    fn stage(&self, input: impl Read) -> std::result::Result<Staged, (Error, Vec<Pending>)> {
+    fn stage(
+        &self,
+        input: impl Read,
+        progress: Progress,
+    ) -> std::result::Result<Staged, (Error, Vec<Pending>)> {
         let mut staged = Staged::default();
         let fail = |staged: Staged, e: Error| (e, staged.blobs.into_values().collect::<Vec<_>>());
         let mut archive = tar::Archive::new(input);
@@ -277,6 +287,7 @@ impl Registry {
                     ));
                 }
             }
+            progress(&path, file.len());
             staged.by_path.insert(path, actual.clone());
             if let Some(old) = staged.blobs.insert(actual, Pending { id, file }) {
                 drop(old.file);

@@ -72,6 +72,20 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Copy images to another registry over the standard API, skipping blobs it already
+    /// has (reads the data directory; stop the server first). Credentials for the target:
+    /// `$EDGEYARD_PUSH_USER` and `$EDGEYARD_PUSH_PASSWORD`.
+    PushTo {
+        /// The target, e.g. https://central.factory:5000 (http:// for plain HTTP).
+        url: String,
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// CA to verify the target with [default: the system's CA bundle].
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -122,7 +122,14 @@ fn split_url(url: &str) -> Result<(bool, String, u16, String), String> {
     Ok((tls, host.to_string(), port, path.to_string()))
 }
 
-/// Sends one request and returns the status and body.
+/// An answer: status, headers and body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Sends one request with a small body and returns the status and body (30 s at most).
 pub async fn request(
     method: &str,
     url: &str,
@@ -130,6 +137,31 @@ pub async fn request(
     body: Vec<u8>,
     verify: Verify,
 ) -> Result<(u16, Vec<u8>), String> {
+    let a = send_any(
+        method,
+        url,
+        headers,
+        Full::new(bytes::Bytes::from(body)),
+        verify,
+        Duration::from_secs(30),
+    )
+    .await?;
+    Ok((a.status, a.body))
+}
+
+/// Sends one request with any body (a streamed blob, say), within `timeout`.
+pub async fn send_any<B>(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: B,
+    verify: Verify,
+    timeout: Duration,
+) -> Result<Answer, String>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (tls, host, port, path) = split_url(url)?;
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
@@ -143,9 +175,7 @@ pub async fn request(
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    let req = req
-        .body(Full::new(bytes::Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
+    let req = req.body(body).map_err(|e| e.to_string())?;
     let work = async {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
@@ -161,25 +191,32 @@ pub async fn request(
             send(hyper_util::rt::TokioIo::new(tcp), req).await?
         };
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let body = Limited::new(resp.into_body(), BODY_MAX)
             .collect()
             .await
             .map_err(|e| format!("reading the answer from {authority}: {e}"))?
             .to_bytes()
             .to_vec();
-        Ok((status, body))
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     };
-    tokio::time::timeout(Duration::from_secs(30), work)
+    tokio::time::timeout(timeout, work)
         .await
-        .map_err(|_| format!("{authority} did not answer within 30 s"))?
+        .map_err(|_| format!("{authority} did not answer within {timeout:?}"))?
 }
 
-async fn send<I>(
+async fn send<I, B>(
     io: I,
-    req: http::Request<Full<bytes::Bytes>>,
+    req: http::Request<B>,
 ) -> Result<http::Response<hyper::body::Incoming>, String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await

@@ -22,6 +22,12 @@ fn main() -> ExitCode {
             target,
         } => commands::gc::run(dry_run, grace_secs, upload_ttl_secs, &target),
         Command::Repo(cmd) => commands::repos::run(cmd),
+        Command::PushTo {
+            url,
+            images,
+            cacert,
+            data,
+        } => commands::push_to::run(&url, &images, cacert.as_deref(), &data),
         Command::Export {
             images,
             output,

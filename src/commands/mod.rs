@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod gc;
 pub mod install;
+pub mod push_to;
 pub mod repos;
 pub mod serve;
 pub mod users;

@@ -22,7 +22,7 @@ use crate::oci::UploadId;
 use crate::storage::{Storage, UploadFile};
 
 pub use blobs::{BlobRange, BlobRead};
-pub use bundle::{BundleReport, Progress as BundleProgress};
+pub use bundle::{BundleReport, ImageClosure, Progress as BundleProgress};
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use quota::QuotaUsage;

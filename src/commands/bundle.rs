@@ -44,7 +44,8 @@ fn open(data: &DataArgs) -> Result<Registry, Failure> {
     })
 }
 
-fn parse_image(s: &str) -> Result<(RepoName, Reference), Failure> {
+/// `NAME:TAG` (default tag `latest`) or `NAME@DIGEST`.
+pub(super) fn parse_image(s: &str) -> Result<(RepoName, Reference), Failure> {
     let (name, r) = match s.split_once('@') {
         Some((n, d)) => (n, d),
         None => s

@@ -12,6 +12,7 @@ use crate::oci::{Reference, RepoName};
 use crate::registry::Registry;
 use crate::tls::info::pem_certs;
 
+use super::bundle::parse_image;
 use super::{data_dir, load_file, Failure};
 
 fn rt(e: impl std::fmt::Display) -> Failure {
@@ -139,22 +140,6 @@ impl Remote {
         self.auth = Some(format!("Bearer {token}"));
         Ok(())
     }
-}
-
-fn parse_image(s: &str) -> Result<(RepoName, Reference), Failure> {
-    let (name, r) = match s.split_once('@') {
-        Some((n, d)) => (n, d),
-        None => s
-            .rsplit_once(':')
-            .filter(|(_, t)| !t.contains('/'))
-            .unwrap_or((s, "latest")),
-    };
-    Ok((
-        name.parse()
-            .map_err(|e| Failure::Usage(format!("{s:?}: {e}")))?,
-        r.parse()
-            .map_err(|e| Failure::Usage(format!("{s:?}: {e}")))?,
-    ))
 }
 
 pub fn run(

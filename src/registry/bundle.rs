@@ -91,49 +91,38 @@ impl Registry {
                 .map_err(io("writing the bundle"))
         };
         for (repo, reference) in images {
-            let top = self.get_manifest(repo, reference)?;
-            // Every manifest under it (index children, recursively) and every blob.
-            let mut todo = vec![top.digest.clone()];
-            while let Some(d) = todo.pop() {
-                if !written.insert(d.clone()) {
-                    continue;
-                }
-                let m = self.get_manifest(repo, &Reference::Digest(d.clone()))?;
-                let rec = self
-                    .meta()
-                    .manifest(repo, &d)?
-                    .ok_or_else(|| Error::code(ErrorCode::ManifestUnknown))?;
-                add(
-                    &mut tar,
-                    format!("blobs/{}/{}", d.algorithm().as_str(), d.hex()),
-                    &mut m.bytes.as_ref(),
-                    m.bytes.len() as u64,
-                )?;
-                todo.extend(rec.children.iter().cloned());
-                for b in &rec.blobs {
-                    if !written.insert(b.clone()) {
-                        continue;
-                    }
-                    let mut f = self
-                        .storage()
-                        .open_blob(b)
-                        .map_err(io("reading a blob"))?
-                        .ok_or_else(|| {
-                            Error::code(ErrorCode::BlobUnknown)
-                                .with_detail(serde_json::json!({ "digest": b.to_string() }))
-                        })?;
-                    let size = f.metadata().map_err(io("reading a blob"))?.len();
-                    add(
-                        &mut tar,
-                        format!("blobs/{}/{}", b.algorithm().as_str(), b.hex()),
-                        &mut f,
-                        size,
-                    )?;
-                    report.blobs += 1;
-                    report.bytes += size;
-                    progress(&b.to_string(), size);
+            let closure = self.image_closure(repo, reference)?;
+            for m in &closure.manifests {
+                if written.insert(m.digest.clone()) {
+                    let d = &m.digest;
+                    let path = format!("blobs/{}/{}", d.algorithm().as_str(), d.hex());
+                    add(&mut tar, path, &mut m.bytes.as_ref(), m.bytes.len() as u64)?;
                 }
             }
+            for (b, _) in &closure.blobs {
+                if !written.insert(b.clone()) {
+                    continue;
+                }
+                let mut f = self
+                    .storage()
+                    .open_blob(b)
+                    .map_err(io("reading a blob"))?
+                    .ok_or_else(|| {
+                        Error::code(ErrorCode::BlobUnknown)
+                            .with_detail(serde_json::json!({ "digest": b.to_string() }))
+                    })?;
+                let size = f.metadata().map_err(io("reading a blob"))?.len();
+                let path = format!("blobs/{}/{}", b.algorithm().as_str(), b.hex());
+                add(&mut tar, path, &mut f, size)?;
+                report.blobs += 1;
+                report.bytes += size;
+                progress(&b.to_string(), size);
+            }
+            // image_closure lists the top manifest last.
+            let top = closure
+                .manifests
+                .last()
+                .ok_or_else(|| Error::code(ErrorCode::ManifestUnknown))?;
             let name = match reference {
                 Reference::Tag(t) => format!("{repo}:{t}"),
                 Reference::Digest(d) => format!("{repo}@{d}"),

@@ -32,16 +32,10 @@ fn progress(verb: &'static str) -> BundleProgress {
     })
 }
 
-use super::{data_dir, load_file, Failure};
+use super::Failure;
 
 fn open(data: &DataArgs) -> Result<Registry, Failure> {
-    let file = load_file(data)?;
-    let dir = data_dir(data, &file);
-    Registry::open(&dir).map_err(|e| {
-        Failure::Runtime(format!(
-            "{e}\nstop the server first (bundles work on the data directory)"
-        ))
-    })
+    super::open_registry(data, " (bundles work on the data directory)")
 }
 
 /// `NAME:TAG` (default tag `latest`) or `NAME@DIGEST`.

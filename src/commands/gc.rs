@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::cli::Target;
-use crate::registry::{GcOptions, GcReport, Registry};
+use crate::registry::{GcOptions, GcReport};
 
 use super::users::admin_client;
-use super::{data_dir, load_file, Failure};
+use super::Failure;
 
 pub fn run(
     dry_run: bool,
@@ -27,22 +27,7 @@ pub fn run(
             Some(serde_json::json!({"dry_run": dry_run, "grace_secs": grace_secs, "upload_ttl_secs": upload_ttl_secs})),
         )?)
         .map_err(|e| Failure::Runtime(e.to_string()))?,
-        None => {
-            let file = load_file(&target.data)?;
-            let dir = data_dir(&target.data, &file);
-            let registry = Registry::open(&dir).map_err(|e| {
-                Failure::Runtime(format!(
-                    "{e}\nstop the server first, or pass --server URL to use its admin API"
-                ))
-            })?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::Runtime(e.to_string()))?;
-            let report = runtime.block_on(registry.gc(options)).map_err(|e| Failure::Runtime(e.to_string()))?;
-            registry.close().map_err(|e| Failure::Runtime(e.to_string()))?;
-            report
-        }
+        None => super::repos::offline(target, |r| Box::pin(async move { r.gc(options).await }))?,
     };
     let verb = if report.dry_run {
         "would free"

@@ -46,6 +46,14 @@ pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
     }
 }
 
+/// Opens the registry in the data directory for a command that works offline. sled lets
+/// one process at a time open it, so with a server running this fails; `hint` says what to do.
+pub fn open_registry(data: &DataArgs, hint: &str) -> Result<crate::registry::Registry, Failure> {
+    let file = load_file(data)?;
+    crate::registry::Registry::open(&data_dir(data, &file))
+        .map_err(|e| Failure::Runtime(format!("{e}\nstop the server first{hint}")))
+}
+
 /// The data directory: flag, then config file, then the development default.
 pub fn data_dir(data: &DataArgs, file: &FileConfig) -> PathBuf {
     data.data_dir

@@ -9,11 +9,10 @@ use base64::Engine;
 
 use crate::client::{send_any, Answer, Verify};
 use crate::oci::{Reference, RepoName};
-use crate::registry::Registry;
 use crate::tls::info::pem_certs;
 
 use super::bundle::parse_image;
-use super::{data_dir, load_file, Failure};
+use super::Failure;
 
 fn rt(e: impl std::fmt::Display) -> Failure {
     Failure::Runtime(e.to_string())
@@ -181,12 +180,7 @@ pub fn run(
         basic,
         auth: None,
     };
-    let file = load_file(data)?;
-    let registry = Registry::open(&data_dir(data, &file)).map_err(|e| {
-        rt(format!(
-            "{e}\nstop the server first (push-to reads the data directory)"
-        ))
-    })?;
+    let registry = super::open_registry(data, " (push-to reads the data directory)")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -6,7 +6,7 @@ use crate::oci::RepoName;
 use crate::registry::Registry;
 
 use super::users::admin_client;
-use super::{data_dir, load_file, Failure};
+use super::Failure;
 
 fn rt(e: impl std::fmt::Display) -> Failure {
     Failure::Runtime(e.to_string())
@@ -20,13 +20,8 @@ pub(super) fn offline<T>(
     )
         -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>> + '_>>,
 ) -> Result<T, Failure> {
-    let file = load_file(&target.data)?;
-    let dir = data_dir(&target.data, &file);
-    let registry = Registry::open(&dir).map_err(|e| {
-        rt(format!(
-            "{e}\nstop the server first, or pass --server URL to use its admin API"
-        ))
-    })?;
+    let registry =
+        super::open_registry(&target.data, ", or pass --server URL to use its admin API")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

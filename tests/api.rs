@@ -303,16 +303,7 @@ fn concurrent_uploads_of_the_same_blob_leave_one_file() {
 }
 
 fn push_image(s: &Server, repo: &str, tag: &str, seed: u64) -> (String, Vec<u8>) {
-    let config = format!("{{\"seed\":{seed}}}").into_bytes();
-    let layer = bytes(5000, seed);
-    let cd = push_blob(s, repo, &config);
-    let ld = push_blob(s, repo, &layer);
-    let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
-    let r = s
-        .req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
-        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .body(m.clone())
-        .send();
+    let (r, m) = put_image(s, repo, tag, seed, 5000);
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let d = sha256(&m);
     assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));

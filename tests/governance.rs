@@ -7,16 +7,7 @@ use common::docker::*;
 use common::*;
 
 fn put_image(s: &Server, repo: &str, tag: &str, seed: u64) -> (u16, String, String) {
-    let config = format!("{{\"seed\":{seed}}}").into_bytes();
-    let layer = bytes(2000, seed);
-    let cd = push_blob(s, repo, &config);
-    let ld = push_blob(s, repo, &layer);
-    let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
-    let r = s
-        .req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
-        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .body(m.clone())
-        .send();
+    let (r, m) = common::put_image(s, repo, tag, seed, 2000);
     let msg = if r.status >= 400 {
         r.json()["errors"][0]["message"]
             .as_str()

@@ -560,3 +560,25 @@ pub fn oci_multi_arch_layout(src: &Path) -> (String, Vec<u8>) {
     .unwrap();
     (idx_digest, index)
 }
+
+/// Pushes a config and a layer of `layer_len` bytes (both from `seed`) and PUTs an OCI
+/// manifest for them under `tag`; returns the answer to the PUT and the manifest bytes.
+pub fn put_image(
+    s: &Server,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    layer_len: usize,
+) -> (Resp, Vec<u8>) {
+    let config = format!("{{\"seed\":{seed}}}").into_bytes();
+    let layer = bytes(layer_len, seed);
+    let cd = push_blob(s, repo, &config);
+    let ld = push_blob(s, repo, &layer);
+    let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+    let r = s
+        .req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(m.clone())
+        .send();
+    (r, m)
+}

@@ -86,6 +86,16 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Fetch the repositories and tags of the configuration's [[sync]] rules from their
+    /// mirrors' upstreams now (skipping what is already here), so this node can serve them
+    /// offline. On the data directory (server stopped) or through --server.
+    Sync {
+        /// Only the rules of this [[mirror]].
+        #[arg(long)]
+        mirror: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -157,6 +167,23 @@ pub enum RepoCommand {
     /// soft, like all deletes: garbage collection frees the space.
     Rm {
         reference: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Pin a tag (`NAME:TAG`): retention and mirror-cache eviction never remove it.
+    Pin {
+        reference: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Unpin a tag (`NAME:TAG`).
+    Unpin {
+        reference: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List pinned tags.
+    Pins {
         #[command(flatten)]
         target: Target,
     },

@@ -12,6 +12,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// How to check the server's certificate.
+#[derive(Clone)]
 pub enum Verify {
     /// Against these CA certificates (DER).
     Roots(Vec<Vec<u8>>),
@@ -149,7 +150,15 @@ pub async fn request(
     Ok((a.status, a.body))
 }
 
-/// Sends one request with any body (a streamed blob, say), within `timeout`.
+/// An answer whose body is still on the wire: read it frame by frame (a blob, say).
+pub struct Streamed {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: hyper::body::Incoming,
+}
+
+/// Sends one request with any body (a streamed blob, say), within `timeout`, and reads the
+/// whole answer (at most 4 MiB).
 pub async fn send_any<B>(
     method: &str,
     url: &str,
@@ -158,6 +167,38 @@ pub async fn send_any<B>(
     verify: Verify,
     timeout: Duration,
 ) -> Result<Answer, String>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let work = async {
+        let s = open(method, url, headers, body, verify).await?;
+        let body = Limited::new(s.body, BODY_MAX)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer from {url}: {e}"))?
+            .to_bytes()
+            .to_vec();
+        Ok(Answer {
+            status: s.status,
+            headers: s.headers,
+            body,
+        })
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("{url} did not answer within {timeout:?}"))?
+}
+
+/// Sends one request and returns as soon as the answer's head has arrived; the caller reads
+/// the body and bounds the time that takes.
+pub async fn open<B>(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: B,
+    verify: Verify,
+) -> Result<Streamed, String>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -176,7 +217,7 @@ where
         req = req.header(*k, v);
     }
     let req = req.body(body).map_err(|e| e.to_string())?;
-    let work = async {
+    {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
@@ -190,23 +231,13 @@ where
         } else {
             send(hyper_util::rt::TokioIo::new(tcp), req).await?
         };
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = Limited::new(resp.into_body(), BODY_MAX)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the answer from {authority}: {e}"))?
-            .to_bytes()
-            .to_vec();
-        Ok(Answer {
-            status,
-            headers,
+        let (parts, body) = resp.into_parts();
+        Ok(Streamed {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
             body,
         })
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| format!("{authority} did not answer within {timeout:?}"))?
+    }
 }
 
 async fn send<I, B>(

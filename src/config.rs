@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod mirrors;
+pub use mirrors::{build as mirrors_of, MirrorFileConfig, SyncFileConfig};
+
 use crate::auth::AuthSettings;
 use crate::tls::{ClientAuth, TlsSettings, UserCert};
 
@@ -35,6 +38,12 @@ pub struct FileConfig {
     pub gc: GcFileConfig,
     #[serde(default)]
     pub storage: StorageFileConfig,
+    /// `[[mirror]]`: upstream registries served through this one.
+    #[serde(default)]
+    pub mirror: Vec<MirrorFileConfig>,
+    /// `[[sync]]`: what to fetch from them ahead of time.
+    #[serde(default)]
+    pub sync: Vec<SyncFileConfig>,
 }
 
 /// The `[storage]` table: the free-space floor below which uploads are refused.
@@ -144,6 +153,8 @@ pub struct ServeConfig {
     pub gc: Option<(Duration, crate::registry::GcOptions)>,
     pub disk_floor: crate::registry::DiskFloor,
     pub repository_creation: RepositoryCreation,
+    pub mirrors: Vec<crate::registry::MirrorSettings>,
+    pub sync: Vec<crate::registry::SyncRule>,
 }
 
 /// Flags from the command line; `None` means "not given".
@@ -287,7 +298,10 @@ impl ServeConfig {
                 None => d.percent,
             },
         };
+        let (mirrors, sync) = mirrors::build(file.mirror, file.sync)?;
         Ok(ServeConfig {
+            mirrors,
+            sync,
             tls,
             auth,
             gc,
@@ -395,6 +409,48 @@ impl ServeConfig {
                     Some(o.upload_ttl.as_secs().to_string()),
                 );
             }
+        }
+        for m in &self.mirrors {
+            s.push_str("\n[[mirror]]\n");
+            line(&mut s, "name", Some(q(&m.name)));
+            line(&mut s, "url", Some(q(&m.url)));
+            line(&mut s, "prefix", m.prefix.as_deref().map(q));
+            let list = |v: &[String]| {
+                format!(
+                    "[{}]",
+                    v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ")
+                )
+            };
+            line(&mut s, "repositories", Some(list(&m.repositories)));
+            line(&mut s, "aliases", Some(list(&m.aliases)));
+            line(&mut s, "username", m.credentials.as_ref().map(|c| q(&c.0)));
+            if m.credentials.is_some() {
+                let _ = writeln!(s, "# password: set (not shown)");
+            }
+            line(
+                &mut s,
+                "tag_ttl_secs",
+                Some(m.tag_ttl.as_secs().to_string()),
+            );
+        }
+        for r in &self.sync {
+            s.push_str("\n[[sync]]\n");
+            let list = |v: &[String]| {
+                format!(
+                    "[{}]",
+                    v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ")
+                )
+            };
+            line(&mut s, "mirror", Some(q(&r.mirror)));
+            line(&mut s, "repositories", Some(list(&r.repositories)));
+            line(&mut s, "tags", Some(list(&r.tags)));
+            line(&mut s, "platforms", Some(list(&r.platforms)));
+            line(
+                &mut s,
+                "interval_secs",
+                Some(r.interval.map(|d| d.as_secs()).unwrap_or(0).to_string()),
+            );
+            line(&mut s, "pin", Some(r.pin.to_string()));
         }
         s.push_str("\n[auth]\n");
         match &self.auth {

@@ -26,6 +26,7 @@ pub mod meta;
 pub mod metrics;
 pub mod oci;
 pub mod registry;
+pub mod remote;
 pub mod server;
 pub mod storage;
 pub mod systemd;

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Import { file, repo, data } => {
             commands::bundle::import(&file, repo.as_deref(), &data)
         }
+        Command::Sync { mirror, target } => commands::sync::run(mirror.as_deref(), &target),
         Command::Config(edgeyard::cli::ConfigCommand::Check { file }) => {
             commands::config::check(&file)
         }

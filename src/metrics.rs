@@ -30,6 +30,7 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     uploads_in_flight: AtomicI64,
     auth_failures: Mutex<HashMap<&'static str, u64>>,
+    mirror: Mutex<HashMap<&'static str, u64>>,
     gc_runs: AtomicU64,
     gc_blobs: AtomicU64,
     gc_bytes: AtomicU64,
@@ -45,6 +46,35 @@ pub struct Gauges {
 pub fn global() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
     M.get_or_init(Metrics::default)
+}
+
+fn bump(counters: &Mutex<HashMap<&'static str, u64>>, label: &'static str) {
+    *counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(label)
+        .or_default() += 1;
+}
+
+/// A counter with one label, in label order.
+fn labelled(
+    s: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    counters: &Mutex<HashMap<&'static str, u64>>,
+) {
+    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+    let mut all: Vec<_> = counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .into_iter()
+        .collect();
+    all.sort();
+    for (v, n) in all {
+        let _ = writeln!(s, "{name}{{{label}=\"{v}\"}} {n}");
+    }
 }
 
 /// The method as a static label (anything unusual counts as `OTHER`).
@@ -113,12 +143,12 @@ impl Metrics {
     }
 
     pub fn auth_failure(&self, reason: &'static str) {
-        *self
-            .auth_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(reason)
-            .or_default() += 1;
+        bump(&self.auth_failures, reason);
+    }
+
+    /// A pull-through cache answer: `hit`, `fetched`, `revalidated`, `stale`, `failed`.
+    pub fn mirror(&self, result: &'static str) {
+        bump(&self.mirror, result);
     }
 
     /// The Prometheus text exposition.
@@ -207,22 +237,20 @@ impl Metrics {
             "# HELP edgeyard_uploads_in_flight Upload requests streaming now.\n# TYPE edgeyard_uploads_in_flight gauge\nedgeyard_uploads_in_flight {}",
             self.uploads_in_flight.load(Ordering::Relaxed)
         );
-        let _ = writeln!(
-            s,
-            "# HELP edgeyard_auth_failures_total Refused logins and tokens, by reason."
+        labelled(
+            &mut s,
+            "edgeyard_auth_failures_total",
+            "Refused logins and tokens, by reason.",
+            "reason",
+            &self.auth_failures,
         );
-        let _ = writeln!(s, "# TYPE edgeyard_auth_failures_total counter");
-        let mut fails: Vec<_> = self
-            .auth_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .into_iter()
-            .collect();
-        fails.sort();
-        for (reason, n) in fails {
-            let _ = writeln!(s, "edgeyard_auth_failures_total{{reason=\"{reason}\"}} {n}");
-        }
+        labelled(
+            &mut s,
+            "edgeyard_mirror_requests_total",
+            "Pull-through cache answers: hit (fresh in the cache), fetched (from the upstream), revalidated (upstream confirmed the cached tag), stale (upstream unreachable, cache served), failed.",
+            "result",
+            &self.mirror,
+        );
         let gauge = |s: &mut String, name: &str, help: &str, v: Option<String>| {
             if let Some(v) = v {
                 let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

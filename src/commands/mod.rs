@@ -9,6 +9,7 @@ pub mod install;
 pub mod push_to;
 pub mod repos;
 pub mod serve;
+pub mod sync;
 pub mod users;
 
 use std::path::PathBuf;

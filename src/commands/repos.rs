@@ -220,8 +220,23 @@ fn when(t: Option<u64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// `NAME:TAG`, parsed.
+fn tag_reference(reference: &str) -> Result<(RepoName, crate::oci::Tag), Failure> {
+    match reference.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => Ok((
+            name(n)?,
+            t.parse().map_err(|e| Failure::Usage(format!("{e}")))?,
+        )),
+        _ => Err(Failure::Usage(format!("{reference:?}: give NAME:TAG"))),
+    }
+}
+
 pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
     use crate::cli::RepoCommand::*;
+    let cmd_kind = match &cmd {
+        Pin { .. } => "pin",
+        _ => "",
+    };
     match cmd {
         Immutable(c) => super::users::immutable(c),
         Retention(c) => retention(c),
@@ -361,6 +376,49 @@ pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
                 })?,
             }
             println!("deleted {reference}; run `edgeyard gc` to free its disk space");
+            Ok(())
+        }
+        Pin { reference, target } | Unpin { reference, target } => {
+            let pin = matches!(cmd_kind, "pin");
+            let (repo, tag) = tag_reference(&reference)?;
+            match admin_client(&target)? {
+                Some(c) => {
+                    c.call(
+                        if pin { "PUT" } else { "DELETE" },
+                        &format!("/api/v1/pins/{repo}:{tag}"),
+                        None,
+                    )?;
+                }
+                None if pin => offline(&target, |reg| {
+                    Box::pin(async move { reg.pin(&repo, &tag).await })
+                })?,
+                None => {
+                    if !offline(&target, |reg| {
+                        Box::pin(async move { reg.unpin(&repo, &tag).await })
+                    })? {
+                        return Err(Failure::Runtime(format!("{reference} is not pinned")));
+                    }
+                }
+            }
+            println!("{} {reference}", if pin { "pinned" } else { "unpinned" });
+            Ok(())
+        }
+        Pins { target } => {
+            let pins: serde_json::Value = match admin_client(&target)? {
+                Some(c) => c.call("GET", "/api/v1/pins", None)?,
+                None => {
+                    serde_json::to_value(offline(&target, |r| Box::pin(async move { r.pins() }))?)
+                        .map_err(rt)?
+                }
+            };
+            for p in pins.as_array().into_iter().flatten() {
+                println!(
+                    "{}:{}\tpinned {}",
+                    p["repository"].as_str().unwrap_or(""),
+                    p["tag"].as_str().unwrap_or(""),
+                    when(p["pinned_at"].as_u64())
+                );
+            }
             Ok(())
         }
         Describe {

@@ -53,7 +53,12 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
 /// the log filter and everything TLS (names, certificate files, client auth, intervals; the
 /// certificate is reloaded or re-issued as needed). Other changes are reported as needing a
 /// restart. A configuration that does not parse is refused and the running one kept.
-async fn reload_on_hup(r: Reloader, mut current: ServeConfig, tls: Option<Tls>) {
+async fn reload_on_hup(
+    r: Reloader,
+    mut current: ServeConfig,
+    tls: Option<Tls>,
+    registry: Registry,
+) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
@@ -94,6 +99,14 @@ async fn reload_on_hup(r: Reloader, mut current: ServeConfig, tls: Option<Tls>) 
         if let Some(t) = &tls {
             t.reconfigure(new.tls.clone()).await;
         }
+        if new.mirrors != current.mirrors {
+            registry.set_mirrors(new.mirrors.clone());
+            tracing::info!(mirrors = new.mirrors.len(), "mirrors reconfigured");
+        }
+        if new.sync != current.sync {
+            registry.set_sync_rules(new.sync.clone());
+            tracing::info!(rules = new.sync.len(), "sync rules reconfigured");
+        }
         current = new;
     }
 }
@@ -106,6 +119,11 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         )
     })?;
     registry.set_disk_floor(config.disk_floor);
+    registry.set_mirrors(config.mirrors.clone());
+    registry.set_sync_rules(config.sync.clone());
+    for m in &config.mirrors {
+        tracing::info!(name = %m.name, upstream = %m.url, namespace = m.prefix.as_deref().unwrap_or("(default)"), tag_ttl_secs = m.tag_ttl.as_secs(), "mirroring");
+    }
     registry.set_explicit_creation(
         config.repository_creation == crate::config::RepositoryCreation::Explicit,
     );
@@ -174,7 +192,13 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
             let _ = rx.changed().await;
         }))
     });
-    let hup = tokio::spawn(reload_on_hup(reloader, config.clone(), tls.clone()));
+    let hup = tokio::spawn(reload_on_hup(
+        reloader,
+        config.clone(),
+        tls.clone(),
+        registry.clone(),
+    ));
+    let scheduled_sync = tokio::spawn(sync_schedule(registry.clone()));
     let scheduled_gc = config.gc.map(|(every, options)| {
         let registry = registry.clone();
         tokio::spawn(async move {
@@ -207,6 +231,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         w.abort();
     }
     hup.abort();
+    scheduled_sync.abort();
     if let Some(g) = scheduled_gc {
         g.abort();
     }
@@ -219,6 +244,41 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         .map_err(|e| format!("flushing metadata on shutdown: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs each `[[sync]]` rule that has an interval: once at start, then every interval.
+/// The rules are read from the registry each round, so a SIGHUP can change them.
+async fn sync_schedule(registry: Registry) {
+    use std::collections::HashMap;
+    use std::time::Instant;
+    let mut last: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let current = registry.sync_rules();
+        for rule in current.iter().cloned() {
+            let Some(every) = rule.interval else {
+                continue;
+            };
+            let key = format!("{rule:?}");
+            if last.get(&key).is_some_and(|t| t.elapsed() < every) {
+                continue;
+            }
+            last.insert(key, Instant::now());
+            let progress: crate::registry::SyncProgress =
+                std::sync::Arc::new(|line: &str| tracing::debug!("sync: {line}"));
+            match registry.sync(&rule, progress).await {
+                Ok(r) => {
+                    for f in &r.failures {
+                        tracing::warn!(mirror = %rule.mirror, failure = %f, "scheduled sync: not synced");
+                    }
+                    tracing::info!(mirror = %rule.mirror, images = r.images.len(), blobs_fetched = r.blobs_fetched, blobs_present = r.blobs_present, bytes = r.bytes_fetched, failures = r.failures.len(), "scheduled sync done");
+                }
+                Err(e) => {
+                    tracing::error!(mirror = %rule.mirror, error = %e, "scheduled sync failed")
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

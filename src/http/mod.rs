@@ -170,7 +170,7 @@ async fn dispatch(
         (Route::Catalog, Method::GET) => catalog::list(reg, gate, &req),
         (Route::Tags(repo), Method::GET) => tags::list(reg, &repo, &req),
         (Route::Manifest(repo, r), Method::GET | Method::HEAD) => {
-            manifests::get(reg, &repo, &r, &req)
+            manifests::get(reg, &repo, &r, &req).await
         }
         (Route::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
         (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,

@@ -57,6 +57,11 @@ pub enum AdminRoute {
     Repository(RepoName),
     RepositoryTags(RepoName),
     RepositoryDescription(RepoName),
+    /// `/api/v1/pins/<name>:<tag>`
+    Pin(RepoName, crate::oci::Tag),
+    Pins,
+    Mirrors,
+    Sync,
 }
 
 impl AdminRoute {
@@ -65,6 +70,11 @@ impl AdminRoute {
         // Repository names contain slashes: split off a known suffix, then validate.
         if rest == "repositories" {
             return Some(AdminRoute::Repositories);
+        }
+        // `pins/NAME:TAG`: neither a name nor a tag holds a colon.
+        if let Some(r) = rest.strip_prefix("pins/") {
+            let (name, tag) = r.rsplit_once(':')?;
+            return Some(AdminRoute::Pin(name.parse().ok()?, tag.parse().ok()?));
         }
         if let Some(r) = rest.strip_prefix("repositories/") {
             let (name, kind): (&str, fn(RepoName) -> AdminRoute) =
@@ -88,6 +98,9 @@ impl AdminRoute {
             ["rules", id] => AdminRoute::Rule(id.parse().ok()?),
             ["immutability"] => AdminRoute::Immutability,
             ["gc"] => AdminRoute::Gc,
+            ["pins"] => AdminRoute::Pins,
+            ["mirrors"] => AdminRoute::Mirrors,
+            ["sync"] => AdminRoute::Sync,
             ["quotas"] => AdminRoute::Quotas,
             ["quotas", id] => AdminRoute::Quota(id.parse().ok()?),
             ["retention"] => AdminRoute::Retention,

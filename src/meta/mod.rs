@@ -19,7 +19,10 @@
 //! | `gc_runs`        | run number (8 bytes, big-endian) | GC report (JSON)     |
 //! | `retention`      | rule id (8 bytes, big-endian) | [`RetentionRecord`]     |
 //! | `quotas`         | rule id (8 bytes, big-endian) | [`QuotaRecord`]         |
+//! | `mirror_tags`    | repo `\0` tag                | [`CacheRecord`] (mirrored tag) |
+//! | `pins`           | repo `\0` tag                | [`PinRecord`]           |
 
+mod cache;
 mod records;
 
 use std::path::Path;
@@ -31,8 +34,9 @@ use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
 
 pub use records::{
-    GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord, QuotaRecord, RefreshRecord,
-    RepoRecord, RetentionRecord, RobotRecord, RuleRecord, TagRecord, UploadRecord, UserRecord,
+    CacheRecord, GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord, PinRecord,
+    QuotaRecord, RefreshRecord, RepoRecord, RetentionRecord, RobotRecord, RuleRecord, TagRecord,
+    UploadRecord, UserRecord,
 };
 
 /// Handle to the metadata database. Cheap to clone (sled trees are reference counted).
@@ -53,6 +57,8 @@ pub struct Meta {
     gc_runs: sled::Tree,
     retention: sled::Tree,
     quotas: sled::Tree,
+    mirror_tags: sled::Tree,
+    pins: sled::Tree,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
@@ -150,6 +156,8 @@ impl Meta {
             gc_runs: tree("gc_runs")?,
             retention: tree("retention")?,
             quotas: tree("quotas")?,
+            mirror_tags: tree("mirror_tags")?,
+            pins: tree("pins")?,
             db,
         })
     }

@@ -130,3 +130,17 @@ pub struct QuotaRecord {
     pub repos: String,
     pub max_bytes: u64,
 }
+
+/// When a tag in a mirrored repository was last confirmed with its upstream, and last pulled
+/// (for evicting what nobody uses).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CacheRecord {
+    pub checked_at: u64,
+    pub used_at: u64,
+}
+
+/// A tag kept whatever retention or the disk guard would otherwise let go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PinRecord {
+    pub pinned_at: u64,
+}

@@ -64,7 +64,7 @@ pub struct BlobRead {
 }
 
 impl Registry {
-    fn blob_unknown(digest: &Digest) -> Error {
+    pub(super) fn blob_unknown(digest: &Digest) -> Error {
         Error::code(ErrorCode::BlobUnknown)
             .with_detail(serde_json::json!({ "digest": digest.to_string() }))
     }

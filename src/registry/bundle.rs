@@ -452,7 +452,7 @@ impl Registry {
             }
         }
         for (repo, d, bytes, media) in &order {
-            self.put_manifest(repo, &Reference::Digest(d.clone()), Some(media), bytes)
+            self.put_manifest_admin(repo, &Reference::Digest(d.clone()), Some(media), bytes)
                 .await?;
         }
         for (repo, tag, d) in images {
@@ -470,7 +470,7 @@ impl Registry {
                     (b.clone(), m.clone())
                 }
             };
-            self.put_manifest(&repo, &Reference::Tag(tag.clone()), Some(&media), &bytes)
+            self.put_manifest_admin(&repo, &Reference::Tag(tag.clone()), Some(&media), &bytes)
                 .await?;
             report.images.push(format!("{repo}:{tag}"));
         }

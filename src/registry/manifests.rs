@@ -68,8 +68,8 @@ impl Registry {
         })
     }
 
-    /// Stores a manifest under a tag or its digest (`PUT`). The exact bytes are kept; the
-    /// answer is sent only after the metadata is flushed.
+    /// Stores a manifest a client pushed under a tag or its digest (`PUT`). The exact bytes
+    /// are kept; the answer is sent only after the metadata is flushed.
     pub async fn put_manifest(
         &self,
         repo: &RepoName,
@@ -78,6 +78,20 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<PutOutcome> {
         crate::metrics::global().bytes_in(bytes.len() as u64);
+        self.check_not_mirrored(repo)?;
+        self.put_manifest_admin(repo, reference, content_type, bytes)
+            .await
+    }
+
+    /// [`Registry::put_manifest`] for an administrator's import: mirrored namespaces take it
+    /// too (a bundle can seed a mirror's cache).
+    pub(super) async fn put_manifest_admin(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<PutOutcome> {
         self.check_may_receive(repo)?;
         let manifest = Manifest::parse(content_type, bytes)
             .map_err(|e| Error::api(ErrorCode::ManifestInvalid, e.to_string()))?;
@@ -120,6 +134,25 @@ impl Registry {
                 return Err(missing(&child.digest, "manifest"));
             }
         }
+        self.store_manifest(repo, &digest, tag, &manifest, bytes)
+            .await?;
+        Ok(PutOutcome {
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+            digest,
+        })
+    }
+
+    /// Records a parsed manifest (and moves `tag` to it), then flushes. Refuses a manifest
+    /// that is its own subject, and an immutable tag that would move.
+    pub(super) async fn store_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        tag: Option<&crate::oci::Tag>,
+        manifest: &Manifest,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let digest = digest.clone();
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
         if subject.as_ref() == Some(&digest) {
             return Err(Error::api(
@@ -160,8 +193,7 @@ impl Registry {
         if let (PutResult::TagImmutable(_), Some(t)) = (&stored, tag) {
             return Err(self.immutable_error(repo, t.as_str(), "moved to another image"));
         }
-        self.meta().flush().await?;
-        Ok(PutOutcome { digest, subject })
+        self.meta().flush().await
     }
 
     /// DENIED naming the immutability rule; docker prints the message.

@@ -6,10 +6,12 @@ mod blobs;
 mod bundle;
 mod gc;
 mod manifests;
+mod mirror;
 mod pump;
 mod quota;
 mod repos;
 mod retention;
+mod sync;
 mod uploads;
 
 use std::collections::HashMap;
@@ -25,9 +27,11 @@ pub use blobs::{BlobRange, BlobRead};
 pub use bundle::{BundleReport, ImageClosure, Progress as BundleProgress};
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
+pub use mirror::{Mirror, MirrorRoute, MirrorSettings};
 pub use quota::QuotaUsage;
 pub use repos::{RepoInfo, TagInfo};
-pub use retention::Expired;
+pub use retention::{Expired, Pin};
+pub use sync::{SyncProgress, SyncReport, SyncRule};
 pub use uploads::{range_header, upload_location, ContentRange, UploadState};
 
 /// Largest manifest accepted, as in CNCF Distribution and the OCI conformance suite.
@@ -60,6 +64,9 @@ struct Inner {
     floor: std::sync::RwLock<DiskFloor>,
     /// Repositories exist only once an administrator created them (no creation on push).
     explicit_creation: std::sync::atomic::AtomicBool,
+    /// Pull-through mirrors, replaced whole when the configuration changes.
+    mirrors: std::sync::RwLock<Arc<Vec<Arc<Mirror>>>>,
+    sync_rules: std::sync::RwLock<Arc<Vec<SyncRule>>>,
 }
 
 /// The free space an upload needs to be accepted: the larger of a byte count and a share of
@@ -105,6 +112,8 @@ impl Registry {
                 gc_lock: tokio::sync::RwLock::new(()),
                 floor: std::sync::RwLock::new(DiskFloor::default()),
                 explicit_creation: std::sync::atomic::AtomicBool::new(false),
+                mirrors: std::sync::RwLock::new(Arc::new(Vec::new())),
+                sync_rules: std::sync::RwLock::new(Arc::new(Vec::new())),
             }),
         })
     }

@@ -1,5 +1,5 @@
 //! Retention: delete the tags a policy does not keep (newest N and/or pushed within D days),
-//! never an immutable one. Deletion is soft; garbage collection frees the space after.
+//! never an immutable or a pinned one. Deletion is soft; garbage collection frees the space after.
 
 use serde::Serialize;
 
@@ -36,7 +36,47 @@ pub fn expired_tags(rule: &RetentionRecord, mut tags: Vec<(String, u64)>, now: u
         .collect()
 }
 
+/// A pinned tag, as listed by the admin API.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Pin {
+    pub repository: String,
+    pub tag: String,
+    pub pinned_at: u64,
+}
+
 impl Registry {
+    /// Pins an existing tag: retention and cache eviction leave it alone.
+    pub async fn pin(&self, repo: &RepoName, tag: &crate::oci::Tag) -> Result<()> {
+        if self.meta().tag(repo, tag)?.is_none() {
+            return Err(crate::error::Error::api(
+                crate::error::ErrorCode::ManifestUnknown,
+                format!("{repo}:{tag} does not exist"),
+            ));
+        }
+        self.meta().pin(repo, tag)?;
+        self.meta().flush().await
+    }
+
+    /// Unpins a tag; whether it was pinned.
+    pub async fn unpin(&self, repo: &RepoName, tag: &crate::oci::Tag) -> Result<bool> {
+        let was = self.meta().unpin(repo, tag)?;
+        self.meta().flush().await?;
+        Ok(was)
+    }
+
+    pub fn pins(&self) -> Result<Vec<Pin>> {
+        Ok(self
+            .meta()
+            .pins(None)?
+            .into_iter()
+            .map(|(repository, tag, r)| Pin {
+                repository,
+                tag,
+                pinned_at: r.pinned_at,
+            })
+            .collect())
+    }
+
     /// Applies every retention rule; with `dry_run`, only lists what would go.
     pub async fn apply_retention(&self, dry_run: bool) -> Result<Vec<Expired>> {
         let rules = self.meta().retention_rules()?;
@@ -53,7 +93,9 @@ impl Registry {
             let mut tags = Vec::new();
             let mut digests = std::collections::HashMap::new();
             for (tag, digest) in self.meta().tags_of(&repo)? {
-                if self.immutable_rule(&repo, &tag).is_some() {
+                if self.immutable_rule(&repo, &tag).is_some()
+                    || self.meta().is_pinned(&name, &tag)?
+                {
                     continue; // never touched, and not counted against the others either
                 }
                 let at = match tag.parse() {

@@ -60,6 +60,7 @@ pub struct UploadState {
 impl Registry {
     /// Opens a new upload session in `repo`.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState> {
+        self.check_not_mirrored(repo)?;
         self.check_may_receive(repo)?;
         self.check_quota(repo)?;
         self.check_free_space().await?;
@@ -308,6 +309,7 @@ impl Registry {
         digest: &Digest,
         _from: Option<&RepoName>,
     ) -> Result<Option<u64>> {
+        self.check_not_mirrored(repo)?;
         self.check_may_receive(repo)?;
         let _shared = self.inner.gc_lock.read().await;
         let storage = self.storage().clone();

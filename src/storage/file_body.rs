@@ -46,6 +46,13 @@ impl FileBody {
         }
         FileBody { rx, remaining: len }
     }
+
+    /// A body of `len` bytes fed through the returned sender: a blob streamed from an
+    /// upstream registry while it is stored. Ends in an error if the sender stops early.
+    pub fn channel(len: u64) -> (mpsc::Sender<io::Result<Bytes>>, FileBody) {
+        let (tx, rx) = mpsc::channel(4);
+        (tx, FileBody { rx, remaining: len })
+    }
 }
 
 impl Body for FileBody {

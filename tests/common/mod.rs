@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod distribution;
 pub mod docker;
 
 use std::io::{BufRead, BufReader, Read, Write};

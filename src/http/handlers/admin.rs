@@ -92,6 +92,14 @@ fn admin_error(e: AdminError) -> Error {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncRequest {
+    /// Only the rules of this mirror.
+    #[serde(default)]
+    mirror: Option<String>,
+}
+
 async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T> {
     let bytes = Limited::new(req.into_body(), 64 << 10)
         .collect()
@@ -219,6 +227,68 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
             app.registry.delete_repository(&name).await?;
             tracing::info!(repo = %name, "admin API: deleted a repository");
             empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Pin(name, tag), Method::PUT) => {
+            app.registry.pin(&name, &tag).await?;
+            tracing::info!(repo = %name, %tag, "admin API: pinned a tag");
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Pin(name, tag), Method::DELETE) => {
+            if !app.registry.unpin(&name, &tag).await? {
+                return Err(Error::api(
+                    ErrorCode::NotFound,
+                    format!("{name}:{tag} is not pinned"),
+                ));
+            }
+            empty(StatusCode::NO_CONTENT)
+        }
+        (AdminRoute::Pins, Method::GET) => {
+            return ok_json(StatusCode::OK, &app.registry.pins()?);
+        }
+        (AdminRoute::Mirrors, Method::GET) => {
+            let mirrors: Vec<serde_json::Value> = app
+                .registry
+                .mirrors()
+                .iter()
+                .map(|m| {
+                    let s = &m.settings;
+                    serde_json::json!({
+                        "name": s.name, "url": s.url, "prefix": s.prefix,
+                        "repositories": s.repositories, "aliases": s.aliases,
+                        "username": s.credentials.as_ref().map(|c| &c.0),
+                        "tag_ttl_secs": s.tag_ttl.as_secs(),
+                    })
+                })
+                .collect();
+            let sync: Vec<serde_json::Value> = app
+                .registry
+                .sync_rules()
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "mirror": r.mirror, "repositories": r.repositories, "tags": r.tags,
+                        "platforms": r.platforms, "pin": r.pin,
+                        "interval_secs": r.interval.map(|d| d.as_secs()),
+                    })
+                })
+                .collect();
+            return ok_json(
+                StatusCode::OK,
+                &serde_json::json!({ "mirrors": mirrors, "sync": sync }),
+            );
+        }
+        (AdminRoute::Sync, Method::POST) => {
+            let o: SyncRequest = body(req).await?;
+            let progress: crate::registry::SyncProgress =
+                std::sync::Arc::new(|line: &str| tracing::debug!("sync: {line}"));
+            let runs = app.registry.sync_all(o.mirror.as_deref(), progress).await?;
+            let out: Vec<serde_json::Value> = runs
+                .into_iter()
+                .map(
+                    |(rule, report)| serde_json::json!({ "mirror": rule.mirror, "report": report }),
+                )
+                .collect();
+            return ok_json(StatusCode::OK, &out);
         }
         (AdminRoute::Quotas, Method::GET) => {
             return ok_json(StatusCode::OK, &app.registry.quota_usage()?);

@@ -22,8 +22,9 @@ pub async fn get<B>(
     digest: &Digest,
     req: &Request<B>,
 ) -> Result<Resp> {
+    let ns = super::manifests::namespace(req);
     if req.method() == Method::HEAD {
-        let size = reg.stat_blob(repo, digest).await?;
+        let size = reg.pull_blob_size(repo, digest, ns.as_deref()).await?;
         let mut r = empty(StatusCode::OK);
         blob_headers(&mut r, digest, size);
         return Ok(r);
@@ -33,7 +34,7 @@ pub async fn get<B>(
         .get(http::header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(BlobRange::parse);
-    let read = reg.read_blob(repo, digest, range).await?;
+    let read = reg.pull_blob(repo, digest, range, ns.as_deref()).await?;
     let (status, len) = match read.range {
         Some((a, b)) => (StatusCode::PARTIAL_CONTENT, b - a + 1),
         None => (StatusCode::OK, read.size),
@@ -52,6 +53,7 @@ pub async fn get<B>(
 }
 
 pub async fn delete(reg: &Registry, repo: &RepoName, digest: &Digest) -> Result<Resp> {
+    reg.check_not_mirrored(repo)?;
     reg.delete_blob(repo, digest).await?;
     let mut r = empty(StatusCode::ACCEPTED);
     set_header(&mut r, "content-length", "0");

@@ -9,13 +9,20 @@ use crate::http::{empty, set_header, Resp, ResponseBody};
 use crate::oci::{Reference, RepoName};
 use crate::registry::{Registry, MANIFEST_MAX};
 
-pub fn get<B>(
+/// `?ns=HOST`: containerd names the upstream a mirror request is for.
+pub fn namespace<B>(req: &Request<B>) -> Option<String> {
+    crate::http::query::param(req, "ns")
+}
+
+pub async fn get<B>(
     reg: &Registry,
     repo: &RepoName,
     reference: &Reference,
     req: &Request<B>,
 ) -> Result<Resp> {
-    let m = reg.get_manifest(repo, reference)?;
+    let m = reg
+        .pull_manifest(repo, reference, namespace(req).as_deref())
+        .await?;
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "content-type", &m.media_type);
     set_header(&mut r, "content-length", m.bytes.len().to_string());
@@ -89,6 +96,7 @@ pub async fn put(
 }
 
 pub async fn delete(reg: &Registry, repo: &RepoName, reference: &Reference) -> Result<Resp> {
+    reg.check_not_mirrored(repo)?;
     reg.delete_manifest(repo, reference).await?;
     let mut r = empty(StatusCode::ACCEPTED);
     set_header(&mut r, "content-length", "0");

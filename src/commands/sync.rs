@@ -1,0 +1,74 @@
+//! `edgeyard sync`: run the configuration's `[[sync]]` rules now, on the data directory (the
+//! server stopped) or through a running server's admin API.
+
+use crate::cli::Target;
+use crate::registry::{SyncProgress, SyncReport};
+
+use super::users::admin_client;
+use super::Failure;
+
+fn rt(e: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(e.to_string())
+}
+
+pub fn run(mirror: Option<&str>, target: &Target) -> Result<(), Failure> {
+    let runs: Vec<(String, SyncReport)> = match admin_client(target)? {
+        Some(c) => {
+            let v = c.call(
+                "POST",
+                "/api/v1/sync",
+                Some(serde_json::json!({ "mirror": mirror })),
+            )?;
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let report = serde_json::from_value(r["report"].clone()).map_err(rt)?;
+                    Ok((r["mirror"].as_str().unwrap_or("").to_string(), report))
+                })
+                .collect::<Result<_, Failure>>()?
+        }
+        None => {
+            let file = super::load_file(&target.data)?;
+            let (mirrors, rules) =
+                crate::config::mirrors_of(file.mirror, file.sync).map_err(Failure::Usage)?;
+            let progress: SyncProgress = std::sync::Arc::new(|line: &str| println!("{line}"));
+            let mirror = mirror.map(str::to_string);
+            super::repos::offline(target, move |r| {
+                r.set_mirrors(mirrors);
+                r.set_sync_rules(rules);
+                Box::pin(async move {
+                    let runs = r.sync_all(mirror.as_deref(), progress).await?;
+                    Ok(runs
+                        .into_iter()
+                        .map(|(rule, rep)| (rule.mirror, rep))
+                        .collect())
+                })
+            })?
+        }
+    };
+    let mut failures = 0;
+    for (mirror, r) in &runs {
+        println!(
+            "sync from {mirror}: {} images, {} manifests, {} blobs fetched ({} bytes), {} already here",
+            r.images.len(),
+            r.manifests,
+            r.blobs_fetched,
+            r.bytes_fetched,
+            r.blobs_present
+        );
+        for i in &r.images {
+            println!("  {i}");
+        }
+        for f in &r.failures {
+            println!("  FAILED {f}");
+        }
+        failures += r.failures.len();
+    }
+    if failures > 0 {
+        return Err(Failure::Runtime(format!(
+            "{failures} images or repositories could not be synced (listed above); run again to resume"
+        )));
+    }
+    Ok(())
+}

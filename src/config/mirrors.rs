@@ -1,0 +1,249 @@
+//! The `[[mirror]]` and `[[sync]]` tables: upstream registries this one mirrors, and what to
+//! fetch from them ahead of time.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::registry::{MirrorSettings, SyncRule};
+
+/// Where CA certificates for upstreams with public certificates are found.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Tag TTL when none is configured.
+pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorFileConfig {
+    /// A short name, used by `[[sync]]` and in logs.
+    pub name: String,
+    /// The upstream: `https://host[:port]` (or `http://` for a plain-HTTP upstream).
+    pub url: String,
+    /// Local namespace (`hub` serves upstream `library/alpine` as `hub/library/alpine`);
+    /// without it this mirror is the default and serves names as they are upstream.
+    pub prefix: Option<String>,
+    /// Upstream repository globs the mirror covers (default: all).
+    pub repositories: Option<Vec<String>>,
+    /// Host names containerd may give for this upstream in `?ns=` (the URL's host is one).
+    pub aliases: Option<Vec<String>>,
+    /// Credentials for the upstream: a user and a file holding the password.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) for the upstream; default: the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds a cached tag is served before it is confirmed upstream again (default 300).
+    pub tag_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncFileConfig {
+    /// The `[[mirror]]` whose upstream to fetch from.
+    pub mirror: String,
+    /// Upstream repository names.
+    pub repositories: Vec<String>,
+    /// Tag globs (default: every tag).
+    pub tags: Option<Vec<String>>,
+    /// `os/arch[/variant]` to keep of multi-platform images (default: all).
+    pub platforms: Option<Vec<String>>,
+    /// Seconds between scheduled runs; absent or 0: only `edgeyard sync`.
+    pub interval_secs: Option<u64>,
+    /// Pin what is fetched against retention and eviction (default true).
+    pub pin: Option<bool>,
+}
+
+fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
+    let ctx = |msg: String| format!("[[mirror]] {:?}: {msg}", m.name);
+    if m.name.is_empty()
+        || !m
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(ctx("name must be letters, digits, '-', '_' or '.'".into()));
+    }
+    let url = m.url.trim_end_matches('/').to_string();
+    let https = url.starts_with("https://");
+    if !https && !url.starts_with("http://") {
+        return Err(ctx(format!(
+            "url {url:?} must start with https:// or http://"
+        )));
+    }
+    if url.split("://").nth(1).is_some_and(|r| r.contains('/')) {
+        return Err(ctx(format!(
+            "url {url:?} must be only scheme, host and port"
+        )));
+    }
+    if let Some(p) = &m.prefix {
+        if format!("{p}/x").parse::<crate::oci::RepoName>().is_err() || p.is_empty() {
+            return Err(ctx(format!("prefix {p:?} is not a repository namespace")));
+        }
+    }
+    let credentials = match (&m.username, &m.password_file) {
+        (Some(u), Some(f)) => {
+            let pw = std::fs::read_to_string(f)
+                .map_err(|e| ctx(format!("cannot read password_file {}: {e}", f.display())))?;
+            Some((u.clone(), pw.trim_end_matches(['\n', '\r']).to_string()))
+        }
+        (None, None) => None,
+        _ => return Err(ctx("username and password_file go together".into())),
+    };
+    let roots = if https {
+        let file = m.ca_file.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+        let pem = std::fs::read(&file)
+            .map_err(|e| ctx(format!("cannot read CA file {}: {e}", file.display())))?;
+        let roots = crate::tls::info::pem_certs(&pem);
+        if roots.is_empty() {
+            return Err(ctx(format!("no certificates in {}", file.display())));
+        }
+        roots
+    } else {
+        Vec::new()
+    };
+    let mut aliases = m.aliases.unwrap_or_default();
+    // Docker Hub's API host is not the name images carry.
+    if url.ends_with("://registry-1.docker.io") && !aliases.iter().any(|a| a == "docker.io") {
+        aliases.push("docker.io".into());
+    }
+    Ok(MirrorSettings {
+        name: m.name,
+        url,
+        prefix: m.prefix,
+        repositories: m.repositories.unwrap_or_default(),
+        aliases,
+        credentials,
+        roots,
+        tag_ttl: m
+            .tag_ttl_secs
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TAG_TTL),
+    })
+}
+
+/// Validates the tables: unique names, at most one default mirror, no prefix inside another,
+/// sync rules naming a configured mirror.
+pub fn build(
+    mirrors: Vec<MirrorFileConfig>,
+    sync: Vec<SyncFileConfig>,
+) -> Result<(Vec<MirrorSettings>, Vec<SyncRule>), String> {
+    let mirrors = mirrors
+        .into_iter()
+        .map(mirror_settings)
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, a) in mirrors.iter().enumerate() {
+        for b in &mirrors[i + 1..] {
+            if a.name == b.name {
+                return Err(format!("two [[mirror]] tables are named {:?}", a.name));
+            }
+            let nested = match (&a.prefix, &b.prefix) {
+                (None, None) => true,
+                (Some(x), Some(y)) => {
+                    x == y || x.starts_with(&format!("{y}/")) || y.starts_with(&format!("{x}/"))
+                }
+                _ => false,
+            };
+            if nested {
+                return Err(format!(
+                    "[[mirror]] {:?} and {:?} cover the same namespace (at most one mirror without a prefix; prefixes may not nest)",
+                    a.name, b.name
+                ));
+            }
+        }
+    }
+    let rules = sync
+        .into_iter()
+        .map(|s| {
+            if !mirrors.iter().any(|m| m.name == s.mirror) {
+                return Err(format!(
+                    "[[sync]] names mirror {:?}, which is not configured",
+                    s.mirror
+                ));
+            }
+            if s.repositories.is_empty() {
+                return Err(format!(
+                    "[[sync]] for mirror {:?} lists no repositories",
+                    s.mirror
+                ));
+            }
+            for r in &s.repositories {
+                if r.parse::<crate::oci::RepoName>().is_err() {
+                    return Err(format!(
+                        "[[sync]] repository {r:?} is not a repository name"
+                    ));
+                }
+            }
+            Ok(SyncRule {
+                mirror: s.mirror,
+                repositories: s.repositories,
+                tags: s.tags.unwrap_or_else(|| vec!["*".into()]),
+                platforms: s.platforms.unwrap_or_default(),
+                interval: s.interval_secs.filter(|n| *n > 0).map(Duration::from_secs),
+                pin: s.pin.unwrap_or(true),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((mirrors, rules))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    fn parse(text: &str) -> Result<(Vec<MirrorSettings>, Vec<SyncRule>), String> {
+        let f = FileConfig::parse(text)?;
+        build(f.mirror, f.sync)
+    }
+
+    #[test]
+    fn mirrors_and_sync_rules() {
+        let (m, s) = parse(
+            r#"
+[[mirror]]
+name = "central"
+url = "http://10.0.0.5:5000/"
+prefix = "central"
+tag_ttl_secs = 60
+
+[[mirror]]
+name = "hub"
+url = "http://hub.example"
+repositories = ["library/*"]
+
+[[sync]]
+mirror = "central"
+repositories = ["team/app"]
+tags = ["v1.*"]
+platforms = ["linux/arm64"]
+interval_secs = 600
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].url, "http://10.0.0.5:5000");
+        assert_eq!(m[0].tag_ttl, Duration::from_secs(60));
+        assert_eq!(m[1].prefix, None);
+        assert_eq!(m[1].tag_ttl, DEFAULT_TAG_TTL);
+        assert_eq!(s[0].interval, Some(Duration::from_secs(600)));
+        assert!(s[0].pin);
+    }
+
+    #[test]
+    fn bad_tables_are_named() {
+        for (text, says) in [
+            ("[[mirror]]\nname = \"a\"\nurl = \"ftp://x\"\n", "must start with"),
+            ("[[mirror]]\nname = \"a\"\nurl = \"http://x/v2\"\n", "only scheme"),
+            ("[[mirror]]\nname = \"a\"\nurl = \"http://x\"\nprefix = \"Bad\"\n", "not a repository namespace"),
+            ("[[mirror]]\nname = \"a\"\nurl = \"http://x\"\n[[mirror]]\nname = \"b\"\nurl = \"http://y\"\n", "same namespace"),
+            ("[[mirror]]\nname = \"a\"\nurl = \"http://x\"\nprefix = \"p\"\n[[mirror]]\nname = \"b\"\nurl = \"http://y\"\nprefix = \"p/q\"\n", "same namespace"),
+            ("[[mirror]]\nname = \"a\"\nurl = \"http://x\"\nusername = \"u\"\n", "go together"),
+            ("[[sync]]\nmirror = \"nope\"\nrepositories = [\"a/b\"]\n", "not configured"),
+            ("[[mirror]]\nname = \"a\"\nurl = \"http://x\"\nttl = 5\n", "unknown field"),
+        ] {
+            let e = parse(text).err().unwrap_or_default();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+}

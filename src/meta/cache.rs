@@ -1,0 +1,123 @@
+//! Pull-through cache state: when mirrored tags were last confirmed upstream and used, and
+//! which tags are pinned against eviction.
+
+use super::{db_err, decode, encode, key2, prefix, CacheRecord, Meta, PinRecord};
+use crate::error::Result;
+use crate::oci::{RepoName, Tag};
+
+/// Splits a `repo \0 tag` key.
+fn split(k: &[u8]) -> Option<(String, String)> {
+    let i = k.iter().position(|b| *b == 0)?;
+    Some((
+        String::from_utf8_lossy(&k[..i]).into_owned(),
+        String::from_utf8_lossy(&k[i + 1..]).into_owned(),
+    ))
+}
+
+impl Meta {
+    pub fn cache_record(&self, repo: &RepoName, tag: &Tag) -> Result<Option<CacheRecord>> {
+        Self::get_json(&self.mirror_tags, &key2(repo.as_str(), tag.as_str()))
+    }
+
+    /// Not flushed: losing it in a crash only means one extra revalidation.
+    pub fn put_cache_record(&self, repo: &RepoName, tag: &Tag, rec: &CacheRecord) -> Result<()> {
+        self.mirror_tags
+            .insert(key2(repo.as_str(), tag.as_str()), encode(rec))
+            .map(|_| ())
+            .map_err(db_err("recording a mirrored tag"))
+    }
+
+    pub fn remove_cache_record(&self, repo: &str, tag: &str) -> Result<()> {
+        self.mirror_tags
+            .remove(key2(repo, tag))
+            .map(|_| ())
+            .map_err(db_err("forgetting a mirrored tag"))
+    }
+
+    /// Every mirrored tag: (repository, tag, record).
+    pub fn cache_records(&self) -> Result<Vec<(String, String, CacheRecord)>> {
+        let mut out = Vec::new();
+        for kv in self.mirror_tags.iter() {
+            let (k, v) = kv.map_err(db_err("listing mirrored tags"))?;
+            if let Some((r, t)) = split(&k) {
+                out.push((r, t, decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn pin(&self, repo: &RepoName, tag: &Tag) -> Result<()> {
+        let rec = PinRecord {
+            pinned_at: super::now(),
+        };
+        self.pins
+            .insert(key2(repo.as_str(), tag.as_str()), encode(&rec))
+            .map(|_| ())
+            .map_err(db_err("pinning a tag"))
+    }
+
+    pub fn unpin(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
+        self.pins
+            .remove(key2(repo.as_str(), tag.as_str()))
+            .map(|o| o.is_some())
+            .map_err(db_err("unpinning a tag"))
+    }
+
+    pub fn is_pinned(&self, repo: &str, tag: &str) -> Result<bool> {
+        self.pins
+            .contains_key(key2(repo, tag))
+            .map_err(db_err("reading a pin"))
+    }
+
+    /// Pinned tags, of one repository or (with `None`) of all: (repository, tag, record).
+    pub fn pins(&self, repo: Option<&RepoName>) -> Result<Vec<(String, String, PinRecord)>> {
+        let pre = repo.map(|r| prefix(r.as_str())).unwrap_or_default();
+        let mut out = Vec::new();
+        for kv in self.pins.scan_prefix(pre) {
+            let (k, v) = kv.map_err(db_err("listing pins"))?;
+            if let Some((r, t)) = split(&k) {
+                out.push((r, t, decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_and_cache_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Meta::open(dir.path()).unwrap();
+        let repo: RepoName = "hub/library/alpine".parse().unwrap();
+        let other: RepoName = "hub/library/alpin".parse().unwrap();
+        let tag: Tag = "3.19".parse().unwrap();
+        assert!(!m.is_pinned(repo.as_str(), "3.19").unwrap());
+        m.pin(&repo, &tag).unwrap();
+        m.pin(&other, &tag).unwrap();
+        assert!(m.is_pinned(repo.as_str(), "3.19").unwrap());
+        // A repository's pins do not include those of a name it is a prefix of.
+        let listed = m.pins(Some(&repo)).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].0.as_str(), listed[0].1.as_str()),
+            ("hub/library/alpine", "3.19")
+        );
+        assert_eq!(m.pins(None).unwrap().len(), 2);
+        assert!(m.unpin(&repo, &tag).unwrap());
+        assert!(!m.unpin(&repo, &tag).unwrap());
+
+        assert!(m.cache_record(&repo, &tag).unwrap().is_none());
+        let rec = CacheRecord {
+            checked_at: 10,
+            used_at: 20,
+        };
+        m.put_cache_record(&repo, &tag, &rec).unwrap();
+        assert_eq!(m.cache_record(&repo, &tag).unwrap().unwrap().used_at, 20);
+        assert_eq!(m.cache_records().unwrap().len(), 1);
+        m.remove_cache_record(repo.as_str(), "3.19").unwrap();
+        assert!(m.cache_records().unwrap().is_empty());
+    }
+}

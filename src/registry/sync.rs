@@ -1,0 +1,314 @@
+//! Sync: fetch chosen repositories and tags from a mirror's upstream ahead of time, so a node
+//! can be staged while it is online and serve them when it is not.
+//!
+//! What is fetched lands where a pull through the mirror would put it, so the same tags are
+//! later revalidated (and served stale when the upstream is gone). Resumable at blob
+//! granularity: a blob already stored is linked, never fetched again; an interrupted run
+//! leaves no partial blob behind and the next run picks up where it stopped.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::mirror::MirrorRoute;
+use super::Registry;
+use crate::error::{Error, ErrorCode, Result};
+use crate::oci::glob::glob_match;
+use crate::oci::{Digest, Manifest, Tag, UploadId};
+
+/// One `[[sync]]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncRule {
+    /// The `[[mirror]]` whose upstream is fetched from.
+    pub mirror: String,
+    /// Upstream repository names.
+    pub repositories: Vec<String>,
+    /// Tag globs.
+    pub tags: Vec<String>,
+    /// `os/arch[/variant]` of multi-platform images to keep; all when empty.
+    pub platforms: Vec<String>,
+    /// How often the schedule runs it; `None`: only on demand.
+    pub interval: Option<Duration>,
+    /// Pin what is fetched.
+    pub pin: bool,
+}
+
+/// What a sync run did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncReport {
+    /// `local/repo:tag` of every image now present.
+    pub images: Vec<String>,
+    pub manifests: u64,
+    pub blobs_fetched: u64,
+    pub blobs_present: u64,
+    pub bytes_fetched: u64,
+    /// What could not be synced and why; the rest went on.
+    pub failures: Vec<String>,
+}
+
+/// A line of progress: what is being fetched.
+pub type SyncProgress = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+fn platform_of(d: &crate::oci::Descriptor) -> Option<String> {
+    let p = d.platform.as_ref()?;
+    let (os, arch) = (p["os"].as_str()?, p["architecture"].as_str()?);
+    Some(match p["variant"].as_str() {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    })
+}
+
+impl Registry {
+    /// The `[[sync]]` rules in force (replaced when the configuration changes).
+    pub fn set_sync_rules(&self, rules: Vec<SyncRule>) {
+        *self
+            .inner
+            .sync_rules
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(rules);
+    }
+
+    pub fn sync_rules(&self) -> std::sync::Arc<Vec<SyncRule>> {
+        self.inner
+            .sync_rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs every configured rule (or those of one mirror) now; a report per rule.
+    pub async fn sync_all(
+        &self,
+        mirror: Option<&str>,
+        progress: SyncProgress,
+    ) -> Result<Vec<(SyncRule, SyncReport)>> {
+        let rules = self.sync_rules();
+        let chosen: Vec<&SyncRule> = rules
+            .iter()
+            .filter(|r| mirror.map_or(true, |m| r.mirror == m))
+            .collect();
+        if chosen.is_empty() {
+            return Err(Error::api(
+                ErrorCode::NameUnknown,
+                match mirror {
+                    Some(m) => format!("no [[sync]] rule uses mirror {m:?}"),
+                    None => "no [[sync]] rules are configured".to_string(),
+                },
+            ));
+        }
+        let mut out = Vec::new();
+        for r in chosen {
+            let report = self.sync(r, progress.clone()).await?;
+            out.push((r.clone(), report));
+        }
+        Ok(out)
+    }
+
+    /// Runs one sync rule.
+    pub async fn sync(&self, rule: &SyncRule, progress: SyncProgress) -> Result<SyncReport> {
+        let mirror = self
+            .mirrors()
+            .iter()
+            .find(|m| m.settings.name == rule.mirror)
+            .cloned()
+            .ok_or_else(|| {
+                Error::api(
+                    ErrorCode::NameUnknown,
+                    format!("no mirror named {:?} is configured", rule.mirror),
+                )
+            })?;
+        let mut report = SyncReport::default();
+        for upstream in &rule.repositories {
+            let Some(local) = mirror.local_name(upstream) else {
+                report
+                    .failures
+                    .push(format!("{upstream}: no usable local name"));
+                continue;
+            };
+            let route = MirrorRoute {
+                mirror: mirror.clone(),
+                local,
+                upstream: upstream.clone(),
+            };
+            let tags = match mirror.remote().tags(upstream).await {
+                Ok(t) => t,
+                Err(e) => {
+                    report
+                        .failures
+                        .push(format!("{upstream}: listing tags failed: {e}"));
+                    continue;
+                }
+            };
+            for tag in tags
+                .iter()
+                .filter(|t| rule.tags.iter().any(|g| glob_match(g, t)))
+            {
+                let Ok(tag) = tag.parse::<Tag>() else {
+                    continue;
+                };
+                progress(&format!(
+                    "{}:{tag} <- {}/{upstream}",
+                    route.local, mirror.settings.url
+                ));
+                match self
+                    .sync_tag(&route, &tag, rule, &mut report, &progress)
+                    .await
+                {
+                    Ok(()) => report.images.push(format!("{}:{tag}", route.local)),
+                    Err(e) => report.failures.push(format!("{upstream}:{tag}: {e}")),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Fetches one tag: its manifests (index children for the chosen platforms), then every
+    /// blob, then stores the manifests, children first, and moves the tag.
+    async fn sync_tag(
+        &self,
+        route: &MirrorRoute,
+        tag: &Tag,
+        rule: &SyncRule,
+        report: &mut SyncReport,
+        progress: &SyncProgress,
+    ) -> Result<()> {
+        let remote = route.mirror.remote();
+        let upstream_err = |e: crate::remote::RemoteError| {
+            Error::api(ErrorCode::ManifestUnknown, format!("the upstream: {e}"))
+        };
+        let top = remote
+            .manifest(&route.upstream, tag.as_str(), false)
+            .await
+            .map_err(upstream_err)?
+            .ok_or_else(|| {
+                Error::api(ErrorCode::ManifestUnknown, "the upstream has no such tag")
+            })?;
+        let parse = |m: &crate::remote::RemoteManifest| {
+            Manifest::parse(
+                Some(m.media_type.as_str()).filter(|t| !t.is_empty()),
+                &m.bytes,
+            )
+            .map_err(|e| Error::api(ErrorCode::ManifestInvalid, format!("{}: {e}", m.digest)))
+        };
+        let top_parsed = parse(&top)?;
+        let mut children = Vec::new();
+        for c in &top_parsed.manifests {
+            let wanted = rule.platforms.is_empty()
+                || platform_of(c).is_some_and(|p| rule.platforms.contains(&p));
+            if !wanted {
+                continue;
+            }
+            let bytes = match self.meta().manifest_bytes(&c.digest)? {
+                Some(b) if self.meta().manifest(&route.local, &c.digest)?.is_some() => {
+                    crate::remote::RemoteManifest {
+                        media_type: c.media_type.clone(),
+                        digest: c.digest.clone(),
+                        bytes: bytes::Bytes::copy_from_slice(&b),
+                    }
+                }
+                _ => remote
+                    .manifest(&route.upstream, &c.digest.to_string(), false)
+                    .await
+                    .map_err(upstream_err)?
+                    .ok_or_else(|| {
+                        Error::api(
+                            ErrorCode::ManifestUnknown,
+                            format!("the upstream lacks child manifest {}", c.digest),
+                        )
+                    })?,
+            };
+            let parsed = parse(&bytes)?;
+            children.push((bytes, parsed));
+        }
+        let mut blobs: Vec<Digest> = Vec::new();
+        for m in children.iter().map(|(_, p)| p).chain([&top_parsed]) {
+            for d in m.required_blobs() {
+                if !blobs.contains(d) {
+                    blobs.push(d.clone());
+                }
+            }
+        }
+        for d in &blobs {
+            self.sync_blob(route, d, report, progress).await?;
+        }
+        for (m, parsed) in &children {
+            self.store_manifest(&route.local, &m.digest, None, parsed, &m.bytes)
+                .await?;
+            report.manifests += 1;
+        }
+        self.store_manifest(
+            &route.local,
+            &top.digest,
+            Some(tag),
+            &top_parsed,
+            &top.bytes,
+        )
+        .await?;
+        report.manifests += 1;
+        self.mark_checked(&route.local, tag)?;
+        if rule.pin {
+            self.meta().pin(&route.local, tag)?;
+        }
+        self.meta().flush().await
+    }
+
+    /// Makes one blob present in the route's repository: linked when its bytes are here,
+    /// else fetched, verified and stored.
+    async fn sync_blob(
+        &self,
+        route: &MirrorRoute,
+        digest: &Digest,
+        report: &mut SyncReport,
+        progress: &SyncProgress,
+    ) -> Result<()> {
+        if self.meta().is_linked(&route.local, digest)? {
+            report.blobs_present += 1;
+            return Ok(());
+        }
+        if let Some(size) = self.storage().blob_size(digest).ok().flatten() {
+            let _shared = self.inner.gc_lock.read().await;
+            self.meta().link_blob(&route.local, digest, size)?;
+            report.blobs_present += 1;
+            return Ok(());
+        }
+        self.check_free_space().await?;
+        let failed =
+            |why: String| Error::api(ErrorCode::BlobUnknown, format!("blob {digest}: {why}"));
+        let (size, body) = match route
+            .mirror
+            .remote()
+            .blob(&route.upstream, digest, false)
+            .await
+        {
+            Ok(Some((Some(size), body))) => (size, body),
+            Ok(Some((None, _))) => {
+                return Err(failed("no Content-Length from the upstream".into()))
+            }
+            Ok(None) => return Err(failed("the upstream does not have it".into())),
+            Err(e) => return Err(failed(e.to_string())),
+        };
+        progress(&format!("  {digest} ({size} bytes)"));
+        let id = UploadId::random().map_err(|e| Error::internal("drawing an upload id", e))?;
+        let file = self
+            .storage()
+            .create_upload(&id)
+            .map_err(super::pump::storage_error)?;
+        // Nobody reads along: the tee only stores.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(rx);
+        self.clone()
+            .tee(
+                route.local.clone(),
+                digest.clone(),
+                size,
+                body,
+                Some((id, file)),
+                tx,
+            )
+            .await
+            .map_err(failed)?;
+        report.blobs_fetched += 1;
+        report.bytes_fetched += size;
+        Ok(())
+    }
+}

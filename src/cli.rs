@@ -52,7 +52,8 @@ pub enum Command {
         target: Target,
     },
     /// Write images (NAME:TAG or NAME@DIGEST) to an OCI image layout tarball, for carrying
-    /// to an offline site (on the data directory; stop the server first).
+    /// to an offline site (on the data directory with the server stopped, or through
+    /// --server).
     Export {
         #[arg(required = true)]
         images: Vec<String>,
@@ -60,21 +61,22 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// Load an OCI layout tarball or a `docker save` tarball, verifying every digest; nothing
-    /// is stored unless all of it checks out (on the data directory; stop the server first).
+    /// is stored unless all of it checks out (on the data directory with the server stopped,
+    /// or through --server).
     Import {
         file: PathBuf,
         /// Repository for images the bundle names only by tag.
         #[arg(long)]
         repo: Option<String>,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
     /// Copy images to another registry over the standard API, skipping blobs it already
-    /// has (reads the data directory; stop the server first). Credentials for the target:
-    /// `$EDGEYARD_PUSH_USER` and `$EDGEYARD_PUSH_PASSWORD`.
+    /// has (from the data directory with the server stopped, or through --server).
+    /// Credentials for the target: `$EDGEYARD_PUSH_USER` and `$EDGEYARD_PUSH_PASSWORD`.
     PushTo {
         /// The target, e.g. https://central.factory:5000 (http:// for plain HTTP).
         url: String,
@@ -82,9 +84,18 @@ pub enum Command {
         images: Vec<String>,
         /// CA to verify the target with [default: the system's CA bundle].
         #[arg(long, value_name = "FILE")]
-        cacert: Option<PathBuf>,
+        target_cacert: Option<PathBuf>,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
+    },
+    /// Run the configuration's [[replication]] rules now: push every matching tag to its
+    /// target, skipping what the target already has.
+    Replicate {
+        /// Only the rule of this name.
+        #[arg(long)]
+        rule: Option<String>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Fetch the repositories and tags of the configuration's [[sync]] rules from their
     /// mirrors' upstreams now (skipping what is already here), so this node can serve them

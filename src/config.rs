@@ -9,7 +9,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod mirrors;
-pub use mirrors::{build as mirrors_of, MirrorFileConfig, SyncFileConfig};
+pub use mirrors::{
+    build as mirrors_of, replication_rules, MirrorFileConfig, ReplicationFileConfig,
+    SyncFileConfig, SYSTEM_CA_BUNDLE,
+};
 
 use crate::auth::AuthSettings;
 use crate::tls::{ClientAuth, TlsSettings, UserCert};
@@ -44,6 +47,9 @@ pub struct FileConfig {
     /// `[[sync]]`: what to fetch from them ahead of time.
     #[serde(default)]
     pub sync: Vec<SyncFileConfig>,
+    /// `[[replication]]`: other registries to push images to.
+    #[serde(default)]
+    pub replication: Vec<ReplicationFileConfig>,
 }
 
 /// The `[storage]` table: the free-space floor below which uploads are refused.
@@ -155,6 +161,7 @@ pub struct ServeConfig {
     pub repository_creation: RepositoryCreation,
     pub mirrors: Vec<crate::registry::MirrorSettings>,
     pub sync: Vec<crate::registry::SyncRule>,
+    pub replication: Vec<crate::registry::ReplicationRule>,
 }
 
 /// Flags from the command line; `None` means "not given".
@@ -299,7 +306,9 @@ impl ServeConfig {
             },
         };
         let (mirrors, sync) = mirrors::build(file.mirror, file.sync)?;
+        let replication = mirrors::replication_rules(file.replication)?;
         Ok(ServeConfig {
+            replication,
             mirrors,
             sync,
             tls,
@@ -451,6 +460,28 @@ impl ServeConfig {
                 Some(r.interval.map(|d| d.as_secs()).unwrap_or(0).to_string()),
             );
             line(&mut s, "pin", Some(r.pin.to_string()));
+        }
+        for r in &self.replication {
+            let list = |v: &[String]| {
+                format!(
+                    "[{}]",
+                    v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ")
+                )
+            };
+            s.push_str("\n[[replication]]\n");
+            line(&mut s, "name", Some(q(&r.name)));
+            line(&mut s, "url", Some(q(&r.url)));
+            line(&mut s, "username", r.credentials.as_ref().map(|c| q(&c.0)));
+            if r.credentials.is_some() {
+                let _ = writeln!(s, "# password: set (not shown)");
+            }
+            line(&mut s, "repositories", Some(list(&r.repositories)));
+            line(&mut s, "tags", Some(list(&r.tags)));
+            line(
+                &mut s,
+                "interval_secs",
+                Some(r.interval.map(|d| d.as_secs()).unwrap_or(0).to_string()),
+            );
         }
         s.push_str("\n[auth]\n");
         match &self.auth {

@@ -25,16 +25,19 @@ fn main() -> ExitCode {
         Command::PushTo {
             url,
             images,
-            cacert,
-            data,
-        } => commands::push_to::run(&url, &images, cacert.as_deref(), &data),
+            target_cacert,
+            target,
+        } => commands::push_to::run(&url, &images, target_cacert.as_deref(), &target),
+        Command::Replicate { rule, target } => {
+            commands::push_to::replicate(rule.as_deref(), &target)
+        }
         Command::Export {
             images,
             output,
-            data,
-        } => commands::bundle::export(&images, &output, &data),
-        Command::Import { file, repo, data } => {
-            commands::bundle::import(&file, repo.as_deref(), &data)
+            target,
+        } => commands::bundle::export(&images, &output, &target),
+        Command::Import { file, repo, target } => {
+            commands::bundle::import(&file, repo.as_deref(), &target)
         }
         Command::Sync { mirror, target } => commands::sync::run(mirror.as_deref(), &target),
         Command::Config(edgeyard::cli::ConfigCommand::Check { file }) => {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::cli::DataArgs;
+use crate::cli::{DataArgs, Target};
 use crate::oci::{Reference, RepoName};
 use crate::registry::{BundleProgress, Registry};
 
@@ -40,34 +40,52 @@ fn open(data: &DataArgs) -> Result<Registry, Failure> {
 
 /// `NAME:TAG` (default tag `latest`) or `NAME@DIGEST`.
 pub(super) fn parse_image(s: &str) -> Result<(RepoName, Reference), Failure> {
-    let (name, r) = match s.split_once('@') {
-        Some((n, d)) => (n, d),
-        None => s
-            .rsplit_once(':')
-            .filter(|(_, t)| !t.contains('/'))
-            .unwrap_or((s, "latest")),
-    };
-    let repo = name
-        .parse()
-        .map_err(|e| Failure::Usage(format!("{s:?}: {e}")))?;
-    let reference = r
-        .parse()
-        .map_err(|e| Failure::Usage(format!("{s:?}: {e}")))?;
-    Ok((repo, reference))
+    crate::oci::parse_image(s).map_err(|e| Failure::Usage(format!("{s:?}: {e}")))
 }
 
-pub fn export(images: &[String], output: &Path, data: &DataArgs) -> Result<(), Failure> {
-    let images = images
+pub fn export(images: &[String], output: &Path, target: &Target) -> Result<(), Failure> {
+    let parsed = images
         .iter()
         .map(|s| parse_image(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let registry = open(data)?;
     let tmp = output.with_extension("partial");
     let file = std::fs::File::create(&tmp)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", tmp.display())))?;
-    let writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    // Written to a .partial file and renamed at the end: a cut-off export never looks whole.
+    let done = |r: Result<(), Failure>| {
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    };
+    if let Some(c) = super::users::admin_client(target)? {
+        done(
+            c.download(
+                "/api/v1/export",
+                serde_json::json!({ "images": images }),
+                &mut writer,
+            )
+            .and_then(|n| {
+                use std::io::Write;
+                writer
+                    .flush()
+                    .map_err(|e| Failure::Runtime(e.to_string()))?;
+                eprintln!("received {n} bytes");
+                Ok(())
+            }),
+        )?;
+        std::fs::rename(&tmp, output)
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", output.display())))?;
+        for i in images {
+            println!("exported {i}");
+        }
+        println!("-> {}", output.display());
+        return Ok(());
+    }
+    let registry = open(&target.data)?;
     let report = registry
-        .export(&images, writer, progress("exported"))
+        .export(&parsed, writer, progress("exported"))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Failure::Runtime(e.to_string())
@@ -87,7 +105,7 @@ pub fn export(images: &[String], output: &Path, data: &DataArgs) -> Result<(), F
     Ok(())
 }
 
-pub fn import(file: &Path, repo: Option<&str>, data: &DataArgs) -> Result<(), Failure> {
+pub fn import(file: &Path, repo: Option<&str>, target: &Target) -> Result<(), Failure> {
     let repo = match repo {
         Some(r) => Some(
             r.parse::<RepoName>()
@@ -95,6 +113,20 @@ pub fn import(file: &Path, repo: Option<&str>, data: &DataArgs) -> Result<(), Fa
         ),
         None => None,
     };
+    if let Some(c) = super::users::admin_client(target)? {
+        let path = match &repo {
+            Some(r) => format!("/api/v1/import?repo={r}"),
+            None => "/api/v1/import".to_string(),
+        };
+        let report: crate::registry::BundleReport = serde_json::from_value(c.upload(&path, file)?)
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        for i in &report.images {
+            println!("imported {i}");
+        }
+        println!("{} blobs stored, {} bytes", report.blobs, report.bytes);
+        return Ok(());
+    }
+    let data = &target.data;
     let input = std::fs::File::open(file)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", file.display())))?;
     let registry = open(data)?;

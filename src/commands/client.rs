@@ -49,6 +49,107 @@ impl AdminClient {
         })
     }
 
+    fn verify(&self) -> Verify {
+        Verify::Roots(self.roots.clone().unwrap_or_default())
+    }
+
+    /// Turns a refusal into a failure with the server's message.
+    fn refusal(method: &str, path: &str, status: u16, body: &[u8]) -> Failure {
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let message = value["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("no details")
+            .to_string();
+        let msg = format!("{method} {path}: {status}: {message}");
+        if status == 400 {
+            Failure::Usage(msg)
+        } else {
+            Failure::Runtime(msg)
+        }
+    }
+
+    /// POSTs a file (a bundle) as the request body; the answer is JSON.
+    pub fn upload(&self, path: &str, file: &Path) -> Result<serde_json::Value, Failure> {
+        let f = std::fs::File::open(file)
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", file.display())))?;
+        let len = f
+            .metadata()
+            .map_err(|e| Failure::Runtime(e.to_string()))?
+            .len();
+        let runtime = runtime()?;
+        let url = format!("{}{path}", self.base);
+        let headers = vec![
+            ("authorization", self.authorization.clone()),
+            ("content-type", "application/x-tar".to_string()),
+            ("content-length", len.to_string()),
+        ];
+        let answer = runtime
+            .block_on(async {
+                let body = crate::storage::FileBody::spawn(f, 0, len);
+                crate::client::send_any(
+                    "POST",
+                    &url,
+                    &headers,
+                    body,
+                    self.verify(),
+                    std::time::Duration::from_secs(24 * 3600),
+                )
+                .await
+            })
+            .map_err(Failure::Runtime)?;
+        if !(200..300).contains(&answer.status) {
+            return Err(Self::refusal("POST", path, answer.status, &answer.body));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| Failure::Runtime(e.to_string()))
+    }
+
+    /// POSTs JSON and writes the (streamed) answer to `out`; returns the bytes written.
+    pub fn download(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        out: &mut impl std::io::Write,
+    ) -> Result<u64, Failure> {
+        use http_body_util::BodyExt;
+        let runtime = runtime()?;
+        let url = format!("{}{path}", self.base);
+        let headers = vec![
+            ("authorization", self.authorization.clone()),
+            ("content-type", "application/json".to_string()),
+        ];
+        let bytes = serde_json::to_vec(&body).map_err(|e| Failure::Runtime(e.to_string()))?;
+        runtime.block_on(async {
+            let mut s = crate::client::open(
+                "POST",
+                &url,
+                &headers,
+                http_body_util::Full::new(bytes::Bytes::from(bytes)),
+                self.verify(),
+            )
+            .await
+            .map_err(Failure::Runtime)?;
+            if !(200..300).contains(&s.status) {
+                let b = http_body_util::Limited::new(s.body, 1 << 20)
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes().to_vec())
+                    .unwrap_or_default();
+                return Err(Self::refusal("POST", path, s.status, &b));
+            }
+            let mut n = 0u64;
+            while let Some(frame) = s.body.frame().await {
+                let frame = frame
+                    .map_err(|e| Failure::Runtime(format!("the server stopped sending: {e}")))?;
+                if let Ok(d) = frame.into_data() {
+                    out.write_all(&d)
+                        .map_err(|e| Failure::Runtime(e.to_string()))?;
+                    n += d.len() as u64;
+                }
+            }
+            Ok(n)
+        })
+    }
+
     /// Calls the admin API; a refusal becomes a failure with the server's message.
     pub fn call(
         &self,
@@ -56,10 +157,7 @@ impl AdminClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, Failure> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        let runtime = runtime()?;
         let mut headers = vec![("authorization", self.authorization.clone())];
         let bytes = match body {
             Some(b) => {
@@ -68,13 +166,9 @@ impl AdminClient {
             }
             None => Vec::new(),
         };
-        let verify = match &self.roots {
-            Some(r) => Verify::Roots(r.clone()),
-            None => Verify::Roots(Vec::new()),
-        };
         let url = format!("{}{path}", self.base);
         let (status, body) = runtime
-            .block_on(request(method, &url, &headers, bytes, verify))
+            .block_on(request(method, &url, &headers, bytes, self.verify()))
             .map_err(Failure::Runtime)?;
         let value: serde_json::Value = if body.is_empty() {
             serde_json::Value::Null
@@ -84,15 +178,13 @@ impl AdminClient {
         if (200..300).contains(&status) {
             return Ok(value);
         }
-        let message = value["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("no details")
-            .to_string();
-        let msg = format!("{method} {path}: {status}: {message}");
-        Err(if status == 400 {
-            Failure::Usage(msg)
-        } else {
-            Failure::Runtime(msg)
-        })
+        Err(Self::refusal(method, path, status, &body))
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(e.to_string()))
 }

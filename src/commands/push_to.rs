@@ -1,42 +1,47 @@
-//! `edgeyard push-to URL IMAGE...`: copy images from this registry's data directory to
-//! another registry over the standard API, skipping blobs the target already has. Logs in
-//! to the target as docker would: a Bearer token from its realm (with `EDGEYARD_PUSH_USER` /
-//! `EDGEYARD_PUSH_PASSWORD` when set), or HTTP Basic.
+//! `edgeyard push-to URL IMAGE...` and `edgeyard replicate`: copy images to another registry
+//! over the standard API, skipping blobs it already has. From the data directory (server
+//! stopped) or through a running server's admin API (`--server`). The target is logged in to
+//! as docker would: a Bearer token from its realm, or HTTP Basic, with `EDGEYARD_PUSH_USER` /
+//! `EDGEYARD_PUSH_PASSWORD` when set.
 
-use crate::oci::Reference;
-use crate::remote::Remote;
-use crate::tls::info::pem_certs;
+use crate::cli::Target;
+use crate::registry::{Pushed, ReplicationReport};
 
 use super::bundle::parse_image;
+use super::users::admin_client;
 use super::Failure;
 
 fn rt(e: impl std::fmt::Display) -> Failure {
     Failure::Runtime(e.to_string())
 }
 
+fn print(p: &Pushed) {
+    if p.unchanged {
+        println!("pushed {}: already up to date", p.image);
+    } else {
+        println!(
+            "pushed {}: {} blobs sent, {} already there, {} manifests",
+            p.image, p.blobs_sent, p.blobs_present, p.manifests
+        );
+    }
+}
+
 pub fn run(
     url: &str,
     images: &[String],
-    cacert: Option<&std::path::Path>,
-    data: &crate::cli::DataArgs,
+    target_cacert: Option<&std::path::Path>,
+    target: &Target,
 ) -> Result<(), Failure> {
-    let images = images
+    let parsed = images
         .iter()
         .map(|s| parse_image(s))
         .collect::<Result<Vec<_>, _>>()?;
-    // Roots: the given CA, else the system's bundle (for registries with public certificates).
-    let ca_file = cacert
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-    let roots = std::fs::read(&ca_file)
-        .map(|b| pem_certs(&b))
-        .unwrap_or_default();
-    if url.starts_with("https://") && roots.is_empty() {
-        return Err(Failure::Usage(format!(
-            "no CA certificates in {}: pass --cacert",
-            ca_file.display()
-        )));
-    }
+    let ca_pem = match target_cacert {
+        Some(p) => {
+            Some(std::fs::read(p).map_err(|e| Failure::Usage(format!("{}: {e}", p.display())))?)
+        }
+        None => None,
+    };
     let credentials = match (
         std::env::var("EDGEYARD_PUSH_USER"),
         std::env::var("EDGEYARD_PUSH_PASSWORD"),
@@ -44,66 +49,70 @@ pub fn run(
         (Ok(u), Ok(p)) => Some((u, p)),
         _ => None,
     };
-    let remote = Remote::new(url, roots, credentials);
-    let registry = super::open_registry(data, " (push-to reads the data directory)")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(rt)?;
-    runtime.block_on(async {
-        for (repo, reference) in &images {
-            let closure = registry.image_closure(repo, reference).map_err(rt)?;
-            let (mut sent, mut skipped) = (0u64, 0u64);
-            for (d, size) in &closure.blobs {
-                let head = remote.send_small("HEAD", repo.as_str(), "pull,push", &format!("/v2/{repo}/blobs/{d}"), vec![], vec![]).await.map_err(rt)?;
-                if head.status == 200 {
-                    skipped += 1;
-                    continue;
-                }
-                let start = remote.send_small("POST", repo.as_str(), "pull,push", &format!("/v2/{repo}/blobs/uploads/"), vec![], vec![]).await.map_err(rt)?;
-                if start.status != 202 {
-                    return Err(rt(format!("the target refused an upload to {repo}: {} {}", start.status, String::from_utf8_lossy(&start.body))));
-                }
-                let location = start.headers.get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| rt("no upload location"))?;
-                let location = if location.starts_with("http") { location.to_string() } else { format!("{}{location}", remote.base()) };
-                let sep = if location.contains('?') { '&' } else { '?' };
-                let read = registry.read_blob(repo, d, None).await.map_err(rt)?;
-                let put = remote
-                    .send(
-                        "PUT",
-                        repo.as_str(),
-                        "pull,push",
-                        &format!("{location}{sep}digest={d}"),
-                        vec![("content-type", "application/octet-stream".into()), ("content-length", size.to_string())],
-                        read.body,
-                    )
-                    .await
-                    .map_err(rt)?;
-                if put.status != 201 {
-                    return Err(rt(format!("the target refused blob {d}: {} {}", put.status, String::from_utf8_lossy(&put.body))));
-                }
-                sent += 1;
+    let pushed: Vec<Pushed> = match admin_client(target)? {
+        Some(c) => {
+            let mut body = serde_json::json!({ "url": url, "images": images });
+            if let Some((u, p)) = &credentials {
+                body["username"] = u.as_str().into();
+                body["password"] = p.as_str().into();
             }
-            let count = closure.manifests.len();
-            for (i, m) in closure.manifests.iter().enumerate() {
-                let is_top = i + 1 == count;
-                let target = match (is_top, reference) {
-                    (true, Reference::Tag(t)) => t.to_string(),
-                    _ => m.digest.to_string(),
-                };
-                let put = remote
-                    .send_small("PUT", repo.as_str(), "pull,push", &format!("/v2/{repo}/manifests/{target}"), vec![("content-type", m.media_type.clone())], m.bytes.to_vec())
-                    .await
-                    .map_err(rt)?;
-                if put.status != 201 {
-                    return Err(rt(format!("the target refused manifest {}: {} {}", m.digest, put.status, String::from_utf8_lossy(&put.body))));
-                }
+            if let Some(pem) = &ca_pem {
+                body["ca_pem"] = String::from_utf8_lossy(pem).into_owned().into();
             }
-            println!("pushed {repo}:{reference}: {sent} blobs sent, {skipped} already there, {count} manifests");
+            serde_json::from_value(c.call("POST", "/api/v1/push-to", Some(body))?).map_err(rt)?
         }
-        Ok::<(), Failure>(())
-    })?;
-    registry.close().map_err(rt)?;
+        None => {
+            let url = url.to_string();
+            super::repos::offline(target, move |r| {
+                Box::pin(async move { r.push_images(&url, credentials, ca_pem, &parsed).await })
+            })?
+        }
+    };
+    pushed.iter().for_each(print);
+    Ok(())
+}
+
+pub fn replicate(rule: Option<&str>, target: &Target) -> Result<(), Failure> {
+    let runs: Vec<(String, ReplicationReport)> = match admin_client(target)? {
+        Some(c) => {
+            let v = c.call(
+                "POST",
+                "/api/v1/replicate",
+                Some(serde_json::json!({ "rule": rule })),
+            )?;
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let report = serde_json::from_value(r["report"].clone()).map_err(rt)?;
+                    Ok((r["rule"].as_str().unwrap_or("").to_string(), report))
+                })
+                .collect::<Result<_, Failure>>()?
+        }
+        None => {
+            let file = super::load_file(&target.data)?;
+            let rules =
+                crate::config::replication_rules(file.replication).map_err(Failure::Usage)?;
+            let rule = rule.map(str::to_string);
+            super::repos::offline(target, move |r| {
+                r.set_replication_rules(rules);
+                Box::pin(async move { r.replicate_all(rule.as_deref()).await })
+            })?
+        }
+    };
+    let mut failures = 0;
+    for (name, report) in &runs {
+        println!("replication {name}: {} images", report.pushed.len());
+        report.pushed.iter().for_each(print);
+        for f in &report.failures {
+            println!("  FAILED {f}");
+        }
+        failures += report.failures.len();
+    }
+    if failures > 0 {
+        return Err(Failure::Runtime(format!(
+            "{failures} images could not be pushed (listed above)"
+        )));
+    }
     Ok(())
 }

@@ -107,6 +107,13 @@ async fn reload_on_hup(
             registry.set_sync_rules(new.sync.clone());
             tracing::info!(rules = new.sync.len(), "sync rules reconfigured");
         }
+        if new.replication != current.replication {
+            registry.set_replication_rules(new.replication.clone());
+            tracing::info!(
+                rules = new.replication.len(),
+                "replication rules reconfigured"
+            );
+        }
         current = new;
     }
 }
@@ -121,6 +128,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     registry.set_disk_floor(config.disk_floor);
     registry.set_mirrors(config.mirrors.clone());
     registry.set_sync_rules(config.sync.clone());
+    registry.set_replication_rules(config.replication.clone());
     for m in &config.mirrors {
         tracing::info!(name = %m.name, upstream = %m.url, namespace = m.prefix.as_deref().unwrap_or("(default)"), tag_ttl_secs = m.tag_ttl.as_secs(), "mirroring");
     }
@@ -198,7 +206,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         tls.clone(),
         registry.clone(),
     ));
-    let scheduled_sync = tokio::spawn(sync_schedule(registry.clone()));
+    let scheduled_sync = tokio::spawn(schedule(registry.clone()));
     let scheduled_gc = config.gc.map(|(every, options)| {
         let registry = registry.clone();
         tokio::spawn(async move {
@@ -246,26 +254,29 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs each `[[sync]]` rule that has an interval: once at start, then every interval.
-/// The rules are read from the registry each round, so a SIGHUP can change them.
-async fn sync_schedule(registry: Registry) {
+/// Runs each `[[sync]]` and `[[replication]]` rule that has an interval: once at start,
+/// then every interval. The rules are read from the registry each round, so a SIGHUP can
+/// change them.
+async fn schedule(registry: Registry) {
     use std::collections::HashMap;
     use std::time::Instant;
     let mut last: HashMap<String, Instant> = HashMap::new();
+    let mut due = |key: String, every: std::time::Duration| {
+        if last.get(&key).is_some_and(|t| t.elapsed() < every) {
+            return false;
+        }
+        last.insert(key, Instant::now());
+        true
+    };
     loop {
-        let current = registry.sync_rules();
-        for rule in current.iter().cloned() {
-            let Some(every) = rule.interval else {
-                continue;
-            };
-            let key = format!("{rule:?}");
-            if last.get(&key).is_some_and(|t| t.elapsed() < every) {
-                continue;
+        for rule in registry.sync_rules().iter() {
+            match rule.interval {
+                Some(every) if due(format!("sync {rule:?}"), every) => {}
+                _ => continue,
             }
-            last.insert(key, Instant::now());
             let progress: crate::registry::SyncProgress =
                 std::sync::Arc::new(|line: &str| tracing::debug!("sync: {line}"));
-            match registry.sync(&rule, progress).await {
+            match registry.sync(rule, progress).await {
                 Ok(r) => {
                     for f in &r.failures {
                         tracing::warn!(mirror = %rule.mirror, failure = %f, "scheduled sync: not synced");
@@ -274,6 +285,25 @@ async fn sync_schedule(registry: Registry) {
                 }
                 Err(e) => {
                     tracing::error!(mirror = %rule.mirror, error = %e, "scheduled sync failed")
+                }
+            }
+        }
+        for rule in registry.replication_rules().iter() {
+            match rule.interval {
+                Some(every) if due(format!("replication {rule:?}"), every) => {}
+                _ => continue,
+            }
+            match registry.replicate(rule).await {
+                Ok(r) => {
+                    for f in &r.failures {
+                        tracing::warn!(rule = %rule.name, failure = %f, "scheduled replication: not pushed");
+                    }
+                    let sent: u64 = r.pushed.iter().map(|p| p.blobs_sent).sum();
+                    let unchanged = r.pushed.iter().filter(|p| p.unchanged).count();
+                    tracing::info!(rule = %rule.name, target = %rule.url, images = r.pushed.len(), unchanged, blobs_sent = sent, failures = r.failures.len(), "scheduled replication done");
+                }
+                Err(e) => {
+                    tracing::error!(rule = %rule.name, error = %e, "scheduled replication failed")
                 }
             }
         }

@@ -1,12 +1,12 @@
-//! The `[[mirror]]` and `[[sync]]` tables: upstream registries this one mirrors, and what to
-//! fetch from them ahead of time.
+//! The tables about other registries: `[[mirror]]` (upstreams this one mirrors), `[[sync]]`
+//! (what to fetch from them ahead of time) and `[[replication]]` (targets to push to).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::registry::{MirrorSettings, SyncRule};
+use crate::registry::{MirrorSettings, ReplicationRule, SyncRule};
 
 /// Where CA certificates for upstreams with public certificates are found.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -54,17 +54,29 @@ pub struct SyncFileConfig {
     pub pin: Option<bool>,
 }
 
-fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
-    let ctx = |msg: String| format!("[[mirror]] {:?}: {msg}", m.name);
-    if m.name.is_empty()
-        || !m
-            .name
+/// A table's connection to another registry, validated: URL, credentials, CA roots.
+struct Endpoint {
+    url: String,
+    credentials: Option<(String, String)>,
+    roots: Vec<Vec<u8>>,
+}
+
+fn endpoint(
+    ctx: &dyn Fn(String) -> String,
+    name: &str,
+    url: &str,
+    username: &Option<String>,
+    password_file: &Option<PathBuf>,
+    ca_file: &Option<PathBuf>,
+) -> Result<Endpoint, String> {
+    if name.is_empty()
+        || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
         return Err(ctx("name must be letters, digits, '-', '_' or '.'".into()));
     }
-    let url = m.url.trim_end_matches('/').to_string();
+    let url = url.trim_end_matches('/').to_string();
     let https = url.starts_with("https://");
     if !https && !url.starts_with("http://") {
         return Err(ctx(format!(
@@ -76,12 +88,7 @@ fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
             "url {url:?} must be only scheme, host and port"
         )));
     }
-    if let Some(p) = &m.prefix {
-        if format!("{p}/x").parse::<crate::oci::RepoName>().is_err() || p.is_empty() {
-            return Err(ctx(format!("prefix {p:?} is not a repository namespace")));
-        }
-    }
-    let credentials = match (&m.username, &m.password_file) {
+    let credentials = match (username, password_file) {
         (Some(u), Some(f)) => {
             let pw = std::fs::read_to_string(f)
                 .map_err(|e| ctx(format!("cannot read password_file {}: {e}", f.display())))?;
@@ -91,7 +98,7 @@ fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
         _ => return Err(ctx("username and password_file go together".into())),
     };
     let roots = if https {
-        let file = m.ca_file.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+        let file = ca_file.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
         let pem = std::fs::read(&file)
             .map_err(|e| ctx(format!("cannot read CA file {}: {e}", file.display())))?;
         let roots = crate::tls::info::pem_certs(&pem);
@@ -102,6 +109,32 @@ fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
     } else {
         Vec::new()
     };
+    Ok(Endpoint {
+        url,
+        credentials,
+        roots,
+    })
+}
+
+fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
+    let ctx = |msg: String| format!("[[mirror]] {:?}: {msg}", m.name);
+    let Endpoint {
+        url,
+        credentials,
+        roots,
+    } = endpoint(
+        &ctx,
+        &m.name,
+        &m.url,
+        &m.username,
+        &m.password_file,
+        &m.ca_file,
+    )?;
+    if let Some(p) = &m.prefix {
+        if format!("{p}/x").parse::<crate::oci::RepoName>().is_err() || p.is_empty() {
+            return Err(ctx(format!("prefix {p:?} is not a repository namespace")));
+        }
+    }
     let mut aliases = m.aliases.unwrap_or_default();
     // Docker Hub's API host is not the name images carry.
     if url.ends_with("://registry-1.docker.io") && !aliases.iter().any(|a| a == "docker.io") {
@@ -120,6 +153,59 @@ fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TAG_TTL),
     })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationFileConfig {
+    /// A short name for logs and `edgeyard replicate --rule`.
+    pub name: String,
+    /// The target registry: `https://host[:port]` (or `http://`).
+    pub url: String,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) for the target; default: the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    /// Local repository globs to push.
+    pub repositories: Vec<String>,
+    /// Tag globs (default: every tag).
+    pub tags: Option<Vec<String>>,
+    /// Seconds between scheduled runs; absent or 0: only `edgeyard replicate`.
+    pub interval_secs: Option<u64>,
+}
+
+/// Validates the `[[replication]]` tables: names unique, at least one repository glob.
+pub fn replication_rules(
+    tables: Vec<ReplicationFileConfig>,
+) -> Result<Vec<ReplicationRule>, String> {
+    let mut out: Vec<ReplicationRule> = Vec::new();
+    for t in tables {
+        let ctx = |msg: String| format!("[[replication]] {:?}: {msg}", t.name);
+        let e = endpoint(
+            &ctx,
+            &t.name,
+            &t.url,
+            &t.username,
+            &t.password_file,
+            &t.ca_file,
+        )?;
+        if t.repositories.is_empty() {
+            return Err(ctx("repositories lists no glob".into()));
+        }
+        if out.iter().any(|r| r.name == t.name) {
+            return Err(ctx("another [[replication]] table has this name".into()));
+        }
+        out.push(ReplicationRule {
+            name: t.name.clone(),
+            url: e.url,
+            credentials: e.credentials,
+            roots: e.roots,
+            repositories: t.repositories,
+            tags: t.tags.unwrap_or_else(|| vec!["*".into()]),
+            interval: t.interval_secs.filter(|n| *n > 0).map(Duration::from_secs),
+        });
+    }
+    Ok(out)
 }
 
 /// Validates the tables: unique names, at most one default mirror, no prefix inside another,
@@ -228,6 +314,24 @@ interval_secs = 600
         assert_eq!(m[1].tag_ttl, DEFAULT_TAG_TTL);
         assert_eq!(s[0].interval, Some(Duration::from_secs(600)));
         assert!(s[0].pin);
+    }
+
+    #[test]
+    fn replication_tables() {
+        let f = FileConfig::parse(
+            "[[replication]]\nname = \"up\"\nurl = \"http://central:5000\"\nrepositories = [\"line-3/**\"]\ninterval_secs = 300\n",
+        )
+        .unwrap();
+        let r = replication_rules(f.replication).unwrap();
+        assert_eq!(r[0].tags, vec!["*".to_string()]);
+        assert_eq!(r[0].interval, Some(Duration::from_secs(300)));
+        let f = FileConfig::parse(
+            "[[replication]]\nname = \"up\"\nurl = \"http://c\"\nrepositories = []\n",
+        )
+        .unwrap();
+        assert!(replication_rules(f.replication)
+            .unwrap_err()
+            .contains("no glob"));
     }
 
     #[test]

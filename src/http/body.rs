@@ -1,4 +1,6 @@
-//! The response body type: nothing, a buffer, or a streamed blob.
+//! The response body type (nothing, a buffer, a streamed blob, or a stream of unknown
+//! length such as an export tarball), and the bridges between async bodies and the blocking
+//! readers and writers of the bundle code.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,6 +14,8 @@ pub enum ResponseBody {
     Empty,
     Full(Option<Bytes>),
     File(FileBody),
+    /// Pieces of unknown total length, sent chunked; an `Err` aborts the response.
+    Stream(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>),
 }
 
 impl ResponseBody {
@@ -32,6 +36,12 @@ impl Body for ResponseBody {
             ResponseBody::Empty => Poll::Ready(None),
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::File(f) => Pin::new(f).poll_frame(cx),
+            ResponseBody::Stream(rx) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
@@ -40,6 +50,7 @@ impl Body for ResponseBody {
             ResponseBody::Empty => true,
             ResponseBody::Full(b) => b.is_none(),
             ResponseBody::File(f) => f.is_end_stream(),
+            ResponseBody::Stream(_) => false,
         }
     }
 
@@ -48,6 +59,117 @@ impl Body for ResponseBody {
             ResponseBody::Empty => SizeHint::with_exact(0),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ResponseBody::File(f) => f.size_hint(),
+            ResponseBody::Stream(_) => SizeHint::default(),
         }
+    }
+}
+
+/// A blocking `Write` whose bytes become a [`ResponseBody::Stream`]: for code that writes a
+/// tarball on a blocking thread while the client downloads it.
+pub struct StreamWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+/// Pieces handed to the connection at a time.
+const PIECE: usize = 256 << 10;
+
+impl StreamWriter {
+    pub fn new() -> (StreamWriter, ResponseBody) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        (
+            StreamWriter {
+                tx,
+                buf: Vec::with_capacity(PIECE),
+            },
+            ResponseBody::Stream(rx),
+        )
+    }
+
+    /// Ends the response with an error, so the client cannot take a cut-off stream for a
+    /// complete one.
+    pub fn fail(self, why: String) {
+        let _ = self.tx.blocking_send(Err(std::io::Error::other(why)));
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+        self.tx.blocking_send(Ok(piece)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for StreamWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= PIECE {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// A blocking `Read` over a request body: for code that reads a tarball on a blocking thread
+/// while the client uploads it.
+pub struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    piece: Bytes,
+}
+
+impl BodyReader {
+    /// Starts copying `body` (frame by frame, a few frames ahead) for a blocking reader.
+    pub fn spawn(mut body: hyper::body::Incoming) -> BodyReader {
+        use http_body_util::BodyExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            loop {
+                let piece =
+                    match tokio::time::timeout(std::time::Duration::from_secs(60), body.frame())
+                        .await
+                    {
+                        Err(_) => Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the upload stalled",
+                        )),
+                        Ok(None) => return,
+                        Ok(Some(Err(e))) => Err(std::io::Error::other(e)),
+                        Ok(Some(Ok(f))) => match f.into_data() {
+                            Ok(d) => Ok(d),
+                            Err(_) => continue,
+                        },
+                    };
+                let failed = piece.is_err();
+                if tx.send(piece).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        BodyReader {
+            rx,
+            piece: Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.piece.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(p)) => self.piece = p,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.piece.len());
+        out[..n].copy_from_slice(&self.piece.split_to(n));
+        Ok(n)
     }
 }

@@ -2,10 +2,10 @@
 //! and the per-request entry point that logs one line per request. Nothing here touches the
 //! disk or sled; that is the registry's job.
 
-mod body;
+pub mod body;
 pub mod gate;
 mod handlers;
-mod query;
+pub(crate) mod query;
 pub mod route;
 
 use std::net::SocketAddr;

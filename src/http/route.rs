@@ -62,6 +62,14 @@ pub enum AdminRoute {
     Pins,
     Mirrors,
     Sync,
+    /// `/api/v1/export`: an OCI layout tarball of the named images
+    Export,
+    /// `/api/v1/import`: load a bundle
+    Import,
+    /// `/api/v1/push-to`: copy images to another registry
+    PushTo,
+    /// `/api/v1/replicate`: run `[[replication]]` rules now
+    Replicate,
 }
 
 impl AdminRoute {
@@ -101,6 +109,10 @@ impl AdminRoute {
             ["pins"] => AdminRoute::Pins,
             ["mirrors"] => AdminRoute::Mirrors,
             ["sync"] => AdminRoute::Sync,
+            ["export"] => AdminRoute::Export,
+            ["import"] => AdminRoute::Import,
+            ["push-to"] => AdminRoute::PushTo,
+            ["replicate"] => AdminRoute::Replicate,
             ["quotas"] => AdminRoute::Quotas,
             ["quotas", id] => AdminRoute::Quota(id.parse().ok()?),
             ["retention"] => AdminRoute::Retention,

@@ -10,5 +10,5 @@ pub mod upload;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Descriptor, Manifest, ManifestError, MediaKind};
-pub use name::{NameError, Reference, RepoName, Tag};
+pub use name::{parse_image, NameError, Reference, RepoName, Tag};
 pub use upload::UploadId;

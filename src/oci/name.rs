@@ -164,6 +164,19 @@ impl FromStr for Reference {
     }
 }
 
+/// An image as people write it in this registry: `NAME:TAG`, `NAME@DIGEST`, or `NAME`
+/// (meaning `NAME:latest`).
+pub fn parse_image(s: &str) -> Result<(RepoName, Reference), NameError> {
+    let (name, r) = match s.split_once('@') {
+        Some((n, d)) => (n, d),
+        None => s
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .unwrap_or((s, "latest")),
+    };
+    Ok((name.parse()?, r.parse()?))
+}
+
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -21,7 +21,7 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Told about each file as it passes (path in the bundle, bytes): for progress output.
 pub type Progress = std::sync::Arc<dyn Fn(&str, u64) + Send + Sync>;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
 pub struct BundleReport {
     pub images: Vec<String>,
     pub blobs: u64,

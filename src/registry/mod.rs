@@ -9,6 +9,7 @@ mod manifests;
 mod mirror;
 mod pump;
 mod quota;
+mod replicate;
 mod repos;
 mod retention;
 mod sync;
@@ -29,6 +30,7 @@ pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use mirror::{Mirror, MirrorRoute, MirrorSettings};
 pub use quota::QuotaUsage;
+pub use replicate::{Pushed, ReplicationReport, ReplicationRule};
 pub use repos::{RepoInfo, TagInfo};
 pub use retention::{Expired, Pin};
 pub use sync::{SyncProgress, SyncReport, SyncRule};
@@ -67,6 +69,7 @@ struct Inner {
     /// Pull-through mirrors, replaced whole when the configuration changes.
     mirrors: std::sync::RwLock<Arc<Vec<Arc<Mirror>>>>,
     sync_rules: std::sync::RwLock<Arc<Vec<SyncRule>>>,
+    replication: std::sync::RwLock<Arc<Vec<ReplicationRule>>>,
 }
 
 /// The free space an upload needs to be accepted: the larger of a byte count and a share of
@@ -114,6 +117,7 @@ impl Registry {
                 explicit_creation: std::sync::atomic::AtomicBool::new(false),
                 mirrors: std::sync::RwLock::new(Arc::new(Vec::new())),
                 sync_rules: std::sync::RwLock::new(Arc::new(Vec::new())),
+                replication: std::sync::RwLock::new(Arc::new(Vec::new())),
             }),
         })
     }

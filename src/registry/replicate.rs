@@ -1,0 +1,305 @@
+//! Replication: copy images from this registry to another over the standard distribution
+//! API, as `docker push` would, sending only the blobs the target lacks. Used by `push-to`
+//! (once, for named images) and by `[[replication]]` rules (on a schedule, for repository
+//! and tag globs).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Registry;
+use crate::error::{Error, ErrorCode, Result};
+use crate::oci::glob::glob_match;
+use crate::oci::{Reference, RepoName};
+use crate::remote::Remote;
+
+/// One `[[replication]]` table, validated.
+#[derive(Clone)]
+pub struct ReplicationRule {
+    pub name: String,
+    /// `https://host[:port]` of the target.
+    pub url: String,
+    pub credentials: Option<(String, String)>,
+    pub roots: Vec<Vec<u8>>,
+    /// Local repository globs.
+    pub repositories: Vec<String>,
+    /// Tag globs.
+    pub tags: Vec<String>,
+    /// How often the schedule runs it; `None`: only on demand.
+    pub interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for ReplicationRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationRule")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("username", &self.credentials.as_ref().map(|c| &c.0))
+            .field("repositories", &self.repositories)
+            .field("tags", &self.tags)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+impl PartialEq for ReplicationRule {
+    fn eq(&self, o: &Self) -> bool {
+        format!("{self:?}") == format!("{o:?}")
+            && self.credentials == o.credentials
+            && self.roots == o.roots
+    }
+}
+
+/// What pushing one image did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pushed {
+    pub image: String,
+    pub blobs_sent: u64,
+    pub blobs_present: u64,
+    pub manifests: u64,
+    /// The target already had this exact manifest under the tag: nothing was sent.
+    pub unchanged: bool,
+}
+
+/// What a replication run did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicationReport {
+    pub pushed: Vec<Pushed>,
+    pub failures: Vec<String>,
+}
+
+fn refused(what: String, a: &crate::client::Answer) -> Error {
+    Error::api(
+        ErrorCode::Denied,
+        format!(
+            "the target refused {what}: {} {}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        ),
+    )
+}
+
+fn unreachable(e: crate::remote::RemoteError) -> Error {
+    Error::api(ErrorCode::Unknown, format!("the target: {e}"))
+}
+
+impl Registry {
+    /// Pushes one image (a tag or a digest, with everything it references) to `remote`.
+    pub async fn push_image(
+        &self,
+        remote: &Remote,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<Pushed> {
+        let closure = self.image_closure(repo, reference)?;
+        let mut out = Pushed {
+            image: format!("{repo}:{reference}"),
+            ..Pushed::default()
+        };
+        let r = repo.as_str();
+        const PUSH: &str = "pull,push";
+        if let (Reference::Tag(t), Some(top)) = (reference, closure.manifests.last()) {
+            let head = remote
+                .send_small(
+                    "HEAD",
+                    r,
+                    PUSH,
+                    &format!("/v2/{r}/manifests/{t}"),
+                    vec![("accept", crate::remote::MANIFEST_ACCEPT.into())],
+                    vec![],
+                )
+                .await
+                .map_err(unreachable)?;
+            let there = head
+                .headers
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok());
+            if head.status == 200 && there == Some(top.digest.to_string().as_str()) {
+                out.unchanged = true;
+                return Ok(out);
+            }
+        }
+        for (d, size) in &closure.blobs {
+            let head = remote
+                .send_small(
+                    "HEAD",
+                    r,
+                    PUSH,
+                    &format!("/v2/{r}/blobs/{d}"),
+                    vec![],
+                    vec![],
+                )
+                .await
+                .map_err(unreachable)?;
+            if head.status == 200 {
+                out.blobs_present += 1;
+                continue;
+            }
+            let start = remote
+                .send_small(
+                    "POST",
+                    r,
+                    PUSH,
+                    &format!("/v2/{r}/blobs/uploads/"),
+                    vec![],
+                    vec![],
+                )
+                .await
+                .map_err(unreachable)?;
+            if start.status != 202 {
+                return Err(refused(format!("an upload to {repo}"), &start));
+            }
+            let location = start
+                .headers
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| refused("to say where to upload".into(), &start))?;
+            let location = if location.starts_with("http") {
+                location.to_string()
+            } else {
+                format!("{}{location}", remote.base())
+            };
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let read = self.read_blob(repo, d, None).await?;
+            let put = remote
+                .send(
+                    "PUT",
+                    r,
+                    PUSH,
+                    &format!("{location}{sep}digest={d}"),
+                    vec![
+                        ("content-type", "application/octet-stream".into()),
+                        ("content-length", size.to_string()),
+                    ],
+                    read.body,
+                )
+                .await
+                .map_err(unreachable)?;
+            if put.status != 201 {
+                return Err(refused(format!("blob {d}"), &put));
+            }
+            out.blobs_sent += 1;
+        }
+        let count = closure.manifests.len();
+        for (i, m) in closure.manifests.iter().enumerate() {
+            let target = match (i + 1 == count, reference) {
+                (true, Reference::Tag(t)) => t.to_string(),
+                _ => m.digest.to_string(),
+            };
+            let put = remote
+                .send_small(
+                    "PUT",
+                    r,
+                    PUSH,
+                    &format!("/v2/{r}/manifests/{target}"),
+                    vec![("content-type", m.media_type.clone())],
+                    m.bytes.to_vec(),
+                )
+                .await
+                .map_err(unreachable)?;
+            if put.status != 201 {
+                return Err(refused(format!("manifest {}", m.digest), &put));
+            }
+            out.manifests += 1;
+        }
+        Ok(out)
+    }
+
+    /// Pushes images to the registry at `url`, verified with `ca_pem` (PEM) or else the
+    /// system's CA bundle; for `push-to`.
+    pub async fn push_images(
+        &self,
+        url: &str,
+        credentials: Option<(String, String)>,
+        ca_pem: Option<Vec<u8>>,
+        images: &[(RepoName, Reference)],
+    ) -> Result<Vec<Pushed>> {
+        let pem = match ca_pem {
+            Some(p) => p,
+            None => std::fs::read(crate::config::SYSTEM_CA_BUNDLE).unwrap_or_default(),
+        };
+        let roots = crate::tls::info::pem_certs(&pem);
+        if url.starts_with("https://") && roots.is_empty() {
+            return Err(Error::api(
+                ErrorCode::Invalid,
+                "no CA certificates to verify the target with: give its CA",
+            ));
+        }
+        let remote = Remote::new(url, roots, credentials);
+        let mut pushed = Vec::new();
+        for (repo, reference) in images {
+            pushed.push(self.push_image(&remote, repo, reference).await?);
+        }
+        Ok(pushed)
+    }
+
+    /// The `[[replication]]` rules in force.
+    pub fn set_replication_rules(&self, rules: Vec<ReplicationRule>) {
+        *self
+            .inner
+            .replication
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(rules);
+    }
+
+    pub fn replication_rules(&self) -> std::sync::Arc<Vec<ReplicationRule>> {
+        self.inner
+            .replication
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs one replication rule: every matching tag of every matching repository.
+    pub async fn replicate(&self, rule: &ReplicationRule) -> Result<ReplicationReport> {
+        let remote = Remote::new(&rule.url, rule.roots.clone(), rule.credentials.clone());
+        let (repos, _) = self.meta().list_repos(None, usize::MAX, &|name| {
+            rule.repositories.iter().any(|g| glob_match(g, name))
+        })?;
+        let mut report = ReplicationReport::default();
+        for name in repos {
+            let Ok(repo) = name.parse::<RepoName>() else {
+                continue;
+            };
+            for (tag, _) in self.meta().tags_of(&repo)? {
+                if !rule.tags.iter().any(|g| glob_match(g, &tag)) {
+                    continue;
+                }
+                let Ok(t) = tag.parse() else {
+                    continue;
+                };
+                match self.push_image(&remote, &repo, &Reference::Tag(t)).await {
+                    Ok(p) => report.pushed.push(p),
+                    Err(e) => report.failures.push(format!("{repo}:{tag}: {e}")),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs every rule (or the one named) now.
+    pub async fn replicate_all(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Vec<(String, ReplicationReport)>> {
+        let rules = self.replication_rules();
+        let chosen: Vec<&ReplicationRule> = rules
+            .iter()
+            .filter(|r| name.map_or(true, |n| r.name == n))
+            .collect();
+        if chosen.is_empty() {
+            return Err(Error::api(
+                ErrorCode::NameUnknown,
+                match name {
+                    Some(n) => format!("no [[replication]] rule is named {n:?}"),
+                    None => "no [[replication]] rules are configured".to_string(),
+                },
+            ));
+        }
+        let mut out = Vec::new();
+        for r in chosen {
+            out.push((r.name.clone(), self.replicate(r).await?));
+        }
+        Ok(out)
+    }
+}

@@ -419,42 +419,10 @@ fn repository_info_descriptions_tags_and_deletion() {
     assert!(out.contains("freed"), "{out}");
 }
 
-/// A tmpfs of `mib` MiB mounted for the test; unmounted on drop.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: &std::path::Path, mib: u32) -> Option<SmallDisk> {
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return Some(SmallDisk(dir.to_path_buf()));
-        }
-        if std::env::var("EDGEYARD_E2E").as_deref() == Ok("skip") {
-            eprintln!("SKIPPED: cannot mount a tmpfs here (EDGEYARD_E2E=skip)");
-            return None;
-        }
-        panic!("mounting a tmpfs failed: run the tests as root (scripts/test)");
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn a_full_disk_refuses_uploads_cleanly_and_keeps_every_stored_blob() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(_disk) = SmallDisk::mount(&tmp.path().join("fs"), 48) else {
+    let Some(_disk) = common::SmallDisk::mount(&tmp.path().join("fs"), 48) else {
         return;
     };
     let dir = tmp.path().join("fs/data");
@@ -777,6 +745,9 @@ fn the_openapi_file_matches_the_server() {
     );
     let s = Server::start_auth(&dir, &[]);
     let root = basic("root", "root-password");
+    // An image for the operations on tags (pins, export, push-to).
+    let (r, _) = put_image_as(&s, Some(&root), "docs/app", "v1", 3, 10_000);
+    assert_eq!(r.status, 201);
     let mut ops = Vec::new();
     for (path, methods) in spec["paths"].as_object().unwrap() {
         for (method, op) in methods.as_object().unwrap() {
@@ -792,6 +763,8 @@ fn the_openapi_file_matches_the_server() {
     assert!(ops.len() >= 20);
     // Ids the POSTs handed out, by collection path, for the `{id}` operations.
     let mut created: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    // The last tarball an operation answered (the export), for the operation that takes one.
+    let mut tarball: Option<Vec<u8>> = None;
     for (_, path, method, op) in ops {
         let mut url = path.clone();
         for param in op["parameters"].as_array().into_iter().flatten() {
@@ -809,11 +782,22 @@ fn the_openapi_file_matches_the_server() {
         if let Some(example) =
             op["requestBody"]["content"]["application/json"]["example"].as_object()
         {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(serde_json::to_vec(example).unwrap());
+            // Examples name a registry at edge.example:5000: this server.
+            let body = serde_json::to_string(example)
+                .unwrap()
+                .replace("edge.example:5000", &s.addr);
+            req = req.header("Content-Type", "application/json").body(body);
+        }
+        if op["requestBody"]["content"]["application/x-tar"].is_object() {
+            let t = tarball
+                .clone()
+                .expect("an operation that answers a tarball runs first");
+            req = req.header("Content-Type", "application/x-tar").body(t);
         }
         let r = req.send();
+        if r.header("content-type") == Some("application/x-tar") {
+            tarball = Some(r.body.clone());
+        }
         let documented: Vec<u16> = op["responses"]
             .as_object()
             .unwrap()

@@ -561,3 +561,82 @@ fn upstream_token_auth_is_handled() {
     // The password never reaches the log.
     assert!(!s.log_text().contains("puller-password"));
 }
+
+/// Pulls an image through `s` over the API; returns its layer's bytes.
+fn pull_through(s: &Server, repo: &str, tag: &str) -> Result<Vec<u8>, Resp> {
+    let r = s
+        .req("GET", &format!("/v2/{repo}/manifests/{tag}"))
+        .header("Accept", MANIFEST_ACCEPT)
+        .send();
+    if r.status != 200 {
+        return Err(r);
+    }
+    let m = r.json();
+    let config = m["config"]["digest"].as_str().unwrap();
+    assert_eq!(
+        s.req("GET", &format!("/v2/{repo}/blobs/{config}"))
+            .send()
+            .status,
+        200
+    );
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let r = s.req("GET", &format!("/v2/{repo}/blobs/{layer}")).send();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(sha256(&r.body), layer, "the layer's bytes");
+    Ok(r.body)
+}
+
+#[test]
+fn the_disk_guard_evicts_unpinned_cached_images_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(_disk) = SmallDisk::mount(&tmp.path().join("fs"), 40) else {
+        return;
+    };
+    // The upstream: another edgeyard, on the ordinary disk, with four 9 MiB images.
+    let up = Server::start_in(&tmp.path().join("upstream"));
+    for (tag, seed) in [("1", 11), ("2", 12), ("3", 13), ("4", 14)] {
+        let (r, _) = put_image(&up, "team/app", tag, seed, 9 << 20);
+        assert_eq!(r.status, 201);
+    }
+    let cfg = write_config(
+        &tmp.path().join("etc"),
+        &format!(
+            "[storage]\nmin_free_bytes = 14680064\n\n[[mirror]]\nname = \"up\"\nurl = \"http://{}\"\nprefix = \"up\"\n",
+            up.addr
+        ),
+    );
+    let s = Server::start_with(
+        &tmp.path().join("fs/data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let one = pull_through(&s, "up/team/app", "1").unwrap();
+    assert_eq!(
+        s.req("PUT", "/api/v1/pins/up/team/app:1").send().status,
+        204
+    );
+    for tag in ["2", "3"] {
+        std::thread::sleep(Duration::from_millis(1100)); // distinct "last used" seconds
+        pull_through(&s, "up/team/app", tag).unwrap();
+    }
+    assert!(!s.log_text().contains("evicted"), "room for three so far");
+    // The fourth does not fit above the floor: the least recently used unpinned tag (2)
+    // goes, the pinned one (1) stays although it is older.
+    std::thread::sleep(Duration::from_millis(1100));
+    pull_through(&s, "up/team/app", "4").unwrap();
+    s.wait_log("evicted a cached mirror tag");
+    let log = s.log_text();
+    assert!(log.contains("tag=2"), "{log}");
+    assert!(!log.contains("tag=1 ") && !log.contains("tag=3"), "{log}");
+
+    // Offline, the cache shows what it kept.
+    assert!(up.terminate().success());
+    assert_eq!(
+        pull_through(&s, "up/team/app", "1").unwrap(),
+        one,
+        "pinned: kept"
+    );
+    pull_through(&s, "up/team/app", "3").unwrap();
+    pull_through(&s, "up/team/app", "4").unwrap();
+    let r = pull_through(&s, "up/team/app", "2").unwrap_err();
+    assert_eq!(r.status, 404, "evicted");
+}

@@ -100,6 +100,12 @@ pub fn replicate(rule: Option<&str>, target: &Target) -> Result<(), Failure> {
             })?
         }
     };
+    if runs.is_empty() {
+        return Err(Failure::Usage(
+            "no [[replication]] rules are configured (see the configuration file's documentation)"
+                .into(),
+        ));
+    }
     let mut failures = 0;
     for (name, report) in &runs {
         println!("replication {name}: {} images", report.pushed.len());

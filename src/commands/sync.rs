@@ -47,6 +47,11 @@ pub fn run(mirror: Option<&str>, target: &Target) -> Result<(), Failure> {
             })?
         }
     };
+    if runs.is_empty() {
+        return Err(Failure::Usage(
+            "no [[sync]] rules are configured (see the configuration file's documentation)".into(),
+        ));
+    }
     let mut failures = 0;
     for (mirror, r) in &runs {
         println!(

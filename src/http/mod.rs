@@ -173,11 +173,11 @@ async fn dispatch(
             manifests::get(reg, &repo, &r, &req).await
         }
         (Route::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
-        (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,
+        (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, gate, &repo, &r).await,
         (Route::Blob(repo, d), Method::GET | Method::HEAD) => {
             blobs::get(reg, &repo, &d, &req).await
         }
-        (Route::Blob(repo, d), Method::DELETE) => blobs::delete(reg, &repo, &d).await,
+        (Route::Blob(repo, d), Method::DELETE) => blobs::delete(reg, gate, &repo, &d).await,
         (Route::UploadStart(repo), Method::POST) => uploads::start(reg, gate, &repo, req).await,
         (Route::Upload(repo, id), Method::GET) => uploads::status(reg, &repo, &id).await,
         (Route::Upload(repo, id), Method::PATCH) => uploads::patch(reg, &repo, &id, req).await,

@@ -59,7 +59,7 @@ pub struct GcReport {
 
 /// (repository, digest) of every manifest reachable from a tag: tagged manifests, the
 /// children of reachable indexes (recursively), and referrers whose subject is reachable.
-fn reachable_manifests(
+pub(super) fn reachable_manifests(
     all: &[(String, Digest, crate::meta::ManifestRecord)],
     tags: &[(String, Digest)],
 ) -> HashSet<(String, Digest)> {

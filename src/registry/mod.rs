@@ -4,6 +4,7 @@
 
 mod blobs;
 mod bundle;
+mod evict;
 mod gc;
 mod manifests;
 mod mirror;
@@ -228,9 +229,15 @@ impl Registry {
         Ok((avail, floor))
     }
 
-    /// Refuses an upload while free space is below the floor.
+    /// Refuses an upload while free space is below the floor, after evicting what mirrors
+    /// cached (unpinned, least recently used first) to make room. Never called with the GC
+    /// lock held: eviction takes it for writing.
     pub(crate) async fn check_free_space(&self) -> Result<()> {
-        let (avail, floor) = self.free_space().await?;
+        let (mut avail, floor) = self.free_space().await?;
+        if avail < floor && !self.meta().cache_records()?.is_empty() {
+            self.evict_for_space().await?;
+            avail = self.free_space().await?.0;
+        }
         if avail < floor {
             tracing::warn!(
                 free = avail,

@@ -277,7 +277,7 @@ impl Registry {
         Ok(report)
     }
 
-    /// Runs every rule (or the one named) now.
+    /// Runs every rule (or the one named) now; no report when no rule is configured.
     pub async fn replicate_all(
         &self,
         name: Option<&str>,
@@ -287,13 +287,10 @@ impl Registry {
             .iter()
             .filter(|r| name.map_or(true, |n| r.name == n))
             .collect();
-        if chosen.is_empty() {
+        if let (true, Some(n)) = (chosen.is_empty(), name) {
             return Err(Error::api(
                 ErrorCode::NameUnknown,
-                match name {
-                    Some(n) => format!("no [[replication]] rule is named {n:?}"),
-                    None => "no [[replication]] rules are configured".to_string(),
-                },
+                format!("no [[replication]] rule is named {n:?}"),
             ));
         }
         let mut out = Vec::new();

@@ -76,7 +76,8 @@ impl Registry {
             .clone()
     }
 
-    /// Runs every configured rule (or those of one mirror) now; a report per rule.
+    /// Runs every configured rule (or those of one mirror) now; a report per rule (none
+    /// when no rule is configured).
     pub async fn sync_all(
         &self,
         mirror: Option<&str>,
@@ -87,13 +88,10 @@ impl Registry {
             .iter()
             .filter(|r| mirror.map_or(true, |m| r.mirror == m))
             .collect();
-        if chosen.is_empty() {
+        if let (true, Some(m)) = (chosen.is_empty(), mirror) {
             return Err(Error::api(
                 ErrorCode::NameUnknown,
-                match mirror {
-                    Some(m) => format!("no [[sync]] rule uses mirror {m:?}"),
-                    None => "no [[sync]] rules are configured".to_string(),
-                },
+                format!("no [[sync]] rule uses mirror {m:?}"),
             ));
         }
         let mut out = Vec::new();

@@ -286,11 +286,27 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> Resp {
             .iter()
             .find(|(k, _)| k == "content-length")
             .and_then(|(_, v)| v.parse::<usize>().ok());
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
         match len {
             Some(n) => {
                 body.resize(n, 0);
                 r.read_exact(&mut body).unwrap();
             }
+            None if chunked => loop {
+                // size line (hex), data, CRLF; a zero size ends the body.
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap(), 16)
+                    .unwrap_or_else(|_| panic!("bad chunk size line {line:?}"));
+                let mut chunk = vec![0; size + 2];
+                r.read_exact(&mut chunk).unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            },
             None => {
                 r.read_to_end(&mut body).unwrap();
             }
@@ -355,11 +371,19 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
 
 /// Uploads a blob monolithically into `repo`; asserts 201.
 pub fn push_blob(s: &Server, repo: &str, data: &[u8]) -> String {
+    push_blob_as(s, None, repo, data)
+}
+
+/// [`push_blob`] with an Authorization header.
+pub fn push_blob_as(s: &Server, auth: Option<&str>, repo: &str, data: &[u8]) -> String {
     let d = sha256(data);
-    let r = s
+    let mut req = s
         .req("POST", &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
-        .body(data.to_vec())
-        .send();
+        .body(data.to_vec());
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    let r = req.send();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     d
 }
@@ -571,15 +595,61 @@ pub fn put_image(
     seed: u64,
     layer_len: usize,
 ) -> (Resp, Vec<u8>) {
+    put_image_as(s, None, repo, tag, seed, layer_len)
+}
+
+/// [`put_image`] with an Authorization header.
+pub fn put_image_as(
+    s: &Server,
+    auth: Option<&str>,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    layer_len: usize,
+) -> (Resp, Vec<u8>) {
     let config = format!("{{\"seed\":{seed}}}").into_bytes();
     let layer = bytes(layer_len, seed);
-    let cd = push_blob(s, repo, &config);
-    let ld = push_blob(s, repo, &layer);
+    let cd = push_blob_as(s, auth, repo, &config);
+    let ld = push_blob_as(s, auth, repo, &layer);
     let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
-    let r = s
+    let mut req = s
         .req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
         .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .body(m.clone())
-        .send();
-    (r, m)
+        .body(m.clone());
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    (req.send(), m)
+}
+
+/// A tmpfs of `mib` MiB mounted for the test; unmounted on drop.
+pub struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    pub fn mount(dir: &std::path::Path, mib: u32) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(SmallDisk(dir.to_path_buf()));
+        }
+        if std::env::var("EDGEYARD_E2E").as_deref() == Ok("skip") {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (EDGEYARD_E2E=skip)");
+            return None;
+        }
+        panic!("mounting a tmpfs failed: run the tests as root (scripts/test)");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
 }

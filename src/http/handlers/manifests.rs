@@ -95,8 +95,17 @@ pub async fn put(
     Ok(r)
 }
 
-pub async fn delete(reg: &Registry, repo: &RepoName, reference: &Reference) -> Result<Resp> {
-    reg.check_not_mirrored(repo)?;
+/// Clients may not delete from a mirror's namespace; administrators may (to evict from the
+/// cache).
+pub async fn delete(
+    reg: &Registry,
+    gate: &crate::http::gate::Gate,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<Resp> {
+    if !gate.is_admin() {
+        reg.check_not_mirrored(repo)?;
+    }
     reg.delete_manifest(repo, reference).await?;
     let mut r = empty(StatusCode::ACCEPTED);
     set_header(&mut r, "content-length", "0");

@@ -344,6 +344,13 @@ impl ServeConfig {
                 None => writeln!(s, "# {key}: not set"),
             };
         };
+        // Credentials show as a comment: the output stays a valid file without the secret.
+        let credentials = |s: &mut String, c: &Option<(String, String)>| {
+            let _ = match c {
+                Some((u, _)) => writeln!(s, "# username = {} (password set, not shown)", q(u)),
+                None => writeln!(s, "# username: not set"),
+            };
+        };
         let user = self.tls.user_cert.as_ref();
         let path = |p: Option<&PathBuf>| p.map(|p| q(&p.display().to_string()));
         line(&mut s, "listen", Some(q(&self.listen.to_string())));
@@ -432,10 +439,7 @@ impl ServeConfig {
             };
             line(&mut s, "repositories", Some(list(&m.repositories)));
             line(&mut s, "aliases", Some(list(&m.aliases)));
-            line(&mut s, "username", m.credentials.as_ref().map(|c| q(&c.0)));
-            if m.credentials.is_some() {
-                let _ = writeln!(s, "# password: set (not shown)");
-            }
+            credentials(&mut s, &m.credentials);
             line(
                 &mut s,
                 "tag_ttl_secs",
@@ -471,10 +475,7 @@ impl ServeConfig {
             s.push_str("\n[[replication]]\n");
             line(&mut s, "name", Some(q(&r.name)));
             line(&mut s, "url", Some(q(&r.url)));
-            line(&mut s, "username", r.credentials.as_ref().map(|c| q(&c.0)));
-            if r.credentials.is_some() {
-                let _ = writeln!(s, "# password: set (not shown)");
-            }
+            credentials(&mut s, &r.credentials);
             line(&mut s, "repositories", Some(list(&r.repositories)));
             line(&mut s, "tags", Some(list(&r.tags)));
             line(

@@ -7,6 +7,9 @@
 //! - [`storage`]: blob bytes on disk (layout, uploads, atomic commit, streaming reads).
 //! - [`meta`]: metadata in sled (repos, links, manifests, tags, referrers, uploads).
 //! - [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle.
+//! - [`client`], [`remote`]: HTTP(S) to other servers: a small client, and another registry
+//!   spoken to as docker would (login, manifests, blobs, tags), for mirrors, sync and push-to.
+//! - [`registry`]: also mirrors (pull-through, sync, eviction), bundles and replication.
 //! - [`http`]: routes, handlers, and the error-to-response mapping.
 //! - [`server`]: the accept loop and graceful shutdown.
 //! - [`config`], [`cli`], [`telemetry`]: what `main` needs to start things.

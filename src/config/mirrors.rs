@@ -335,6 +335,39 @@ interval_secs = 600
     }
 
     #[test]
+    fn described_configuration_parses_again_without_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret-upstream\n").unwrap();
+        let text = format!(
+            "[[mirror]]\nname = \"c\"\nurl = \"http://c:5000\"\nprefix = \"c\"\nusername = \"u\"\npassword_file = \"{}\"\n\n[[sync]]\nmirror = \"c\"\nrepositories = [\"a/b\"]\n\n[[replication]]\nname = \"r\"\nurl = \"http://d\"\nrepositories = [\"x/**\"]\n",
+            pw.display()
+        );
+        let c = crate::config::ServeConfig::build(
+            FileConfig::parse(&text).unwrap(),
+            crate::config::ServeFlags::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.mirrors[0].credentials.as_ref().unwrap().1,
+            "s3cret-upstream"
+        );
+        let shown = c.describe();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("[[sync]]") && shown.contains("[[replication]]"),
+            "{shown}"
+        );
+        let again = crate::config::ServeConfig::build(
+            FileConfig::parse(&shown).unwrap(),
+            crate::config::ServeFlags::default(),
+        )
+        .unwrap();
+        assert_eq!(again.sync, c.sync);
+        assert_eq!(again.mirrors[0].prefix.as_deref(), Some("c"));
+    }
+
+    #[test]
     fn bad_tables_are_named() {
         for (text, says) in [
             ("[[mirror]]\nname = \"a\"\nurl = \"ftp://x\"\n", "must start with"),

@@ -640,3 +640,115 @@ fn the_disk_guard_evicts_unpinned_cached_images_first() {
     let r = pull_through(&s, "up/team/app", "2").unwrap_err();
     assert_eq!(r.status, 404, "evicted");
 }
+
+#[test]
+fn corrupt_upstream_bytes_are_never_served_whole_nor_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up_dir = tmp.path().join("upstream");
+    let up = Server::start_in(&up_dir);
+    let (r, m) = put_image(&up, "team/app", "1", 21, 3 << 20);
+    assert_eq!(r.status, 201);
+    let m: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let hex = &layer["sha256:".len()..];
+    // The upstream's disk rots: one byte of the layer flips.
+    let path = up_dir.join("blobs/sha256").join(&hex[..2]).join(hex);
+    let mut data = std::fs::read(&path).unwrap();
+    data[1 << 20] ^= 0x01;
+    std::fs::write(&path, &data).unwrap();
+
+    let cfg = write_config(
+        &tmp.path().join("etc"),
+        &format!(
+            "[[mirror]]\nname = \"up\"\nurl = \"http://{}\"\nprefix = \"up\"\n",
+            up.addr
+        ),
+    );
+    let data_dir = tmp.path().join("data");
+    let s = Server::start_with(&data_dir, &["--config", cfg.to_str().unwrap()]);
+    let fetch = || {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{size_download}"])
+            .arg(s.url(&format!("/v2/up/team/app/blobs/{layer}")))
+            .output()
+            .unwrap()
+    };
+    let out = fetch();
+    assert!(
+        !out.status.success(),
+        "the transfer must fail, not end cleanly"
+    );
+    let got: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(
+        got < 3 << 20,
+        "the client never has the whole (bad) blob: {got}"
+    );
+    s.wait_log("mirrored blob refused");
+    assert!(
+        !data_dir
+            .join("blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .exists(),
+        "not cached"
+    );
+    assert_eq!(
+        std::fs::read_dir(data_dir.join("uploads")).unwrap().count(),
+        0,
+        "no partial file left"
+    );
+    // Asked again, it is fetched again and refused again: nothing bad was kept.
+    assert!(!fetch().status.success());
+}
+
+#[test]
+fn scheduled_sync_and_sync_through_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = Server::start_in(&tmp.path().join("upstream"));
+    let (r, m) = put_image(&up, "team/app", "v1", 31, 100_000);
+    assert_eq!(r.status, 201);
+    put_image(&up, "team/app", "dev", 32, 100_000);
+    let cfg = write_config(
+        &tmp.path().join("etc"),
+        &format!(
+            "[[mirror]]\nname = \"up\"\nurl = \"http://{}\"\nprefix = \"up\"\n\n[[sync]]\nmirror = \"up\"\nrepositories = [\"team/app\"]\ntags = [\"v*\"]\ninterval_secs = 3600\n",
+            up.addr
+        ),
+    );
+    let s = Server::start_with(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    // The schedule runs a rule once at start, then every interval.
+    s.wait_log("scheduled sync done");
+    let log = s.log_text();
+    assert!(
+        log.contains("images=1") && log.contains("blobs_fetched=2"),
+        "{log}"
+    );
+    // Now, through the admin API: everything is already here.
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+        .args(["sync", "--server", &format!("http://{}", s.addr)])
+        .env("EDGEYARD_PASSWORD", "unused-without-auth")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("1 images, 1 manifests, 0 blobs fetched (0 bytes), 2 already here"),
+        "{text}"
+    );
+    assert!(up.terminate().success());
+    assert_eq!(
+        manifest_digest(&s, "up/team/app", "v1").unwrap(),
+        sha256(&m)
+    );
+    assert!(
+        manifest_digest(&s, "up/team/app", "dev").is_err(),
+        "not matched by v*"
+    );
+}

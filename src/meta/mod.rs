@@ -23,6 +23,7 @@
 //! | `pins`           | repo `\0` tag                | [`PinRecord`]           |
 
 mod cache;
+mod durability;
 mod records;
 
 use std::path::Path;
@@ -59,6 +60,7 @@ pub struct Meta {
     quotas: sled::Tree,
     mirror_tags: sled::Tree,
     pins: sled::Tree,
+    durability: std::sync::Arc<durability::Durability>,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
@@ -158,22 +160,20 @@ impl Meta {
             quotas: tree("quotas")?,
             mirror_tags: tree("mirror_tags")?,
             pins: tree("pins")?,
+            durability: durability::Durability::new(),
             db,
         })
     }
 
     /// Makes every committed change durable; awaited before a write is acknowledged.
+    /// Concurrent callers share flushes (group commit).
     pub async fn flush(&self) -> Result<()> {
-        self.db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(db_err("flushing metadata"))
+        self.durability.flush(&self.db).await
     }
 
     pub fn flush_blocking(&self) -> Result<()> {
-        self.db
-            .flush()
+        self.durability
+            .flush_now(&self.db)
             .map(|_| ())
             .map_err(db_err("flushing metadata"))
     }
@@ -288,6 +288,7 @@ impl Meta {
             description: String::new(),
             public: false,
         });
+        let _exclusive = self.durability.exclusive();
         (&self.links, &self.repos)
             .transaction(|(links, repos)| {
                 links.insert(key2(repo.as_str(), &digest.to_string()), link.as_slice())?;
@@ -352,6 +353,7 @@ impl Meta {
             .map(|d| key2(repo, &d.to_string()))
             .collect();
         let touched_at = now();
+        let _exclusive = self.durability.exclusive();
         let result = (
             &self.manifests,
             &self.manifest_bytes,
@@ -574,6 +576,7 @@ impl Meta {
             k.extend_from_slice(digest.to_string().as_bytes());
             k
         });
+        let _exclusive = self.durability.exclusive();
         (&self.manifests, &self.tags, &self.referrers)
             .transaction(|(manifests, tags, referrers)| {
                 manifests.remove(key2(repo.as_str(), &digest.to_string()))?;
@@ -688,6 +691,7 @@ impl Meta {
             description: String::new(),
             public: false,
         });
+        let _exclusive = self.durability.exclusive();
         (&self.uploads, &self.links, &self.repos)
             .transaction(|(uploads, links, repos)| {
                 uploads.remove(id.as_str())?;

@@ -1,0 +1,98 @@
+//! Making metadata durable: group commit, and a guard against a sled 0.34 deadlock.
+//!
+//! A sled flush holds sled's global read lock while it waits for its log to reach the disk;
+//! a transaction queues for the matching write lock; sled's log flusher then queues behind
+//! the transaction for a read lock, and nothing moves again (seen under 16 concurrent
+//! uploads). So flushes run one at a time, on one blocking thread, and a transaction never
+//! starts while one runs (the `gate`).
+//!
+//! One flush at a time is also group commit: every caller waits for a flush that began after
+//! its own write, and one flush serves every write made before it began.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+
+#[derive(Default)]
+struct State {
+    /// Tickets handed out (one per `flush` call).
+    requested: u64,
+    /// Whether the flushing thread runs.
+    running: bool,
+}
+
+pub(super) struct Durability {
+    /// Shared by flushes, exclusive for transactions.
+    gate: RwLock<()>,
+    state: Mutex<State>,
+    /// The last ticket covered by a finished flush, and that flush's error, if any.
+    done: tokio::sync::watch::Sender<(u64, Option<String>)>,
+}
+
+impl Durability {
+    pub(super) fn new() -> Arc<Durability> {
+        Arc::new(Durability {
+            gate: RwLock::new(()),
+            state: Mutex::new(State::default()),
+            done: tokio::sync::watch::channel((0, None)).0,
+        })
+    }
+
+    /// Held while a transaction runs.
+    pub(super) fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A flush outside the group (at shutdown, in offline commands).
+    pub(super) fn flush_now(&self, db: &sled::Db) -> sled::Result<usize> {
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        db.flush()
+    }
+
+    /// Returns once a flush that began after this call has finished.
+    pub(super) async fn flush(self: &Arc<Self>, db: &sled::Db) -> Result<()> {
+        let mut rx = self.done.subscribe();
+        let (ticket, start) = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.requested += 1;
+            let start = !s.running;
+            s.running = true;
+            (s.requested, start)
+        };
+        if start {
+            let (me, db) = (self.clone(), db.clone());
+            tokio::task::spawn_blocking(move || me.run(&db));
+        }
+        loop {
+            {
+                let (covered, error) = &*rx.borrow_and_update();
+                if *covered >= ticket {
+                    return match error {
+                        None => Ok(()),
+                        Some(e) => Err(Error::internal("flushing metadata", e.clone())),
+                    };
+                }
+            }
+            rx.changed()
+                .await
+                .map_err(|e| Error::internal("flushing metadata", e))?;
+        }
+    }
+
+    /// The flushing thread: flush until every ticket handed out is covered.
+    fn run(&self, db: &sled::Db) {
+        loop {
+            let target = {
+                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                if self.done.borrow().0 >= s.requested {
+                    s.running = false;
+                    return;
+                }
+                s.requested
+            };
+            let result = self.flush_now(db);
+            self.done
+                .send_replace((target, result.err().map(|e| e.to_string())));
+        }
+    }
+}

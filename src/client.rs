@@ -203,6 +203,33 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // One body type below this point: hyper's client is compiled once, not once per body.
+    open_boxed(
+        method,
+        url,
+        headers,
+        body.map_err(Into::into).boxed_unsync(),
+        verify,
+    )
+    .await
+}
+
+type AnyBody = http_body_util::combinators::UnsyncBoxBody<
+    bytes::Bytes,
+    Box<dyn std::error::Error + Send + Sync>,
+>;
+
+/// An IO stream, plain or TLS, behind one type (for the same reason).
+trait Stream: hyper::rt::Read + hyper::rt::Write + Unpin + Send {}
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Stream for T {}
+
+async fn open_boxed(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: AnyBody,
+    verify: Verify,
+) -> Result<Streamed, String> {
     let (tls, host, port, path) = split_url(url)?;
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
@@ -221,16 +248,17 @@ where
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-        let resp = if tls {
+        let io: Box<dyn Stream> = if tls {
             let name = ServerName::try_from(host.clone()).map_err(|e| format!("{host:?}: {e}"))?;
             let stream = tokio_rustls::TlsConnector::from(Arc::new(tls_config(verify)?))
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("TLS with {authority} failed: {e}"))?;
-            send(hyper_util::rt::TokioIo::new(stream), req).await?
+            Box::new(hyper_util::rt::TokioIo::new(stream))
         } else {
-            send(hyper_util::rt::TokioIo::new(tcp), req).await?
+            Box::new(hyper_util::rt::TokioIo::new(tcp))
         };
+        let resp = send(io, req).await?;
         let (parts, body) = resp.into_parts();
         Ok(Streamed {
             status: parts.status.as_u16(),
@@ -240,15 +268,10 @@ where
     }
 }
 
-async fn send<I, B>(
-    io: I,
-    req: http::Request<B>,
-) -> Result<http::Response<hyper::body::Incoming>, String>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+async fn send(
+    io: Box<dyn Stream>,
+    req: http::Request<AnyBody>,
+) -> Result<http::Response<hyper::body::Incoming>, String> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| e.to_string())?;

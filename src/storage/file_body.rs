@@ -1,20 +1,61 @@
 //! A response body that streams a byte range of a blob file.
 //!
-//! Reads happen on a blocking thread in large pieces (`pread`, 256 KiB) and cross to the
-//! connection through a channel of two pieces, so a pull costs a bounded amount of memory
-//! however large the blob and however slow the client.
+//! Reads are large (`pread`, 256 KiB: few syscalls per byte) and run briefly on the blocking
+//! pool, one piece at a time. Every piece in flight, whichever pull it belongs to, holds one
+//! of a fixed number of buffers until the connection has written it, so all pulls together
+//! use at most `BUFFERS` x 256 KiB however many clients there are and however large the blobs:
+//! a fiftieth concurrent client waits a moment for a buffer instead of growing the process.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 const PIECE: usize = 256 << 10;
+
+/// Buffers shared by all pulls (8 MiB).
+const BUFFERS: usize = 32;
+
+/// The buffers: a permit to hold one, and the spare ones for reuse.
+struct Pool {
+    permits: Arc<Semaphore>,
+    spare: Mutex<Vec<Vec<u8>>>,
+}
+
+fn pool() -> &'static Pool {
+    static P: OnceLock<Pool> = OnceLock::new();
+    P.get_or_init(|| Pool {
+        permits: Arc::new(Semaphore::new(BUFFERS)),
+        spare: Mutex::new(Vec::new()),
+    })
+}
+
+/// A filled buffer on its way to the socket; back to the pool when the connection drops it.
+struct Piece {
+    buf: Vec<u8>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Piece {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if let Ok(mut spare) = pool().spare.lock() {
+            spare.push(buf);
+        }
+    }
+}
 
 pub struct FileBody {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -24,25 +65,9 @@ pub struct FileBody {
 impl FileBody {
     /// Streams `len` bytes of `file` starting at `offset`.
     pub fn spawn(file: File, offset: u64, len: u64) -> FileBody {
-        let (tx, rx) = mpsc::channel(2);
+        let (tx, rx) = mpsc::channel(1);
         if len > 0 {
-            tokio::task::spawn_blocking(move || {
-                let mut pos = offset;
-                let end = offset + len;
-                while pos < end {
-                    let n = PIECE.min((end - pos) as usize);
-                    let mut buf = vec![0u8; n];
-                    let piece = match file.read_exact_at(&mut buf, pos) {
-                        Ok(()) => Ok(Bytes::from(buf)),
-                        Err(e) => Err(e),
-                    };
-                    let failed = piece.is_err();
-                    if tx.blocking_send(piece).is_err() || failed {
-                        return; // client gone, or the error is on its way
-                    }
-                    pos += n as u64;
-                }
-            });
+            tokio::spawn(read_pieces(Arc::new(file), offset, len, tx));
         }
         FileBody { rx, remaining: len }
     }
@@ -52,6 +77,41 @@ impl FileBody {
     pub fn channel(len: u64) -> (mpsc::Sender<io::Result<Bytes>>, FileBody) {
         let (tx, rx) = mpsc::channel(4);
         (tx, FileBody { rx, remaining: len })
+    }
+}
+
+async fn read_pieces(file: Arc<File>, offset: u64, len: u64, tx: mpsc::Sender<io::Result<Bytes>>) {
+    let pool = pool();
+    let (mut pos, end) = (offset, offset + len);
+    while pos < end {
+        let Ok(permit) = pool.permits.clone().acquire_owned().await else {
+            return;
+        };
+        let n = PIECE.min((end - pos) as usize);
+        let mut buf = pool
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop())
+            .unwrap_or_default();
+        let f = file.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            buf.resize(n, 0);
+            f.read_exact_at(&mut buf, pos).map(|()| buf)
+        })
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)));
+        let piece = read.map(|buf| {
+            Bytes::from_owner(Piece {
+                buf,
+                _permit: permit,
+            })
+        });
+        let failed = piece.is_err();
+        if tx.send(piece).await.is_err() || failed {
+            return; // client gone, or the error is on its way
+        }
+        pos += n as u64;
     }
 }
 

@@ -88,6 +88,7 @@ const MIB: f64 = (1u64 << 20) as f64;
 
 struct Args {
     quick: bool,
+
     edgeyard: PathBuf,
     distribution: PathBuf,
     work: PathBuf,
@@ -107,6 +108,7 @@ fn args() -> Args {
         let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
         match k.as_str() {
             "--quick" => a.quick = true,
+
             "--edgeyard" => a.edgeyard = v().into(),
             "--distribution" => a.distribution = v().into(),
             "--work" => a.work = v().into(),
@@ -201,6 +203,7 @@ async fn main() {
                         .await
                         .expect("push"),
             );
+            say(&format!("  {:.0} MiB/s", v[v.len() - 1]));
         }
         figures.insert(("push_monolithic", kind), median(v));
         let peak_push = s.peak_mib();
@@ -288,7 +291,10 @@ async fn main() {
             v.push(sizes.concurrent as f64 * mid.len as f64 / MIB / secs);
         }
         figures.insert(("concurrent_pull", kind), median(v));
-        figures.insert(("peak_rss", kind), peak_push.max(s.peak_mib()));
+        let peak_pull = s.peak_mib();
+        figures.insert(("peak_rss", kind), peak_push.max(peak_pull));
+        figures.insert(("peak_rss_push", kind), peak_push);
+        figures.insert(("peak_rss_pull", kind), peak_pull);
     }
 
     // HTTPS: the same 1 GiB pull over TLS 1.3 (Distribution uses edgeyard's certificate).
@@ -323,6 +329,25 @@ async fn main() {
         ("peak_rss", "MiB", false),
     ] {
         let mut extra = vec![];
+        if name == "peak_rss" {
+            for (part, k) in [
+                ("push", Kind::Edgeyard),
+                ("pull", Kind::Edgeyard),
+                ("push", Kind::Distribution),
+                ("pull", Kind::Distribution),
+            ] {
+                let key = format!("{}_{part}_mib", k.name());
+                let v = get(
+                    if part == "push" {
+                        "peak_rss_push"
+                    } else {
+                        "peak_rss_pull"
+                    },
+                    k,
+                );
+                extra.push((key, serde_json::json!(v)));
+            }
+        }
         if name == "manifest_get" {
             let (pe, pd) = (
                 p99.get(&Kind::Edgeyard).copied().unwrap_or(0.0),

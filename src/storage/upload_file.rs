@@ -12,7 +12,12 @@ pub struct UploadFile {
     file: File,
     hasher: Hasher,
     len: u64,
+    /// Bytes already handed to the kernel for writeback (see [`UploadFile::append`]).
+    flushed: u64,
 }
+
+/// Writeback is started every this many bytes, so the fsync at commit has little left.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 impl UploadFile {
     pub(super) fn new(file: File) -> UploadFile {
@@ -20,6 +25,7 @@ impl UploadFile {
             file,
             hasher: Hasher::new(Algorithm::Sha256),
             len: 0,
+            flushed: 0,
         }
     }
 
@@ -36,7 +42,12 @@ impl UploadFile {
             hasher.update(&buf[..n]);
             len += n as u64;
         }
-        Ok(UploadFile { file, hasher, len })
+        Ok(UploadFile {
+            file,
+            hasher,
+            len,
+            flushed: len,
+        })
     }
 
     pub fn len(&self) -> u64 {
@@ -56,6 +67,9 @@ impl UploadFile {
         }
         self.hasher.update(bytes);
         self.len += bytes.len() as u64;
+        if self.len - self.flushed >= WRITEBACK_EVERY {
+            self.start_writeback();
+        }
         Ok(())
     }
 
@@ -97,5 +111,27 @@ impl UploadFile {
 
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// Asks the kernel to start writing what was appended since the last call, without
+    /// waiting: the disk works while the rest of the upload arrives, and the fsync that
+    /// makes the blob durable at commit waits for the tail only. Best effort: a failure here
+    /// only means the fsync does all the work.
+    fn start_writeback(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: sync_file_range reads no memory of ours; it is given a file descriptor
+            // this struct owns (open for the call's whole duration) and a byte range.
+            let _ = unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.flushed as libc::off64_t,
+                    (self.len - self.flushed) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+        }
+        self.flushed = self.len;
     }
 }

@@ -34,6 +34,24 @@ fn progress(verb: &'static str) -> BundleProgress {
 
 use super::Failure;
 
+/// Progress of a transfer to or from a server: one updating line on a terminal, a plain
+/// line every 64 MiB otherwise.
+fn byte_progress(verb: &'static str) -> impl FnMut(u64) + Send + 'static {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let mut shown = 0u64;
+    move |n: u64| {
+        if tty && n >= shown + (1 << 20) {
+            eprint!("\r{verb}: {:.1} MB   ", n as f64 / 1e6);
+            let _ = std::io::stderr().flush();
+            shown = n;
+        } else if !tty && n >= shown + (64 << 20) {
+            eprintln!("{verb} {n} bytes");
+            shown = n;
+        }
+    }
+}
+
 fn open(data: &DataArgs) -> Result<Registry, Failure> {
     super::open_registry(data, " (bundles work on the data directory)")
 }
@@ -65,12 +83,14 @@ pub fn export(images: &[String], output: &Path, target: &Target) -> Result<(), F
                 "/api/v1/export",
                 serde_json::json!({ "images": images }),
                 &mut writer,
+                byte_progress("received"),
             )
             .and_then(|n| {
                 use std::io::Write;
                 writer
                     .flush()
                     .map_err(|e| Failure::Runtime(e.to_string()))?;
+                end_progress_line();
                 eprintln!("received {n} bytes");
                 Ok(())
             }),
@@ -118,8 +138,10 @@ pub fn import(file: &Path, repo: Option<&str>, target: &Target) -> Result<(), Fa
             Some(r) => format!("/api/v1/import?repo={r}"),
             None => "/api/v1/import".to_string(),
         };
-        let report: crate::registry::BundleReport = serde_json::from_value(c.upload(&path, file)?)
-            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        let report: crate::registry::BundleReport =
+            serde_json::from_value(c.upload(&path, file, byte_progress("sent"))?)
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
+        end_progress_line();
         for i in &report.images {
             println!("imported {i}");
         }

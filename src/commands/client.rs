@@ -68,8 +68,14 @@ impl AdminClient {
         }
     }
 
-    /// POSTs a file (a bundle) as the request body; the answer is JSON.
-    pub fn upload(&self, path: &str, file: &Path) -> Result<serde_json::Value, Failure> {
+    /// POSTs a file (a bundle) as the request body, telling `progress` the bytes sent so
+    /// far; the answer is JSON.
+    pub fn upload(
+        &self,
+        path: &str,
+        file: &Path,
+        mut progress: impl FnMut(u64) + Send + 'static,
+    ) -> Result<serde_json::Value, Failure> {
         let f = std::fs::File::open(file)
             .map_err(|e| Failure::Runtime(format!("{}: {e}", file.display())))?;
         let len = f
@@ -85,7 +91,15 @@ impl AdminClient {
         ];
         let answer = runtime
             .block_on(async {
-                let body = crate::storage::FileBody::spawn(f, 0, len);
+                use http_body_util::BodyExt;
+                let mut sent = 0u64;
+                let body = crate::storage::FileBody::spawn(f, 0, len).map_frame(move |frame| {
+                    if let Some(d) = frame.data_ref() {
+                        sent += d.len() as u64;
+                        progress(sent);
+                    }
+                    frame
+                });
                 crate::client::send_any(
                     "POST",
                     &url,
@@ -103,12 +117,14 @@ impl AdminClient {
         serde_json::from_slice(&answer.body).map_err(|e| Failure::Runtime(e.to_string()))
     }
 
-    /// POSTs JSON and writes the (streamed) answer to `out`; returns the bytes written.
+    /// POSTs JSON and writes the (streamed) answer to `out`, telling `progress` the bytes
+    /// received so far; returns the bytes written.
     pub fn download(
         &self,
         path: &str,
         body: serde_json::Value,
         out: &mut impl std::io::Write,
+        mut progress: impl FnMut(u64),
     ) -> Result<u64, Failure> {
         use http_body_util::BodyExt;
         let runtime = runtime()?;
@@ -144,6 +160,7 @@ impl AdminClient {
                     out.write_all(&d)
                         .map_err(|e| Failure::Runtime(e.to_string()))?;
                     n += d.len() as u64;
+                    progress(n);
                 }
             }
             Ok(n)

@@ -426,17 +426,17 @@ impl ServeConfig {
                 );
             }
         }
+        let list = |v: &[String]| {
+            format!(
+                "[{}]",
+                v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ")
+            )
+        };
         for m in &self.mirrors {
             s.push_str("\n[[mirror]]\n");
             line(&mut s, "name", Some(q(&m.name)));
             line(&mut s, "url", Some(q(&m.url)));
             line(&mut s, "prefix", m.prefix.as_deref().map(q));
-            let list = |v: &[String]| {
-                format!(
-                    "[{}]",
-                    v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ")
-                )
-            };
             line(&mut s, "repositories", Some(list(&m.repositories)));
             line(&mut s, "aliases", Some(list(&m.aliases)));
             credentials(&mut s, &m.credentials);
@@ -448,12 +448,6 @@ impl ServeConfig {
         }
         for r in &self.sync {
             s.push_str("\n[[sync]]\n");
-            let list = |v: &[String]| {
-                format!(
-                    "[{}]",
-                    v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ")
-                )
-            };
             line(&mut s, "mirror", Some(q(&r.mirror)));
             line(&mut s, "repositories", Some(list(&r.repositories)));
             line(&mut s, "tags", Some(list(&r.tags)));
@@ -466,12 +460,6 @@ impl ServeConfig {
             line(&mut s, "pin", Some(r.pin.to_string()));
         }
         for r in &self.replication {
-            let list = |v: &[String]| {
-                format!(
-                    "[{}]",
-                    v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ")
-                )
-            };
             s.push_str("\n[[replication]]\n");
             line(&mut s, "name", Some(q(&r.name)));
             line(&mut s, "url", Some(q(&r.url)));

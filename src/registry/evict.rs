@@ -29,12 +29,12 @@ impl Registry {
         let mut candidates = self.meta().cache_records()?;
         candidates.sort_by_key(|(_, _, r)| r.used_at);
         for (repo, tag, _) in candidates {
+            if self.meta().is_pinned(&repo, &tag)? {
+                continue;
+            }
             let (avail, floor) = self.free_space().await?;
             if avail >= floor {
                 break;
-            }
-            if self.meta().is_pinned(&repo, &tag)? {
-                continue;
             }
             let (Ok(r), Ok(t)) = (repo.parse::<RepoName>(), tag.parse::<Tag>()) else {
                 continue;
@@ -83,8 +83,9 @@ impl Registry {
             self.meta().delete_manifest(repo, d)?;
         }
         let mut linked_elsewhere: HashSet<Digest> = HashSet::new();
+        let own = format!("{repo}\0");
         for (key, d, _) in self.meta().all_links()? {
-            if !key.starts_with(format!("{repo}\0").as_bytes()) {
+            if !key.starts_with(own.as_bytes()) {
                 linked_elsewhere.insert(d);
             }
         }

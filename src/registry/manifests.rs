@@ -9,6 +9,7 @@ use crate::meta::{now, ImmutabilityRecord, ManifestPut, ManifestRecord, PutResul
 use crate::oci::{Algorithm, Descriptor, Digest, Hasher, Manifest, Reference, RepoName};
 
 /// A stored manifest as served: exact bytes, media type and digest.
+#[derive(Clone)]
 pub struct ManifestContent {
     pub media_type: String,
     pub digest: Digest,

@@ -317,12 +317,12 @@ impl Registry {
                     );
                 }
                 metrics.mirror("hit");
-                return Ok(clone_content(c));
+                return Ok(c.clone());
             }
         }
         if let (Some(c), true) = (&cached, m.upstream_down()) {
             metrics.mirror("stale");
-            return Ok(clone_content(c));
+            return Ok(c.clone());
         }
         // Ask the upstream what the tag is now: a HEAD is enough when it still matches.
         let head = m.remote.manifest(&route.upstream, tag.as_str(), true).await;
@@ -683,12 +683,4 @@ async fn write(
     };
     let _ = storage.remove_upload(&id2);
     Err(result)
-}
-
-fn clone_content(c: &ManifestContent) -> ManifestContent {
-    ManifestContent {
-        media_type: c.media_type.clone(),
-        digest: c.digest.clone(),
-        bytes: c.bytes.clone(),
-    }
 }

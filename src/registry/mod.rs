@@ -234,7 +234,8 @@ impl Registry {
     /// lock held: eviction takes it for writing.
     pub(crate) async fn check_free_space(&self) -> Result<()> {
         let (mut avail, floor) = self.free_space().await?;
-        if avail < floor && !self.meta().cache_records()?.is_empty() {
+        if avail < floor {
+            // Nothing to evict costs one read of the (empty) cache records.
             self.evict_for_space().await?;
             avail = self.free_space().await?.0;
         }

@@ -544,7 +544,10 @@ impl Registry {
         tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     ) -> std::result::Result<(), String> {
         let mut client = Some(tx);
-        let mut hasher = crate::oci::Hasher::new(digest.algorithm());
+        // Bytes are hashed once: by the cache file as they are written (sha256), or here
+        // when nothing is stored or the digest uses another algorithm.
+        let mut hasher = (store.is_none() || digest.algorithm() != crate::oci::Algorithm::Sha256)
+            .then(|| crate::oci::Hasher::new(digest.algorithm()));
         let mut held: Option<Bytes> = None;
         let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
         let mut got = 0u64;
@@ -564,7 +567,9 @@ impl Registry {
                     "the upstream sent more than the {size} bytes it announced"
                 ));
             }
-            hasher.update(&data);
+            if let Some(h) = &mut hasher {
+                h.update(&data);
+            }
             if let Some(prev) = held.replace(data.clone()) {
                 if let Some(c) = &client {
                     if c.send(Ok(prev)).await.is_err() {
@@ -587,14 +592,29 @@ impl Registry {
                 return Err("the client went away and the blob could not be cached".into());
             }
         };
-        let failure = match failure {
-            Some(f) => Some(f),
+        let mut failure = match failure {
             None if got != size => Some(format!("the upstream sent {got} of {size} bytes")),
-            None => {
-                let actual = hasher.finish();
-                (actual != digest).then(|| format!("the upstream sent bytes with digest {actual}"))
-            }
+            f => f,
         };
+        if failure.is_none() {
+            match write(self.storage(), store.take(), std::mem::take(&mut pending)).await {
+                Ok(s) => store = s,
+                Err(e) => tracing::error!(error = %e, "writing a mirrored blob failed"),
+            }
+            let actual = match (hasher, &store) {
+                (Some(h), _) => Some(h.finish()),
+                (None, Some((_, f))) => Some(f.digest()),
+                // The cache file failed midway and held the only hash.
+                (None, None) => None,
+            };
+            failure = match actual {
+                None => {
+                    Some("a write to the cache failed, so the bytes could not be verified".into())
+                }
+                Some(a) if a != digest => Some(format!("the upstream sent bytes with digest {a}")),
+                Some(_) => None,
+            };
+        }
         if let Some(why) = failure {
             tracing::error!(%digest, repo = %local, reason = %why, "mirrored blob refused");
             crate::metrics::global().mirror("failed");
@@ -612,22 +632,18 @@ impl Registry {
                 let _ = c.send(Ok(last)).await;
             }
         }
-        if store.is_some() {
-            let stored = match write(self.storage(), store.take(), pending).await {
-                Ok(Some((id, f))) => self.commit_mirrored(&local, &digest, id, f).await,
-                Ok(None) => Ok(()),
-                Err(e) => Err(Error::internal("writing a mirrored blob", e)),
-            };
-            if let Err(e) = stored {
+        let Some((id, f)) = store else {
+            return Err("the blob could not be cached (see the log)".into());
+        };
+        self.commit_mirrored(&local, &digest, id, f)
+            .await
+            .map_err(|e| {
                 tracing::error!(%digest, repo = %local, error = %e, "caching a mirrored blob failed");
-                return Err(e.to_string());
-            }
-            return Ok(());
-        }
-        Err("the blob could not be cached (see the log)".into())
+                e.to_string()
+            })
     }
 
-    /// Commits a verified cache file as the blob and links it into `local`.
+    /// Commits a cache file the tee verified as the blob and links it into `local`.
     async fn commit_mirrored(
         &self,
         local: &RepoName,
@@ -636,20 +652,6 @@ impl Registry {
         file: UploadFile,
     ) -> Result<()> {
         let size = file.len();
-        let written = match file.digest_with(digest.algorithm()) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = self.storage().remove_upload(&id);
-                return Err(Error::internal("re-reading a cached blob", e));
-            }
-        };
-        if written != *digest {
-            let _ = self.storage().remove_upload(&id);
-            return Err(Error::internal(
-                "caching a blob",
-                "written bytes do not hash to the digest",
-            ));
-        }
         let _shared = self.inner.gc_lock.read().await;
         let storage = self.storage().clone();
         let d = digest.clone();

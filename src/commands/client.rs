@@ -167,6 +167,26 @@ impl AdminClient {
         })
     }
 
+    /// Runs configured rules now (`/api/v1/sync`, `/api/v1/replicate`), all or those `key`
+    /// names; the answer lists `{key: name, "report": ...}` per rule.
+    pub fn run_rules<R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &str,
+        only: Option<&str>,
+    ) -> Result<Vec<(String, R)>, Failure> {
+        let v = self.call("POST", path, Some(serde_json::json!({ key: only })))?;
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let report = serde_json::from_value(r["report"].clone())
+                    .map_err(|e| Failure::Runtime(e.to_string()))?;
+                Ok((r[key].as_str().unwrap_or("").to_string(), report))
+            })
+            .collect()
+    }
+
     /// Calls the admin API; a refusal becomes a failure with the server's message.
     pub fn call(
         &self,

@@ -74,21 +74,7 @@ pub fn run(
 
 pub fn replicate(rule: Option<&str>, target: &Target) -> Result<(), Failure> {
     let runs: Vec<(String, ReplicationReport)> = match admin_client(target)? {
-        Some(c) => {
-            let v = c.call(
-                "POST",
-                "/api/v1/replicate",
-                Some(serde_json::json!({ "rule": rule })),
-            )?;
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| {
-                    let report = serde_json::from_value(r["report"].clone()).map_err(rt)?;
-                    Ok((r["rule"].as_str().unwrap_or("").to_string(), report))
-                })
-                .collect::<Result<_, Failure>>()?
-        }
+        Some(c) => c.run_rules("/api/v1/replicate", "rule", rule)?,
         None => {
             let file = super::load_file(&target.data)?;
             let rules =

@@ -7,27 +7,9 @@ use crate::registry::{SyncProgress, SyncReport};
 use super::users::admin_client;
 use super::Failure;
 
-fn rt(e: impl std::fmt::Display) -> Failure {
-    Failure::Runtime(e.to_string())
-}
-
 pub fn run(mirror: Option<&str>, target: &Target) -> Result<(), Failure> {
     let runs: Vec<(String, SyncReport)> = match admin_client(target)? {
-        Some(c) => {
-            let v = c.call(
-                "POST",
-                "/api/v1/sync",
-                Some(serde_json::json!({ "mirror": mirror })),
-            )?;
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| {
-                    let report = serde_json::from_value(r["report"].clone()).map_err(rt)?;
-                    Ok((r["mirror"].as_str().unwrap_or("").to_string(), report))
-                })
-                .collect::<Result<_, Failure>>()?
-        }
+        Some(c) => c.run_rules("/api/v1/sync", "mirror", mirror)?,
         None => {
             let file = super::load_file(&target.data)?;
             let (mirrors, rules) =

@@ -23,6 +23,13 @@ fn write_config(dir: &Path, text: &str) -> PathBuf {
     p
 }
 
+/// edgeyard on plain HTTP without authentication, with its data in `data` and the
+/// configuration `text` written under `etc`.
+fn start_configured(etc: &Path, data: &Path, text: &str) -> Server {
+    let cfg = write_config(etc, text);
+    Server::start_with(data, &["--config", cfg.to_str().unwrap()])
+}
+
 /// The digest edgeyard answers for a manifest, or the failed response.
 fn manifest_digest(s: &Server, repo: &str, reference: &str) -> Result<String, Resp> {
     let r = s
@@ -74,16 +81,13 @@ fn docker_pulls_through_a_mirror_then_from_cache_when_the_upstream_is_gone() {
     let id1 = docker.inspect(&upstream_ref, "{{.Id}}");
     docker.run(&["push", &upstream_ref]);
 
-    let cfg = write_config(
+    let s = start_configured(
         &tmp.path().join("etc"),
+        &tmp.path().join("data"),
         &format!(
             "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\ntag_ttl_secs = 2\n",
             dist.addr
         ),
-    );
-    let s = Server::start_with(
-        &tmp.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
     );
     let via = format!("{}/central/team/app:1", s.addr);
     docker.run(&["rmi", &upstream_ref]);
@@ -191,16 +195,13 @@ fn docker_registry_mirrors_entry_serves_library_images() {
     docker.run(&["rmi", &upstream_ref]);
 
     // The default mirror (no prefix) for `library/*`, as docker's registry-mirrors asks.
-    let cfg = write_config(
+    let s = start_configured(
         &tmp.path().join("etc"),
+        &tmp.path().join("data"),
         &format!(
             "[[mirror]]\nname = \"hub\"\nurl = \"http://{}\"\nrepositories = [\"library/*\"]\n",
             dist.addr
         ),
-    );
-    let s = Server::start_with(
-        &tmp.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
     );
     let _restore = DaemonMirrors::set(
         &config,
@@ -240,16 +241,13 @@ fn containerd_pulls_through_a_hosts_toml_mirror() {
     let digest = oci_image_layout(&layout, 91);
     skopeo_to(&layout, "img", &format!("{}/team/ctr:1", dist.addr));
 
-    let cfg = write_config(
+    let s = start_configured(
         &tmp.path().join("etc"),
+        &tmp.path().join("data"),
         &format!(
             "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\ntag_ttl_secs = 1\n",
             dist.addr
         ),
-    );
-    let s = Server::start_with(
-        &tmp.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
     );
     // containerd's mirror configuration for the upstream: try edgeyard first.
     let hosts = tmp.path().join("certs.d");
@@ -531,17 +529,14 @@ fn upstream_token_auth_is_handled() {
     let etc = tmp.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("up.password"), "puller-password\n").unwrap();
-    let cfg = write_config(
+    let s = start_configured(
         &etc,
+        &tmp.path().join("data"),
         &format!(
             "[[mirror]]\nname = \"up\"\nurl = \"http://{a}\"\nprefix = \"up\"\nusername = \"puller\"\npassword_file = \"{}\"\n\n[[mirror]]\nname = \"anon\"\nurl = \"http://{a}\"\nprefix = \"anon\"\n",
             etc.join("up.password").display(),
             a = up.addr
         ),
-    );
-    let s = Server::start_with(
-        &tmp.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
     );
     assert!(manifest_digest(&s, "up/team/img", "v1").is_ok());
     let r = s
@@ -598,16 +593,13 @@ fn the_disk_guard_evicts_unpinned_cached_images_first() {
         let (r, _) = put_image(&up, "team/app", tag, seed, 9 << 20);
         assert_eq!(r.status, 201);
     }
-    let cfg = write_config(
+    let s = start_configured(
         &tmp.path().join("etc"),
+        &tmp.path().join("fs/data"),
         &format!(
             "[storage]\nmin_free_bytes = 14680064\n\n[[mirror]]\nname = \"up\"\nurl = \"http://{}\"\nprefix = \"up\"\n",
             up.addr
         ),
-    );
-    let s = Server::start_with(
-        &tmp.path().join("fs/data"),
-        &["--config", cfg.to_str().unwrap()],
     );
     let one = pull_through(&s, "up/team/app", "1").unwrap();
     assert_eq!(
@@ -657,15 +649,15 @@ fn corrupt_upstream_bytes_are_never_served_whole_nor_cached() {
     data[1 << 20] ^= 0x01;
     std::fs::write(&path, &data).unwrap();
 
-    let cfg = write_config(
+    let data_dir = tmp.path().join("data");
+    let s = start_configured(
         &tmp.path().join("etc"),
+        &data_dir,
         &format!(
             "[[mirror]]\nname = \"up\"\nurl = \"http://{}\"\nprefix = \"up\"\n",
             up.addr
         ),
     );
-    let data_dir = tmp.path().join("data");
-    let s = Server::start_with(&data_dir, &["--config", cfg.to_str().unwrap()]);
     let fetch = || {
         Command::new("curl")
             .args(["-s", "-o", "/dev/null", "-w", "%{size_download}"])
@@ -708,16 +700,13 @@ fn scheduled_sync_and_sync_through_the_server() {
     let (r, m) = put_image(&up, "team/app", "v1", 31, 100_000);
     assert_eq!(r.status, 201);
     put_image(&up, "team/app", "dev", 32, 100_000);
-    let cfg = write_config(
+    let s = start_configured(
         &tmp.path().join("etc"),
+        &tmp.path().join("data"),
         &format!(
             "[[mirror]]\nname = \"up\"\nurl = \"http://{}\"\nprefix = \"up\"\n\n[[sync]]\nmirror = \"up\"\nrepositories = [\"team/app\"]\ntags = [\"v*\"]\ninterval_secs = 3600\n",
             up.addr
         ),
-    );
-    let s = Server::start_with(
-        &tmp.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
     );
     // The schedule runs a rule once at start, then every interval.
     s.wait_log("scheduled sync done");

@@ -34,6 +34,8 @@ pub struct Metrics {
     gc_runs: AtomicU64,
     gc_blobs: AtomicU64,
     gc_bytes: AtomicU64,
+    /// Requests answered since start (all routes), for housekeeping that waits for quiet.
+    served: AtomicU64,
 }
 
 /// Values read at scrape time from other parts (storage, TLS).
@@ -125,6 +127,12 @@ impl Metrics {
         h.count += 1;
         h.sum += secs;
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        self.served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests have been answered since start.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
     }
 
     pub fn bytes_in(&self, n: u64) {

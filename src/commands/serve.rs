@@ -208,6 +208,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         registry.clone(),
     ));
     let scheduled_sync = tokio::spawn(schedule(registry.clone()));
+    let trim = tokio::spawn(return_freed_memory());
     let scheduled_gc = config.gc.map(|(every, options)| {
         let registry = registry.clone();
         tokio::spawn(async move {
@@ -241,6 +242,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     }
     hup.abort();
     scheduled_sync.abort();
+    trim.abort();
     if let Some(g) = scheduled_gc {
         g.abort();
     }
@@ -321,6 +323,34 @@ fn limit_malloc_arenas() {
     // before the runtime starts any thread, so no allocation races with the change.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Hands heap memory freed after a burst of work back to the system once the server goes
+/// quiet. glibc keeps freed memory inside its arenas (fragmented by the metadata database's
+/// many small allocations, it cannot return most of it by itself): after 60,000 small-blob
+/// pushes the process held 100 MiB resident, 64 MiB after a trim. Trimming only when no
+/// request arrived for a whole interval keeps the short pause it takes (arena locks held
+/// while pages are released) away from busy moments.
+async fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const QUIET: std::time::Duration = std::time::Duration::from_secs(10);
+        let metrics = crate::metrics::global();
+        let mut seen = metrics.served();
+        let mut worked = false;
+        loop {
+            tokio::time::sleep(QUIET).await;
+            let now = metrics.served();
+            if now != seen {
+                (seen, worked) = (now, true);
+            } else if worked {
+                worked = false;
+                // SAFETY: malloc_trim takes no pointers; it only releases free pages that
+                // glibc's allocator owns, under the allocator's own locks.
+                let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+            }
+        }
     }
 }
 

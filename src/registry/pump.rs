@@ -29,7 +29,9 @@ where
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || {
         let mut file = file;
-        let mut buf: Vec<u8> = Vec::with_capacity(WRITE_SIZE);
+        // Allocated on demand: a small blob (most configs, many layers) needs only its own
+        // size, a large one grows it once to the full write size.
+        let mut buf: Vec<u8> = Vec::new();
         let mut result = Ok(());
         while let Some(piece) = rx.blocking_recv() {
             if buf.len() + piece.len() > WRITE_SIZE && !buf.is_empty() {
@@ -40,6 +42,14 @@ where
                 if piece.len() >= WRITE_SIZE {
                     result = file.append(&piece);
                 } else {
+                    if buf.len() + piece.len() > buf.capacity() {
+                        let want = if buf.capacity() == 0 {
+                            piece.len()
+                        } else {
+                            WRITE_SIZE
+                        };
+                        buf.reserve_exact(want - buf.len());
+                    }
                     buf.extend_from_slice(&piece);
                 }
             }

@@ -119,6 +119,46 @@ fn args() -> Args {
     a
 }
 
+/// CPU used by the server and by this client over a workload: with both on the same two
+/// cores, a server that needs less CPU per byte leaves more to the client, and when the
+/// client's share is near one full core the client is what limits the figure.
+struct Cpu {
+    server: f64,
+    client: f64,
+    at: std::time::Instant,
+}
+
+impl Cpu {
+    fn start(s: &servers::Server) -> Cpu {
+        Cpu {
+            server: s.cpu_secs(),
+            client: servers::cpu_secs_of("/proc/self/stat"),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn record(
+        self,
+        s: &servers::Server,
+        bytes: u64,
+        row: &'static str,
+        name: &str,
+        note: &mut impl FnMut(&'static str, String, f64),
+    ) {
+        let gib = bytes as f64 / (1u64 << 30) as f64;
+        let wall = self.at.elapsed().as_secs_f64();
+        let server = s.cpu_secs() - self.server;
+        let client = servers::cpu_secs_of("/proc/self/stat") - self.client;
+        say(&format!(
+            "  server {:.2} CPU-s/GiB, client {:.2} cores busy",
+            server / gib,
+            client / wall
+        ));
+        note(row, format!("{name}_server_cpu_s_per_gib"), server / gib);
+        note(row, format!("client_cores_busy_with_{name}"), client / wall);
+    }
+}
+
 fn say(s: &str) {
     eprintln!("bench: {s}");
 }
@@ -175,6 +215,15 @@ async fn main() {
     // Plain HTTP workloads.
     let mut figures: std::collections::HashMap<(&str, Kind), f64> = Default::default();
     let mut p99: std::collections::HashMap<Kind, f64> = Default::default();
+    // Figures that explain a row (disk ceiling, CPU per GiB, memory after a workload).
+    let mut notes: std::collections::HashMap<&str, Vec<(String, serde_json::Value)>> =
+        Default::default();
+    let mut note = |row: &'static str, key: String, v: f64| {
+        notes
+            .entry(row)
+            .or_default()
+            .push((key, serde_json::json!((v * 100.0).round() / 100.0)))
+    };
     let big = Blob::new(sizes.big, 1);
     for kind in kinds {
         let s = setup.start(kind, false);
@@ -182,6 +231,18 @@ async fn main() {
         figures.insert(("idle_rss", kind), s.rss_mib());
         let t = Target::http(&s.addr);
         let name = kind.name();
+
+        // What the disk itself sustains for a durable write of the same size, right now.
+        let disk = servers::disk_write_mib_s(&a.work, sizes.big);
+        say(&format!(
+            "{name}: disk write + fdatasync of {} MiB: {disk:.0} MiB/s",
+            sizes.big >> 20
+        ));
+        note(
+            "push_monolithic",
+            format!("disk_fdatasync_mib_s_before_{name}"),
+            disk,
+        );
 
         say(&format!(
             "{name}: push_monolithic, {} MiB x{}",
@@ -229,6 +290,7 @@ async fn main() {
 
         say(&format!("{name}: pull_http x{}", sizes.reps));
         let mut v = Vec::new();
+        let cpu = Cpu::start(&s);
         for _ in 0..sizes.reps {
             v.push(
                 sizes.big as f64
@@ -239,6 +301,13 @@ async fn main() {
             );
         }
         figures.insert(("pull_http", kind), median(v));
+        cpu.record(
+            &s,
+            sizes.reps as u64 * sizes.big,
+            "pull_http",
+            name,
+            &mut note,
+        );
 
         say(&format!(
             "{name}: manifest_get, {} connections, {} s",
@@ -271,6 +340,16 @@ async fn main() {
             );
         }
         figures.insert(("small_blobs", kind), median(v));
+        // sled's memory grows with the number of records it holds; the concurrent pulls
+        // below then run in a fresh process on the same store, so their peak is their own.
+        note(
+            "peak_rss",
+            format!("{name}_after_small_blobs_mib"),
+            s.rss_mib(),
+        );
+        drop(s);
+        let s = setup.start(kind, false);
+        let t = Target::http(&s.addr);
 
         say(&format!(
             "{name}: concurrent_pull, {} x {} MiB",
@@ -304,6 +383,7 @@ async fn main() {
         let t = Target::https(&s.addr, &ca).expect("TLS setup");
         say(&format!("{}: pull_https x{}", kind.name(), sizes.reps));
         let mut v = Vec::new();
+        let cpu = Cpu::start(&s);
         for _ in 0..sizes.reps {
             v.push(
                 sizes.big as f64
@@ -314,6 +394,13 @@ async fn main() {
             );
         }
         figures.insert(("pull_https", kind), median(v));
+        cpu.record(
+            &s,
+            sizes.reps as u64 * sizes.big,
+            "pull_https",
+            kind.name(),
+            &mut note,
+        );
     }
 
     let get = |n: &str, k: Kind| figures.get(&(n, k)).copied().unwrap_or(0.0);
@@ -328,7 +415,7 @@ async fn main() {
         ("idle_rss", "MiB", false),
         ("peak_rss", "MiB", false),
     ] {
-        let mut extra = vec![];
+        let mut extra = notes.remove(name).unwrap_or_default();
         if name == "peak_rss" {
             for (part, k) in [
                 ("push", Kind::Edgeyard),

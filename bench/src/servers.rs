@@ -128,6 +128,43 @@ impl Setup {
     }
 }
 
+/// utime + stime of a `/proc/.../stat` file, seconds (the kernel counts in ticks of 1/100 s
+/// on every Linux this runs on).
+pub fn cpu_secs_of(stat: &str) -> f64 {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// The durable write speed of the disk under `dir` right now, MiB/s: `len` bytes written to
+/// a new file in 1 MiB writes, then `fdatasync`, as an upload that is acknowledged only once
+/// durable must do. The ceiling for any registry that fsyncs its pushes.
+pub fn disk_write_mib_s(dir: &Path, len: u64) -> f64 {
+    let path = dir.join("disk-probe");
+    let buf = vec![0x5au8; 1 << 20];
+    let started = Instant::now();
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&path)?;
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            f.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        f.sync_data()
+    })();
+    let secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    match result {
+        Ok(()) => len as f64 / (1u64 << 20) as f64 / secs,
+        Err(_) => 0.0,
+    }
+}
+
 /// Whether `GET /v2/` answers 200 (over plain HTTP; with TLS, whether the port accepts).
 fn probe(addr: &str, tls: bool) -> bool {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
@@ -160,6 +197,11 @@ impl Server {
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .unwrap_or(0.0)
+    }
+
+    /// CPU time (user + system) the server has used so far, seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs_of(&format!("/proc/{}/stat", self.pid()))
     }
 
     /// Resident memory now, MiB.

@@ -5,6 +5,7 @@
 
 pub mod distribution;
 pub mod docker;
+pub mod soft;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -5,6 +5,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// Status, headers (names lowercased) and body of an answer.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// One HTTP/1.1 request on a fresh connection. Unlike the harness client it fails softly:
 /// the server may die at any moment, and a failed request is simply not acknowledged.
 pub fn call(
@@ -13,7 +16,7 @@ pub fn call(
     path: &str,
     headers: &[(&str, String)],
     body: &[u8],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> std::io::Result<Answer> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!(

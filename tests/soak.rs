@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use common::soft::{call, header};
 use common::*;
 
+type Headers = Vec<(String, String)>;
+
 /// A pushed image: where it is and what it is made of.
 #[derive(Clone, Debug)]
 struct Image {
@@ -64,7 +66,7 @@ impl Shared {
         path: &str,
         headers: &[(&str, String)],
         body: &[u8],
-    ) -> Option<(Vec<(String, String)>, Vec<u8>)> {
+    ) -> Option<(Headers, Vec<u8>)> {
         let mut hs = vec![("Authorization", self.auth.clone())];
         hs.extend(headers.iter().cloned());
         match call(&self.addr, method, path, &hs, body) {

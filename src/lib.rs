@@ -17,6 +17,9 @@
 //! The rule: handlers call the registry; the registry calls storage and meta; nothing calls
 //! upward, and `http` never touches the disk or sled.
 
+// Every `unsafe` block says why it is sound (clippy, with warnings as errors, enforces it).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -182,6 +182,14 @@ fn digest_of(bytes: &[u8], like: &Digest) -> Digest {
     h.finish()
 }
 
+/// 409 `UNSUPPORTED` for content the registry holds but will not serve because it is
+/// corrupt (see [`Registry::corrupt_blob`] for why this status and code).
+pub(crate) fn corrupt(message: String, digest: &Digest) -> Error {
+    Error::api(ErrorCode::Unsupported, message)
+        .with_status(http::StatusCode::CONFLICT)
+        .with_detail(serde_json::json!({ "digest": digest.to_string(), "reason": "corrupt" }))
+}
+
 /// Repository of a `repo \0 digest` link key.
 fn repo_of_key(key: &[u8]) -> String {
     let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
@@ -191,23 +199,24 @@ fn repo_of_key(key: &[u8]) -> String {
 impl Registry {
     /// The answer to a pull of a blob recorded corrupt, whatever the repository.
     ///
-    /// `GET` answers 403 `DENIED` with a message saying what happened: the docker daemon
-    /// does not retry DENIED and prints the message (`denied: blob ... is corrupt ...`),
-    /// so a pull fails at once and says why. (A 404 would be printed as a bare "unknown
-    /// blob"; a 5xx loses the message and is retried five times, for about a minute.)
+    /// `GET` answers 409 with the spec's `UNSUPPORTED` code and a message saying what
+    /// happened. The docker daemon decides by the code: it does not retry `UNSUPPORTED` and
+    /// prints the message, so a pull fails at once with `unsupported: blob sha256:… is
+    /// corrupt in this registry …`. The alternatives read worse: a 404 is printed as a bare
+    /// "unknown blob"; `DENIED` is printed after "pull access denied, repository does not
+    /// exist or may require 'docker login'", which sends people the wrong way; other codes
+    /// are retried five times (about a minute); a 5xx also loses the message. 409 (Conflict:
+    /// the stored blob's state prevents serving it) rather than `UNSUPPORTED`'s usual 405,
+    /// which would claim the method is the problem.
     ///
     /// `HEAD` answers 404 `BLOB_UNKNOWN`: a push asks with HEAD whether the registry has the
-    /// blob, and must hear "no" so it uploads the layer again, which heals it. (A HEAD answer
-    /// has no body to carry a message anyway.)
+    /// blob and must hear "no", so it uploads the layer again, which repairs it. (A HEAD
+    /// answer has no body to carry a message anyway.)
     pub(super) fn corrupt_blob(digest: &Digest, head: bool) -> Error {
         if head {
             return Self::blob_unknown(digest);
         }
-        Error::api(
-            ErrorCode::Denied,
-            format!("blob {digest} is corrupt in this registry (its bytes failed an integrity check) and is not served; push the image again to repair it"),
-        )
-        .with_detail(serde_json::json!({ "digest": digest.to_string(), "reason": "corrupt" }))
+        corrupt(format!("blob {digest} is corrupt in this registry (its bytes failed an integrity check) and is not served; push the image again to repair it"), digest)
     }
 
     /// Refuses a blob recorded corrupt (see [`Registry::corrupt_blob`]).

@@ -67,11 +67,10 @@ impl Registry {
         let actual = digest_of(&bytes, digest.algorithm());
         if actual != digest {
             tracing::error!(%repo, %digest, %actual, "stored manifest is corrupt: not served");
-            return Err(Error::api(
-                ErrorCode::Denied,
+            return Err(super::fsck::corrupt(
                 format!("manifest {digest} is corrupt in this registry (its stored content failed an integrity check) and is not served; push the image again to repair it"),
-            )
-            .with_detail(serde_json::json!({ "digest": digest.to_string(), "reason": "corrupt" })));
+                &digest,
+            ));
         }
         Ok(ManifestContent {
             media_type: rec.media_type,

@@ -661,7 +661,7 @@ mod tests {
             let e = reg.read_blob(repo, &d, None).await.err().unwrap();
             assert_eq!(
                 (e.status().as_u16(), e.error_code()),
-                (403, ErrorCode::Denied)
+                (409, ErrorCode::Unsupported)
             );
             let e = reg.stat_blob(repo, &d).await.err().unwrap();
             assert_eq!(

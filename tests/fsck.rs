@@ -182,6 +182,12 @@ fn a_clean_store_checks_out_with_its_counts() {
     assert!(!m.is_empty());
     // Nothing was quarantined or moved.
     assert!(!dir.join("quarantine").exists());
+    // Warnings alone do not fail the check.
+    std::fs::write(dir.join("blobs/stray.tmp"), b"x").unwrap();
+    let (code, out, err) = fsck(&dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(problems(&out).len(), 1, "{out}");
+    assert!(out.ends_with(": 0 errors, 1 warning\n"), "{out}");
 }
 
 #[test]
@@ -359,8 +365,25 @@ fn missing_blobs_manifests_and_truncated_blobs_are_reported() {
     let s = Server::start_in(&dir);
     // Image 1: its layer file will vanish.
     let (_, m1) = put_image(&s, "miss/one", "v1", 41, 30_000);
-    // Image 2: its manifest record will vanish, leaving its tag dangling.
+    // Image 2: its manifest record will vanish, leaving its tag dangling and the index that
+    // lists it incomplete.
     let (_, m2) = put_image(&s, "miss/two", "v1", 42, 30_000);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha256(&m2), "size": m2.len(),
+            "platform": {"architecture": "arm64", "os": "linux"}
+        }]
+    }))
+    .unwrap();
+    let r = s
+        .req("PUT", "/v2/miss/two/manifests/multi")
+        .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        .body(index.clone())
+        .send();
+    assert_eq!(r.status, 201);
     // Image 3: its layer will be cut short.
     let (_, m3) = put_image(&s, "miss/three", "v1", 43, 30_000);
     // Image 4: its stored manifest content will be altered.
@@ -400,6 +423,7 @@ fn missing_blobs_manifests_and_truncated_blobs_are_reported() {
         ("reference_missing", format!("miss/one@{d1}")),
         ("link_dangling", format!("miss/one@{l1}")),
         ("tag_dangling", "miss/two:v1".to_string()),
+        ("reference_missing", format!("miss/two@{}", sha256(&index))),
         ("blob_corrupt", l3.clone()),
         ("reference_corrupt", format!("miss/three@{d3}")),
         ("manifest_corrupt", format!("miss/four@{d4}")),
@@ -434,7 +458,7 @@ fn missing_blobs_manifests_and_truncated_blobs_are_reported() {
     );
     assert!(stray.exists(), "strays are left alone");
     assert!(dir.join("uploads").join(leftover).exists());
-    assert_eq!(p.iter().filter(|(s, ..)| s == "error").count(), 6, "{out}");
+    assert_eq!(p.iter().filter(|(s, ..)| s == "error").count(), 7, "{out}");
     assert_eq!(
         p.iter().filter(|(s, ..)| s == "warning").count(),
         2,

@@ -498,36 +498,45 @@ impl Registry {
                 Content::Sound { blobs, children } => (blobs, children),
             };
             // A mirror caches manifests first and blobs as they are pulled: absent ones are
-            // not problems there, corrupt ones are.
-            let mirrored = repo
-                .parse::<RepoName>()
-                .map(|n| self.mirror_route(&n, None).is_some())
-                .unwrap_or(false);
+            // not problems there, and corrupt ones are fetched again by the next pull.
+            let name = repo.parse::<RepoName>().ok();
+            let mirrored = name
+                .as_ref()
+                .is_some_and(|n| self.mirror_route(n, None).is_some());
+            let repair = if mirrored {
+                "the next pull through the mirror fetches it again"
+            } else {
+                "pulls of this image fail until it is pushed again"
+            };
             for b in blobs {
                 needed.insert(b.clone());
-                if marks.contains_key(b) {
+                let missing = if marks.contains_key(b) {
                     r.add(
                         ProblemKind::ReferenceCorrupt,
                         object.clone(),
-                        format!("needs blob {b}, which is corrupt: pulls of this image fail until it is pushed again"),
+                        format!("needs blob {b}, which is corrupt: {repair}"),
                     );
+                    continue;
                 } else if mirrored {
+                    continue;
                 } else if !is_present(b)? {
-                    r.add(
-                        ProblemKind::ReferenceMissing,
-                        object.clone(),
-                        format!("needs blob {b}, whose file is missing: pulls of this image fail until it is pushed again"),
-                    );
+                    "whose file is missing"
                 } else if meta.link(&repo, b)?.is_none() {
-                    r.add(
-                        ProblemKind::ReferenceMissing,
-                        object.clone(),
-                        format!("needs blob {b}, which is not linked into {repo}: pulls of this image fail until it is pushed again"),
-                    );
-                }
+                    "which is not linked into the repository"
+                } else {
+                    continue;
+                };
+                r.add(
+                    ProblemKind::ReferenceMissing,
+                    object.clone(),
+                    format!("needs blob {b}, {missing}: {repair}"),
+                );
             }
+            let Some(name) = name.filter(|_| !mirrored) else {
+                continue;
+            };
             for c in children {
-                if !mirrored && meta.manifest(&repo.parse()?, c)?.is_none() {
+                if meta.manifest(&name, c)?.is_none() {
                     r.add(
                         ProblemKind::ReferenceMissing,
                         object.clone(),

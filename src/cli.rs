@@ -51,6 +51,20 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Check the store: re-hash every blob, check every manifest, link, tag and upload.
+    /// Corrupt blobs are recorded and no longer served; nothing is deleted. Exit status: 0
+    /// clean (warnings allowed), 3 problems found, 1 the check could not run, 2 bad usage.
+    Fsck {
+        /// Move the files of corrupt blobs to <data-dir>/quarantine/sha256/ (kept as they
+        /// are, never deleted).
+        #[arg(long)]
+        quarantine: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Write images (NAME:TAG or NAME@DIGEST) to an OCI image layout tarball, for carrying
     /// to an offline site (on the data directory with the server stopped, or through
     /// --server).

@@ -1,5 +1,6 @@
 //! Entry point: parse the command line, run the subcommand, decide the exit code:
-//! 0 success, 1 runtime failure, 2 bad usage or configuration.
+//! 0 success, 1 runtime failure, 2 bad usage or configuration, 3 a check found problems
+//! (`fsck`).
 
 use std::process::ExitCode;
 
@@ -21,6 +22,11 @@ fn main() -> ExitCode {
             upload_ttl_secs,
             target,
         } => commands::gc::run(dry_run, grace_secs, upload_ttl_secs, &target),
+        Command::Fsck {
+            quarantine,
+            json,
+            target,
+        } => commands::fsck::run(quarantine, json, &target),
         Command::Repo(cmd) => commands::repos::run(cmd),
         Command::PushTo {
             url,

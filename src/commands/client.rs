@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::client::{request, Verify};
+use crate::client::{send_any, Verify};
 use crate::tls::info::pem_certs;
 
 use super::Failure;
@@ -194,6 +194,18 @@ impl AdminClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, Failure> {
+        self.call_within(method, path, body, std::time::Duration::from_secs(30))
+    }
+
+    /// [`AdminClient::call`] for an operation that may run long (a scrub hashes the whole
+    /// store before it answers).
+    pub fn call_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        timeout: std::time::Duration,
+    ) -> Result<serde_json::Value, Failure> {
         let runtime = runtime()?;
         let mut headers = vec![("authorization", self.authorization.clone())];
         let bytes = match body {
@@ -204,9 +216,17 @@ impl AdminClient {
             None => Vec::new(),
         };
         let url = format!("{}{path}", self.base);
-        let (status, body) = runtime
-            .block_on(request(method, &url, &headers, bytes, self.verify()))
+        let answer = runtime
+            .block_on(send_any(
+                method,
+                &url,
+                &headers,
+                http_body_util::Full::new(bytes::Bytes::from(bytes)),
+                self.verify(),
+                timeout,
+            ))
             .map_err(Failure::Runtime)?;
+        let (status, body) = (answer.status, answer.body);
         let value: serde_json::Value = if body.is_empty() {
             serde_json::Value::Null
         } else {

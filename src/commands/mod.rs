@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod cert;
 pub mod client;
 pub mod config;
+pub mod fsck;
 pub mod gc;
 pub mod install;
 pub mod push_to;
@@ -17,11 +18,14 @@ use std::path::PathBuf;
 use crate::cli::DataArgs;
 use crate::config::{FileConfig, DEFAULT_DATA_DIR};
 
-/// Why a command failed: bad usage/config (exit 2) or a runtime failure (exit 1).
+/// Why a command failed: bad usage/config (exit 2), a runtime failure (exit 1), or a check
+/// that ran and found problems (exit 3), which scripts must tell apart from a check that
+/// could not run.
 #[derive(Debug)]
 pub enum Failure {
     Usage(String),
     Runtime(String),
+    Problems(String),
 }
 
 impl Failure {
@@ -29,12 +33,13 @@ impl Failure {
         match self {
             Failure::Usage(_) => 2,
             Failure::Runtime(_) => 1,
+            Failure::Problems(_) => 3,
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            Failure::Usage(m) | Failure::Runtime(m) => m,
+            Failure::Usage(m) | Failure::Runtime(m) | Failure::Problems(m) => m,
         }
     }
 }

@@ -48,6 +48,8 @@ pub enum AdminRoute {
     Immutability,
     ImmutabilityRule(u64),
     Gc,
+    /// `/api/v1/fsck`: check the store
+    Fsck,
     Quotas,
     Quota(u64),
     Retention,
@@ -106,6 +108,7 @@ impl AdminRoute {
             ["rules", id] => AdminRoute::Rule(id.parse().ok()?),
             ["immutability"] => AdminRoute::Immutability,
             ["gc"] => AdminRoute::Gc,
+            ["fsck"] => AdminRoute::Fsck,
             ["pins"] => AdminRoute::Pins,
             ["mirrors"] => AdminRoute::Mirrors,
             ["sync"] => AdminRoute::Sync,

@@ -21,9 +21,11 @@
 //! | `quotas`         | rule id (8 bytes, big-endian) | [`QuotaRecord`]         |
 //! | `mirror_tags`    | repo `\0` tag                | [`CacheRecord`] (mirrored tag) |
 //! | `pins`           | repo `\0` tag                | [`PinRecord`]           |
+//! | `corrupt`        | digest                       | [`CorruptRecord`] (blob found corrupt) |
 
 mod cache;
 mod durability;
+mod integrity;
 mod records;
 
 use std::path::Path;
@@ -35,9 +37,9 @@ use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
 
 pub use records::{
-    CacheRecord, GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord, PinRecord,
-    QuotaRecord, RefreshRecord, RepoRecord, RetentionRecord, RobotRecord, RuleRecord, TagRecord,
-    UploadRecord, UserRecord,
+    CacheRecord, CorruptRecord, GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord,
+    PinRecord, QuotaRecord, RefreshRecord, RepoRecord, RetentionRecord, RobotRecord, RuleRecord,
+    TagRecord, UploadRecord, UserRecord,
 };
 
 /// Handle to the metadata database. Cheap to clone (sled trees are reference counted).
@@ -60,6 +62,7 @@ pub struct Meta {
     quotas: sled::Tree,
     mirror_tags: sled::Tree,
     pins: sled::Tree,
+    corrupt: sled::Tree,
     durability: std::sync::Arc<durability::Durability>,
 }
 
@@ -160,6 +163,7 @@ impl Meta {
             quotas: tree("quotas")?,
             mirror_tags: tree("mirror_tags")?,
             pins: tree("pins")?,
+            corrupt: tree("corrupt")?,
             durability: durability::Durability::new(),
             db,
         })

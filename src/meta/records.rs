@@ -144,3 +144,17 @@ pub struct CacheRecord {
 pub struct PinRecord {
     pub pinned_at: u64,
 }
+
+/// A blob whose bytes on disk failed an integrity check (`edgeyard fsck`). While it is
+/// recorded, the blob is never served, and the next upload of its digest replaces the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CorruptRecord {
+    pub found_at: u64,
+    /// Size of the file when it was found corrupt.
+    pub size: u64,
+    /// What its content hashed to.
+    pub actual: String,
+    /// Where the file was moved, when it was quarantined.
+    #[serde(default)]
+    pub quarantined: Option<String>,
+}

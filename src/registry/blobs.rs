@@ -1,5 +1,6 @@
 //! Reading and unlinking blobs. A blob is visible in a repository only through that
-//! repository's link to it, even though its bytes are shared by all.
+//! repository's link to it, even though its bytes are shared by all. A blob recorded
+//! corrupt (by `fsck`) is refused in every repository.
 
 use super::{blocking, Registry};
 use crate::error::{Error, ErrorCode, Result};
@@ -74,6 +75,7 @@ impl Registry {
         if !self.meta().is_linked(repo, digest)? {
             return Err(Self::blob_unknown(digest));
         }
+        self.check_not_corrupt(digest, true)?;
         let storage = self.storage().clone();
         let d2 = digest.clone();
         match blocking("reading blob size", move || storage.blob_size(&d2)).await? {
@@ -95,6 +97,7 @@ impl Registry {
         if !self.meta().is_linked(repo, digest)? {
             return Err(Self::blob_unknown(digest));
         }
+        self.check_not_corrupt(digest, false)?;
         let storage = self.storage().clone();
         let d2 = digest.clone();
         let opened = blocking("opening a blob", move || {

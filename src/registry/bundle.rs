@@ -103,6 +103,7 @@ impl Registry {
                 if !written.insert(b.clone()) {
                     continue;
                 }
+                self.check_not_corrupt(b, false)?;
                 let mut f = self
                     .storage()
                     .open_blob(b)
@@ -429,12 +430,9 @@ impl Registry {
                 continue;
             };
             let size = p.file.len();
-            let storage = self.storage().clone();
-            let (id, d2) = (p.id.clone(), d.clone());
-            tokio::task::spawn_blocking(move || storage.commit_upload(&id, p.file, &d2))
-                .await
-                .map_err(|e| Error::internal("storing a blob", e))?
-                .map_err(super::pump::storage_error)?;
+            // Shared with other commits, exclusive with a scrub condemning this blob.
+            let _shared = self.inner.gc_lock.read().await;
+            self.commit_blob(&p.id, p.file, &d).await?;
             report.blobs += 1;
             report.bytes += size;
         }

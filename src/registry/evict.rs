@@ -103,6 +103,7 @@ impl Registry {
                 Ok(size)
             })
             .await?;
+            self.meta().clear_corrupt(d)?;
             count += 1;
             bytes += size;
         }

@@ -55,13 +55,23 @@ impl Registry {
         }
     }
 
-    /// A manifest by tag or digest (`GET`/`HEAD`).
+    /// A manifest by tag or digest (`GET`/`HEAD`). Its bytes are hashed again on every read
+    /// (microseconds for a manifest's few kilobytes), so stored content that no longer
+    /// matches its digest is never served.
     pub fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestContent> {
         let (digest, rec) = self.resolve(repo, reference)?;
         let bytes = self.meta().manifest_bytes(&digest)?.ok_or_else(|| {
             tracing::error!(%repo, %digest, "manifest record without bytes");
             Self::manifest_unknown(reference)
         })?;
+        let actual = digest_of(&bytes, digest.algorithm());
+        if actual != digest {
+            tracing::error!(%repo, %digest, %actual, "stored manifest is corrupt: not served");
+            return Err(super::fsck::corrupt(
+                format!("manifest {digest} is corrupt in this registry (its stored content failed an integrity check) and is not served; push the image again to repair it"),
+                &digest,
+            ));
+        }
         Ok(ManifestContent {
             media_type: rec.media_type,
             digest,

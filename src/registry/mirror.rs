@@ -433,7 +433,9 @@ impl Registry {
         let Some(route) = self.mirror_route(repo, ns) else {
             return self.stat_blob(repo, digest).await;
         };
-        if self.meta().is_linked(&route.local, digest)? {
+        // A cached blob recorded corrupt is fetched again from the upstream (which heals it).
+        let corrupt = self.meta().is_corrupt(digest)?;
+        if self.meta().is_linked(&route.local, digest)? && !corrupt {
             return self.stat_blob(&route.local, digest).await;
         }
         match route
@@ -459,7 +461,8 @@ impl Registry {
             return self.read_blob(repo, digest, range).await;
         };
         let metrics = crate::metrics::global();
-        if self.meta().is_linked(&route.local, digest)? {
+        let corrupt = self.meta().is_corrupt(digest)?;
+        if self.meta().is_linked(&route.local, digest)? && !corrupt {
             metrics.mirror("hit");
             return self.read_blob(&route.local, digest, range).await;
         }
@@ -489,7 +492,7 @@ impl Registry {
         };
         // The bytes may already be here for another repository: the upstream just confirmed
         // this repository may have them, so link instead of downloading again.
-        if self.storage().blob_size(digest).ok().flatten() == Some(size) {
+        if !corrupt && self.storage().blob_size(digest).ok().flatten() == Some(size) {
             drop(body);
             {
                 let _shared = self.inner.gc_lock.read().await;
@@ -653,12 +656,7 @@ impl Registry {
     ) -> Result<()> {
         let size = file.len();
         let _shared = self.inner.gc_lock.read().await;
-        let storage = self.storage().clone();
-        let d = digest.clone();
-        super::blocking("storing a mirrored blob", move || {
-            storage.commit_upload(&id, file, &d)
-        })
-        .await?;
+        self.commit_blob(&id, file, digest).await?;
         self.meta().link_blob(local, digest, size)?;
         drop(_shared);
         self.meta().flush().await

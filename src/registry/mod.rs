@@ -1,10 +1,11 @@
 //! The registry's use cases behind one cheap-to-clone handle: uploads, blobs, manifests,
-//! tags, referrers and the catalog. This layer decides what is allowed; `storage` and `meta`
+//! tags, referrers, the catalog, and the scrub that checks them all (`fsck`). This layer decides what is allowed; `storage` and `meta`
 //! only keep bytes and records, and `http` only translates requests and responses.
 
 mod blobs;
 mod bundle;
 mod evict;
+mod fsck;
 mod gc;
 mod manifests;
 mod mirror;
@@ -27,6 +28,7 @@ use crate::storage::{Storage, UploadFile};
 
 pub use blobs::{BlobRange, BlobRead};
 pub use bundle::{BundleReport, ImageClosure, Progress as BundleProgress};
+pub use fsck::{FsckOptions, FsckReport, Problem, ProblemKind, Severity};
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use mirror::{Mirror, MirrorRoute, MirrorSettings};

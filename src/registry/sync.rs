@@ -259,11 +259,19 @@ impl Registry {
         report: &mut SyncReport,
         progress: &SyncProgress,
     ) -> Result<()> {
-        if self.meta().is_linked(&route.local, digest)? {
+        // A blob recorded corrupt is fetched again, which repairs it.
+        let corrupt = self.meta().is_corrupt(digest)?;
+        if self.meta().is_linked(&route.local, digest)? && !corrupt {
             report.blobs_present += 1;
             return Ok(());
         }
-        if let Some(size) = self.storage().blob_size(digest).ok().flatten() {
+        if let Some(size) = self
+            .storage()
+            .blob_size(digest)
+            .ok()
+            .flatten()
+            .filter(|_| !corrupt)
+        {
             let _shared = self.inner.gc_lock.read().await;
             self.meta().link_blob(&route.local, digest, size)?;
             report.blobs_present += 1;

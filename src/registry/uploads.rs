@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use http_body::Body;
 
-use super::pump::{pump, storage_error};
+use super::pump::pump;
 use super::{blocking, Registry, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::UploadRecord;
@@ -254,15 +254,9 @@ impl Registry {
             .with_detail(serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() })));
         }
         let _shared = self.inner.gc_lock.read().await;
-        let storage = self.storage().clone();
-        let (id2, d2) = (id.clone(), expected.clone());
-        match tokio::task::spawn_blocking(move || storage.commit_upload(&id2, file, &d2)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                self.discard(id).await?;
-                return Err(storage_error(e));
-            }
-            Err(e) => return Err(Error::internal("committing an upload", e)),
+        if let Err(e) = self.commit_blob(id, file, expected).await {
+            self.discard(id).await?;
+            return Err(e);
         }
         self.meta().finish_upload(id, repo, expected, size)?;
         self.meta().flush().await?;
@@ -302,7 +296,8 @@ impl Registry {
     }
 
     /// Links an existing blob into `repo` without moving bytes. Answers the blob's size, or
-    /// `None` when the registry does not hold it (the caller then opens a normal session).
+    /// `None` when the registry does not hold it, or holds it corrupt (the caller then opens
+    /// a normal session, whose bytes repair it).
     pub async fn mount_blob(
         &self,
         repo: &RepoName,
@@ -312,6 +307,9 @@ impl Registry {
         self.check_not_mirrored(repo)?;
         self.check_may_receive(repo)?;
         let _shared = self.inner.gc_lock.read().await;
+        if self.meta().is_corrupt(digest)? {
+            return Ok(None);
+        }
         let storage = self.storage().clone();
         let d2 = digest.clone();
         let Some(size) = blocking("checking a blob", move || storage.blob_size(&d2)).await? else {

@@ -9,13 +9,19 @@
 //! │   └── sha512/…
 //! ├── uploads/
 //! │   └── <upload-id>         bytes of an upload in progress, append-only
+//! ├── quarantine/             created by `edgeyard fsck --quarantine` (see `scrub`)
+//! │   └── sha256/
+//! │       └── ab12…ef         a blob file that failed its integrity check, moved here as is
 //! └── meta/                   the sled database (owned by `meta`)
 //! ```
 //!
 //! A blob file appears under its digest only by `rename` of a complete, fsynced upload file,
 //! followed by an fsync of the directory: a crash leaves either no file or the whole file.
+//! Once there it is never modified; it is replaced only when the registry recorded it
+//! corrupt ([`Storage::replace_blob`]).
 
 mod file_body;
+mod scrub;
 mod upload_file;
 
 use std::fs::{self, File};
@@ -25,6 +31,7 @@ use std::path::{Path, PathBuf};
 use crate::oci::{Digest, UploadId};
 
 pub use file_body::FileBody;
+pub use scrub::{BlobEntry, FileId, Hashed, HASH_BUFFER};
 pub use upload_file::UploadFile;
 
 /// Handle to the on-disk layout. Cheap to clone.
@@ -123,11 +130,28 @@ impl Storage {
         file: UploadFile,
         digest: &Digest,
     ) -> io::Result<()> {
+        self.commit(id, file, digest, false)
+    }
+
+    /// [`Storage::commit_upload`] for a blob whose file is recorded corrupt: the verified
+    /// upload takes the bad file's place (rename replaces it atomically). Never called for a
+    /// good blob.
+    pub fn replace_blob(&self, id: &UploadId, file: UploadFile, digest: &Digest) -> io::Result<()> {
+        self.commit(id, file, digest, true)
+    }
+
+    fn commit(
+        &self,
+        id: &UploadId,
+        file: UploadFile,
+        digest: &Digest,
+        replace: bool,
+    ) -> io::Result<()> {
         file.sync()?;
         drop(file);
         let dir = self.blob_dir(digest);
         let target = dir.join(digest.hex());
-        if target.exists() {
+        if !replace && target.exists() {
             return self.remove_upload(id);
         }
         fs::create_dir_all(&dir)?;

@@ -70,6 +70,14 @@ struct GcRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FsckRequest {
+    /// Move corrupt blob files to the data directory's quarantine folder.
+    #[serde(default)]
+    quarantine: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewPassword {
     password: String,
 }
@@ -462,6 +470,17 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Res
                         .unwrap_or(d.upload_ttl),
                 })
                 .await?;
+            return ok_json(StatusCode::OK, &report);
+        }
+        (AdminRoute::Fsck, Method::POST) => {
+            let o: FsckRequest = body(req).await?;
+            let report = app
+                .registry
+                .fsck(crate::registry::FsckOptions {
+                    quarantine: o.quarantine,
+                })
+                .await?;
+            // Problems are the report's content, not a failure of the request.
             return ok_json(StatusCode::OK, &report);
         }
         (AdminRoute::Immutability, Method::GET) => {

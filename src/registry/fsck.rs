@@ -1,0 +1,756 @@
+//! The scrub (`edgeyard fsck`): re-hash every blob file, check every manifest's content and
+//! references, every link, tag and upload; report problems, record corrupt blobs so they
+//! are never served again, and optionally quarantine their files. Nothing is ever deleted.
+//!
+//! Safe on a running server: hashing runs on one blocking thread, one file at a time with a
+//! fixed buffer, so pushes and pulls go on. A blob found bad is condemned under the GC
+//! lock, and only if its file is still the one that was read (a concurrent upload may have
+//! just replaced it with good bytes). The metadata checks hold the GC lock for reading, so
+//! garbage collection cannot delete between a look-up and the next.
+//!
+//! Healing lives here too: the next upload (or mirror fetch) of a corrupt blob's digest
+//! replaces the file and clears the mark ([`Registry::commit_blob`]).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use super::Registry;
+use crate::error::{Error, ErrorCode, Result};
+use crate::meta::{now, CorruptRecord};
+use crate::oci::{Digest, Hasher, Manifest, RepoName, UploadId};
+use crate::storage::{BlobEntry, Hashed, UploadFile, HASH_BUFFER};
+
+/// Problems listed in a report at most (all are counted); keeps the admin API's answer small.
+const LIST_MAX: usize = 1000;
+
+/// Upload files without a session record younger than this are left out of the report:
+/// mirror fetches and bundle imports stage files without one while they run.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsckOptions {
+    /// Move the files of corrupt blobs to `<data-dir>/quarantine/`.
+    pub quarantine: bool,
+}
+
+/// Errors make `edgeyard fsck` fail; warnings are reported but are harmless leftovers.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A blob's content does not hash to its name (found now, or earlier and not repaired).
+    BlobCorrupt,
+    /// A blob file could not be read.
+    BlobUnreadable,
+    /// A sound blob whose size is not the one a repository's link records (quota figures).
+    BlobSizeMismatch,
+    /// A file or folder in the blob tree that does not fit the layout.
+    StrayFile,
+    /// A manifest record without stored content.
+    ManifestMissing,
+    /// Stored manifest content that does not hash to its digest.
+    ManifestCorrupt,
+    /// Stored manifest content that does not parse.
+    ManifestInvalid,
+    /// A manifest references a blob or child manifest the repository does not hold.
+    ReferenceMissing,
+    /// A manifest references a corrupt blob.
+    ReferenceCorrupt,
+    /// A repository links a blob whose file is missing.
+    LinkDangling,
+    /// A tag points at a manifest the repository does not hold.
+    TagDangling,
+    /// An upload session whose file is gone (garbage collection expires it).
+    UploadWithoutFile,
+    /// An upload file without a session (garbage collection removes it).
+    UploadFileWithoutRecord,
+}
+
+impl ProblemKind {
+    pub fn severity(self) -> Severity {
+        use ProblemKind::*;
+        match self {
+            BlobSizeMismatch | StrayFile | UploadWithoutFile | UploadFileWithoutRecord => {
+                Severity::Warning
+            }
+            _ => Severity::Error,
+        }
+    }
+
+    /// The name in reports (as serialised).
+    pub fn as_str(self) -> &'static str {
+        use ProblemKind::*;
+        match self {
+            BlobCorrupt => "blob_corrupt",
+            BlobUnreadable => "blob_unreadable",
+            BlobSizeMismatch => "blob_size_mismatch",
+            StrayFile => "stray_file",
+            ManifestMissing => "manifest_missing",
+            ManifestCorrupt => "manifest_corrupt",
+            ManifestInvalid => "manifest_invalid",
+            ReferenceMissing => "reference_missing",
+            ReferenceCorrupt => "reference_corrupt",
+            LinkDangling => "link_dangling",
+            TagDangling => "tag_dangling",
+            UploadWithoutFile => "upload_without_file",
+            UploadFileWithoutRecord => "upload_file_without_record",
+        }
+    }
+}
+
+/// One finding: what kind, about which object (a digest, `repo@digest`, `repo:tag`, an
+/// upload id or a path), and a sentence saying what it means.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub severity: Severity,
+    pub object: String,
+    pub message: String,
+}
+
+/// What a scrub checked and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FsckReport {
+    pub started_at: u64,
+    pub duration_ms: u64,
+    pub quarantine: bool,
+    pub blobs_checked: u64,
+    pub bytes_hashed: u64,
+    pub manifests_checked: u64,
+    pub links_checked: u64,
+    pub tags_checked: u64,
+    pub uploads_checked: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    /// Errors first; at most 1,000 listed (`errors` and `warnings` count them all).
+    pub problems: Vec<Problem>,
+    /// Blobs recorded corrupt earlier that are sound again (their file was restored) or that
+    /// nothing uses any more: their marks were cleared.
+    pub cleared: Vec<String>,
+}
+
+impl FsckReport {
+    fn add(&mut self, kind: ProblemKind, object: impl Into<String>, message: impl Into<String>) {
+        match kind.severity() {
+            Severity::Error => self.errors += 1,
+            Severity::Warning => self.warnings += 1,
+        }
+        if self.problems.len() >= LIST_MAX {
+            // A full list makes room for an error by dropping a warning.
+            let warning = self
+                .problems
+                .iter()
+                .rposition(|p| p.severity == Severity::Warning);
+            match (kind.severity(), warning) {
+                (Severity::Error, Some(i)) => {
+                    self.problems.remove(i);
+                }
+                _ => return,
+            }
+        }
+        self.problems.push(Problem {
+            kind,
+            severity: kind.severity(),
+            object: object.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// A manifest's stored content, checked once per digest (repositories share it).
+enum Content {
+    Missing,
+    Corrupt(Digest),
+    Invalid(String),
+    Sound {
+        blobs: Vec<Digest>,
+        children: Vec<Digest>,
+    },
+}
+
+fn digest_of(bytes: &[u8], like: &Digest) -> Digest {
+    let mut h = Hasher::new(like.algorithm());
+    h.update(bytes);
+    h.finish()
+}
+
+/// 409 `UNSUPPORTED` for content the registry holds but will not serve because it is
+/// corrupt (see [`Registry::corrupt_blob`] for why this status and code).
+pub(crate) fn corrupt(message: String, digest: &Digest) -> Error {
+    Error::api(ErrorCode::Unsupported, message)
+        .with_status(http::StatusCode::CONFLICT)
+        .with_detail(serde_json::json!({ "digest": digest.to_string(), "reason": "corrupt" }))
+}
+
+/// Repository of a `repo \0 digest` link key.
+fn repo_of_key(key: &[u8]) -> String {
+    let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
+    String::from_utf8_lossy(&key[..end]).into_owned()
+}
+
+impl Registry {
+    /// The answer to a pull of a blob recorded corrupt, whatever the repository.
+    ///
+    /// `GET` answers 409 with the spec's `UNSUPPORTED` code and a message saying what
+    /// happened. The docker daemon decides by the code: it does not retry `UNSUPPORTED` and
+    /// prints the message, so a pull fails at once with `unsupported: blob sha256:… is
+    /// corrupt in this registry …`. The alternatives read worse: a 404 is printed as a bare
+    /// "unknown blob"; `DENIED` is printed after "pull access denied, repository does not
+    /// exist or may require 'docker login'", which sends people the wrong way; other codes
+    /// are retried five times (about a minute); a 5xx also loses the message. 409 (Conflict:
+    /// the stored blob's state prevents serving it) rather than `UNSUPPORTED`'s usual 405,
+    /// which would claim the method is the problem.
+    ///
+    /// `HEAD` answers 404 `BLOB_UNKNOWN`: a push asks with HEAD whether the registry has the
+    /// blob and must hear "no", so it uploads the layer again, which repairs it. (A HEAD
+    /// answer has no body to carry a message anyway.)
+    pub(super) fn corrupt_blob(digest: &Digest, head: bool) -> Error {
+        if head {
+            return Self::blob_unknown(digest);
+        }
+        corrupt(format!("blob {digest} is corrupt in this registry (its bytes failed an integrity check) and is not served; push the image again to repair it"), digest)
+    }
+
+    /// Refuses a blob recorded corrupt (see [`Registry::corrupt_blob`]).
+    pub(super) fn check_not_corrupt(&self, digest: &Digest, head: bool) -> Result<()> {
+        if self.meta().is_corrupt(digest)? {
+            tracing::warn!(%digest, "refused to serve a blob recorded corrupt");
+            return Err(Self::corrupt_blob(digest, head));
+        }
+        Ok(())
+    }
+
+    /// Commits a verified upload file as the blob `digest` (the caller holds the GC lock
+    /// for reading). An existing file is kept, since its bytes are the same by definition,
+    /// unless the blob is recorded corrupt: then the upload replaces it and the mark is
+    /// cleared. A sound blob is never overwritten; a bad one heals on its next upload.
+    pub(super) async fn commit_blob(
+        &self,
+        id: &UploadId,
+        file: UploadFile,
+        digest: &Digest,
+    ) -> Result<()> {
+        let corrupt = self.meta().is_corrupt(digest)?;
+        let storage = self.storage().clone();
+        let (id2, d2) = (id.clone(), digest.clone());
+        match tokio::task::spawn_blocking(move || {
+            if corrupt {
+                storage.replace_blob(&id2, file, &d2)
+            } else {
+                storage.commit_upload(&id2, file, &d2)
+            }
+        })
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(super::pump::storage_error(e)),
+            Err(e) => return Err(Error::internal("committing a blob", e)),
+        }
+        if corrupt && self.meta().clear_corrupt(digest)? {
+            tracing::info!(%digest, "a corrupt blob was replaced by an upload of its bytes");
+        }
+        Ok(())
+    }
+
+    /// Runs one scrub.
+    pub async fn fsck(&self, o: FsckOptions) -> Result<FsckReport> {
+        let reg = self.clone();
+        let report = match tokio::task::spawn_blocking(move || reg.fsck_blocking(o)).await {
+            Ok(r) => r?,
+            Err(e) => return Err(Error::internal("checking the store", e)),
+        };
+        self.meta().flush().await?;
+        tracing::info!(
+            blobs = report.blobs_checked,
+            bytes = report.bytes_hashed,
+            manifests = report.manifests_checked,
+            errors = report.errors,
+            warnings = report.warnings,
+            ms = report.duration_ms,
+            "store check finished"
+        );
+        Ok(report)
+    }
+
+    fn fsck_blocking(&self, o: FsckOptions) -> Result<FsckReport> {
+        let started = Instant::now();
+        let mut r = FsckReport {
+            started_at: now(),
+            quarantine: o.quarantine,
+            ..FsckReport::default()
+        };
+        self.check_blob_files(o, &mut r)?;
+        self.check_metadata(&mut r)?;
+        self.check_uploads(&mut r)?;
+        r.problems.sort_by_key(|p| p.severity);
+        r.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(r)
+    }
+
+    /// Re-hashes every blob file; condemns the bad ones, clears marks of restored ones.
+    fn check_blob_files(&self, o: FsckOptions, r: &mut FsckReport) -> Result<()> {
+        let io = |context| move |e: std::io::Error| Error::internal(context, e);
+        let mut link_sizes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
+        for (key, d, rec) in self.meta().all_links()? {
+            link_sizes
+                .entry(d)
+                .or_default()
+                .push((repo_of_key(&key), rec.size));
+        }
+        let entries = self.storage().blob_tree().map_err(io("listing blobs"))?;
+        let mut buf = vec![0u8; HASH_BUFFER];
+        for entry in entries {
+            let (digest, size) = match entry {
+                BlobEntry::Stray { path, why } => {
+                    r.add(
+                        ProblemKind::StrayFile,
+                        path.display().to_string(),
+                        format!("{why}: left alone (not part of any blob)"),
+                    );
+                    continue;
+                }
+                BlobEntry::Blob { digest, size } => (digest, size),
+            };
+            let hashed = match self.storage().hash_blob(&digest, &mut buf) {
+                Ok(Some(h)) => h,
+                // Deleted since the listing (garbage collection).
+                Ok(None) => continue,
+                Err(e) => {
+                    r.blobs_checked += 1;
+                    r.add(
+                        ProblemKind::BlobUnreadable,
+                        digest.to_string(),
+                        format!("reading its {size}-byte file failed: {e}"),
+                    );
+                    continue;
+                }
+            };
+            r.blobs_checked += 1;
+            r.bytes_hashed += hashed.len;
+            let recorded = link_sizes.get(&digest).map(Vec::as_slice).unwrap_or(&[]);
+            if hashed.actual == digest {
+                if self.meta().clear_corrupt(&digest)? {
+                    r.cleared.push(digest.to_string());
+                }
+                for (repo, n) in recorded.iter().filter(|(_, n)| *n != hashed.len) {
+                    r.add(
+                        ProblemKind::BlobSizeMismatch,
+                        format!("{repo}@{digest}"),
+                        format!(
+                            "the blob is sound but holds {} bytes; repository {repo} records {n} (only quota figures use it)",
+                            hashed.len
+                        ),
+                    );
+                }
+                continue;
+            }
+            let Some(quarantined) = self.condemn(&digest, &hashed, o)? else {
+                // Replaced or removed while it was read: the next run looks again.
+                continue;
+            };
+            let sizes = match recorded.first() {
+                Some((_, n)) if *n != hashed.len => {
+                    format!("{} bytes where {n} were stored", hashed.len)
+                }
+                _ => format!("{} bytes", hashed.len),
+            };
+            let whereto = match quarantined {
+                Some(p) => format!("; its file was moved to {p}"),
+                None => String::new(),
+            };
+            r.add(
+                ProblemKind::BlobCorrupt,
+                digest.to_string(),
+                format!(
+                    "content ({sizes}) hashes to {}, not to its name: it is no longer served; push an image holding it again to repair it{whereto}",
+                    hashed.actual
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Records a blob found corrupt (and quarantines its file when asked), under the GC
+    /// lock and only if its file is still the one that was hashed. `None` when it was not;
+    /// else where the file went, if it moved.
+    fn condemn(
+        &self,
+        digest: &Digest,
+        hashed: &Hashed,
+        o: FsckOptions,
+    ) -> Result<Option<Option<String>>> {
+        let io = |e| Error::internal("quarantining a blob", e);
+        let _exclusive = self.inner.gc_lock.blocking_write();
+        if self.storage().blob_file_id(digest).map_err(io)? != Some(hashed.id) {
+            return Ok(None);
+        }
+        let quarantined = if o.quarantine {
+            self.storage()
+                .quarantine_blob(digest)
+                .map_err(io)?
+                .map(|p| p.display().to_string())
+        } else {
+            None
+        };
+        self.meta().mark_corrupt(
+            digest,
+            &CorruptRecord {
+                found_at: now(),
+                size: hashed.len,
+                actual: hashed.actual.to_string(),
+                quarantined: quarantined.clone(),
+            },
+        )?;
+        self.meta().flush_blocking()?;
+        tracing::error!(%digest, actual = %hashed.actual, quarantined = ?quarantined, "blob found corrupt: it is no longer served");
+        Ok(Some(quarantined))
+    }
+
+    /// Manifests (content, references), links, tags, and corrupt blobs whose file is gone.
+    fn check_metadata(&self, r: &mut FsckReport) -> Result<()> {
+        let _shared = self.inner.gc_lock.blocking_read();
+        let meta = self.meta();
+        let marks: HashMap<Digest, CorruptRecord> = meta.corrupt_blobs()?.into_iter().collect();
+        let mut present: HashMap<Digest, bool> = HashMap::new();
+        let mut is_present = |d: &Digest| -> Result<bool> {
+            if let Some(p) = present.get(d) {
+                return Ok(*p);
+            }
+            let p = self
+                .storage()
+                .blob_size(d)
+                .map_err(|e| Error::internal("reading a blob's size", e))?
+                .is_some();
+            present.insert(d.clone(), p);
+            Ok(p)
+        };
+        let tags = meta.all_tag_entries()?;
+        let mut tags_of: HashMap<(&str, &Digest), Vec<&str>> = HashMap::new();
+        for (repo, tag, d) in &tags {
+            tags_of.entry((repo, d)).or_default().push(tag);
+        }
+        let label = |repo: &str, d: &Digest| match tags_of.get(&(repo, d)) {
+            Some(t) => format!("{repo}@{d} (tagged {})", t.join(", ")),
+            None => format!("{repo}@{d}"),
+        };
+        // Blobs something still needs: a corrupt one among them stays reported.
+        let mut needed: HashSet<Digest> = HashSet::new();
+        let mut contents: HashMap<Digest, Content> = HashMap::new();
+        for (repo, digest, rec) in meta.all_manifests()? {
+            r.manifests_checked += 1;
+            let content = match contents.get(&digest) {
+                Some(c) => c,
+                None => {
+                    let c = match meta.manifest_bytes(&digest)? {
+                        None => Content::Missing,
+                        Some(bytes) => {
+                            let actual = digest_of(&bytes, &digest);
+                            if actual != digest {
+                                Content::Corrupt(actual)
+                            } else {
+                                match Manifest::parse(Some(&rec.media_type), &bytes) {
+                                    Ok(m) => Content::Sound {
+                                        blobs: m.required_blobs().cloned().collect(),
+                                        children: m
+                                            .manifests
+                                            .iter()
+                                            .map(|c| c.digest.clone())
+                                            .collect(),
+                                    },
+                                    Err(e) => Content::Invalid(e.to_string()),
+                                }
+                            }
+                        }
+                    };
+                    contents.entry(digest.clone()).or_insert(c)
+                }
+            };
+            let object = label(&repo, &digest);
+            let (blobs, children) = match content {
+                Content::Missing => {
+                    r.add(ProblemKind::ManifestMissing, object, "the manifest is recorded but its content is missing: pulls of it fail; push the image again");
+                    continue;
+                }
+                Content::Corrupt(actual) => {
+                    r.add(
+                        ProblemKind::ManifestCorrupt,
+                        object,
+                        format!("its stored content hashes to {actual}: it is not served; push the image again to repair it"),
+                    );
+                    continue;
+                }
+                Content::Invalid(e) => {
+                    r.add(
+                        ProblemKind::ManifestInvalid,
+                        object,
+                        format!("its stored content does not parse ({e})"),
+                    );
+                    continue;
+                }
+                Content::Sound { blobs, children } => (blobs, children),
+            };
+            // A mirror caches manifests first and blobs as they are pulled: absent ones are
+            // not problems there, and corrupt ones are fetched again by the next pull.
+            let name = repo.parse::<RepoName>().ok();
+            let mirrored = name
+                .as_ref()
+                .is_some_and(|n| self.mirror_route(n, None).is_some());
+            let repair = if mirrored {
+                "the next pull through the mirror fetches it again"
+            } else {
+                "pulls of this image fail until it is pushed again"
+            };
+            for b in blobs {
+                needed.insert(b.clone());
+                let missing = if marks.contains_key(b) {
+                    r.add(
+                        ProblemKind::ReferenceCorrupt,
+                        object.clone(),
+                        format!("needs blob {b}, which is corrupt: {repair}"),
+                    );
+                    continue;
+                } else if mirrored {
+                    continue;
+                } else if !is_present(b)? {
+                    "whose file is missing"
+                } else if meta.link(&repo, b)?.is_none() {
+                    "which is not linked into the repository"
+                } else {
+                    continue;
+                };
+                r.add(
+                    ProblemKind::ReferenceMissing,
+                    object.clone(),
+                    format!("needs blob {b}, {missing}: {repair}"),
+                );
+            }
+            let Some(name) = name.filter(|_| !mirrored) else {
+                continue;
+            };
+            for c in children {
+                if meta.manifest(&name, c)?.is_none() {
+                    r.add(
+                        ProblemKind::ReferenceMissing,
+                        object.clone(),
+                        format!("lists manifest {c}, which {repo} does not hold: pulls of that platform fail"),
+                    );
+                }
+            }
+        }
+        for (key, digest, _) in meta.all_links()? {
+            r.links_checked += 1;
+            needed.insert(digest.clone());
+            if !marks.contains_key(&digest) && !is_present(&digest)? {
+                let repo = repo_of_key(&key);
+                r.add(
+                    ProblemKind::LinkDangling,
+                    format!("{repo}@{digest}"),
+                    format!("{repo} links the blob but its file is missing: pulls of it fail until it is pushed again"),
+                );
+            }
+        }
+        for (repo, tag, digest) in &tags {
+            r.tags_checked += 1;
+            let Ok(name) = repo.parse::<RepoName>() else {
+                continue;
+            };
+            if meta.manifest(&name, digest)?.is_none() {
+                r.add(
+                    ProblemKind::TagDangling,
+                    format!("{repo}:{tag}"),
+                    format!("points at manifest {digest}, which {repo} does not hold: pulls of the tag fail"),
+                );
+            }
+        }
+        // Corrupt blobs whose file is gone (quarantined, or lost): still a problem while
+        // anything needs them; otherwise nothing is left to repair.
+        for (digest, rec) in marks {
+            if is_present(&digest)? {
+                continue;
+            }
+            if !needed.contains(&digest) {
+                meta.clear_corrupt(&digest)?;
+                r.cleared.push(digest.to_string());
+                continue;
+            }
+            let whereto = match &rec.quarantined {
+                Some(p) => format!("its file was moved to {p}"),
+                None => "its file is gone".to_string(),
+            };
+            r.add(
+                ProblemKind::BlobCorrupt,
+                digest.to_string(),
+                format!("found corrupt earlier and not repaired yet ({whereto}): push an image holding it again to repair it"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Upload sessions without a file and files without a session: crash leftovers that
+    /// garbage collection cleans, reported as warnings.
+    fn check_uploads(&self, r: &mut FsckReport) -> Result<()> {
+        let records = self.meta().uploads()?;
+        let known: HashSet<UploadId> = records.iter().map(|(id, _)| id.clone()).collect();
+        for (id, _) in &records {
+            r.uploads_checked += 1;
+            // Looked at again just before reporting: an upload may have completed meanwhile.
+            if !self.storage().upload_exists(id)
+                && !self.session_busy(id)
+                && self.meta().upload(id)?.is_some()
+            {
+                r.add(
+                    ProblemKind::UploadWithoutFile,
+                    id.as_str(),
+                    "an upload session whose file is gone: the client must start over; edgeyard gc expires it",
+                );
+            }
+        }
+        let files = self
+            .storage()
+            .upload_files()
+            .map_err(|e| Error::internal("listing uploads", e))?;
+        let cutoff = std::time::SystemTime::now() - ORPHAN_AGE;
+        for (id, mtime) in files {
+            if known.contains(&id) {
+                continue;
+            }
+            r.uploads_checked += 1;
+            if mtime < cutoff && self.meta().upload(&id)?.is_none() {
+                r.add(
+                    ProblemKind::UploadFileWithoutRecord,
+                    id.as_str(),
+                    "an upload file no session refers to (left by a crash): edgeyard gc removes it",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn upload(reg: &Registry, repo: &RepoName, data: &[u8]) -> Digest {
+        let d = Digest::sha256_of(data);
+        let s = reg.start_upload(repo).await.unwrap();
+        let body = http_body_util::Full::new(bytes::Bytes::copy_from_slice(data));
+        reg.finish_upload(repo, &s.id, &d, None, body)
+            .await
+            .unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_blob_is_refused_everywhere_then_healed_by_its_next_upload() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = Registry::open(tmp.path()).unwrap();
+        let (a, b): (RepoName, RepoName) = ("t/a".parse().unwrap(), "t/b".parse().unwrap());
+        let data = b"the bytes of a layer".to_vec();
+        let d = upload(&reg, &a, &data).await;
+        upload(&reg, &b, &data).await;
+        let path = reg.storage().blob_path(&d);
+        let mut bad = data.clone();
+        bad[3] ^= 0x20;
+        std::fs::write(&path, &bad).unwrap();
+
+        let r = reg.fsck(FsckOptions::default()).await.unwrap();
+        assert_eq!((r.errors, r.blobs_checked), (1, 1), "{r:?}");
+        assert_eq!(r.problems[0].kind, ProblemKind::BlobCorrupt);
+        assert_eq!(r.problems[0].object, d.to_string());
+        for repo in [&a, &b] {
+            let e = reg.read_blob(repo, &d, None).await.err().unwrap();
+            assert_eq!(
+                (e.status().as_u16(), e.error_code()),
+                (409, ErrorCode::Unsupported)
+            );
+            let e = reg.stat_blob(repo, &d).await.err().unwrap();
+            assert_eq!(
+                (e.status().as_u16(), e.error_code()),
+                (404, ErrorCode::BlobUnknown)
+            );
+        }
+        // A mount would vouch for the bad bytes: refused, so the client uploads them.
+        let c: RepoName = "t/c".parse().unwrap();
+        assert_eq!(reg.mount_blob(&c, &d, Some(&a)).await.unwrap(), None);
+
+        upload(&reg, &c, &data).await;
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert!(reg.read_blob(&a, &d, None).await.is_ok());
+        assert_eq!(reg.stat_blob(&b, &d).await.unwrap(), data.len() as u64);
+        let r = reg.fsck(FsckOptions::default()).await.unwrap();
+        assert_eq!((r.errors, r.warnings), (0, 0), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_sound_blob_is_never_replaced_and_a_restored_one_is_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = Registry::open(tmp.path()).unwrap();
+        let a: RepoName = "t/a".parse().unwrap();
+        let data = b"sound".to_vec();
+        let d = upload(&reg, &a, &data).await;
+        let path = reg.storage().blob_path(&d);
+        let before = reg.storage().blob_file_id(&d).unwrap();
+        upload(&reg, &a, &data).await;
+        assert_eq!(reg.storage().blob_file_id(&d).unwrap(), before);
+        // Found bad, then restored by hand: the next check clears the mark.
+        std::fs::write(&path, b"SOUND").unwrap();
+        assert_eq!(reg.fsck(FsckOptions::default()).await.unwrap().errors, 1);
+        std::fs::write(&path, &data).unwrap();
+        let r = reg.fsck(FsckOptions::default()).await.unwrap();
+        assert_eq!((r.errors, r.cleared.clone()), (0, vec![d.to_string()]));
+        assert!(reg.read_blob(&a, &d, None).await.is_ok());
+    }
+
+    #[test]
+    fn kinds_serialise_as_their_names() {
+        use ProblemKind::*;
+        for k in [
+            BlobCorrupt,
+            BlobUnreadable,
+            BlobSizeMismatch,
+            StrayFile,
+            ManifestMissing,
+            ManifestCorrupt,
+            ManifestInvalid,
+            ReferenceMissing,
+            ReferenceCorrupt,
+            LinkDangling,
+            TagDangling,
+            UploadWithoutFile,
+            UploadFileWithoutRecord,
+        ] {
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::json!(k.as_str())
+            );
+        }
+        assert_eq!(BlobCorrupt.severity(), Severity::Error);
+        assert_eq!(StrayFile.severity(), Severity::Warning);
+    }
+
+    #[test]
+    fn errors_are_listed_first_and_the_list_is_capped() {
+        let mut r = FsckReport::default();
+        for i in 0..LIST_MAX + 5 {
+            r.add(ProblemKind::StrayFile, i.to_string(), "x");
+        }
+        assert_eq!(
+            (r.warnings, r.problems.len()),
+            (LIST_MAX as u64 + 5, LIST_MAX)
+        );
+        r.add(ProblemKind::BlobCorrupt, "d", "x");
+        assert_eq!((r.errors, r.problems.len()), (1, LIST_MAX));
+        r.problems.sort_by_key(|p| p.severity);
+        assert_eq!(r.problems[0].kind, ProblemKind::BlobCorrupt);
+        assert_eq!(r.problems[1].object, "0");
+    }
+}

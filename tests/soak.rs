@@ -462,4 +462,7 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
         "resident memory climbed from {first_peak} KiB to {second_peak} KiB"
     );
     drop(server);
+    // The scrub finds nothing wrong with the store the soak leaves behind.
+    let fsck = edgeyard(&data, &["fsck"], "");
+    eprintln!("fsck after the soak: {}", fsck.lines().last().unwrap_or(""));
 }

@@ -589,7 +589,10 @@ fn acknowledged_pushes_survive_sigkill_at_random_moments() {
     // And the scrub agrees: every blob, manifest, link and tag checks out (leftover upload
     // files of cut-off sessions are warnings, which exit 0).
     let fsck = edgeyard(&data, &["fsck"], "");
-    eprintln!("fsck after the last crash: {}", fsck.lines().last().unwrap_or(""));
+    eprintln!(
+        "fsck after the last crash: {}",
+        fsck.lines().last().unwrap_or("")
+    );
     let by_skopeo = ledger
         .tags
         .lock()

@@ -120,6 +120,11 @@ impl Server {
         }
     }
 
+    /// The server's process id (for /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn port(&self) -> u16 {
         self.addr
             .rsplit(':')

@@ -14,18 +14,20 @@ use http::Request;
 
 use crate::error::{Error, ErrorCode, Result};
 
-/// The `n` page-size parameter: absent -> `default`; not a number -> 400.
+/// The `n` page-size parameter: absent or empty -> `default`; digits -> their value, however
+/// large (callers cap it at `PAGE_MAX`, so `n=99999999999999999999` is a full page, not an
+/// error); anything else (a sign, letters) -> 400. Only the first `n` counts, as in
+/// distribution.
 fn page_size<B>(req: &Request<B>, default: usize) -> Result<usize> {
     match super::query::param(req, "n") {
         None => Ok(default),
         Some(s) if s.is_empty() => Ok(default),
-        Some(s) => s.parse::<usize>().map_err(|_| {
-            Error::api(
-                ErrorCode::SizeInvalid,
-                format!("n must be a whole number, got {s:?}"),
-            )
-            .with_status(http::StatusCode::BAD_REQUEST)
-        }),
+        Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => Ok(s.parse().unwrap_or(usize::MAX)),
+        Some(s) => Err(Error::api(
+            ErrorCode::SizeInvalid,
+            format!("n must be a non-negative whole number, got {s:?}"),
+        )
+        .with_status(http::StatusCode::BAD_REQUEST)),
     }
 }
 

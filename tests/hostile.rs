@@ -517,6 +517,10 @@ fn challenge_realm_takes_only_a_plain_host_from_the_request() {
             "{host:?}"
         );
     }
+    // The challenge's scope comes from the path, which is a validated name or refused first.
+    let r = get(&s, "GET", "/v2/seed%22,realm%3D%22x/tags/list").unwrap();
+    assert_eq!((r.status, r.code().as_str()), (400, "NAME_INVALID"));
+    assert_eq!(r.header("www-authenticate"), None);
     // A sane Host is used as it is.
     let r = raw(
         &s,
@@ -1647,7 +1651,7 @@ fn secrets_never_reach_the_logs_in_text_or_json() {
             &["user", "add", "alice", "--password-stdin", "--admin"],
             "Sup3r-secret-pw-good\n",
         );
-        let s = Server::start_auth(&dir, &["--log-format", format, "--log", "debug"]);
+        let s = Server::start_auth(&dir, &["--log-format", format, "--log", "trace"]);
         let secrets = log_in_every_way(&s);
         std::thread::sleep(Duration::from_millis(200));
         let log = s.log_text();

@@ -54,3 +54,29 @@ fn paged(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(query: &str) -> std::result::Result<usize, ErrorCode> {
+        let req = Request::get(format!("/v2/a/b/tags/list?{query}"))
+            .body(())
+            .unwrap();
+        page_size(&req, 7).map_err(|e| e.error_code())
+    }
+
+    /// Regression: an `n` too large for a number was refused as "not a whole number"
+    /// instead of answering a full page.
+    #[test]
+    fn page_size_of_any_length_is_a_full_page_and_signs_are_refused() {
+        assert_eq!(n(""), Ok(7));
+        assert_eq!(n("n="), Ok(7));
+        assert_eq!(n("n=0"), Ok(0));
+        assert_eq!(n("n=25&n=3"), Ok(25));
+        assert_eq!(n("n=99999999999999999999"), Ok(usize::MAX));
+        for bad in ["n=-1", "n=abc", "n=1e3", "n=+5", "n=%205", "n=0x10"] {
+            assert_eq!(n(bad), Err(ErrorCode::SizeInvalid), "{bad}");
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! The admin API (`/api/v1/`): users, robots and access rules of a running server, for
 //! administrators. The same functions back the offline commands (`auth::admin`).
 
-use crate::http::RequestBody;
 use http::{Method, Request, StatusCode};
 use serde::Deserialize;
 
@@ -12,14 +11,14 @@ use std::time::Duration;
 use crate::governance;
 use crate::http::body::{collect_limited, too_large, Collect};
 use crate::http::route::AdminRoute;
-use crate::http::{empty, json, App, Resp};
-
-/// Largest admin API JSON body: users, rules and image lists fit many times over.
-const JSON_MAX: usize = 64 << 10;
+use crate::http::{empty, json, App, RequestBody, Resp};
 use crate::meta::{
     GrantRecord, ImmutabilityRecord, Meta, QuotaRecord, RetentionRecord, RuleRecord,
 };
 use crate::registry::GcOptions;
+
+/// Largest admin API JSON body: users, rules and image lists fit many times over.
+const JSON_MAX: usize = 64 << 10;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

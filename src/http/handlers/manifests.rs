@@ -1,11 +1,10 @@
 //! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
-use crate::http::RequestBody;
 use http::{Method, Request, StatusCode};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::body::{collect_limited, too_large, Collect};
-use crate::http::{empty, set_header, Resp, ResponseBody};
+use crate::http::{empty, set_header, RequestBody, Resp, ResponseBody};
 use crate::oci::{Reference, RepoName};
 use crate::registry::{Registry, MANIFEST_MAX};
 

@@ -5,14 +5,13 @@
 
 use std::net::SocketAddr;
 
-use crate::http::RequestBody;
 use http::{Method, Request, StatusCode};
 
 use crate::auth::{Auth, Principal, Scope};
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::body::{collect_limited, too_large, Collect};
 use crate::http::gate::{credentials, login_error, Credentials};
-use crate::http::{json, Resp};
+use crate::http::{json, RequestBody, Resp};
 
 /// Largest token request form: credentials and a few scopes fit many times over.
 const FORM_MAX: usize = 64 << 10;

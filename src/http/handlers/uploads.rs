@@ -1,14 +1,13 @@
 //! Blob uploads: `POST /v2/<name>/blobs/uploads/` (session, monolithic, mount) and
 //! `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<id>`.
 
-use crate::http::RequestBody;
 use http::{Request, StatusCode};
 
 use crate::auth::Actions;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::gate::Gate;
 use crate::http::query::param;
-use crate::http::{empty, set_header, Resp};
+use crate::http::{empty, set_header, RequestBody, Resp};
 use crate::oci::{Digest, RepoName, UploadId};
 use crate::registry::{ContentRange, Registry, UploadState};
 

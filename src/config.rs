@@ -41,6 +41,8 @@ pub struct FileConfig {
     pub gc: GcFileConfig,
     #[serde(default)]
     pub storage: StorageFileConfig,
+    #[serde(default)]
+    pub server: ServerFileConfig,
     /// `[[mirror]]`: upstream registries served through this one.
     #[serde(default)]
     pub mirror: Vec<MirrorFileConfig>,
@@ -60,6 +62,59 @@ pub struct StorageFileConfig {
     pub min_free_bytes: Option<u64>,
     /// Share of the filesystem that must stay free, percent (default 0); the larger wins.
     pub min_free_percent: Option<u8>,
+}
+
+/// The `[server]` table: what one client may hold (see `server::Limits`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFileConfig {
+    /// Seconds a client has to send a request's headers (default 30).
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a request body may deliver nothing before it is abandoned (default 60).
+    pub body_read_timeout_secs: Option<u64>,
+    /// Open connections in all (default 1024).
+    pub max_connections: Option<usize>,
+    /// Open connections from one client address (default 128).
+    pub max_connections_per_client: Option<usize>,
+    /// Open upload sessions per client: user, or address when anonymous (default 64).
+    pub max_uploads_per_client: Option<usize>,
+}
+
+fn server_limits(file: ServerFileConfig) -> Result<crate::server::Limits, String> {
+    let d = crate::server::Limits::default();
+    let secs = |v: Option<u64>, default: Duration, key: &str| match v {
+        None => Ok(default),
+        Some(s) if (1..=3600).contains(&s) => Ok(Duration::from_secs(s)),
+        Some(_) => Err(format!("server.{key} must be 1 to 3600")),
+    };
+    let count = |v: Option<usize>, default: usize, key: &str| match v {
+        None => Ok(default),
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        Some(_) => Err(format!("server.{key} must be 1 to 1000000")),
+    };
+    Ok(crate::server::Limits {
+        header_read_timeout: secs(
+            file.header_read_timeout_secs,
+            d.header_read_timeout,
+            "header_read_timeout_secs",
+        )?,
+        body_read_timeout: secs(
+            file.body_read_timeout_secs,
+            d.body_read_timeout,
+            "body_read_timeout_secs",
+        )?,
+        max_connections: count(file.max_connections, d.max_connections, "max_connections")?,
+        max_connections_per_client: count(
+            file.max_connections_per_client,
+            d.max_connections_per_client,
+            "max_connections_per_client",
+        )?,
+        max_uploads_per_client: count(
+            file.max_uploads_per_client,
+            d.max_uploads_per_client,
+            "max_uploads_per_client",
+        )?,
+    })
 }
 
 /// The `[gc]` table: scheduled garbage collection.
@@ -158,6 +213,7 @@ pub struct ServeConfig {
     /// Scheduled garbage collection: how often, and with what options (`None`: off).
     pub gc: Option<(Duration, crate::registry::GcOptions)>,
     pub disk_floor: crate::registry::DiskFloor,
+    pub limits: crate::server::Limits,
     pub repository_creation: RepositoryCreation,
     pub mirrors: Vec<crate::registry::MirrorSettings>,
     pub sync: Vec<crate::registry::SyncRule>,
@@ -307,7 +363,9 @@ impl ServeConfig {
         };
         let (mirrors, sync) = mirrors::build(file.mirror, file.sync)?;
         let replication = mirrors::replication_rules(file.replication)?;
+        let limits = server_limits(file.server)?;
         Ok(ServeConfig {
+            limits,
             replication,
             mirrors,
             sync,
@@ -413,6 +471,23 @@ impl ServeConfig {
             "min_free_percent",
             Some(self.disk_floor.percent.to_string()),
         );
+        s.push_str("\n[server]\n");
+        let l = &self.limits;
+        for (key, value) in [
+            (
+                "header_read_timeout_secs",
+                l.header_read_timeout.as_secs() as usize,
+            ),
+            (
+                "body_read_timeout_secs",
+                l.body_read_timeout.as_secs() as usize,
+            ),
+            ("max_connections", l.max_connections),
+            ("max_connections_per_client", l.max_connections_per_client),
+            ("max_uploads_per_client", l.max_uploads_per_client),
+        ] {
+            line(&mut s, key, Some(value.to_string()));
+        }
         s.push_str("\n[gc]\n");
         match &self.gc {
             None => line(&mut s, "interval_secs", Some("0".into())),
@@ -536,6 +611,29 @@ mod tests {
         let half = FileConfig::parse("[tls]\ncert_file = \"/x.pem\"\n").unwrap();
         assert!(ServeConfig::build(half, ServeFlags::default()).is_err());
         assert!(FileConfig::parse("[tls]\nclient_auth = \"sometimes\"\n").is_err());
+    }
+
+    #[test]
+    fn server_table_bounds_are_checked() {
+        let c = ServeConfig::build(FileConfig::default(), ServeFlags::default()).unwrap();
+        assert_eq!(c.limits, crate::server::Limits::default());
+        let file = FileConfig::parse(
+            "[server]\nheader_read_timeout_secs = 2\nmax_uploads_per_client = 3\n",
+        )
+        .unwrap();
+        let c = ServeConfig::build(file, ServeFlags::default()).unwrap();
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.max_uploads_per_client, 3);
+        assert!(c.describe().contains("max_uploads_per_client = 3"));
+        for bad in [
+            "header_read_timeout_secs = 0",
+            "body_read_timeout_secs = 99999",
+            "max_connections = 0",
+        ] {
+            let f = FileConfig::parse(&format!("[server]\n{bad}\n")).unwrap();
+            let e = ServeConfig::build(f, ServeFlags::default()).unwrap_err();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{e}");
+        }
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The accept loop: one task per connection, HTTP/1.1 and h2c via hyper-util's auto builder,
-//! a header-read timeout against slow clients, and graceful shutdown that lets in-flight
-//! requests finish (within a bound) before returning.
+//! bounds on what one client can hold (connections, time to send a request), and graceful
+//! shutdown that lets in-flight requests finish (within a bound) before returning.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -11,27 +15,155 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::http::gate::client_address;
 use crate::http::App;
 
-/// How long a client may take to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most header lines one HTTP/1.1 request may carry (more: 431).
+const MAX_HEADERS: usize = 100;
 
-/// Serves `registry` on `listener` until `shutdown` resolves.
-pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+/// What one client may hold: the `[server]` table of the configuration. Every bound is there
+/// so that a slow, broken or hostile client costs a fixed amount of memory, descriptors and
+/// time, whatever it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// A request's headers must be complete within this. A new connection must deliver its
+    /// first request's headers within it too, and an HTTP/1.1 connection idle for this long
+    /// between requests is closed.
+    pub header_read_timeout: Duration,
+    /// A request body that delivers no byte for this long is abandoned (and an upload's
+    /// session is released for the client to resume).
+    pub body_read_timeout: Duration,
+    /// Open connections in all; more are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one client address (an IPv6 /64 counts as one address).
+    pub max_connections_per_client: usize,
+    /// Upload sessions one client (user, or address when anonymous) may have open at once.
+    pub max_uploads_per_client: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_connections_per_client: 128,
+            max_uploads_per_client: 64,
+        }
+    }
+}
+
+/// Open connections, in all and per client address.
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+    /// When a refusal was last logged: one warning per interval, not one per connection.
+    last_warned: Option<Instant>,
+    refused_since_warned: u64,
+}
+
+#[derive(Clone)]
+struct Tracker {
+    counts: Arc<Mutex<Counts>>,
+    max_total: usize,
+    max_per_client: usize,
+}
+
+/// One admitted connection; gives its place back when dropped (the connection's task ends).
+struct Slot {
+    counts: Arc<Mutex<Counts>>,
+    client: IpAddr,
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a new connection from `peer`, or `None` when a bound is reached.
+    fn admit(&self, peer: IpAddr) -> Option<Slot> {
+        let client = client_address(peer);
+        let mut c = self.lock();
+        let mine = c.per_client.get(&client).copied().unwrap_or(0);
+        let refusal = if c.total >= self.max_total {
+            Some("max_connections")
+        } else if mine >= self.max_per_client {
+            Some("max_connections_per_client")
+        } else {
+            None
+        };
+        if let Some(bound) = refusal {
+            c.refused_since_warned += 1;
+            let due = c
+                .last_warned
+                .map_or(true, |t| t.elapsed() >= Duration::from_secs(10));
+            if due {
+                tracing::warn!(
+                    client = %client,
+                    open = c.total,
+                    from_client = mine,
+                    refused = c.refused_since_warned,
+                    "connection refused: {bound} reached (the connection is closed at once)"
+                );
+                c.last_warned = Some(Instant::now());
+                c.refused_since_warned = 0;
+            }
+            return None;
+        }
+        c.total += 1;
+        *c.per_client.entry(client).or_default() += 1;
+        Some(Slot {
+            counts: self.counts.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(MAX_HEADERS)
         .max_buf_size(1 << 20);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        // Pings find peers that vanished (a device unplugged mid-connection), so their
+        // connections do not hold a client's slots for ever.
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let tracker = Tracker {
+        counts: Arc::default(),
+        max_total: limits.max_connections,
+        max_per_client: limits.max_connections_per_client,
+    };
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -47,50 +179,74 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
             },
             _ = &mut shutdown => break,
         };
+        // Over a bound, the connection is dropped (closed) before anything is read.
+        let Some(slot) = tracker.admit(peer.ip()) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let app2 = app.clone();
-        let service = service_fn(move |req| crate::http::serve(app2.clone(), peer, req));
-        match &app.tls {
-            None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let started = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (app, started) = (app.clone(), started.clone());
+            service_fn(move |req| {
+                started.store(true, Ordering::Relaxed);
+                crate::http::serve(app.clone(), peer, req)
+            })
+        };
+        let tls = app.tls.as_ref().map(|t| t.server_config());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let result =
+                match tls {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        first_request_within(
+                            watcher.watch(conn.into_owned()),
+                            limits.header_read_timeout,
+                            &started,
+                        )
+                        .await
                     }
-                });
-            }
-            Some(tls) => {
-                // The handshake runs in the connection's own task, bounded in time, so a
-                // slow or silent client never holds up the accept loop.
-                let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        HANDSHAKE_TIMEOUT,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    Some(config) => {
+                        // The handshake runs in the connection's own task, bounded in time, so a
+                        // slow or silent client never holds up the accept loop.
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        let stream =
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        first_request_within(
+                            watcher.watch(conn.into_owned()),
+                            limits.header_read_timeout,
+                            &started,
+                        )
+                        .await
                     }
-                });
+                };
+            match result {
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error")
+                }
+                None => {
+                    tracing::debug!(%peer, "connection closed: no request within the header read timeout")
+                }
+                Some(Ok(())) => {}
             }
-        }
+        });
     }
     tracing::info!("shutting down: draining in-flight requests");
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
@@ -98,5 +254,71 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
         .is_err()
     {
         tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
+    }
+}
+
+/// Runs a connection, closing it (`None`) when its first request has not started within
+/// `timeout`. hyper's own header timeout only starts once it knows the protocol, and telling
+/// HTTP/1.1 from HTTP/2 waits for the client's first bytes: a client that connects and sends
+/// nothing (or half an HTTP/2 preface) would otherwise hold its connection for ever. After
+/// the first request, hyper's header timeout (HTTP/1.1) and keep-alive pings (HTTP/2) apply.
+async fn first_request_within<F, E>(
+    conn: F,
+    timeout: Duration,
+    started: &AtomicBool,
+) -> Option<Result<(), E>>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let early = tokio::select! {
+        r = &mut conn => Some(r),
+        _ = tokio::time::sleep(timeout) => None,
+    };
+    match early {
+        Some(r) => Some(r),
+        None if started.load(Ordering::Relaxed) => Some(conn.await),
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_address(a), client_address(b));
+        assert_ne!(client_address(a), client_address(c));
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(
+            client_address(mapped),
+            "10.1.2.3".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn tracker_bounds_per_client_and_in_all_and_gives_slots_back() {
+        let t = Tracker {
+            counts: Arc::default(),
+            max_total: 3,
+            max_per_client: 2,
+        };
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.3".parse().unwrap(),
+        );
+        let a1 = t.admit(a).unwrap();
+        let _a2 = t.admit(a).unwrap();
+        assert!(t.admit(a).is_none(), "third from one client");
+        let _b1 = t.admit(b).unwrap();
+        assert!(t.admit(c).is_none(), "fourth in all");
+        drop(a1);
+        assert!(t.admit(c).is_some());
+        assert!(t.lock().per_client.get(&a) == Some(&1));
     }
 }

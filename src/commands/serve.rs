@@ -88,6 +88,7 @@ async fn reload_on_hup(
             ("insecure_http", new.insecure_http != current.insecure_http),
             ("log_format", new.log_format != current.log_format),
             ("[auth]", new.auth != current.auth),
+            ("[server]", new.limits != current.limits),
         ];
         for (key, changed) in restart {
             if changed {
@@ -127,6 +128,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         )
     })?;
     registry.set_disk_floor(config.disk_floor);
+    registry.set_max_uploads_per_client(config.limits.max_uploads_per_client);
     registry.set_mirrors(config.mirrors.clone());
     registry.set_sync_rules(config.sync.clone());
     registry.set_replication_rules(config.replication.clone());
@@ -228,11 +230,12 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         registry: registry.clone(),
         tls,
         auth,
+        body_read_timeout: config.limits.body_read_timeout,
     };
     let watchdog =
         crate::systemd::watchdog_interval().map(|i| tokio::spawn(crate::systemd::watchdog(i)));
     crate::systemd::notify_logged(&format!("READY=1\nSTATUS=serving on {scheme}://{addr}"));
-    crate::server::run(listener, app, async {
+    crate::server::run(listener, app, config.limits, async {
         shutdown_signal().await;
         crate::systemd::notify_logged("STOPPING=1");
     })

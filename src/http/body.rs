@@ -1,14 +1,132 @@
-//! The response body type (nothing, a buffer, a streamed blob, or a stream of unknown
-//! length such as an export tarball), and the bridges between async bodies and the blocking
-//! readers and writers of the bundle code.
+//! The request body as handlers see it (hyper's, with an idle timeout), the response body
+//! type (nothing, a buffer, a streamed blob, or a stream of unknown length such as an export
+//! tarball), and the bridges between async bodies and the blocking readers and writers of the
+//! bundle code.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use crate::error::{Error, ErrorCode};
 use crate::storage::FileBody;
+
+/// A request body that fails once it has delivered nothing for `idle`: a client that stalls
+/// mid-body must not hold its connection, or an upload session's lock, for ever. The clock is
+/// read once per frame (not per byte); the timer is only armed while the body waits.
+pub struct RequestBody {
+    inner: hyper::body::Incoming,
+    idle: std::time::Duration,
+    last: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl RequestBody {
+    pub fn new(inner: hyper::body::Incoming, idle: std::time::Duration) -> RequestBody {
+        RequestBody {
+            inner,
+            idle,
+            last: tokio::time::Instant::now(),
+            timer: None,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.last = tokio::time::Instant::now();
+            return Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)));
+        }
+        // Lazily: the timer, armed for the first deadline, is only moved when it fires
+        // early because frames came in meanwhile.
+        let first = this.last + this.idle;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(first)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = this.last + this.idle;
+            if tokio::time::Instant::now() >= deadline {
+                return Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the request body sent nothing for {} s",
+                        this.idle.as_secs()
+                    ),
+                ))));
+            }
+            timer.as_mut().reset(deadline);
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// 413 for a body over its bound.
+pub fn too_large(what: &str, limit: usize) -> Error {
+    let size = if limit >= 1 << 20 {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{} KiB", limit >> 10)
+    };
+    Error::api(
+        ErrorCode::SizeInvalid,
+        format!("{what} is larger than the {size} limit"),
+    )
+    .with_status(http::StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+/// Why a bounded body could not be read whole.
+pub enum Collect {
+    /// Over the bound (by its Content-Length, or while streaming): 413.
+    TooLarge,
+    /// The connection failed or stalled.
+    Failed(String),
+}
+
+/// Reads a small body (manifest, JSON, form) whole, refusing it as soon as it is known to be
+/// over `limit`: by its Content-Length before any byte is read, or once `limit` bytes have
+/// arrived. Never holds more than `limit` bytes.
+pub async fn collect_limited(
+    req: http::Request<RequestBody>,
+    limit: usize,
+) -> Result<Bytes, Collect> {
+    use http_body_util::BodyExt;
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Collect::TooLarge);
+    }
+    match http_body_util::Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+    {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Collect::TooLarge),
+        Err(e) => Err(Collect::Failed(e.to_string())),
+    }
+}
 
 pub enum ResponseBody {
     Empty,
@@ -126,7 +244,7 @@ pub struct BodyReader {
 
 impl BodyReader {
     /// Starts copying `body` (frame by frame, a few frames ahead) for a blocking reader.
-    pub fn spawn(mut body: hyper::body::Incoming) -> BodyReader {
+    pub fn spawn(mut body: RequestBody) -> BodyReader {
         use http_body_util::BodyExt;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tokio::spawn(async move {

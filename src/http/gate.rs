@@ -18,6 +18,20 @@ pub struct Gate {
     caller: Caller,
     /// Token endpoint announced in challenges.
     realm: String,
+    /// The connection's address: who an anonymous caller is, for per-client bounds.
+    peer: std::net::IpAddr,
+}
+
+/// The address a connection counts against: IPv4 addresses as they are, IPv6 by /64 (one
+/// host usually holds a whole /64), IPv4-mapped IPv6 as IPv4.
+pub fn client_address(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            std::net::IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+        }
+        v4 => v4,
+    }
 }
 
 /// Credentials as they appear in an `Authorization` header.
@@ -84,18 +98,43 @@ fn realm<B>(auth: &Auth, req: &Request<B>, tls: bool) -> String {
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_string)
         })
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+        // Only what a host[:port] is made of: the value lands inside a quoted challenge
+        // parameter, where a quote or backslash would let a client rewrite the challenge.
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+                })
+        })
         .unwrap_or_else(|| "localhost".into());
     format!("{}://{host}/token", if tls { "https" } else { "http" })
 }
 
 impl Gate {
     /// Authentication off: everything is allowed.
-    pub fn open() -> Gate {
+    pub fn open(peer: SocketAddr) -> Gate {
         Gate {
             auth: None,
             caller: Caller::Anonymous,
             realm: String::new(),
+            peer: peer.ip(),
+        }
+    }
+
+    /// Who the caller is for per-client bounds (open upload sessions): the user or robot
+    /// when logged in (wherever it connects from), else the address it connects from.
+    pub fn client(&self) -> String {
+        let name = match &self.caller {
+            Caller::Anonymous => "",
+            Caller::Principal(p) => p.name(),
+            Caller::Token(c) => c.sub.as_str(),
+        };
+        if name.is_empty() {
+            format!("address {}", client_address(self.peer))
+        } else {
+            format!("user {name}")
         }
     }
 
@@ -125,6 +164,7 @@ impl Gate {
             auth: Some(auth.clone()),
             caller,
             realm,
+            peer: peer.ip(),
         })
     }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-pub use body::ResponseBody;
+pub use body::{RequestBody, ResponseBody};
 
 use crate::auth::{Actions, Auth};
 use crate::error::Error;
@@ -30,6 +30,8 @@ pub struct App {
     pub registry: Registry,
     pub tls: Option<Tls>,
     pub auth: Option<Auth>,
+    /// A request body that sends nothing for this long is abandoned.
+    pub body_read_timeout: std::time::Duration,
 }
 
 pub type Resp = Response<ResponseBody>;
@@ -44,6 +46,7 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Result<Resp, std::convert::Infallible> {
     let started = Instant::now();
+    let req = req.map(|b| RequestBody::new(b, app.body_read_timeout));
     let method = req.method().clone();
     let request_id = request_id(&req);
     let path = req.uri().path().to_string();
@@ -67,7 +70,7 @@ pub async fn serve(
         },
         Ok(route) => {
             let gate = match &app.auth {
-                None => Ok(Gate::open()),
+                None => Ok(Gate::open(peer)),
                 Some(auth) => Gate::identify(auth, &req, peer, app.tls.is_some()),
             };
             match gate.and_then(|g| authorize(&g, &route, req.method()).map(|()| g)) {
@@ -161,7 +164,7 @@ async fn dispatch(
     reg: &Registry,
     gate: &Gate,
     route: Route,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Resp, Error> {
     use handlers::*;
     let method = req.method().clone();

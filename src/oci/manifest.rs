@@ -155,6 +155,10 @@ impl Manifest {
         if matches!(header, Some(DOCKER_SCHEMA1) | Some(DOCKER_SCHEMA1_SIGNED)) {
             return Err(ManifestError::Schema1);
         }
+        super::json::check_unique_keys(bytes).map_err(|e| match e {
+            super::json::StrictJsonError::Syntax(e) => ManifestError::Json(e),
+            dup => ManifestError::Invalid(format!("manifest JSON: {dup}")),
+        })?;
         let raw: Raw =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
         if raw.schema_version == Some(1) || raw.fs_layers.is_some() {
@@ -259,10 +263,14 @@ impl Manifest {
     /// Blobs that must be present in the repository: the config and every distributable layer
     /// (`parse` guarantees every foreign layer names its urls).
     pub fn required_blobs(&self) -> impl Iterator<Item = &Digest> {
+        self.required_descriptors().map(|d| &d.digest)
+    }
+
+    /// The descriptors of [`Manifest::required_blobs`], with the sizes they claim.
+    pub fn required_descriptors(&self) -> impl Iterator<Item = &Descriptor> {
         self.config
             .iter()
             .chain(self.layers.iter().filter(|l| !l.is_foreign()))
-            .map(|d| &d.digest)
     }
 
     /// The artifact type a referrers response reports for this manifest: its own

@@ -4,6 +4,7 @@
 
 pub mod digest;
 pub mod glob;
+pub mod json;
 pub mod manifest;
 pub mod name;
 pub mod upload;

@@ -129,9 +129,24 @@ impl Registry {
         // Held until the manifest is stored: garbage collection must not delete a blob
         // between this check and the transaction that references it.
         let _shared = self.inner.gc_lock.read().await;
-        for d in manifest.required_blobs() {
-            if !self.meta().is_linked(repo, d)? {
-                return Err(missing(d, "blob"));
+        // A descriptor's size must be the size of what it names: clients verify it and fail
+        // the pull otherwise, and a wrong size is how a manifest would smuggle a claim past
+        // checks that trust descriptors (negative or non-numeric sizes fail parsing).
+        let wrong_size = |d: &Descriptor, actual: u64| {
+            Error::api(
+                ErrorCode::ManifestInvalid,
+                format!(
+                    "descriptor of {} says {} bytes, but it has {actual}",
+                    d.digest, d.size
+                ),
+            )
+            .with_detail(serde_json::json!({ "digest": d.digest.to_string(), "size": d.size, "actual": actual }))
+        };
+        for d in manifest.required_descriptors() {
+            match self.meta().link(repo.as_str(), &d.digest)? {
+                None => return Err(missing(&d.digest, "blob")),
+                Some(l) if l.size != d.size => return Err(wrong_size(d, l.size)),
+                Some(_) => {}
             }
         }
         for child in &manifest.manifests {
@@ -141,8 +156,10 @@ impl Registry {
                     "an index cannot contain itself",
                 ));
             }
-            if self.meta().manifest(repo, &child.digest)?.is_none() {
-                return Err(missing(&child.digest, "manifest"));
+            match self.meta().manifest(repo, &child.digest)? {
+                None => return Err(missing(&child.digest, "manifest")),
+                Some(m) if m.size != child.size => return Err(wrong_size(child, m.size)),
+                Some(_) => {}
             }
         }
         self.store_manifest(repo, &digest, tag, &manifest, bytes)
@@ -174,7 +191,15 @@ impl Registry {
         let record = ManifestRecord {
             media_type: manifest.kind.media_type().to_string(),
             size: bytes.len() as u64,
-            blobs: manifest.required_blobs().cloned().collect(),
+            // Once each: a manifest may list one layer thousands of times.
+            blobs: {
+                let mut seen = std::collections::HashSet::new();
+                manifest
+                    .required_blobs()
+                    .filter(|d| seen.insert(*d))
+                    .cloned()
+                    .collect()
+            },
             children: manifest
                 .manifests
                 .iter()

@@ -58,6 +58,9 @@ struct Inner {
     storage: Storage,
     meta: Meta,
     sessions: Mutex<HashMap<UploadId, Session>>,
+    /// Who opened each session this process knows of, for the per-client bound.
+    owners: Mutex<HashMap<UploadId, uploads::Owner>>,
+    max_uploads_per_client: std::sync::atomic::AtomicUsize,
     /// Last storage usage and when it was measured: walking the blob tree on every scrape
     /// would cost too much on a large store.
     usage: Mutex<Option<(std::time::Instant, crate::storage::Usage)>>,
@@ -113,6 +116,8 @@ impl Registry {
                 storage,
                 meta,
                 sessions: Mutex::new(HashMap::new()),
+                owners: Mutex::new(HashMap::new()),
+                max_uploads_per_client: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 usage: Mutex::new(None),
                 immutable: std::sync::RwLock::new(Arc::new(immutable)),
                 gc_lock: tokio::sync::RwLock::new(()),

@@ -121,6 +121,7 @@ impl Server {
         }
     }
 
+    /// The server's process id (for /proc/PID/status).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

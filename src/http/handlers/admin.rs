@@ -2,8 +2,6 @@
 //! administrators. The same functions back the offline commands (`auth::admin`).
 
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde::Deserialize;
 
 use crate::auth::admin::{self, AdminError};
@@ -11,12 +9,16 @@ use crate::error::{Error, ErrorCode, Result};
 use std::time::Duration;
 
 use crate::governance;
+use crate::http::body::{collect_limited, too_large, Collect};
 use crate::http::route::AdminRoute;
-use crate::http::{empty, json, App, Resp};
+use crate::http::{empty, json, App, RequestBody, Resp};
 use crate::meta::{
     GrantRecord, ImmutabilityRecord, Meta, QuotaRecord, RetentionRecord, RuleRecord,
 };
 use crate::registry::GcOptions;
+
+/// Largest admin API JSON body: users, rules and image lists fit many times over.
+const JSON_MAX: usize = 64 << 10;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,12 +193,11 @@ struct SyncRequest {
     mirror: Option<String>,
 }
 
-async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T> {
-    let bytes = Limited::new(req.into_body(), 64 << 10)
-        .collect()
-        .await
-        .map_err(|_| Error::api(ErrorCode::Invalid, "request body too large or unreadable"))?
-        .to_bytes();
+async fn body<T: serde::de::DeserializeOwned>(req: Request<RequestBody>) -> Result<T> {
+    let bytes = collect_limited(req, JSON_MAX).await.map_err(|e| match e {
+        Collect::TooLarge => too_large("an admin API request body", JSON_MAX),
+        Collect::Failed(e) => Error::api(ErrorCode::Invalid, format!("request body: {e}")),
+    })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::api(ErrorCode::Invalid, format!("request body: {e}")))
 }
@@ -218,7 +219,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-pub async fn handle(app: &App, route: AdminRoute, req: Request<Incoming>) -> Result<Resp> {
+pub async fn handle(app: &App, route: AdminRoute, req: Request<RequestBody>) -> Result<Resp> {
     let meta = app.registry.meta_handle();
     let method = req.method().clone();
     let resp = match (route, method) {

@@ -1,11 +1,10 @@
 //! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::http::{empty, set_header, Resp, ResponseBody};
+use crate::http::body::{collect_limited, too_large, Collect};
+use crate::http::{empty, set_header, RequestBody, Resp, ResponseBody};
 use crate::oci::{Reference, RepoName};
 use crate::registry::{Registry, MANIFEST_MAX};
 
@@ -34,50 +33,28 @@ pub async fn get<B>(
     Ok(r)
 }
 
-fn too_large() -> Error {
-    Error::api(
-        ErrorCode::SizeInvalid,
-        format!(
-            "manifest is larger than the {} MiB limit",
-            MANIFEST_MAX >> 20
-        ),
-    )
-    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-}
-
 pub async fn put(
     reg: &Registry,
     repo: &RepoName,
     reference: &Reference,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Resp> {
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MANIFEST_MAX as u64) {
-        return Err(too_large());
-    }
     let content_type = req
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let bytes = Limited::new(req.into_body(), MANIFEST_MAX)
-        .collect()
+    // Refused by its Content-Length, or while streaming once over the bound: never buffered
+    // whole.
+    let bytes = collect_limited(req, MANIFEST_MAX)
         .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                Error::api(
-                    ErrorCode::ManifestInvalid,
-                    format!("reading the manifest failed: {e}"),
-                )
-            }
-        })?
-        .to_bytes();
+        .map_err(|e| match e {
+            Collect::TooLarge => too_large("manifest", MANIFEST_MAX),
+            Collect::Failed(e) => Error::api(
+                ErrorCode::ManifestInvalid,
+                format!("reading the manifest failed: {e}"),
+            ),
+        })?;
     let out = reg
         .put_manifest(repo, reference, content_type.as_deref(), &bytes)
         .await?;

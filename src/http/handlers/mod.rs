@@ -14,18 +14,20 @@ use http::Request;
 
 use crate::error::{Error, ErrorCode, Result};
 
-/// The `n` page-size parameter: absent -> `default`; not a number -> 400.
+/// The `n` page-size parameter: absent or empty -> `default`; digits -> their value, however
+/// large (callers cap it at `PAGE_MAX`, so `n=99999999999999999999` is a full page, not an
+/// error); anything else (a sign, letters) -> 400. Only the first `n` counts, as in
+/// distribution.
 fn page_size<B>(req: &Request<B>, default: usize) -> Result<usize> {
     match super::query::param(req, "n") {
         None => Ok(default),
         Some(s) if s.is_empty() => Ok(default),
-        Some(s) => s.parse::<usize>().map_err(|_| {
-            Error::api(
-                ErrorCode::SizeInvalid,
-                format!("n must be a whole number, got {s:?}"),
-            )
-            .with_status(http::StatusCode::BAD_REQUEST)
-        }),
+        Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => Ok(s.parse().unwrap_or(usize::MAX)),
+        Some(s) => Err(Error::api(
+            ErrorCode::SizeInvalid,
+            format!("n must be a non-negative whole number, got {s:?}"),
+        )
+        .with_status(http::StatusCode::BAD_REQUEST)),
     }
 }
 
@@ -51,4 +53,30 @@ fn paged(
         super::set_header(&mut r, "link", next_link(path, last, n));
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(query: &str) -> std::result::Result<usize, ErrorCode> {
+        let req = Request::get(format!("/v2/a/b/tags/list?{query}"))
+            .body(())
+            .unwrap();
+        page_size(&req, 7).map_err(|e| e.error_code())
+    }
+
+    /// Regression: an `n` too large for a number was refused as "not a whole number"
+    /// instead of answering a full page.
+    #[test]
+    fn page_size_of_any_length_is_a_full_page_and_signs_are_refused() {
+        assert_eq!(n(""), Ok(7));
+        assert_eq!(n("n="), Ok(7));
+        assert_eq!(n("n=0"), Ok(0));
+        assert_eq!(n("n=25&n=3"), Ok(25));
+        assert_eq!(n("n=99999999999999999999"), Ok(usize::MAX));
+        for bad in ["n=-1", "n=abc", "n=1e3", "n=+5", "n=%205", "n=0x10"] {
+            assert_eq!(n(bad), Err(ErrorCode::SizeInvalid), "{bad}");
+        }
+    }
 }

@@ -6,13 +6,15 @@
 use std::net::SocketAddr;
 
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use crate::auth::{Auth, Principal, Scope};
 use crate::error::{Error, ErrorCode, Result};
+use crate::http::body::{collect_limited, too_large, Collect};
 use crate::http::gate::{credentials, login_error, Credentials};
-use crate::http::{json, Resp};
+use crate::http::{json, RequestBody, Resp};
+
+/// Largest token request form: credentials and a few scopes fit many times over.
+const FORM_MAX: usize = 64 << 10;
 
 fn check_service(auth: &Auth, service: Option<&str>) -> Result<()> {
     match service {
@@ -39,7 +41,7 @@ fn first<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
     p.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
 }
 
-pub async fn handle(auth: &Auth, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp> {
+pub async fn handle(auth: &Auth, peer: SocketAddr, req: Request<RequestBody>) -> Result<Resp> {
     match *req.method() {
         Method::GET => get(auth, peer, &req),
         Method::POST => post(auth, peer, req).await,
@@ -84,18 +86,12 @@ fn get<B>(auth: &Auth, peer: SocketAddr, req: &Request<B>) -> Result<Resp> {
     respond(&resp)
 }
 
-async fn post(auth: &Auth, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp> {
-    let body = Limited::new(req.into_body(), 64 << 10)
-        .collect()
-        .await
-        .map_err(|_| {
-            Error::api(
-                ErrorCode::Unsupported,
-                "token request body too large or unreadable",
-            )
-            .with_status(StatusCode::BAD_REQUEST)
-        })?
-        .to_bytes();
+async fn post(auth: &Auth, peer: SocketAddr, req: Request<RequestBody>) -> Result<Resp> {
+    let body = collect_limited(req, FORM_MAX).await.map_err(|e| match e {
+        Collect::TooLarge => too_large("a token request", FORM_MAX),
+        Collect::Failed(_) => Error::api(ErrorCode::Unsupported, "token request body unreadable")
+            .with_status(StatusCode::BAD_REQUEST),
+    })?;
     let form = pairs(std::str::from_utf8(&body).unwrap_or(""));
     check_service(auth, first(&form, "service"))?;
     let principal = match first(&form, "grant_type") {

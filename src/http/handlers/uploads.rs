@@ -2,13 +2,12 @@
 //! `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<id>`.
 
 use http::{Request, StatusCode};
-use hyper::body::Incoming;
 
 use crate::auth::Actions;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::gate::Gate;
 use crate::http::query::param;
-use crate::http::{empty, set_header, Resp};
+use crate::http::{empty, set_header, RequestBody, Resp};
 use crate::oci::{Digest, RepoName, UploadId};
 use crate::registry::{ContentRange, Registry, UploadState};
 
@@ -64,7 +63,7 @@ pub async fn start(
     reg: &Registry,
     gate: &Gate,
     repo: &RepoName,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Resp> {
     if let Some(digest) = digest_param(&req, "mount")? {
         let from = match param(&req, "from").filter(|s| !s.is_empty()) {
@@ -87,11 +86,11 @@ pub async fn start(
             return Ok(created(repo, &digest));
         }
         // Unknown blob: fall back to a fresh session, as the spec asks.
-        let st = reg.start_upload(repo).await?;
+        let st = reg.start_upload(repo, &gate.client()).await?;
         return Ok(session_response(StatusCode::ACCEPTED, repo, &st));
     }
     let monolithic = digest_param(&req, "digest")?;
-    let st = reg.start_upload(repo).await?;
+    let st = reg.start_upload(repo, &gate.client()).await?;
     match monolithic {
         Some(digest) => {
             reg.finish_upload(repo, &st.id, &digest, None, req.into_body())
@@ -111,7 +110,7 @@ pub async fn patch(
     reg: &Registry,
     repo: &RepoName,
     id: &UploadId,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Resp> {
     let range = content_range(&req)?;
     let st = reg.append_upload(repo, id, range, req.into_body()).await?;
@@ -122,7 +121,7 @@ pub async fn put(
     reg: &Registry,
     repo: &RepoName,
     id: &UploadId,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Resp> {
     let Some(digest) = digest_param(&req, "digest")? else {
         return Err(Error::api(

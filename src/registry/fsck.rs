@@ -641,7 +641,7 @@ mod tests {
 
     async fn upload(reg: &Registry, repo: &RepoName, data: &[u8]) -> Digest {
         let d = Digest::sha256_of(data);
-        let s = reg.start_upload(repo).await.unwrap();
+        let s = reg.start_upload(repo, "test").await.unwrap();
         let body = http_body_util::Full::new(bytes::Bytes::copy_from_slice(data));
         reg.finish_upload(repo, &s.id, &d, None, body)
             .await

@@ -31,6 +31,10 @@ pub const ROBOT_PREFIX: &str = "robot$";
 /// How long a verified Basic credential is trusted without re-running argon2.
 const CACHE_TTL: Duration = Duration::from_secs(60);
 const CACHE_MAX: usize = 4096;
+/// Password hashes verified at once. argon2id as configured takes 19 MiB and tens of
+/// milliseconds of a core per check: unbounded, a burst of logins (or of wrong passwords
+/// from many addresses) would take hundreds of megabytes and every core of a small box.
+const HASHING_AT_ONCE: usize = 2;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthSettings {
@@ -120,6 +124,8 @@ struct Inner {
     cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
     limiter: limiter::Limiter,
     password_checks: AtomicU64,
+    /// Permits to run a password hash (see [`HASHING_AT_ONCE`]).
+    hashing: tokio::sync::Semaphore,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -203,6 +209,7 @@ impl Auth {
                 cache: Mutex::new(HashMap::new()),
                 limiter: limiter::Limiter::default(),
                 password_checks: AtomicU64::new(0),
+                hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
             }),
         };
         auth.bootstrap_admin(data_dir)?;
@@ -315,8 +322,11 @@ impl Auth {
 
     /// Checks a user name and password, throttling repeated failures per client address and
     /// per user. Verified credentials are cached briefly (keyed by a hash of both), so a pull
-    /// of many layers runs argon2 once.
-    pub fn login(
+    /// of many layers runs argon2 once. The hash itself runs on the blocking pool, at most
+    /// [`HASHING_AT_ONCE`] at a time: the async threads keep serving meanwhile, and requests
+    /// that queued with the same credentials find them cached when their turn comes (when
+    /// the cache entry of a busy client expires, one check serves them all).
+    pub async fn login(
         &self,
         user: &str,
         password: &str,
@@ -329,39 +339,48 @@ impl Auth {
             h.update(password.as_bytes());
             <[u8; 32]>::from(h.finalize())
         };
-        let now_i = Instant::now();
-        if let Some((p, at)) = self
-            .inner
-            .cache
-            .lock()
-            .unwrap_or_else(|x| x.into_inner())
-            .get(&key)
-        {
-            if now_i.duration_since(*at) < CACHE_TTL {
-                return Ok(p.clone());
-            }
+        if let Some(p) = self.cached(&key) {
+            return Ok(p);
         }
         let (ip_key, user_key) = (format!("ip:{client}"), format!("user:{user}"));
-        for k in [&ip_key, &user_key] {
-            if let Some(wait) = self.inner.limiter.wait(k, now_i) {
-                crate::metrics::global().auth_failure("throttled");
-                return Err(AuthError::Throttled(wait));
+        let throttled = |now_i| {
+            for k in [&ip_key, &user_key] {
+                if let Some(wait) = self.inner.limiter.wait(k, now_i) {
+                    crate::metrics::global().auth_failure("throttled");
+                    return Err(AuthError::Throttled(wait));
+                }
             }
+            Ok(())
+        };
+        throttled(Instant::now())?;
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        // While this request waited its turn, another may have checked the same credentials
+        // or run into the throttle.
+        if let Some(p) = self.cached(&key) {
+            return Ok(p);
         }
+        let now_i = Instant::now();
+        throttled(now_i)?;
         let rec = self
             .inner
             .meta
             .user(user)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         self.inner.password_checks.fetch_add(1, Ordering::Relaxed);
-        let ok = match &rec {
-            Some(r) => password::verify(password, &r.password_hash),
-            None => {
-                // Same work for unknown users, so timing does not tell which names exist.
-                let _ = password::verify(password, dummy_hash());
-                false
-            }
-        };
+        // Unknown users cost the same work, so timing does not tell which names exist.
+        let stored = rec
+            .as_ref()
+            .map_or_else(|| dummy_hash().to_string(), |r| r.password_hash.clone());
+        let given = password.to_string();
+        let matched = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let ok = matched && rec.is_some();
         let expired = rec
             .as_ref()
             .and_then(|r| r.robot.as_ref())
@@ -395,6 +414,15 @@ impl Auth {
         }
         cache.insert(key, (p.clone(), now_i));
         Ok(p)
+    }
+
+    /// The principal of recently verified credentials (by the hash of name and password).
+    fn cached(&self, key: &[u8; 32]) -> Option<Principal> {
+        let cache = self.inner.cache.lock().unwrap_or_else(|x| x.into_inner());
+        cache
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(p, _)| p.clone())
     }
 
     /// The principal behind a refresh token (docker's stored identity token).
@@ -572,8 +600,8 @@ mod tests {
         .unwrap();
     }
 
-    #[test]
-    fn first_start_creates_admin_with_private_password_file() {
+    #[tokio::test]
+    async fn first_start_creates_admin_with_private_password_file() {
         let (tmp, auth, _) = setup();
         let file = tmp.path().join("admin-password");
         use std::os::unix::fs::PermissionsExt;
@@ -584,42 +612,82 @@ mod tests {
         let pw = std::fs::read_to_string(&file).unwrap();
         let p = auth
             .login("admin", pw.trim(), "127.0.0.1".parse().unwrap())
+            .await
             .unwrap();
         assert!(p.is_admin());
     }
 
-    #[test]
-    fn logins_are_cached_and_throttled() {
+    #[tokio::test]
+    async fn logins_are_cached_and_throttled() {
         let (_t, auth, meta) = setup();
         add_user(&meta, "alice", "right");
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..50 {
-            auth.login("alice", "right", ip).unwrap();
+            auth.login("alice", "right", ip).await.unwrap();
         }
         assert_eq!(auth.password_checks(), 1, "one argon2 run for 50 logins");
         for _ in 0..5 {
             assert!(matches!(
-                auth.login("alice", "wrong", ip),
+                auth.login("alice", "wrong", ip).await,
                 Err(AuthError::BadCredentials)
             ));
         }
         assert!(matches!(
-            auth.login("alice", "wrong", ip),
+            auth.login("alice", "wrong", ip).await,
             Err(AuthError::Throttled(_))
         ));
         // Another address is throttled by the user name too.
         assert!(matches!(
-            auth.login("alice", "wrong", "10.0.0.2".parse().unwrap()),
+            auth.login("alice", "wrong", "10.0.0.2".parse().unwrap())
+                .await,
             Err(AuthError::Throttled(_))
         ));
         assert!(matches!(
-            auth.login("nobody", "x", "10.0.0.3".parse().unwrap()),
+            auth.login("nobody", "x", "10.0.0.3".parse().unwrap()).await,
             Err(AuthError::BadCredentials)
         ));
     }
 
-    #[test]
-    fn tokens_grant_the_intersection_of_request_and_rules() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_logins_with_the_same_credentials_hashes_at_most_twice() {
+        let (_t, auth, meta) = setup();
+        add_user(&meta, "alice", "right");
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let logins: Vec<_> = (0..32)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move { auth.login("alice", "right", ip).await })
+            })
+            .collect();
+        for l in logins {
+            assert_eq!(l.await.unwrap().unwrap().name(), "alice");
+        }
+        // Those that queued for a hashing permit found the credentials verified already.
+        assert!(
+            auth.password_checks() <= HASHING_AT_ONCE as u64,
+            "{} checks",
+            auth.password_checks()
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn password_hashing_leaves_the_async_thread_free() {
+        let (_t, auth, meta) = setup();
+        add_user(&meta, "alice", "right");
+        let a = auth.clone();
+        let login =
+            tokio::spawn(
+                async move { a.login("alice", "right", "10.0.0.8".parse().unwrap()).await },
+            );
+        // One turn of the only async thread: the login starts, and hands its argon2 run to
+        // the blocking pool instead of holding this thread for its whole duration.
+        tokio::task::yield_now().await;
+        assert!(!login.is_finished(), "the hash ran on the async thread");
+        assert_eq!(login.await.unwrap().unwrap().name(), "alice");
+    }
+
+    #[tokio::test]
+    async fn tokens_grant_the_intersection_of_request_and_rules() {
         let (_t, auth, meta) = setup();
         add_user(&meta, "alice", "pw");
         meta.add_rule(&RuleRecord {
@@ -631,6 +699,7 @@ mod tests {
         auth.reload_rules().unwrap();
         let p = auth
             .login("alice", "pw", "127.0.0.1".parse().unwrap())
+            .await
             .unwrap();
         let scopes = Scope::parse_all(["repository:team/app:pull,push repository:other/x:pull"]);
         let resp = auth.issue(&p, &scopes, true).unwrap();
@@ -651,8 +720,8 @@ mod tests {
         assert!(auth.redeem_refresh(&refresh).is_err());
     }
 
-    #[test]
-    fn robots_and_bcrypt_upgrade() {
+    #[tokio::test]
+    async fn robots_and_bcrypt_upgrade() {
         let (_t, auth, meta) = setup();
         meta.put_user(
             "robot$ci",
@@ -673,6 +742,7 @@ mod tests {
         .unwrap();
         let p = auth
             .login("robot$ci", "robot-secret", "127.0.0.1".parse().unwrap())
+            .await
             .unwrap();
         assert!(auth.allowed(&p, "ci/app").contains(Actions::PUSH));
         assert!(auth.allowed(&p, "prod/app").is_empty());
@@ -689,6 +759,7 @@ mod tests {
         )
         .unwrap();
         auth.login("legacy", "from-htpasswd", "127.0.0.1".parse().unwrap())
+            .await
             .unwrap();
         assert!(meta
             .user("legacy")

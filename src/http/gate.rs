@@ -139,12 +139,18 @@ impl Gate {
     }
 
     /// Identifies the caller. Bad credentials fail here; missing rights are judged later.
-    pub fn identify<B>(auth: &Auth, req: &Request<B>, peer: SocketAddr, tls: bool) -> Result<Gate> {
+    pub async fn identify<B>(
+        auth: &Auth,
+        req: &Request<B>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Result<Gate> {
         let realm = realm(auth, req, tls);
         let caller = match credentials(req)? {
             Credentials::None => Caller::Anonymous,
             Credentials::Basic { user, password } => Caller::Principal(
                 auth.login(&user, &password, peer.ip())
+                    .await
                     .map_err(login_error)?,
             ),
             Credentials::Bearer(t) => match auth.verify_token(&t) {

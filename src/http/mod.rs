@@ -71,7 +71,7 @@ pub async fn serve(
         Ok(route) => {
             let gate = match &app.auth {
                 None => Ok(Gate::open(peer)),
-                Some(auth) => Gate::identify(auth, &req, peer, app.tls.is_some()),
+                Some(auth) => Gate::identify(auth, &req, peer, app.tls.is_some()).await,
             };
             match gate.and_then(|g| authorize(&g, &route, req.method()).map(|()| g)) {
                 Ok(gate) => match route {

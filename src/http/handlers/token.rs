@@ -43,7 +43,7 @@ fn first<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
 
 pub async fn handle(auth: &Auth, peer: SocketAddr, req: Request<RequestBody>) -> Result<Resp> {
     match *req.method() {
-        Method::GET => get(auth, peer, &req),
+        Method::GET => get(auth, peer, &req).await,
         Method::POST => post(auth, peer, req).await,
         ref m => Err(Error::api(
             ErrorCode::Unsupported,
@@ -59,13 +59,14 @@ fn respond(body: &crate::auth::TokenResponse) -> Result<Resp> {
     Ok(r)
 }
 
-fn get<B>(auth: &Auth, peer: SocketAddr, req: &Request<B>) -> Result<Resp> {
+async fn get<B>(auth: &Auth, peer: SocketAddr, req: &Request<B>) -> Result<Resp> {
     let q = pairs(req.uri().query().unwrap_or(""));
     check_service(auth, first(&q, "service"))?;
     let principal = match credentials(req)? {
         Credentials::None => Principal::Anonymous,
         Credentials::Basic { user, password } => auth
             .login(&user, &password, peer.ip())
+            .await
             .map_err(login_error)?,
         Credentials::Bearer(_) => {
             return Err(Error::api(
@@ -101,6 +102,7 @@ async fn post(auth: &Auth, peer: SocketAddr, req: Request<RequestBody>) -> Resul
                 first(&form, "password").unwrap_or(""),
                 peer.ip(),
             )
+            .await
             .map_err(login_error)?,
         Some("refresh_token") => auth
             .redeem_refresh(first(&form, "refresh_token").unwrap_or(""))

@@ -28,6 +28,18 @@ struct Image {
     pushed: Instant,
 }
 
+/// An image pullers may pick, with the pulls of it under way: one taken out of the live set
+/// is deleted only once its pulls have finished.
+#[derive(Debug)]
+struct Live {
+    img: Image,
+    readers: AtomicU64,
+}
+
+/// Images kept live at once (the shared base image besides). Older ones are deleted as new
+/// ones come, so the store reaches a steady size and memory can be judged against it.
+const WINDOW: usize = 150;
+
 #[derive(Default)]
 struct Counts {
     pushes: AtomicU64,
@@ -44,8 +56,8 @@ struct Counts {
 struct Shared {
     addr: String,
     auth: String,
-    live: Mutex<Vec<Image>>,
-    doomed: Mutex<VecDeque<Image>>,
+    live: Mutex<VecDeque<Arc<Live>>>,
+    doomed: Mutex<VecDeque<Arc<Live>>>,
     deleted: Mutex<Vec<Image>>,
     failures: Mutex<Vec<String>>,
     counts: Counts,
@@ -269,8 +281,11 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
     let base = bytes(512 * 1024, 1);
     let mut rng = Rng(0x5eed_50a6);
     let first = push_image(&sh, "soak/base", "keep", &base, &mut rng).expect("base image");
-    sh.live.lock().unwrap().push(first);
-    pull_image(&sh, &sh.live.lock().unwrap()[0].clone());
+    pull_image(&sh, &first);
+    sh.live.lock().unwrap().push_back(Arc::new(Live {
+        img: first,
+        readers: AtomicU64::new(0),
+    }));
     let pid = server.pid();
     let rss_start = rss_kib(pid);
     let started = Instant::now();
@@ -287,8 +302,19 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
                 let keep = rng.below(2) == 0;
                 let tag = format!("w{w}-{n}-{}", if keep { "keep" } else { "doomed" });
                 if let Some(img) = push_image(&sh, &repo, &tag, &base, &mut rng) {
+                    let img = Arc::new(Live {
+                        img,
+                        readers: AtomicU64::new(0),
+                    });
                     if keep {
-                        sh.live.lock().unwrap().push(img);
+                        let mut live = sh.live.lock().unwrap();
+                        live.push_back(img);
+                        // The oldest goes (never the base image, first in the set).
+                        if live.len() > WINDOW + 1 {
+                            if let Some(old) = live.remove(1) {
+                                sh.doomed.lock().unwrap().push_back(old);
+                            }
+                        }
                     } else {
                         sh.doomed.lock().unwrap().push_back(img);
                     }
@@ -303,21 +329,30 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
             while !sh.stop.load(Ordering::Relaxed) {
                 let img = {
                     let live = sh.live.lock().unwrap();
-                    live[rng.below(live.len() as u64) as usize].clone()
+                    let img = live[rng.below(live.len() as u64) as usize].clone();
+                    img.readers.fetch_add(1, Ordering::SeqCst);
+                    img
                 };
-                pull_image(&sh, &img);
+                pull_image(&sh, &img.img);
+                img.readers.fetch_sub(1, Ordering::SeqCst);
             }
         }));
     }
     {
-        // Deletes each doomed image half a second after its push, pulling it once first.
+        // Deletes each doomed image half a second after its push (or, for one that left the
+        // live set, once the pulls of it have finished), pulling it once first.
         let sh = sh.clone();
         threads.push(std::thread::spawn(move || {
             while !sh.stop.load(Ordering::Relaxed) {
                 let next = {
                     let mut q = sh.doomed.lock().unwrap();
                     match q.front() {
-                        Some(i) if i.pushed.elapsed() > Duration::from_millis(500) => q.pop_front(),
+                        Some(i)
+                            if i.img.pushed.elapsed() > Duration::from_millis(500)
+                                && i.readers.load(Ordering::SeqCst) == 0 =>
+                        {
+                            q.pop_front()
+                        }
                         _ => None,
                     }
                 };
@@ -325,6 +360,7 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 };
+                let img = img.img.clone();
                 pull_image(&sh, &img);
                 if sh
                     .expect(
@@ -380,7 +416,8 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
 
     // Afterwards: every kept image whole, every deleted one gone, its unique layer freed by
     // a last collection without grace, and the shared base layer still there.
-    for img in sh.doomed.lock().unwrap().drain(..) {
+    let left: Vec<Arc<Live>> = sh.doomed.lock().unwrap().drain(..).collect();
+    for img in left.iter().map(|l| l.img.clone()) {
         sh.expect(
             202,
             "DELETE",
@@ -393,7 +430,13 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
     // GC counts time in whole seconds: "no grace" still spares this very second.
     std::thread::sleep(Duration::from_millis(1_100));
     gc(&sh, 0);
-    let live = sh.live.lock().unwrap().clone();
+    let live: Vec<Image> = sh
+        .live
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.img.clone())
+        .collect();
     for img in &live {
         pull_image(&sh, img);
     }

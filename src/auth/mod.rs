@@ -10,6 +10,7 @@ pub mod limiter;
 pub mod password;
 pub mod rules;
 pub mod scope;
+pub mod session;
 pub mod token;
 
 use std::collections::HashMap;
@@ -120,6 +121,8 @@ struct Inner {
     cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
     limiter: limiter::Limiter,
     password_checks: AtomicU64,
+    /// Web console sessions (`session`).
+    sessions: session::Sessions,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -203,6 +206,7 @@ impl Auth {
                 cache: Mutex::new(HashMap::new()),
                 limiter: limiter::Limiter::default(),
                 password_checks: AtomicU64::new(0),
+                sessions: session::Sessions::default(),
             }),
         };
         auth.bootstrap_admin(data_dir)?;

@@ -18,6 +18,8 @@ pub struct Gate {
     caller: Caller,
     /// Token endpoint announced in challenges.
     realm: String,
+    /// The console session the caller came with (cookie), if any.
+    session: Option<super::session::SessionRef>,
 }
 
 /// Credentials as they appear in an `Authorization` header.
@@ -96,14 +98,22 @@ impl Gate {
             auth: None,
             caller: Caller::Anonymous,
             realm: String::new(),
+            session: None,
         }
     }
 
     /// Identifies the caller. Bad credentials fail here; missing rights are judged later.
     pub fn identify<B>(auth: &Auth, req: &Request<B>, peer: SocketAddr, tls: bool) -> Result<Gate> {
         let realm = realm(auth, req, tls);
+        let mut session = None;
         let caller = match credentials(req)? {
-            Credentials::None => Caller::Anonymous,
+            Credentials::None => match super::session::identify(auth, req)? {
+                Some((p, s)) => {
+                    session = Some(s);
+                    Caller::Principal(p)
+                }
+                None => Caller::Anonymous,
+            },
             Credentials::Basic { user, password } => Caller::Principal(
                 auth.login(&user, &password, peer.ip())
                     .map_err(login_error)?,
@@ -125,7 +135,18 @@ impl Gate {
             auth: Some(auth.clone()),
             caller,
             realm,
+            session,
         })
+    }
+
+    /// The console session of this request, when it was made with the session cookie.
+    pub fn session(&self) -> Option<&super::session::SessionRef> {
+        self.session.as_ref()
+    }
+
+    /// The authentication state, `None` when it is off.
+    pub fn auth(&self) -> Option<&Auth> {
+        self.auth.as_ref()
     }
 
     pub fn can(&self, repo: &str, needed: Actions) -> bool {

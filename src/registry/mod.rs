@@ -4,6 +4,7 @@
 
 mod blobs;
 mod bundle;
+mod detail;
 mod evict;
 mod gc;
 mod manifests;
@@ -27,6 +28,7 @@ use crate::storage::{Storage, UploadFile};
 
 pub use blobs::{BlobRange, BlobRead};
 pub use bundle::{BundleReport, ImageClosure, Progress as BundleProgress};
+pub use detail::{ConfigSummary, TagDetail};
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use mirror::{Mirror, MirrorRoute, MirrorSettings};

@@ -55,6 +55,7 @@ function when(t) {
   return h('time', { datetime: d.toISOString(), title: d.toLocaleString() }, ago(t));
 }
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const shortDigest = (d) => (d || '').replace(/^(sha256:.{12}).*$/, '$1…');
 const registryHost = () => location.host;
 const repoHref = (name) => `#/r/${name}`;
@@ -266,7 +267,7 @@ async function reposPage() {
   const draw = () => {
     const q = search.value.trim().toLowerCase();
     const shown = repos.filter((r) => !q || r.name.includes(q) || (r.description || '').toLowerCase().includes(q));
-    count.textContent = `${shown.length} of ${repos.length} repositories`;
+    count.textContent = `${shown.length} of ${plural(repos.length, 'repository').replace(/ys$/, 'ies')}`;
     body.replaceChildren(...shown.map((r) => h('tr', { 'data-repo': r.name },
       h('td', {}, h('a', { href: repoHref(r.name) }, r.name)),
       h('td', { class: 'num' }, r.tags),
@@ -362,7 +363,7 @@ async function repoPage(name) {
   page(name,
     h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Repositories'), ' / ', name),
     '$h1',
-    h('p', {}, visibility(info.public), ' ', `${info.tags} tags · ${bytes(info.size)} · last push `, when(info.last_push)),
+    h('p', {}, visibility(info.public), ' ', `${plural(info.tags, 'tag')} · ${bytes(info.size)} · last push `, when(info.last_push)),
     msg, descBox,
     h('h2', {}, `Tags (${tags.length})`),
     tags.length ? table(heads, rows, { label: `Tags of ${name}` }) : h('p', { class: 'muted' }, 'No tags.'));

@@ -41,6 +41,8 @@ const watchdog = setTimeout(async () => {
 async function shot(page, name) {
   const vp = page.viewportSize();
   const file = path.join(SHOTS, `${name}-${vp.width}x${vp.height}.png`);
+  // Without the passing "Copied"/"Saved" notice.
+  await page.evaluate(() => { document.getElementById('status').textContent = ''; });
   await page.screenshot({ path: file });
   result.screenshots.push(file);
 }

@@ -96,7 +96,10 @@ fn sign_in_sets_a_strict_session_cookie_and_answers_who_am_i() {
     let me = session.req(&s, "GET", "/api/v1/session").send();
     assert_eq!(me.status, 200);
     let me = me.json();
-    assert_eq!((me["user"].as_str(), me["admin"].as_bool()), (Some("root"), Some(true)));
+    assert_eq!(
+        (me["user"].as_str(), me["admin"].as_bool()),
+        (Some("root"), Some(true))
+    );
     assert_eq!(me["csrf_token"].as_str(), Some(session.csrf.as_str()));
     // Reads need no token; the cookie is a login for the whole API.
     assert_eq!(session.req(&s, "GET", "/api/v1/users").send().status, 200);
@@ -132,15 +135,17 @@ fn state_changing_requests_need_the_csrf_token_and_the_same_origin() {
     let path = "/api/v1/repositories/e2e/app/description";
     let body = r#"{"description":"forged"}"#;
     let refused = |r: Resp, what: &str| {
-        assert_eq!(r.status, 403, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            403,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         let v = r.json();
         assert_eq!(v["errors"][0]["code"], "DENIED", "{what}");
         assert_eq!(v["errors"][0]["detail"]["reason"], "csrf", "{what}");
     };
-    refused(
-        session.req(&s, "PUT", path).body(body).send(),
-        "no token",
-    );
+    refused(session.req(&s, "PUT", path).body(body).send(), "no token");
     refused(
         session
             .req(&s, "PUT", path)
@@ -249,7 +254,11 @@ fn pull_only_users_get_no_admin_rights_through_the_console() {
             "/api/v1/repositories/e2e/app/description",
             r#"{"description":"x"}"#,
         ),
-        ("PATCH", "/api/v1/repositories/e2e/app", r#"{"public":true}"#),
+        (
+            "PATCH",
+            "/api/v1/repositories/e2e/app",
+            r#"{"public":true}"#,
+        ),
         ("DELETE", "/api/v1/repositories/e2e/app/tags/v1", ""),
         ("DELETE", "/api/v1/repositories/e2e/app", ""),
     ] {
@@ -321,7 +330,10 @@ fn console_sign_in_is_throttled_like_docker_login() {
         assert_eq!(sign_in(&s, "viewer", "guess").0.status, 401);
     }
     let (r, _) = sign_in(&s, "viewer", "guess");
-    assert_eq!((r.status, r.error_code().as_str()), (429, "TOOMANYREQUESTS"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "TOOMANYREQUESTS")
+    );
     assert!(r.header("retry-after").is_some());
 }
 
@@ -341,7 +353,10 @@ fn tags_in_detail_and_deleted_through_the_api() {
         .json();
     assert_eq!(d["digest"], digest);
     assert_eq!(d["layers"][0]["size"], 5000);
-    assert_eq!(d["config"]["media_type"], "application/vnd.oci.image.config.v1+json");
+    assert_eq!(
+        d["config"]["media_type"],
+        "application/vnd.oci.image.config.v1+json"
+    );
     assert_eq!(d["size"], manifest.len() + 5000 + r#"{"seed":3}"#.len());
     assert_eq!(d["immutable"], serde_json::Value::Null);
     assert_eq!(d["referrers"], serde_json::json!([]));
@@ -358,7 +373,10 @@ fn tags_in_detail_and_deleted_through_the_api() {
         .header("Authorization", &root)
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
-    let message = r.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    let message = r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
         message.contains(&format!("immutability rule {rule}")),
         "{message}"
@@ -368,8 +386,16 @@ fn tags_in_detail_and_deleted_through_the_api() {
         .header("Authorization", &root)
         .send()
         .json();
-    let v1 = tags.as_array().unwrap().iter().find(|t| t["tag"] == "v1").unwrap();
-    assert_eq!((v1["immutable"].as_bool(), v1["referrers"].as_u64()), (Some(true), Some(0)));
+    let v1 = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag"] == "v1")
+        .unwrap();
+    assert_eq!(
+        (v1["immutable"].as_bool(), v1["referrers"].as_u64()),
+        (Some(true), Some(0))
+    );
     // Another tag goes; the image it pointed at stays until garbage collection.
     let r = s
         .req("DELETE", "/api/v1/repositories/e2e/app/tags/scratch")
@@ -387,7 +413,10 @@ fn tags_in_detail_and_deleted_through_the_api() {
         .req("DELETE", "/api/v1/repositories/e2e/app/tags/scratch")
         .header("Authorization", &root)
         .send();
-    assert_eq!((r.status, r.error_code().as_str()), (404, "MANIFEST_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "MANIFEST_UNKNOWN")
+    );
     // Storage and CA summaries (plain HTTP here: no CA).
     let st = s
         .req("GET", "/api/v1/storage")
@@ -416,7 +445,10 @@ fn console_files_are_served_with_a_strict_policy() {
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert!(String::from_utf8_lossy(&r.body).contains("/console/app.js"));
     let js = s.req("GET", "/console/app.js").send();
-    assert_eq!(js.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     let etag = js.header("etag").unwrap().to_string();
     let again = s
         .req("GET", "/console/app.js")
@@ -537,14 +569,28 @@ fn the_console_in_headless_chromium() {
     edgeyard(
         &dir,
         &[
-            "access", "add", "--subject", "user:viewer", "--repos", "e2e/**", "--actions",
+            "access",
+            "add",
+            "--subject",
+            "user:viewer",
+            "--repos",
+            "e2e/**",
+            "--actions",
             "pull",
         ],
         "",
     );
     edgeyard(
         &dir,
-        &["repo", "immutable", "add", "--repos", "e2e/**", "--tags", "v*"],
+        &[
+            "repo",
+            "immutable",
+            "add",
+            "--repos",
+            "e2e/**",
+            "--tags",
+            "v*",
+        ],
         "",
     );
     // HTTPS with the built-in CA (the default), logins on.
@@ -611,12 +657,25 @@ fn the_console_in_headless_chromium() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     for size in [(1280, 800), (800, 480)] {
-        for page in ["repositories", "repository", "tag", "certificate", "storage", "signin"] {
+        for page in [
+            "repositories",
+            "repository",
+            "tag",
+            "certificate",
+            "storage",
+            "signin",
+        ] {
             let f = shots.join(format!("{page}-{}x{}.png", size.0, size.1));
-            assert!(files.contains(&f.display().to_string()), "{f:?} in {files:?}");
+            assert!(
+                files.contains(&f.display().to_string()),
+                "{f:?} in {files:?}"
+            );
             assert_eq!(png_size(&f), size, "{}", f.display());
         }
     }
     assert!(result["a11y_pages"].as_u64().unwrap() >= 15, "{result}");
-    assert!(result["refusal"].as_str().unwrap().contains("immutability rule"));
+    assert!(result["refusal"]
+        .as_str()
+        .unwrap()
+        .contains("immutability rule"));
 }

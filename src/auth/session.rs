@@ -104,7 +104,8 @@ impl Sessions {
     }
 
     fn expired(&self, e: &Entry, now: Instant) -> bool {
-        now.duration_since(e.last_used) >= self.idle || now.duration_since(e.opened) >= self.lifetime
+        now.duration_since(e.last_used) >= self.idle
+            || now.duration_since(e.opened) >= self.lifetime
     }
 
     /// Opens a session for `user`, whose current password hash is `password_hash`.
@@ -116,8 +117,7 @@ impl Sessions {
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, e| !self.expired(e, now));
             if map.len() >= MAX_SESSIONS {
-                if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| *k)
-                {
+                if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| *k) {
                     map.remove(&oldest);
                 }
             }
@@ -287,10 +287,14 @@ mod tests {
         let t = Instant::now();
         let first = s.open("u", "h", t).unwrap();
         for i in 1..MAX_SESSIONS + 5 {
-            s.open("u", "h", t + Duration::from_millis(i as u64)).unwrap();
+            s.open("u", "h", t + Duration::from_millis(i as u64))
+                .unwrap();
         }
         assert_eq!(s.len(), MAX_SESSIONS);
-        assert!(s.find(&first.id, t).is_none(), "the least recently used went");
+        assert!(
+            s.find(&first.id, t).is_none(),
+            "the least recently used went"
+        );
     }
 
     #[test]

@@ -68,8 +68,9 @@ pub fn asset<B>(file: &str, req: &Request<B>) -> Result<Resp> {
         ));
     }
     let Some(i) = ASSETS.iter().position(|a| a.name == file) else {
-        return Err(Error::api(ErrorCode::NameUnknown, "no such file")
-            .with_status(StatusCode::NOT_FOUND));
+        return Err(
+            Error::api(ErrorCode::NameUnknown, "no such file").with_status(StatusCode::NOT_FOUND)
+        );
     };
     let (a, etag) = (&ASSETS[i], &etags()[i]);
     let fresh = req

@@ -67,14 +67,11 @@ fn refused(why: &str) -> Error {
 
 /// The host the request was sent to (HTTP/2 `:authority` or HTTP/1.1 `Host`).
 fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
 /// Refuses a request a browser says came from another site, or whose `Origin` names
@@ -168,11 +165,17 @@ mod tests {
     fn cross_site_and_foreign_origins_are_refused() {
         let ok = |h: &[(&str, &str)]| check_same_origin(&req("POST", h)).is_ok();
         assert!(ok(&[]));
-        assert!(ok(&[("host", "edge:5000"), ("origin", "https://edge:5000")]));
+        assert!(ok(&[
+            ("host", "edge:5000"),
+            ("origin", "https://edge:5000")
+        ]));
         assert!(ok(&[("sec-fetch-site", "same-origin")]));
         assert!(!ok(&[("sec-fetch-site", "cross-site")]));
         assert!(!ok(&[("sec-fetch-site", "same-site")]));
-        assert!(!ok(&[("host", "edge:5000"), ("origin", "https://evil:5000")]));
+        assert!(!ok(&[
+            ("host", "edge:5000"),
+            ("origin", "https://evil:5000")
+        ]));
         assert!(!ok(&[("host", "edge:5000"), ("origin", "null")]));
         assert!(is_state_changing(&Method::DELETE) && !is_state_changing(&Method::HEAD));
     }

@@ -30,7 +30,9 @@ pub fn authorize(gate: &Gate, route: &AdminRoute, method: &Method) -> Result<()>
             gate.require_login()
         }
         (
-            AdminRoute::Repository(r) | AdminRoute::RepositoryTags(r) | AdminRoute::RepositoryTag(r, _),
+            AdminRoute::Repository(r)
+            | AdminRoute::RepositoryTags(r)
+            | AdminRoute::RepositoryTag(r, _),
             &Method::GET,
         ) => repo_right(r, Actions::PULL),
         (AdminRoute::RepositoryTag(r, _), &Method::DELETE) => repo_right(r, Actions::DELETE),
@@ -148,9 +150,7 @@ fn repositories(app: &App, gate: &Gate) -> Result<Resp> {
     let mut out = Vec::new();
     let mut last: Option<String> = None;
     loop {
-        let (names, more) = app
-            .registry
-            .catalog(last.as_deref(), PAGE_MAX, &visible)?;
+        let (names, more) = app.registry.catalog(last.as_deref(), PAGE_MAX, &visible)?;
         for n in &names {
             let Ok(name) = n.parse::<RepoName>() else {
                 continue;

@@ -10,6 +10,7 @@ pub mod limiter;
 pub mod password;
 pub mod rules;
 pub mod scope;
+pub mod session;
 pub mod token;
 
 use std::collections::HashMap;
@@ -126,6 +127,8 @@ struct Inner {
     password_checks: AtomicU64,
     /// Permits to run a password hash (see [`HASHING_AT_ONCE`]).
     hashing: tokio::sync::Semaphore,
+    /// Web console sessions (`session`).
+    sessions: session::Sessions,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -210,6 +213,7 @@ impl Auth {
                 limiter: limiter::Limiter::default(),
                 password_checks: AtomicU64::new(0),
                 hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
+                sessions: session::Sessions::default(),
             }),
         };
         auth.bootstrap_admin(data_dir)?;

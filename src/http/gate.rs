@@ -20,6 +20,8 @@ pub struct Gate {
     realm: String,
     /// The connection's address: who an anonymous caller is, for per-client bounds.
     peer: std::net::IpAddr,
+    /// The console session the caller came with (cookie), if any.
+    session: Option<super::session::SessionRef>,
 }
 
 /// The address a connection counts against: IPv4 addresses as they are, IPv6 by /64 (one
@@ -120,6 +122,7 @@ impl Gate {
             caller: Caller::Anonymous,
             realm: String::new(),
             peer: peer.ip(),
+            session: None,
         }
     }
 
@@ -146,8 +149,15 @@ impl Gate {
         tls: bool,
     ) -> Result<Gate> {
         let realm = realm(auth, req, tls);
+        let mut session = None;
         let caller = match credentials(req)? {
-            Credentials::None => Caller::Anonymous,
+            Credentials::None => match super::session::identify(auth, req)? {
+                Some((p, s)) => {
+                    session = Some(s);
+                    Caller::Principal(p)
+                }
+                None => Caller::Anonymous,
+            },
             Credentials::Basic { user, password } => Caller::Principal(
                 auth.login(&user, &password, peer.ip())
                     .await
@@ -171,7 +181,18 @@ impl Gate {
             caller,
             realm,
             peer: peer.ip(),
+            session,
         })
+    }
+
+    /// The console session of this request, when it was made with the session cookie.
+    pub fn session(&self) -> Option<&super::session::SessionRef> {
+        self.session.as_ref()
+    }
+
+    /// The authentication state, `None` when it is off.
+    pub fn auth(&self) -> Option<&Auth> {
+        self.auth.as_ref()
     }
 
     pub fn can(&self, repo: &str, needed: Actions) -> bool {

@@ -3,10 +3,12 @@
 //! disk or sled; that is the registry's job.
 
 pub mod body;
+pub mod console;
 pub mod gate;
 mod handlers;
 pub(crate) mod query;
 pub mod route;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -57,6 +59,7 @@ pub async fn serve(
     };
     let result = match route {
         Ok(Route::CaCert) => ca_cert(&app),
+        Ok(Route::Console(file)) => console::asset(&file, &req),
         Ok(Route::Health) => Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())),
         Ok(Route::Ready) => handlers::health::ready(&app).await,
         Ok(Route::Metrics) => handlers::health::metrics(&app).await,
@@ -75,6 +78,9 @@ pub async fn serve(
             };
             match gate.and_then(|g| authorize(&g, &route, req.method()).map(|()| g)) {
                 Ok(gate) => match route {
+                    Route::Admin(r) if handlers::console::serves(&r, req.method()) => {
+                        handlers::console::handle(&app, &gate, r, req).await
+                    }
                     Route::Admin(r) => handlers::admin::handle(&app, r, req).await,
                     route => dispatch(&app.registry, &gate, route, req).await,
                 },
@@ -144,10 +150,16 @@ fn request_id<B>(req: &Request<B>) -> String {
 fn authorize(gate: &Gate, route: &Route, method: &Method) -> Result<(), Error> {
     let needed = match (route, method) {
         (Route::Base | Route::Catalog, _) => return gate.require_login(),
-        (Route::CaCert | Route::Token | Route::Metrics | Route::Health | Route::Ready, _) => {
-            return Ok(())
-        }
-        (Route::Admin(_), _) => return gate.require_admin(),
+        (
+            Route::CaCert
+            | Route::Console(_)
+            | Route::Token
+            | Route::Metrics
+            | Route::Health
+            | Route::Ready,
+            _,
+        ) => return Ok(()),
+        (Route::Admin(r), m) => return handlers::console::authorize(gate, r, m),
         (Route::Tags(_) | Route::Referrers(..), _) => Actions::PULL,
         (Route::Manifest(..) | Route::Blob(..), &Method::GET | &Method::HEAD) => Actions::PULL,
         (Route::Manifest(..) | Route::Blob(..), &Method::DELETE) => Actions::DELETE,

@@ -17,6 +17,8 @@ pub enum Route {
     Token,
     /// `/api/v1/...`: the admin API
     Admin(AdminRoute),
+    /// `/` and `/console/<file>`: the web console's static files
+    Console(String),
     /// `/v2/`
     Base,
     /// `/v2/_catalog`
@@ -72,6 +74,15 @@ pub enum AdminRoute {
     PushTo,
     /// `/api/v1/replicate`: run `[[replication]]` rules now
     Replicate,
+    /// `/api/v1/session`: console sign-in, who-am-I and sign-out
+    Session,
+    /// `/api/v1/repositories/<name>/tags/<tag>`: one tag in detail, or its deletion. A
+    /// repository whose name holds `/tags/` is reached by its tags here, not by itself.
+    RepositoryTag(RepoName, crate::oci::Tag),
+    /// `/api/v1/storage`: disk usage and the last garbage collection
+    Storage,
+    /// `/api/v1/ca`: the CA clients should trust, with its fingerprints
+    Ca,
 }
 
 impl AdminRoute {
@@ -92,6 +103,8 @@ impl AdminRoute {
                     (n, AdminRoute::RepositoryTags)
                 } else if let Some(n) = r.strip_suffix("/description") {
                     (n, AdminRoute::RepositoryDescription)
+                } else if let Some((n, t)) = split_last(r, "/tags/") {
+                    return Some(AdminRoute::RepositoryTag(n.parse().ok()?, t.parse().ok()?));
                 } else {
                     (r, AdminRoute::Repository)
                 };
@@ -116,6 +129,9 @@ impl AdminRoute {
             ["import"] => AdminRoute::Import,
             ["push-to"] => AdminRoute::PushTo,
             ["replicate"] => AdminRoute::Replicate,
+            ["session"] => AdminRoute::Session,
+            ["storage"] => AdminRoute::Storage,
+            ["ca"] => AdminRoute::Ca,
             ["quotas"] => AdminRoute::Quotas,
             ["quotas", id] => AdminRoute::Quota(id.parse().ok()?),
             ["retention"] => AdminRoute::Retention,
@@ -132,6 +148,7 @@ impl Route {
     pub fn kind(&self) -> &'static str {
         match self {
             Route::Admin(_) => "admin",
+            Route::Console(_) => "console",
             Route::CaCert => "ca_cert",
             Route::Metrics => "metrics",
             Route::Health => "healthz",
@@ -151,6 +168,7 @@ impl Route {
     pub fn repo(&self) -> Option<&RepoName> {
         match self {
             Route::Admin(_)
+            | Route::Console(_)
             | Route::CaCert
             | Route::Metrics
             | Route::Health
@@ -198,7 +216,11 @@ pub fn parse(path: &str) -> Result<Route> {
             "/metrics" => Ok(Route::Metrics),
             "/healthz" => Ok(Route::Health),
             "/readyz" => Ok(Route::Ready),
-            _ => Err(not_found()),
+            "/" => Ok(Route::Console("index.html".into())),
+            p => match p.strip_prefix("/console/") {
+                Some(file) => Ok(Route::Console(file.to_string())),
+                None => Err(not_found()),
+            },
         };
     };
     if rest.is_empty() {
@@ -257,6 +279,10 @@ mod tests {
             ("/api/v1/users".into(), "admin", None),
             ("/api/v1/robots/robot%24ci".into(), "admin", None),
             ("/api/v1/repositories/a/b/tags".into(), "admin", None),
+            ("/api/v1/repositories/a/b/tags/v1".into(), "admin", None),
+            ("/api/v1/session".into(), "admin", None),
+            ("/".into(), "console", None),
+            ("/console/app.js".into(), "console", None),
             (
                 "/v2/library/alpine/tags/list".into(),
                 "tags",
@@ -309,6 +335,39 @@ mod tests {
             assert_eq!(r.kind(), kind, "{path}");
             assert_eq!(r.repo().map(|r| r.as_str()), repo, "{path}");
         }
+    }
+
+    #[test]
+    fn console_admin_routes() {
+        let admin = |p: &str| match parse(p) {
+            Ok(Route::Admin(r)) => Some(r),
+            _ => None,
+        };
+        let name = |n: &str| n.parse::<RepoName>().unwrap();
+        assert_eq!(
+            admin("/api/v1/repositories/a/b/tags/v1.2"),
+            Some(AdminRoute::RepositoryTag(
+                name("a/b"),
+                "v1.2".parse().unwrap()
+            ))
+        );
+        assert_eq!(
+            admin("/api/v1/repositories/a/b/tags"),
+            Some(AdminRoute::RepositoryTags(name("a/b")))
+        );
+        assert_eq!(
+            admin("/api/v1/repositories/a/b"),
+            Some(AdminRoute::Repository(name("a/b")))
+        );
+        assert_eq!(admin("/api/v1/repositories/a/b/tags/.bad"), None);
+        assert_eq!(admin("/api/v1/session"), Some(AdminRoute::Session));
+        assert_eq!(admin("/api/v1/storage"), Some(AdminRoute::Storage));
+        assert_eq!(admin("/api/v1/ca"), Some(AdminRoute::Ca));
+        assert_eq!(parse("/").unwrap(), Route::Console("index.html".into()));
+        assert_eq!(
+            parse("/console/app.css").unwrap(),
+            Route::Console("app.css".into())
+        );
     }
 
     #[test]

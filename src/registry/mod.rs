@@ -4,6 +4,7 @@
 
 mod blobs;
 mod bundle;
+mod detail;
 mod evict;
 mod fsck;
 mod gc;
@@ -28,6 +29,7 @@ use crate::storage::{Storage, UploadFile};
 
 pub use blobs::{BlobRange, BlobRead};
 pub use bundle::{BundleReport, ImageClosure, Progress as BundleProgress};
+pub use detail::{ConfigSummary, TagDetail};
 pub use fsck::{FsckOptions, FsckReport, Problem, ProblemKind, Severity};
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};

@@ -36,6 +36,8 @@ pub struct TagInfo {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
     pub immutable: bool,
+    /// How many manifests name this one as their subject (signatures, SBOMs, attestations).
+    pub referrers: usize,
 }
 
 impl Registry {
@@ -192,6 +194,7 @@ impl Registry {
             };
             out.push(TagInfo {
                 immutable: self.immutable_rule(repo, &tag).is_some(),
+                referrers: self.meta().referrers(repo, &digest)?.len(),
                 tag,
                 digest: digest.to_string(),
                 media_type: m.media_type.clone(),

@@ -285,9 +285,6 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<RequestBody>) -> 
             blocking(&meta, move |m| admin::delete_rule(m, id)).await?;
             empty(StatusCode::NO_CONTENT)
         }
-        (AdminRoute::Repositories, Method::GET) => {
-            return ok_json(StatusCode::OK, &app.registry.repositories()?);
-        }
         (AdminRoute::Repositories, Method::POST) => {
             let n: NewRepository = body(req).await?;
             let name: crate::oci::RepoName = n.name.parse()?;

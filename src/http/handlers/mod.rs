@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod blobs;
 pub mod catalog;
+pub mod console;
 pub mod health;
 pub mod manifests;
 pub mod referrers;

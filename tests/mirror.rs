@@ -80,12 +80,20 @@ fn docker_pulls_through_a_mirror_then_from_cache_when_the_upstream_is_gone() {
     docker.run(&["import", tar.to_str().unwrap(), &upstream_ref]);
     let id1 = docker.inspect(&upstream_ref, "{{.Id}}");
     docker.run(&["push", &upstream_ref]);
+    // The image the upstream's tag moves to later, pushed now under another tag, so that
+    // moving the tag then is one quick manifest PUT, well within the mirror's tag TTL.
+    let next_ref = format!("{}/team/app:next", dist.addr);
+    let tar2 = make_rootfs(&tmp.path().join("b"), 72);
+    docker.run(&["import", tar2.to_str().unwrap(), &next_ref]);
+    let id2 = docker.inspect(&next_ref, "{{.Id}}");
+    assert_ne!(id1, id2);
+    docker.run(&["push", &next_ref]);
 
     let s = start_configured(
         &tmp.path().join("etc"),
         &tmp.path().join("data"),
         &format!(
-            "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\ntag_ttl_secs = 2\n",
+            "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\ntag_ttl_secs = 4\n",
             dist.addr
         ),
     );
@@ -99,30 +107,20 @@ fn docker_pulls_through_a_mirror_then_from_cache_when_the_upstream_is_gone() {
     );
     let d1 = manifest_digest(&s, "central/team/app", "1").unwrap();
 
-    // The mirrored namespace is read-only, and docker says why.
-    let mine = format!("{}/central/team/app:mine", s.addr);
-    docker.run(&["tag", &via, &mine]);
-    let out = docker.fails(&["push", &mine]);
-    assert!(out.contains("read-only mirror"), "{out}");
-    docker.run(&["rmi", &mine]);
-
     // The upstream's tag moves. Within the TTL the cache answers as before; after it,
     // the tag is revalidated and the new image is served.
-    let tar2 = make_rootfs(&tmp.path().join("b"), 72);
-    docker.run(&["import", tar2.to_str().unwrap(), &upstream_ref]);
-    let id2 = docker.inspect(&upstream_ref, "{{.Id}}");
-    assert_ne!(id1, id2);
+    docker.run(&["tag", &next_ref, &upstream_ref]);
     docker.run(&["push", &upstream_ref]);
-    docker.run(&["rmi", &upstream_ref]);
+    docker.run(&["rmi", &upstream_ref, &next_ref]);
     assert_eq!(
         manifest_digest(&s, "central/team/app", "1").unwrap(),
         d1,
         "within the TTL"
     );
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(4500));
     let d2 = manifest_digest(&s, "central/team/app", "1").unwrap();
     assert_ne!(d2, d1, "after the TTL the moved tag is fetched");
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(4500));
     let revalidated = metric(&s, "revalidated");
     assert_eq!(manifest_digest(&s, "central/team/app", "1").unwrap(), d2);
     assert_eq!(
@@ -134,10 +132,17 @@ fn docker_pulls_through_a_mirror_then_from_cache_when_the_upstream_is_gone() {
     docker.run(&["pull", &via]);
     assert_eq!(docker.inspect(&via, "{{.Id}}"), id2);
 
+    // The mirrored namespace is read-only, and docker says why.
+    let mine = format!("{}/central/team/app:mine", s.addr);
+    docker.run(&["tag", &via, &mine]);
+    let out = docker.fails(&["push", &mine]);
+    assert!(out.contains("read-only mirror"), "{out}");
+    docker.run(&["rmi", &mine]);
+
     // The upstream goes away; a daemon without the image pulls it from the cache.
     drop(dist);
     docker.run(&["rmi", &via]);
-    std::thread::sleep(Duration::from_millis(2500)); // the TTL runs out: revalidation fails
+    std::thread::sleep(Duration::from_millis(4500)); // the TTL runs out: revalidation fails
     let stale = metric(&s, "stale");
     docker.run(&["pull", &via]);
     assert_eq!(docker.inspect(&via, "{{.Id}}"), id2, "served from cache");

@@ -20,24 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::soft::{call, header};
+use common::soft::{call, header, Rng};
 use common::*;
-
-/// A tiny xorshift generator: reproducible from the printed seed, no extra crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// A blob the test can regenerate from its seed and length instead of keeping it.
 #[derive(Clone, Copy, Debug)]
@@ -69,10 +53,8 @@ struct Ledger {
     interrupted: Mutex<Vec<Interrupted>>,
 }
 
-/// Monolithic upload: POST, then PUT with the whole body and the digest.
-fn push_monolithic(addr: &str, repo: &str, spec: BlobSpec, ledger: &Ledger) -> bool {
-    let data = spec.bytes();
-    let digest = sha256(&data);
+/// Opens an upload session: its location, or `None` when the server is gone.
+fn start_upload(addr: &str, repo: &str) -> Option<String> {
     let Ok((202, hs, _)) = call(
         addr,
         "POST",
@@ -80,19 +62,26 @@ fn push_monolithic(addr: &str, repo: &str, spec: BlobSpec, ledger: &Ledger) -> b
         &[],
         &[],
     ) else {
+        return None;
+    };
+    let loc = header(&hs, "location").expect("upload started without a Location");
+    Some(loc.to_string())
+}
+
+/// The URL that closes an upload with `digest`.
+fn closing(location: &str, digest: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
+}
+
+/// Monolithic upload: POST, then PUT with the whole body and the digest.
+fn push_monolithic(addr: &str, repo: &str, spec: BlobSpec, ledger: &Ledger) -> bool {
+    let data = spec.bytes();
+    let digest = sha256(&data);
+    let Some(loc) = start_upload(addr, repo) else {
         return false;
     };
-    let Some(loc) = header(&hs, "location").map(str::to_string) else {
-        panic!("upload started without a Location");
-    };
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    match call(
-        addr,
-        "PUT",
-        &format!("{loc}{sep}digest={digest}"),
-        &[],
-        &data,
-    ) {
+    match call(addr, "PUT", &closing(&loc, &digest), &[], &data) {
         Ok((201, _, _)) => {
             ledger
                 .blobs
@@ -113,17 +102,8 @@ fn push_monolithic(addr: &str, repo: &str, spec: BlobSpec, ledger: &Ledger) -> b
 fn push_chunked(addr: &str, repo: &str, spec: BlobSpec, chunk: usize, ledger: &Ledger) -> bool {
     let data = spec.bytes();
     let digest = sha256(&data);
-    let Ok((202, hs, _)) = call(
-        addr,
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
-        &[],
-    ) else {
+    let Some(loc) = start_upload(addr, repo) else {
         return false;
-    };
-    let Some(loc) = header(&hs, "location").map(str::to_string) else {
-        panic!("upload started without a Location");
     };
     let mut acked = 0;
     let remember = |acked| {
@@ -158,8 +138,7 @@ fn push_chunked(addr: &str, repo: &str, spec: BlobSpec, chunk: usize, ledger: &L
             }
         }
     }
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    match call(addr, "PUT", &format!("{loc}{sep}digest={digest}"), &[], &[]) {
+    match call(addr, "PUT", &closing(&loc, &digest), &[], &[]) {
         Ok((201, _, _)) => {
             ledger
                 .blobs
@@ -193,24 +172,10 @@ fn push_image(addr: &str, repo: &str, tag: &str, rng: &mut Rng, ledger: &Ledger)
         return false;
     }
     let (cd, ld) = (sha256(config.as_bytes()), sha256(&layer.bytes()));
-    let Ok((202, hs, _)) = call(
-        addr,
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
-        &[],
-    ) else {
+    let Some(loc) = start_upload(addr, repo) else {
         return false;
     };
-    let loc = header(&hs, "location").unwrap_or_default().to_string();
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    match call(
-        addr,
-        "PUT",
-        &format!("{loc}{sep}digest={cd}"),
-        &[],
-        config.as_bytes(),
-    ) {
+    match call(addr, "PUT", &closing(&loc, &cd), &[], config.as_bytes()) {
         Ok((201, _, _)) => {}
         Ok((status, _, body)) => panic!("config PUT {status}: {}", String::from_utf8_lossy(&body)),
         Err(_) => return false,
@@ -389,15 +354,8 @@ fn resume(addr: &str, up: &Interrupted, ledger: &Ledger) -> &'static str {
                 data.len(),
                 up.acked
             );
-            let sep = if up.location.contains('?') { '&' } else { '?' };
-            let (status, _, body) = call(
-                addr,
-                "PUT",
-                &format!("{}{sep}digest={digest}", up.location),
-                &[],
-                &[],
-            )
-            .expect("resume PUT");
+            let (status, _, body) =
+                call(addr, "PUT", &closing(&up.location, &digest), &[], &[]).expect("resume PUT");
             assert_eq!(
                 status,
                 201,

@@ -22,6 +22,10 @@ use crate::http::App;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest read buffer of an HTTP/1.1 connection, which also bounds a request's headers.
+/// Uploads arrive in reads of up to this size. 1 MiB buffers took 38 MiB at the peak of
+/// four 512 MiB pushes in a row; 256 KiB ones 23 MiB, for about the same CPU per byte.
+const READ_BUFFER: usize = 256 << 10;
 /// Most header lines one HTTP/1.1 request may carry (more: 431).
 const MAX_HEADERS: usize = 100;
 
@@ -150,7 +154,7 @@ pub async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(MAX_HEADERS)
-        .max_buf_size(1 << 20);
+        .max_buf_size(READ_BUFFER);
     builder
         .http2()
         .timer(TokioTimer::new())

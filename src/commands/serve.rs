@@ -20,7 +20,7 @@ struct Reloader {
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
-    limit_malloc_arenas();
+    tune_malloc();
     let file = load_file(&args.data)?;
     let flags = ServeFlags {
         listen: args.listen,
@@ -320,12 +320,21 @@ async fn schedule(registry: Registry) {
 /// glibc gives each thread that allocates its own heap arena and keeps their free memory:
 /// with the blocking threads a burst of pulls or pushes starts, that is tens of megabytes
 /// held after the burst. Two arenas serve this server's few allocating threads as well.
-fn limit_malloc_arenas() {
+///
+/// And glibc raises its mmap threshold to the size of any large block freed: after the first
+/// login frees argon2's 19 MiB, every buffer below 19 MiB comes from the heap, where the
+/// metadata database's small long-lived allocations pin it in place. A 150-second soak of
+/// pushes, pulls, deletes and GC then grew from 44 to 85 MiB resident. With the threshold
+/// fixed at 1 MiB, large rare blocks (argon2, manifests, upload write buffers) are mapped
+/// and unmapped whole and the same soak stays level (32 to 34 MiB); request read buffers,
+/// at most 256 KiB (`server`), stay on the heap where they are reused.
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a glibc allocator parameter. It runs first thing in `serve`,
+    // SAFETY: mallopt only sets glibc allocator parameters. It runs first thing in `serve`,
     // before the runtime starts any thread, so no allocation races with the change.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

@@ -119,43 +119,53 @@ fn args() -> Args {
     a
 }
 
-/// CPU used by the server and by this client over a workload: with both on the same two
-/// cores, a server that needs less CPU per byte leaves more to the client, and when the
-/// client's share is near one full core the client is what limits the figure.
-struct Cpu {
+/// CPU used by the server and by this client over a workload's repetitions: with both on
+/// the same two cores, a server that needs less CPU per byte leaves more to the client, and
+/// when the client's share is near one full core the client is what limits the figure.
+#[derive(Default)]
+struct CpuUse {
+    server: f64,
+    client: f64,
+    wall: f64,
+    bytes: u64,
+}
+
+/// Where the counters stood when a repetition began.
+struct Mark {
     server: f64,
     client: f64,
     at: std::time::Instant,
 }
 
-impl Cpu {
-    fn start(s: &servers::Server) -> Cpu {
-        Cpu {
+impl CpuUse {
+    fn mark(s: &servers::Server) -> Mark {
+        Mark {
             server: s.cpu_secs(),
             client: servers::cpu_secs_of("/proc/self/stat"),
             at: std::time::Instant::now(),
         }
     }
 
+    fn add(&mut self, s: &servers::Server, m: Mark, bytes: u64) {
+        self.wall += m.at.elapsed().as_secs_f64();
+        self.server += s.cpu_secs() - m.server;
+        self.client += servers::cpu_secs_of("/proc/self/stat") - m.client;
+        self.bytes += bytes;
+    }
+
     fn record(
-        self,
-        s: &servers::Server,
-        bytes: u64,
+        &self,
         row: &'static str,
         name: &str,
         note: &mut impl FnMut(&'static str, String, f64),
     ) {
-        let gib = bytes as f64 / (1u64 << 30) as f64;
-        let wall = self.at.elapsed().as_secs_f64();
-        let server = s.cpu_secs() - self.server;
-        let client = servers::cpu_secs_of("/proc/self/stat") - self.client;
+        let gib = self.bytes as f64 / (1u64 << 30) as f64;
+        let (per_gib, busy) = (self.server / gib, self.client / self.wall);
         say(&format!(
-            "  server {:.2} CPU-s/GiB, client {:.2} cores busy",
-            server / gib,
-            client / wall
+            "  {name}: server {per_gib:.2} CPU-s/GiB, client {busy:.2} cores busy"
         ));
-        note(row, format!("{name}_server_cpu_s_per_gib"), server / gib);
-        note(row, format!("client_cores_busy_with_{name}"), client / wall);
+        note(row, format!("{name}_server_cpu_s_per_gib"), per_gib);
+        note(row, format!("client_cores_busy_with_{name}"), busy);
     }
 }
 
@@ -171,7 +181,12 @@ async fn main() {
     } else {
         Sizes::full()
     };
-    let _ = std::fs::remove_dir_all(&a.work);
+    // The previous run's files are deleted only after this run: ext4 skips inodes freed in
+    // the last minutes when it allocates new ones, and after tens of thousands of deletions
+    // that search made every file creation (every upload) several times slower.
+    let old = a.work.with_extension("old");
+    let _ = std::fs::remove_dir_all(&old);
+    let _ = std::fs::rename(&a.work, &old);
     std::fs::create_dir_all(&a.work).expect("work directory");
     let setup = Setup {
         edgeyard: a.edgeyard.clone(),
@@ -225,93 +240,120 @@ async fn main() {
             .push((key, serde_json::json!((v * 100.0).round() / 100.0)))
     };
     let big = Blob::new(sizes.big, 1);
-    for kind in kinds {
-        let s = setup.start(kind, false);
-        std::thread::sleep(std::time::Duration::from_secs(2));
-        figures.insert(("idle_rss", kind), s.rss_mib());
-        let t = Target::http(&s.addr);
-        let name = kind.name();
+    // Both servers run side by side and every repetition of a workload runs on one, then the
+    // other, alternating which goes first: neither always meets the disk, the page cache or
+    // the CPU in the state the other left them in.
+    let order = |rep: usize| if rep % 2 == 0 { [0, 1] } else { [1, 0] };
+    let mut live: Vec<(Kind, servers::Server)> =
+        kinds.iter().map(|&k| (k, setup.start(k, false))).collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for (k, s) in &live {
+        figures.insert(("idle_rss", *k), s.rss_mib());
+    }
+    let per_kind = |v: &std::collections::HashMap<Kind, Vec<f64>>, k: Kind| {
+        median(v.get(&k).cloned().unwrap_or_default())
+    };
 
-        // What the disk itself sustains for a durable write of the same size, right now.
-        let disk = servers::disk_write_mib_s(&a.work, sizes.big);
-        say(&format!(
-            "{name}: disk write + fdatasync of {} MiB: {disk:.0} MiB/s",
-            sizes.big >> 20
-        ));
-        note(
-            "push_monolithic",
-            format!("disk_fdatasync_mib_s_before_{name}"),
-            disk,
-        );
+    // What the disk itself sustains for a durable write of the same size, before and after
+    // the pushes.
+    let disk = servers::disk_write_mib_s(&a.work, sizes.big);
+    say(&format!(
+        "disk write + fdatasync of {} MiB: {disk:.0} MiB/s",
+        sizes.big >> 20
+    ));
+    note(
+        "push_monolithic",
+        "disk_fdatasync_mib_s_before".into(),
+        disk,
+    );
 
-        say(&format!(
-            "{name}: push_monolithic, {} MiB x{}",
-            sizes.big >> 20,
-            sizes.reps
-        ));
+    say(&format!(
+        "push_monolithic, {} MiB x{}",
+        sizes.big >> 20,
+        sizes.reps
+    ));
+    for (_, s) in &live {
         s.reset_peak();
-        let mut v = Vec::new();
-        for rep in 0..sizes.reps {
-            let b = if rep == 0 {
-                big.clone()
-            } else {
-                Blob::new(sizes.big, 100 + rep as u64)
-            };
-            v.push(
-                sizes.big as f64
-                    / MIB
-                    / load::push_monolithic(&t, "bench/big", &b)
-                        .await
-                        .expect("push"),
-            );
-            say(&format!("  {:.0} MiB/s", v[v.len() - 1]));
+    }
+    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    for rep in 0..sizes.reps {
+        let b = if rep == 0 {
+            big.clone()
+        } else {
+            Blob::new(sizes.big, 100 + rep as u64)
+        };
+        for i in order(rep) {
+            let (k, s) = &live[i];
+            let secs = load::push_monolithic(&Target::http(&s.addr), "bench/big", &b)
+                .await
+                .expect("push");
+            let rate = sizes.big as f64 / MIB / secs;
+            say(&format!("  {}: {rate:.0} MiB/s", k.name()));
+            v.entry(*k).or_default().push(rate);
         }
-        figures.insert(("push_monolithic", kind), median(v));
-        let peak_push = s.peak_mib();
+    }
+    let mut peak_push = std::collections::HashMap::new();
+    for (k, s) in &live {
+        figures.insert(("push_monolithic", *k), per_kind(&v, *k));
+        peak_push.insert(*k, s.peak_mib());
+    }
 
+    say(&format!(
+        "push_chunked, {} MiB in {} MiB PATCHes x{}",
+        sizes.big >> 20,
+        sizes.chunk >> 20,
+        sizes.reps
+    ));
+    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    for rep in 0..sizes.reps {
+        let b = Blob::new(sizes.big, 200 + rep as u64);
+        for i in order(rep) {
+            let (k, s) = &live[i];
+            let secs = load::push_chunked(&Target::http(&s.addr), "bench/chunked", &b, sizes.chunk)
+                .await
+                .expect("chunked push");
+            let rate = sizes.big as f64 / MIB / secs;
+            say(&format!("  {}: {rate:.0} MiB/s", k.name()));
+            v.entry(*k).or_default().push(rate);
+        }
+    }
+    for (k, _) in &live {
+        figures.insert(("push_chunked", *k), per_kind(&v, *k));
+    }
+    let disk = servers::disk_write_mib_s(&a.work, sizes.big);
+    say(&format!(
+        "disk write + fdatasync after the pushes: {disk:.0} MiB/s"
+    ));
+    note("push_monolithic", "disk_fdatasync_mib_s_after".into(), disk);
+
+    say(&format!("pull_http x{}", sizes.reps));
+    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    let mut cpu: std::collections::HashMap<Kind, CpuUse> = Default::default();
+    for rep in 0..sizes.reps {
+        for i in order(rep) {
+            let (k, s) = &live[i];
+            let m = CpuUse::mark(s);
+            let secs = load::pull(&Target::http(&s.addr), "bench/big", &big.digest, big.len)
+                .await
+                .expect("pull");
+            cpu.entry(*k).or_default().add(s, m, sizes.big);
+            v.entry(*k).or_default().push(sizes.big as f64 / MIB / secs);
+        }
+    }
+    for (k, _) in &live {
+        figures.insert(("pull_http", *k), per_kind(&v, *k));
+        if let Some(c) = cpu.get(k) {
+            c.record("pull_http", k.name(), &mut note);
+        }
+    }
+
+    for (k, s) in &live {
+        let t = Target::http(&s.addr);
         say(&format!(
-            "{name}: push_chunked, {} MiB in {} MiB PATCHes x{}",
-            sizes.big >> 20,
-            sizes.chunk >> 20,
-            sizes.reps
-        ));
-        let mut v = Vec::new();
-        for rep in 0..sizes.reps {
-            let b = Blob::new(sizes.big, 200 + rep as u64);
-            v.push(
-                sizes.big as f64
-                    / MIB
-                    / load::push_chunked(&t, "bench/chunked", &b, sizes.chunk)
-                        .await
-                        .expect("chunked push"),
-            );
-        }
-        figures.insert(("push_chunked", kind), median(v));
-
-        say(&format!("{name}: pull_http x{}", sizes.reps));
-        let mut v = Vec::new();
-        let cpu = Cpu::start(&s);
-        for _ in 0..sizes.reps {
-            v.push(
-                sizes.big as f64
-                    / MIB
-                    / load::pull(&t, "bench/big", &big.digest, big.len)
-                        .await
-                        .expect("pull"),
-            );
-        }
-        figures.insert(("pull_http", kind), median(v));
-        cpu.record(
-            &s,
-            sizes.reps as u64 * sizes.big,
-            "pull_http",
-            name,
-            &mut note,
-        );
-
-        say(&format!(
-            "{name}: manifest_get, {} connections, {} s",
-            sizes.manifest_conns, sizes.manifest_secs
+            "{}: manifest_get, {} connections, {} s",
+            k.name(),
+            sizes.manifest_conns,
+            sizes.manifest_secs
         ));
         load::small_image(&t, "bench/manifest")
             .await
@@ -324,84 +366,111 @@ async fn main() {
         )
         .await
         .expect("manifest gets");
-        figures.insert(("manifest_get", kind), rps);
-        p99.insert(kind, lat);
+        figures.insert(("manifest_get", *k), rps);
+        p99.insert(*k, lat);
+    }
 
-        say(&format!(
-            "{name}: small_blobs, {} x 4 KiB, 16 clients",
-            sizes.small_n
-        ));
-        let mut v = Vec::new();
-        for rep in 0..sizes.reps {
-            v.push(
-                load::small_blobs(&t, "bench/small", sizes.small_n, 4096, 16, 300 + rep as u64)
-                    .await
-                    .expect("small blobs"),
-            );
+    say(&format!(
+        "small_blobs, {} x 4 KiB, 16 clients",
+        sizes.small_n
+    ));
+    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    for rep in 0..sizes.reps {
+        for i in order(rep) {
+            let (k, s) = &live[i];
+            let rate = load::small_blobs(
+                &Target::http(&s.addr),
+                "bench/small",
+                sizes.small_n,
+                4096,
+                16,
+                300 + rep as u64,
+            )
+            .await
+            .expect("small blobs");
+            say(&format!("  {}: {rate:.0} blobs/s", k.name()));
+            v.entry(*k).or_default().push(rate);
         }
-        figures.insert(("small_blobs", kind), median(v));
-        // sled's memory grows with the number of records it holds; the concurrent pulls
-        // below then run in a fresh process on the same store, so their peak is their own.
+    }
+    for (k, s) in &live {
+        figures.insert(("small_blobs", *k), per_kind(&v, *k));
+        // The metadata database's memory grows with the records it holds; the concurrent
+        // pulls below run in fresh processes on the same stores, so their peak is their own.
         note(
             "peak_rss",
-            format!("{name}_after_small_blobs_mib"),
+            format!("{}_after_small_blobs_mib", k.name()),
             s.rss_mib(),
         );
-        drop(s);
-        let s = setup.start(kind, false);
-        let t = Target::http(&s.addr);
+    }
+    live.clear();
+    let live: Vec<(Kind, servers::Server)> =
+        kinds.iter().map(|&k| (k, setup.start(k, false))).collect();
 
-        say(&format!(
-            "{name}: concurrent_pull, {} x {} MiB",
-            sizes.concurrent,
-            sizes.concurrent_len >> 20
-        ));
-        let mid = Blob::new(sizes.concurrent_len, 2);
-        load::push_monolithic(&t, "bench/mid", &mid)
+    say(&format!(
+        "concurrent_pull, {} x {} MiB",
+        sizes.concurrent,
+        sizes.concurrent_len >> 20
+    ));
+    let mid = Blob::new(sizes.concurrent_len, 2);
+    for (_, s) in &live {
+        load::push_monolithic(&Target::http(&s.addr), "bench/mid", &mid)
             .await
             .expect("push");
         s.reset_peak();
-        let mut v = Vec::new();
-        for _ in 0..sizes.reps {
-            let secs =
-                load::concurrent_pull(&t, "bench/mid", &mid.digest, mid.len, sizes.concurrent)
-                    .await
-                    .expect("concurrent pulls");
-            v.push(sizes.concurrent as f64 * mid.len as f64 / MIB / secs);
-        }
-        figures.insert(("concurrent_pull", kind), median(v));
-        let peak_pull = s.peak_mib();
-        figures.insert(("peak_rss", kind), peak_push.max(peak_pull));
-        figures.insert(("peak_rss_push", kind), peak_push);
-        figures.insert(("peak_rss_pull", kind), peak_pull);
     }
+    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    for rep in 0..sizes.reps {
+        for i in order(rep) {
+            let (k, s) = &live[i];
+            let secs = load::concurrent_pull(
+                &Target::http(&s.addr),
+                "bench/mid",
+                &mid.digest,
+                mid.len,
+                sizes.concurrent,
+            )
+            .await
+            .expect("concurrent pulls");
+            v.entry(*k)
+                .or_default()
+                .push(sizes.concurrent as f64 * mid.len as f64 / MIB / secs);
+        }
+    }
+    for (k, s) in &live {
+        figures.insert(("concurrent_pull", *k), per_kind(&v, *k));
+        let (push, pull) = (peak_push.get(k).copied().unwrap_or(0.0), s.peak_mib());
+        figures.insert(("peak_rss", *k), push.max(pull));
+        figures.insert(("peak_rss_push", *k), push);
+        figures.insert(("peak_rss_pull", *k), pull);
+    }
+    drop(live);
 
     // HTTPS: the same 1 GiB pull over TLS 1.3 (Distribution uses edgeyard's certificate).
     let ca = std::fs::read(setup.edgeyard_data().join("tls/ca.crt")).expect("edgeyard's CA");
-    for kind in kinds {
-        let s = setup.start(kind, true);
-        let t = Target::https(&s.addr, &ca).expect("TLS setup");
-        say(&format!("{}: pull_https x{}", kind.name(), sizes.reps));
-        let mut v = Vec::new();
-        let cpu = Cpu::start(&s);
-        for _ in 0..sizes.reps {
-            v.push(
-                sizes.big as f64
-                    / MIB
-                    / load::pull(&t, "bench/big", &big.digest, big.len)
-                        .await
-                        .expect("pull over TLS"),
-            );
+    let live: Vec<(Kind, servers::Server)> =
+        kinds.iter().map(|&k| (k, setup.start(k, true))).collect();
+    say(&format!("pull_https x{}", sizes.reps));
+    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    let mut cpu: std::collections::HashMap<Kind, CpuUse> = Default::default();
+    for rep in 0..sizes.reps {
+        for i in order(rep) {
+            let (k, s) = &live[i];
+            let t = Target::https(&s.addr, &ca).expect("TLS setup");
+            let m = CpuUse::mark(s);
+            let secs = load::pull(&t, "bench/big", &big.digest, big.len)
+                .await
+                .expect("pull over TLS");
+            cpu.entry(*k).or_default().add(s, m, sizes.big);
+            v.entry(*k).or_default().push(sizes.big as f64 / MIB / secs);
         }
-        figures.insert(("pull_https", kind), median(v));
-        cpu.record(
-            &s,
-            sizes.reps as u64 * sizes.big,
-            "pull_https",
-            kind.name(),
-            &mut note,
-        );
     }
+    for (k, _) in &live {
+        figures.insert(("pull_https", *k), per_kind(&v, *k));
+        if let Some(c) = cpu.get(k) {
+            c.record("pull_https", k.name(), &mut note);
+        }
+    }
+    drop(live);
 
     let get = |n: &str, k: Kind| figures.get(&(n, k)).copied().unwrap_or(0.0);
     for (name, unit, higher) in [
@@ -501,6 +570,7 @@ async fn main() {
     std::fs::write(&a.out, serde_json::to_vec_pretty(&json).unwrap_or_default())
         .expect("results.json");
     say(&format!("results written to {}", a.out.display()));
+    let _ = std::fs::remove_dir_all(&old);
 }
 
 const ORDER: [&str; 11] = [

@@ -243,7 +243,13 @@ async fn main() {
     // Both servers run side by side and every repetition of a workload runs on one, then the
     // other, alternating which goes first: neither always meets the disk, the page cache or
     // the CPU in the state the other left them in.
-    let order = |rep: usize| if rep % 2 == 0 { [0, 1] } else { [1, 0] };
+    let order = |rep: usize| {
+        if rep.is_multiple_of(2) {
+            [0, 1]
+        } else {
+            [1, 0]
+        }
+    };
     let mut live: Vec<(Kind, servers::Server)> =
         kinds.iter().map(|&k| (k, setup.start(k, false))).collect();
     std::thread::sleep(std::time::Duration::from_secs(2));

@@ -5,7 +5,8 @@
 pub mod body;
 pub mod gate;
 mod handlers;
-pub(crate) mod query;
+#[doc(hidden)] // for the fuzz targets (fuzz/)
+pub mod query;
 pub mod route;
 
 use std::net::SocketAddr;

@@ -98,7 +98,10 @@ fn bare(ct: &str) -> &str {
 
 fn digests(v: &Value, field: &str) -> Vec<String> {
     match &v[field] {
-        Value::Array(items) => items.iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap().to_string())
+            .collect(),
         Value::Object(d) => vec![d["digest"].as_str().unwrap().to_string()],
         _ => Vec::new(),
     }
@@ -120,13 +123,20 @@ fn check_parsed(ct: Option<&str>, body: &[u8], m: &Manifest) {
     match v["mediaType"].as_str() {
         Some(mt) => assert_eq!(mt, m.kind.media_type()),
         None if header.is_none() => {
-            let want = if v["manifests"].is_null() { MediaKind::OciManifest } else { MediaKind::OciIndex };
+            let want = if v["manifests"].is_null() {
+                MediaKind::OciManifest
+            } else {
+                MediaKind::OciIndex
+            };
             assert_eq!(m.kind, want);
         }
         None => {}
     }
     if matches!(m.kind, MediaKind::DockerManifest | MediaKind::DockerList) {
-        assert!(v["mediaType"].is_string(), "Docker manifests carry their mediaType");
+        assert!(
+            v["mediaType"].is_string(),
+            "Docker manifests carry their mediaType"
+        );
     }
     if m.kind.is_index() {
         assert!(m.config.is_none() && m.layers.is_empty());
@@ -146,10 +156,17 @@ fn check_parsed(ct: Option<&str>, body: &[u8], m: &Manifest) {
     }
     assert_eq!(names(&m.layers), digests(&v, "layers"));
     assert_eq!(names(&m.manifests), digests(&v, "manifests"));
-    assert_eq!(m.subject.iter().map(|s| s.digest.to_string()).collect::<Vec<_>>(), digests(&v, "subject"));
+    assert_eq!(
+        m.subject
+            .iter()
+            .map(|s| s.digest.to_string())
+            .collect::<Vec<_>>(),
+        digests(&v, "subject")
+    );
     // Required: the config and every layer that is not foreign; foreign ones name urls.
     let foreign = |d: &Descriptor| {
-        d.media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+        d.media_type
+            .starts_with("application/vnd.oci.image.layer.nondistributable.")
             || d.media_type == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
     };
     let want: Vec<&Digest> = m
@@ -159,8 +176,18 @@ fn check_parsed(ct: Option<&str>, body: &[u8], m: &Manifest) {
         .map(|d| &d.digest)
         .collect();
     assert_eq!(m.required_blobs().collect::<Vec<_>>(), want);
-    assert!(m.layers.iter().filter(|l| foreign(l)).all(|l| !l.urls.is_empty()));
-    for d in m.config.iter().chain(&m.layers).chain(&m.manifests).chain(&m.subject) {
+    assert!(m
+        .layers
+        .iter()
+        .filter(|l| foreign(l))
+        .all(|l| !l.urls.is_empty()));
+    for d in m
+        .config
+        .iter()
+        .chain(&m.layers)
+        .chain(&m.manifests)
+        .chain(&m.subject)
+    {
         round_trips(d);
     }
     // The same body is accepted as the same kind when the header names that kind exactly.
@@ -172,7 +199,8 @@ fn check_put(ct: Option<&str>, body: &[u8], parsed: &Result<Manifest, ManifestEr
     let f = &*FIXTURE;
     let digest = Digest::sha256_of(body);
     let reference = Reference::Digest(digest.clone());
-    let result = f.rt.block_on(f.registry.put_manifest(&f.repo, &reference, ct, body));
+    let result =
+        f.rt.block_on(f.registry.put_manifest(&f.repo, &reference, ct, body));
     let m = match (parsed, result) {
         (Err(_), Err(e)) => {
             assert_eq!(e.error_code(), ErrorCode::ManifestInvalid, "{e}");
@@ -183,8 +211,7 @@ fn check_put(ct: Option<&str>, body: &[u8], parsed: &Result<Manifest, ManifestEr
     };
     let (m, result) = m;
     let linked = |d: &Digest| f.blobs.contains(d);
-    let present = m.required_blobs().all(linked)
-        && m.manifests.iter().all(|c| c.digest == f.child);
+    let present = m.required_blobs().all(linked) && m.manifests.iter().all(|c| c.digest == f.child);
     match result {
         Ok(out) => {
             assert!(present, "stored a manifest that references missing content");
@@ -196,7 +223,8 @@ fn check_put(ct: Option<&str>, body: &[u8], parsed: &Result<Manifest, ManifestEr
             assert_eq!(got.digest, digest);
             // Back to the fixture's state for the next input.
             if digest != f.child {
-                f.rt.block_on(f.registry.delete_manifest(&f.repo, &reference)).unwrap();
+                f.rt.block_on(f.registry.delete_manifest(&f.repo, &reference))
+                    .unwrap();
             }
         }
         Err(e) => {
@@ -226,7 +254,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(e, &ManifestError::Schema1);
             }
             if serde_json::from_slice::<Value>(body).is_err() {
-                assert!(matches!(e, ManifestError::Json(_) | ManifestError::Schema1), "{e}");
+                assert!(
+                    matches!(e, ManifestError::Json(_) | ManifestError::Schema1),
+                    "{e}"
+                );
             }
         }
     }

@@ -22,9 +22,8 @@ static NAME: LazyLock<Regex> = LazyLock::new(|| {
 static TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$").unwrap());
 /// The spec's digest grammar (any algorithm), and the two edgeyard implements.
-static DIGEST_GRAMMAR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):[a-zA-Z0-9=_-]+$").unwrap()
-});
+static DIGEST_GRAMMAR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):[a-zA-Z0-9=_-]+$").unwrap());
 static DIGEST_OK: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$").unwrap());
 
@@ -36,7 +35,10 @@ fn check_name(s: &str) {
             assert_eq!(n.as_str(), s);
             assert_eq!(n.to_string().parse::<RepoName>().as_ref(), Ok(&n));
             // Safe below the data directory: no empty, `.` or `..` component.
-            assert!(n.as_str().split('/').all(|c| !c.is_empty() && c != "." && c != ".."));
+            assert!(n
+                .as_str()
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".."));
         }
         Err(e) => {
             assert!(!expected, "refused a valid name {s:?}: {e}");

@@ -90,7 +90,13 @@ fuzz_target!(|data: &[u8]| {
         // What the upload answers for a session holding `size` bytes parses back.
         if size > 0 {
             let held = ContentRange::parse(&range_header(size));
-            assert_eq!(held, Some(ContentRange { start: 0, end: size - 1 }));
+            assert_eq!(
+                held,
+                Some(ContentRange {
+                    start: 0,
+                    end: size - 1
+                })
+            );
         }
     }
     for text in [data, data.get(8..).unwrap_or_default()] {

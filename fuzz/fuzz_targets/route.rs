@@ -31,7 +31,11 @@ fn decode_path(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         let hex = |x: u8| (x as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -115,7 +119,11 @@ fn check_path(path: &str) {
     let route = match parse(path) {
         Ok(r) => r,
         Err(e) => {
-            assert!(e.status().is_client_error(), "{path:?}: {e} ({})", e.status());
+            assert!(
+                e.status().is_client_error(),
+                "{path:?}: {e} ({})",
+                e.status()
+            );
             return;
         }
     };
@@ -155,7 +163,10 @@ fn check_path(path: &str) {
         }
         Route::Base => assert!(path == "/v2/" || path == "/v2"),
         Route::UploadStart(_) => {
-            assert!(path == printed || path == printed.trim_end_matches('/'), "{path:?}")
+            assert!(
+                path == printed || path == printed.trim_end_matches('/'),
+                "{path:?}"
+            )
         }
         // Nothing else is decoded or trimmed: the path is the printed route.
         _ => assert_eq!(path, printed),
@@ -172,7 +183,11 @@ fn form_pairs(q: &str) -> Vec<(String, String)> {
         let mut i = 0;
         while i < b.len() {
             let hex = |x: u8| (x as char).to_digit(16);
-            match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            match (
+                b[i],
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
                 (b'%', Some(h), Some(l)) => {
                     out.push((h * 16 + l) as u8);
                     i += 3;
@@ -204,13 +219,19 @@ fn check_uri(s: &str) {
     let mut names: Vec<&str> = vec!["n", "last", "digest", "mount", "from", "ns", "artifactType"];
     names.extend(pairs.iter().map(|(k, _)| k.as_str()).take(4));
     for name in names {
-        let want = pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let want = pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone());
         let got = edgeyard::http::query::param(&req, name);
         assert_eq!(got, want, "{s:?} ?{name}");
         if let Some(v) = got {
             // A value written back with the serializer reads back the same.
             let q: String = form_urlencoded_pair(name, &v);
-            let again = http::Request::builder().uri(format!("/v2/?{q}")).body(()).unwrap();
+            let again = http::Request::builder()
+                .uri(format!("/v2/?{q}"))
+                .body(())
+                .unwrap();
             assert_eq!(edgeyard::http::query::param(&again, name), Some(v), "{q:?}");
         }
     }

@@ -113,8 +113,21 @@ fn round_trips(d: &Descriptor) {
     assert_eq!(&serde_json::from_slice::<Descriptor>(&json).unwrap(), d);
 }
 
+/// JSON text per RFC 8259: UTF-8, and one value of the grammar (of any size).
+fn is_json(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+}
+
 fn check_parsed(ct: Option<&str>, body: &[u8], m: &Manifest) {
-    let v: Value = serde_json::from_slice(body).expect("a parsed manifest is JSON");
+    assert!(is_json(body), "a parsed manifest is JSON");
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        // JSON allows numbers of any size; serde_json's Value holds them only up to f64's
+        // range. Such a number can only sit in a field the parser ignores: nothing to compare.
+        Err(e) if e.to_string().starts_with("number out of range") => return,
+        Err(e) => panic!("a parsed manifest is JSON: {e}"),
+    };
     assert_eq!(v["schemaVersion"], 2);
     let header = ct.map(bare).and_then(MediaKind::from_media_type);
     if let Some(h) = header {
@@ -253,7 +266,7 @@ fuzz_target!(|data: &[u8]| {
             if matches!(ct, Some(SCHEMA1 | SCHEMA1_SIGNED)) {
                 assert_eq!(e, &ManifestError::Schema1);
             }
-            if serde_json::from_slice::<Value>(body).is_err() {
+            if !is_json(body) {
                 assert!(
                     matches!(e, ManifestError::Json(_) | ManifestError::Schema1),
                     "{e}"

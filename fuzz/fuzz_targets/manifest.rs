@@ -121,12 +121,12 @@ fn is_json(body: &[u8]) -> bool {
 
 fn check_parsed(ct: Option<&str>, body: &[u8], m: &Manifest) {
     assert!(is_json(body), "a parsed manifest is JSON");
-    let v: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        // JSON allows numbers of any size; serde_json's Value holds them only up to f64's
-        // range. Such a number can only sit in a field the parser ignores: nothing to compare.
-        Err(e) if e.to_string().starts_with("number out of range") => return,
-        Err(e) => panic!("a parsed manifest is JSON: {e}"),
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        // serde_json's Value is stricter than the grammar: it holds numbers only within f64's
+        // range and refuses unpaired surrogate escapes, both valid JSON text (RFC 8259 6, 8.2).
+        // The parser decodes the fields it keeps the same strict way, so such a value can only
+        // sit in a field it ignores: nothing to compare.
+        return;
     };
     assert_eq!(v["schemaVersion"], 2);
     let header = ct.map(bare).and_then(MediaKind::from_media_type);

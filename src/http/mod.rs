@@ -6,7 +6,8 @@ pub mod body;
 pub mod console;
 pub mod gate;
 mod handlers;
-pub(crate) mod query;
+#[doc(hidden)] // for the fuzz targets (fuzz/)
+pub mod query;
 pub mod route;
 pub mod session;
 

@@ -199,12 +199,13 @@ fn split_last<'a>(rest: &'a str, marker: &str) -> Option<(&'a str, &'a str)> {
 
 pub fn parse(path: &str) -> Result<Route> {
     if let Some(rest) = path.strip_prefix("/api/v1/") {
-        // Names in admin paths may be percent-encoded (robot$name).
-        let decoded: String = form_urlencoded::parse(format!("p={rest}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        return AdminRoute::parse(&decoded)
+        // Names in admin paths may be percent-encoded (robot$name). A path is not a form: `+`
+        // stays a plus and `&` an ampersand, and a path that decodes to invalid UTF-8 names
+        // nothing.
+        return percent_encoding::percent_decode_str(rest)
+            .decode_utf8()
+            .ok()
+            .and_then(|decoded| AdminRoute::parse(&decoded))
             .map(Route::Admin)
             .ok_or_else(not_found);
     }
@@ -386,5 +387,82 @@ mod tests {
         );
         assert_eq!(code("/v1/x"), ErrorCode::NameUnknown);
         assert_eq!(code("/v2/ab/unknown"), ErrorCode::NameUnknown);
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/route.rs): admin paths were decoded as a form, so
+    /// `+` became a space and everything from a `&` on was dropped (`users/alice&x` named
+    /// alice).
+    #[test]
+    fn admin_path_plus_and_ampersand_are_literal() {
+        let user = |p: &str| match parse(p) {
+            Ok(Route::Admin(AdminRoute::User(n))) => n,
+            other => panic!("{p}: {other:?}"),
+        };
+        assert_eq!(user("/api/v1/users/a+b"), "a+b");
+        assert_eq!(user("/api/v1/users/alice&x"), "alice&x");
+        assert_eq!(user("/api/v1/users/a%2Bb%26c"), "a+b&c");
+        assert_eq!(user("/api/v1/users/robot%24ci"), "robot$ci");
+        assert_eq!(
+            parse("/api/v1/users/%FF").unwrap_err().error_code(),
+            ErrorCode::NameUnknown
+        );
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::oci::digest::strategies::digest;
+        use crate::oci::name::strategies::{repo_name, tag};
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn registry_paths_route_to_their_name_and_reference(
+                n in repo_name(), t in tag(), d in digest(), id in "[0-9a-f]{32}"
+            ) {
+                let name: RepoName = n.parse().unwrap();
+                let digest: Digest = d.parse().unwrap();
+                let upload: UploadId = id.parse().unwrap();
+                let cases = [
+                    (format!("/v2/{n}/tags/list"), Route::Tags(name.clone())),
+                    (
+                        format!("/v2/{n}/manifests/{t}"),
+                        Route::Manifest(name.clone(), Reference::Tag(t.parse().unwrap())),
+                    ),
+                    (
+                        format!("/v2/{n}/manifests/{d}"),
+                        Route::Manifest(name.clone(), Reference::Digest(digest.clone())),
+                    ),
+                    (format!("/v2/{n}/blobs/{d}"), Route::Blob(name.clone(), digest.clone())),
+                    (format!("/v2/{n}/blobs/uploads/"), Route::UploadStart(name.clone())),
+                    (format!("/v2/{n}/blobs/uploads"), Route::UploadStart(name.clone())),
+                    (format!("/v2/{n}/blobs/uploads/{id}"), Route::Upload(name.clone(), upload)),
+                    (format!("/v2/{n}/referrers/{d}"), Route::Referrers(name.clone(), digest)),
+                    (
+                        format!("/api/v1/repositories/{n}/tags"),
+                        Route::Admin(AdminRoute::RepositoryTags(name.clone())),
+                    ),
+                    (
+                        format!("/api/v1/pins/{n}:{t}"),
+                        Route::Admin(AdminRoute::Pin(name, t.parse().unwrap())),
+                    ),
+                ];
+                for (path, want) in cases {
+                    prop_assert_eq!(parse(&path).unwrap(), want, "{}", path);
+                }
+            }
+
+            #[test]
+            fn invalid_names_never_route(n in repo_name(), t in tag()) {
+                let upper = format!("/v2/{}/manifests/{t}", n.to_uppercase());
+                if upper != format!("/v2/{n}/manifests/{t}") {
+                    prop_assert_eq!(parse(&upper).unwrap_err().error_code(), ErrorCode::NameInvalid);
+                }
+                let dotted = format!("/v2/{n}/../manifests/{t}");
+                prop_assert_eq!(parse(&dotted).unwrap_err().error_code(), ErrorCode::NameInvalid);
+            }
+        }
     }
 }

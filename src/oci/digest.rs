@@ -235,3 +235,65 @@ mod tests {
         );
     }
 }
+
+/// Generators of digests for property tests here and in the modules that parse them.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+
+    /// A digest edgeyard accepts, as text.
+    pub fn digest() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "[a-f0-9]{64}".prop_map(|h| format!("sha256:{h}")),
+            1 => "[a-f0-9]{128}".prop_map(|h| format!("sha512:{h}")),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::strategies::digest;
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn valid_digests_print_back(s in digest()) {
+            let d: Digest = s.parse().unwrap();
+            prop_assert_eq!(d.to_string(), s.clone());
+            prop_assert_eq!(d.to_string().parse::<Digest>().unwrap(), d.clone());
+            let json = serde_json::to_string(&d).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+        }
+
+        #[test]
+        fn hex_of_the_wrong_length_or_case_is_malformed(
+            s in digest(), cut in 1usize..64, upper in 0usize..64
+        ) {
+            let short = &s[..s.len() - cut];
+            prop_assert_eq!(short.parse::<Digest>(), Err(DigestError::Malformed));
+            let long = format!("{s}0");
+            prop_assert_eq!(long.parse::<Digest>(), Err(DigestError::Malformed));
+            // One hex digit made uppercase (a digit stays a digit, so force a letter).
+            let (alg, hex) = s.split_once(':').unwrap();
+            let mut hex = hex.as_bytes().to_vec();
+            hex[upper] = b'A' + hex[upper] % 6;
+            let shouting = format!("{alg}:{}", String::from_utf8(hex).unwrap());
+            prop_assert_eq!(shouting.parse::<Digest>(), Err(DigestError::Malformed));
+        }
+
+        #[test]
+        fn other_algorithms_are_unsupported(
+            alg in "[a-z0-9]{1,8}([+._-][a-z0-9]{1,4})?", enc in "[a-zA-Z0-9=_-]{1,80}"
+        ) {
+            prop_assume!(alg != "sha256" && alg != "sha512");
+            prop_assert_eq!(
+                format!("{alg}:{enc}").parse::<Digest>(),
+                Err(DigestError::UnsupportedAlgorithm(alg))
+            );
+        }
+    }
+}

@@ -155,12 +155,16 @@ impl Manifest {
         if matches!(header, Some(DOCKER_SCHEMA1) | Some(DOCKER_SCHEMA1_SIGNED)) {
             return Err(ManifestError::Schema1);
         }
+        // JSON is UTF-8 (RFC 8259). serde_json checks that only in the strings it keeps, so
+        // invalid bytes in a field we ignore would otherwise be stored and served.
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| ManifestError::Json(format!("not UTF-8: {e}")))?;
         super::json::check_unique_keys(bytes).map_err(|e| match e {
             super::json::StrictJsonError::Syntax(e) => ManifestError::Json(e),
             dup => ManifestError::Invalid(format!("manifest JSON: {dup}")),
         })?;
         let raw: Raw =
-            serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| ManifestError::Json(e.to_string()))?;
         if raw.schema_version == Some(1) || raw.fs_layers.is_some() {
             return Err(ManifestError::Schema1);
         }
@@ -403,5 +407,23 @@ mod tests {
             m.effective_artifact_type().as_deref(),
             Some("application/x.sig")
         );
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/manifest.rs): invalid UTF-8 inside a field the
+    /// parser ignores was accepted (serde_json checks only the strings it keeps), so a
+    /// manifest that is not JSON could be stored and served.
+    #[test]
+    fn manifest_with_invalid_utf8_is_refused() {
+        let mut body = image(None).into_bytes();
+        body.pop(); // the closing brace
+        body.extend_from_slice(b",\"note\":\"caf\xe9\"}");
+        assert!(std::str::from_utf8(&body).is_err());
+        assert!(matches!(
+            Manifest::parse(Some(OCI_MANIFEST), &body),
+            Err(ManifestError::Json(_))
+        ));
+        // The same manifest in UTF-8 is fine.
+        let fixed = String::from_utf8_lossy(&body).into_owned();
+        assert!(Manifest::parse(Some(OCI_MANIFEST), fixed.as_bytes()).is_ok());
     }
 }

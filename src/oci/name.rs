@@ -166,15 +166,20 @@ impl FromStr for Reference {
 
 /// An image as people write it in this registry: `NAME:TAG`, `NAME@DIGEST`, or `NAME`
 /// (meaning `NAME:latest`).
+/// What follows `@` must be a digest: `NAME@TAG` is refused, not read as `NAME:TAG`.
 pub fn parse_image(s: &str) -> Result<(RepoName, Reference), NameError> {
-    let (name, r) = match s.split_once('@') {
-        Some((n, d)) => (n, d),
-        None => s
-            .rsplit_once(':')
-            .filter(|(_, t)| !t.contains('/'))
-            .unwrap_or((s, "latest")),
-    };
-    Ok((name.parse()?, r.parse()?))
+    if let Some((name, d)) = s.split_once('@') {
+        let name = name.parse()?;
+        return Ok((
+            name,
+            Reference::Digest(d.parse().map_err(NameError::Digest)?),
+        ));
+    }
+    let (name, tag) = s
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .unwrap_or((s, "latest"));
+    Ok((name.parse()?, tag.parse()?))
 }
 
 impl fmt::Display for Reference {
@@ -261,5 +266,153 @@ mod tests {
             "sha256:zz".parse::<Reference>(),
             Err(NameError::Digest(_))
         ));
+    }
+}
+
+/// Generators of valid names, tags and references for property tests here and in the
+/// modules that parse them out of requests.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+
+    use super::{NAME_MAX, NAME_MIN};
+
+    /// One path component of the spec's grammar, sometimes one of the words the router
+    /// splits on, which a name may contain.
+    fn component() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-z0-9]{1,6}((\\.|_|__|-{1,3})[a-z0-9]{1,6}){0,2}",
+            1 => prop::sample::select(vec!["manifests", "blobs", "uploads", "tags", "list", "referrers"])
+                .prop_map(str::to_string),
+        ]
+    }
+
+    /// Strings the spec's `<name>` grammar accepts, within the length limits.
+    pub fn repo_name() -> impl Strategy<Value = String> {
+        prop::collection::vec(component(), 1..5)
+            .prop_map(|c| c.join("/"))
+            .prop_filter("length limits", |s| {
+                (NAME_MIN..=NAME_MAX).contains(&s.len())
+            })
+    }
+
+    pub fn tag() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}"
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::strategies::{repo_name, tag};
+    use super::*;
+    use crate::oci::digest::strategies::digest;
+
+    /// A character no name, tag or digest may hold.
+    fn forbidden() -> impl Strategy<Value = char> {
+        prop::sample::select(vec![
+            ' ', '%', '@', '\\', '\n', '\0', 'é', '+', '#', ':', '/',
+        ])
+    }
+
+    /// Uppercase letters are fine in tags but never in names.
+    fn forbidden_in_name() -> impl Strategy<Value = char> {
+        prop_oneof![
+            forbidden().prop_filter("not a separator", |&c| c != '/'),
+            Just('A'),
+            Just('Z')
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn valid_names_parse_and_print_back(s in repo_name()) {
+            let n: RepoName = s.parse().unwrap();
+            prop_assert_eq!(n.as_str(), s.as_str());
+            prop_assert_eq!(n.to_string().parse::<RepoName>().unwrap(), n);
+        }
+
+        #[test]
+        fn names_with_a_forbidden_character_are_refused(
+            s in repo_name(), c in forbidden_in_name(), at in any::<prop::sample::Index>()
+        ) {
+            let mut bad = s.clone();
+            bad.insert(at.index(s.len() + 1), c);
+            prop_assert!(bad.parse::<RepoName>().is_err(), "{:?}", bad);
+        }
+
+        #[test]
+        fn names_with_a_dangling_separator_are_refused(
+            s in repo_name(), sep in prop::sample::select(vec![".", "_", "-", "/", "//"]), front: bool
+        ) {
+            let bad = if front { format!("{sep}{s}") } else { format!("{s}{sep}") };
+            prop_assert!(bad.parse::<RepoName>().is_err(), "{:?}", bad);
+            let doubled = s.replacen('/', "//", 1);
+            if doubled != s {
+                prop_assert!(doubled.parse::<RepoName>().is_err(), "{:?}", doubled);
+            }
+        }
+
+        #[test]
+        fn names_longer_than_255_are_refused(s in repo_name()) {
+            let long = format!("{s}/{}", "a".repeat(NAME_MAX - s.len()));
+            prop_assert!(long.len() > NAME_MAX);
+            prop_assert!(long.parse::<RepoName>().is_err());
+        }
+
+        #[test]
+        fn valid_tags_parse_as_tags_and_references(s in tag()) {
+            let t: Tag = s.parse().unwrap();
+            prop_assert_eq!(t.as_str(), s.as_str());
+            prop_assert_eq!(s.parse::<Reference>().unwrap(), Reference::Tag(t));
+        }
+
+        #[test]
+        fn bad_tags_are_refused(
+            s in tag(), c in forbidden(), lead in prop::sample::select(vec!['.', '-'])
+        ) {
+            let (trailing, leading) = (format!("{s}{c}"), format!("{lead}{s}"));
+            prop_assert!(trailing.parse::<Tag>().is_err());
+            prop_assert!(leading.parse::<Tag>().is_err());
+            let long = format!("{s}{}", "x".repeat(TAG_MAX + 1 - s.len()));
+            prop_assert!(long.parse::<Tag>().is_err());
+        }
+
+        #[test]
+        fn images_print_back(n in repo_name(), t in tag(), d in digest()) {
+            let name: RepoName = n.parse().unwrap();
+            let tagged = format!("{n}:{t}");
+            prop_assert_eq!(
+                parse_image(&tagged).unwrap(),
+                (name.clone(), Reference::Tag(t.parse().unwrap()))
+            );
+            let pinned = format!("{n}@{d}");
+            prop_assert_eq!(
+                parse_image(&pinned).unwrap(),
+                (name.clone(), Reference::Digest(d.parse().unwrap()))
+            );
+            prop_assert_eq!(
+                parse_image(&n).unwrap(),
+                (name, Reference::Tag("latest".parse().unwrap()))
+            );
+            // `@` introduces a digest, never a tag.
+            let at_tag = format!("{n}@{t}");
+            prop_assert!(parse_image(&at_tag).is_err());
+        }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/names.rs): `NAME@TAG` was read as `NAME:TAG`.
+    #[test]
+    fn image_at_tag_is_refused() {
+        for bad in ["kq@qq--", "7/q@A", "library/alpine@latest"] {
+            assert_eq!(
+                parse_image(bad),
+                Err(NameError::Digest(DigestError::Malformed)),
+                "{bad}"
+            );
+        }
     }
 }

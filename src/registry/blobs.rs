@@ -176,4 +176,58 @@ mod tests {
         assert_eq!(BlobRange::Suffix(0).resolve(10), None);
         assert_eq!(BlobRange::From(0).resolve(0), None);
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A blob range with small numbers often, so that some fall inside small blobs.
+        fn number() -> impl Strategy<Value = u64> {
+            prop_oneof![0u64..64, any::<u64>()]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn ranges_parse_and_resolve_inside_the_blob(
+                a in number(), b in number(), size in number()
+            ) {
+                let (first, last) = (a.min(b), a.max(b));
+                let cases = [
+                    (format!("bytes={first}-{last}"), BlobRange::Between(first, last)),
+                    (format!("bytes={a}-"), BlobRange::From(a)),
+                    (format!("bytes=-{b}"), BlobRange::Suffix(b)),
+                ];
+                for (s, want) in cases {
+                    prop_assert_eq!(BlobRange::parse(&s), Some(want), "{}", s);
+                    match want.resolve(size) {
+                        Some((x, y)) => {
+                            prop_assert!(x <= y && y < size, "{:?} over {}: {}-{}", want, size, x, y);
+                            let len = y - x + 1;
+                            match want {
+                                BlobRange::Between(p, q) => {
+                                    prop_assert_eq!((x, y), (p, q.min(size - 1)))
+                                }
+                                BlobRange::From(p) => prop_assert_eq!((x, y), (p, size - 1)),
+                                BlobRange::Suffix(n) => prop_assert_eq!(len, n.min(size)),
+                            }
+                        }
+                        None => {
+                            let unsatisfiable = match want {
+                                BlobRange::Between(p, _) | BlobRange::From(p) => p >= size,
+                                BlobRange::Suffix(n) => n == 0 || size == 0,
+                            };
+                            prop_assert!(unsatisfiable, "{:?} over {}", want, size);
+                        }
+                    }
+                }
+                if first < last {
+                    let backwards = format!("bytes={last}-{first}");
+                    prop_assert_eq!(BlobRange::parse(&backwards), None);
+                }
+            }
+        }
+    }
 }

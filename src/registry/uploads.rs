@@ -37,8 +37,10 @@ impl ContentRange {
         if !digits(a) || !digits(b) {
             return None;
         }
-        let (start, end) = (a.parse().ok()?, b.parse().ok()?);
-        (start <= end).then_some(ContentRange { start, end })
+        let (start, end): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+        // A chunk ending at byte u64::MAX would make the upload 2^64 bytes long: no length
+        // holds that (and `len` would overflow).
+        (start <= end && end < u64::MAX).then_some(ContentRange { start, end })
     }
 
     pub fn len(&self) -> u64 {
@@ -465,5 +467,55 @@ mod tests {
     fn range_header_matches_distribution() {
         assert_eq!(range_header(0), "0-0");
         assert_eq!(range_header(10), "0-9");
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/ranges.rs): a chunk claiming to end at byte
+    /// u64::MAX was accepted, and its length overflowed.
+    #[test]
+    fn content_range_ending_at_u64_max_is_refused() {
+        assert_eq!(ContentRange::parse("0-18446744073709551615"), None);
+        assert_eq!(ContentRange::parse("bytes 5-18446744073709551615/*"), None);
+        let last = ContentRange::parse("1-18446744073709551614").unwrap();
+        assert_eq!(last.len(), u64::MAX - 1);
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn content_ranges_parse_in_every_spelling(
+                a in any::<u64>(), b in any::<u64>(), total in any::<u64>()
+            ) {
+                let (start, end) = (a.min(b), a.max(b));
+                let want = (end < u64::MAX).then_some(ContentRange { start, end });
+                for s in [
+                    format!("{start}-{end}"),
+                    format!("bytes {start}-{end}/{total}"),
+                    format!("bytes={start}-{end}"),
+                    format!(" {start}-{end}/* "),
+                ] {
+                    prop_assert_eq!(ContentRange::parse(&s), want, "{}", s);
+                }
+                if let Some(r) = want {
+                    prop_assert_eq!(u128::from(r.len()), u128::from(end - start) + 1);
+                }
+                if start < end {
+                    prop_assert_eq!(ContentRange::parse(&format!("{end}-{start}")), None);
+                }
+            }
+
+            #[test]
+            fn held_ranges_parse_back(offset in 1u64..) {
+                prop_assert_eq!(
+                    ContentRange::parse(&range_header(offset)),
+                    Some(ContentRange { start: 0, end: offset - 1 })
+                );
+            }
+        }
     }
 }

@@ -50,6 +50,8 @@ struct Fixture {
     repo: RepoName,
     blobs: Vec<Digest>,
     child: Digest,
+    /// The size of every stored blob and of the child manifest: a descriptor must state it.
+    sizes: std::collections::HashMap<Digest, u64>,
 }
 
 /// A registry in a fresh directory below `$TMPDIR` (scripts/fuzz points it at fuzz/tmp and
@@ -67,7 +69,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         let mut blobs = Vec::new();
         for bytes in BLOBS {
             let digest = Digest::sha256_of(bytes);
-            let up = registry.start_upload(&repo).await.unwrap();
+            let up = registry.start_upload(&repo, "fuzz").await.unwrap();
             let body = http_body_util::Full::new(Bytes::from_static(bytes));
             registry
                 .finish_upload(&repo, &up.id, &digest, None, body)
@@ -83,12 +85,18 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             .unwrap();
         (blobs, child)
     });
+    let mut sizes: std::collections::HashMap<Digest, u64> = BLOBS
+        .iter()
+        .map(|b| (Digest::sha256_of(b), b.len() as u64))
+        .collect();
+    sizes.insert(child.clone(), CHILD.len() as u64);
     Fixture {
         rt,
         registry,
         repo,
         blobs,
         child,
+        sizes,
     }
 });
 
@@ -246,9 +254,17 @@ fn check_put(ct: Option<&str>, body: &[u8], parsed: &Result<Manifest, ManifestEr
     let (m, result) = m;
     let linked = |d: &Digest| f.blobs.contains(d);
     let present = m.required_blobs().all(linked) && m.manifests.iter().all(|c| c.digest == f.child);
+    // A descriptor of stored content that states another size than the content has.
+    let misstated = m
+        .config
+        .iter()
+        .chain(&m.layers)
+        .chain(&m.manifests)
+        .any(|d| f.sizes.get(&d.digest).is_some_and(|n| *n != d.size));
     match result {
         Ok(out) => {
             assert!(present, "stored a manifest that references missing content");
+            assert!(!misstated, "stored a manifest whose descriptors misstate sizes");
             assert_eq!(out.digest, digest);
             assert_eq!(out.subject, m.subject.as_ref().map(|s| s.digest.clone()));
             let got = f.registry.get_manifest(&f.repo, &reference).unwrap();
@@ -265,10 +281,11 @@ fn check_put(ct: Option<&str>, body: &[u8], parsed: &Result<Manifest, ManifestEr
             assert!(e.status().is_client_error(), "{e} ({})", e.status());
             match e.error_code() {
                 ErrorCode::ManifestBlobUnknown => assert!(!present, "{e}"),
-                // A manifest naming itself as its subject.
-                ErrorCode::ManifestInvalid => {
-                    assert_eq!(m.subject.as_ref().map(|s| &s.digest), Some(&digest), "{e}")
-                }
+                // A manifest naming itself as its subject, or misstating a size.
+                ErrorCode::ManifestInvalid => assert!(
+                    misstated || m.subject.as_ref().map(|s| &s.digest) == Some(&digest),
+                    "{e}"
+                ),
                 other => panic!("unexpected {other:?}: {e}"),
             }
         }

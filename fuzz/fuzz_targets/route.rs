@@ -76,6 +76,11 @@ fn admin_path(a: &AdminRoute) -> Option<String> {
         AdminRoute::Import => "import".into(),
         AdminRoute::PushTo => "push-to".into(),
         AdminRoute::Replicate => "replicate".into(),
+        AdminRoute::Fsck => "fsck".into(),
+        AdminRoute::Session => "session".into(),
+        AdminRoute::Storage => "storage".into(),
+        AdminRoute::Ca => "ca".into(),
+        AdminRoute::RepositoryTag(r, t) => format!("repositories/{r}/tags/{t}"),
         AdminRoute::Rule(_)
         | AdminRoute::ImmutabilityRule(_)
         | AdminRoute::Quota(_)
@@ -91,6 +96,7 @@ fn print(route: &Route) -> String {
         Route::Health => "/healthz".into(),
         Route::Ready => "/readyz".into(),
         Route::Token => "/token".into(),
+        Route::Console(file) => format!("/console/{file}"),
         Route::Base => "/v2/".into(),
         Route::Catalog => "/v2/_catalog".into(),
         Route::Tags(r) => format!("/v2/{r}/tags/list"),
@@ -162,6 +168,9 @@ fn check_path(path: &str) {
             }
         }
         Route::Base => assert!(path == "/v2/" || path == "/v2"),
+        Route::Console(file) => {
+            assert!(path == printed || (path == "/" && file == "index.html"), "{path:?}")
+        }
         Route::UploadStart(_) => {
             assert!(
                 path == printed || path == printed.trim_end_matches('/'),

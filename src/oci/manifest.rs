@@ -159,12 +159,14 @@ impl Manifest {
         // invalid bytes in a field we ignore would otherwise be stored and served.
         let text = std::str::from_utf8(bytes)
             .map_err(|e| ManifestError::Json(format!("not UTF-8: {e}")))?;
+        let raw: Raw =
+            serde_json::from_str(text).map_err(|e| ManifestError::Json(e.to_string()))?;
+        // Only JSON that parses is checked for duplicate keys, so malformed JSON is always
+        // reported as such, wherever a duplicate may sit before the fault.
         super::json::check_unique_keys(bytes).map_err(|e| match e {
             super::json::StrictJsonError::Syntax(e) => ManifestError::Json(e),
             dup => ManifestError::Invalid(format!("manifest JSON: {dup}")),
         })?;
-        let raw: Raw =
-            serde_json::from_str(text).map_err(|e| ManifestError::Json(e.to_string()))?;
         if raw.schema_version == Some(1) || raw.fs_layers.is_some() {
             return Err(ManifestError::Schema1);
         }

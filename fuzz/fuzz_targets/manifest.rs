@@ -264,7 +264,10 @@ fn check_put(ct: Option<&str>, body: &[u8], parsed: &Result<Manifest, ManifestEr
     match result {
         Ok(out) => {
             assert!(present, "stored a manifest that references missing content");
-            assert!(!misstated, "stored a manifest whose descriptors misstate sizes");
+            assert!(
+                !misstated,
+                "stored a manifest whose descriptors misstate sizes"
+            );
             assert_eq!(out.digest, digest);
             assert_eq!(out.subject, m.subject.as_ref().map(|s| s.digest.clone()));
             let got = f.registry.get_manifest(&f.repo, &reference).unwrap();

@@ -169,7 +169,10 @@ fn check_path(path: &str) {
         }
         Route::Base => assert!(path == "/v2/" || path == "/v2"),
         Route::Console(file) => {
-            assert!(path == printed || (path == "/" && file == "index.html"), "{path:?}")
+            assert!(
+                path == printed || (path == "/" && file == "index.html"),
+                "{path:?}"
+            )
         }
         Route::UploadStart(_) => {
             assert!(

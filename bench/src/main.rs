@@ -262,6 +262,7 @@ async fn main() {
 
     // What the disk itself sustains for a durable write of the same size, before and after
     // the pushes.
+    servers::settle_disk();
     let disk = servers::disk_write_mib_s(&a.work, sizes.big);
     say(&format!(
         "disk write + fdatasync of {} MiB: {disk:.0} MiB/s",
@@ -290,6 +291,7 @@ async fn main() {
         };
         for i in order(rep) {
             let (k, s) = &live[i];
+            servers::settle_disk();
             let secs = load::push_monolithic(&Target::http(&s.addr), "bench/big", &b)
                 .await
                 .expect("push");
@@ -315,6 +317,7 @@ async fn main() {
         let b = Blob::new(sizes.big, 200 + rep as u64);
         for i in order(rep) {
             let (k, s) = &live[i];
+            servers::settle_disk();
             let secs = load::push_chunked(&Target::http(&s.addr), "bench/chunked", &b, sizes.chunk)
                 .await
                 .expect("chunked push");
@@ -326,6 +329,7 @@ async fn main() {
     for (k, _) in &live {
         figures.insert(("push_chunked", *k), per_kind(&v, *k));
     }
+    servers::settle_disk();
     let disk = servers::disk_write_mib_s(&a.work, sizes.big);
     say(&format!(
         "disk write + fdatasync after the pushes: {disk:.0} MiB/s"

@@ -165,6 +165,13 @@ pub fn disk_write_mib_s(dir: &Path, len: u64) -> f64 {
     }
 }
 
+/// Writes every dirty page back before a push repetition starts. Distribution answers a push
+/// before its data reaches the disk; without this, the kernel writes that gigabyte back while
+/// the next repetition runs, and whichever server comes next pays for the other's data.
+pub fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 /// Whether `GET /v2/` answers 200 (over plain HTTP; with TLS, whether the port accepts).
 fn probe(addr: &str, tls: bool) -> bool {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {

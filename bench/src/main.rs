@@ -283,6 +283,7 @@ async fn main() {
         s.reset_peak();
     }
     let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    let mut cpu: std::collections::HashMap<Kind, CpuUse> = Default::default();
     for rep in 0..sizes.reps {
         let b = if rep == 0 {
             big.clone()
@@ -292,9 +293,11 @@ async fn main() {
         for i in order(rep) {
             let (k, s) = &live[i];
             servers::settle_disk();
+            let m = CpuUse::mark(s);
             let secs = load::push_monolithic(&Target::http(&s.addr), "bench/big", &b)
                 .await
                 .expect("push");
+            cpu.entry(*k).or_default().add(s, m, sizes.big);
             let rate = sizes.big as f64 / MIB / secs;
             say(&format!("  {}: {rate:.0} MiB/s", k.name()));
             v.entry(*k).or_default().push(rate);
@@ -304,6 +307,9 @@ async fn main() {
     for (k, s) in &live {
         figures.insert(("push_monolithic", *k), per_kind(&v, *k));
         peak_push.insert(*k, s.peak_mib());
+        if let Some(c) = cpu.get(k) {
+            c.record("push_monolithic", k.name(), &mut note);
+        }
     }
 
     say(&format!(
@@ -313,14 +319,17 @@ async fn main() {
         sizes.reps
     ));
     let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    let mut cpu: std::collections::HashMap<Kind, CpuUse> = Default::default();
     for rep in 0..sizes.reps {
         let b = Blob::new(sizes.big, 200 + rep as u64);
         for i in order(rep) {
             let (k, s) = &live[i];
             servers::settle_disk();
+            let m = CpuUse::mark(s);
             let secs = load::push_chunked(&Target::http(&s.addr), "bench/chunked", &b, sizes.chunk)
                 .await
                 .expect("chunked push");
+            cpu.entry(*k).or_default().add(s, m, sizes.big);
             let rate = sizes.big as f64 / MIB / secs;
             say(&format!("  {}: {rate:.0} MiB/s", k.name()));
             v.entry(*k).or_default().push(rate);
@@ -328,6 +337,9 @@ async fn main() {
     }
     for (k, _) in &live {
         figures.insert(("push_chunked", *k), per_kind(&v, *k));
+        if let Some(c) = cpu.get(k) {
+            c.record("push_chunked", k.name(), &mut note);
+        }
     }
     servers::settle_disk();
     let disk = servers::disk_write_mib_s(&a.work, sizes.big);

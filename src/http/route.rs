@@ -86,16 +86,21 @@ pub enum AdminRoute {
 }
 
 impl AdminRoute {
-    fn parse(rest: &str) -> Option<AdminRoute> {
+    /// `None` for a path that names no operation (404). A path of a known shape whose
+    /// repository name or tag breaks the grammar is an error, as on `/v2/`: 400 with
+    /// NAME_INVALID or TAG_INVALID, so a script learns what it got wrong.
+    fn parse(rest: &str) -> Result<Option<AdminRoute>> {
         let rest = rest.trim_end_matches('/');
         // Repository names contain slashes: split off a known suffix, then validate.
         if rest == "repositories" {
-            return Some(AdminRoute::Repositories);
+            return Ok(Some(AdminRoute::Repositories));
         }
         // `pins/NAME:TAG`: neither a name nor a tag holds a colon.
         if let Some(r) = rest.strip_prefix("pins/") {
-            let (name, tag) = r.rsplit_once(':')?;
-            return Some(AdminRoute::Pin(name.parse().ok()?, tag.parse().ok()?));
+            let Some((name, tag)) = r.rsplit_once(':') else {
+                return Ok(None);
+            };
+            return Ok(Some(AdminRoute::Pin(name.parse()?, tag.parse()?)));
         }
         if let Some(r) = rest.strip_prefix("repositories/") {
             let (name, kind): (&str, fn(RepoName) -> AdminRoute) =
@@ -104,21 +109,24 @@ impl AdminRoute {
                 } else if let Some(n) = r.strip_suffix("/description") {
                     (n, AdminRoute::RepositoryDescription)
                 } else if let Some((n, t)) = split_last(r, "/tags/") {
-                    return Some(AdminRoute::RepositoryTag(n.parse().ok()?, t.parse().ok()?));
+                    return Ok(Some(AdminRoute::RepositoryTag(n.parse()?, t.parse()?)));
                 } else {
                     (r, AdminRoute::Repository)
                 };
-            return name.parse().ok().map(kind);
+            return Ok(Some(kind(name.parse()?)));
         }
         let parts: Vec<&str> = rest.split('/').collect();
-        Some(match parts.as_slice() {
+        Ok(Some(match parts.as_slice() {
             ["users"] => AdminRoute::Users,
             ["users", n] => AdminRoute::User(n.to_string()),
             ["users", n, "password"] => AdminRoute::UserPassword(n.to_string()),
             ["robots"] => AdminRoute::Robots,
             ["robots", n] => AdminRoute::Robot(n.to_string()),
             ["rules"] => AdminRoute::Rules,
-            ["rules", id] => AdminRoute::Rule(id.parse().ok()?),
+            ["rules", id] => match id.parse() {
+                Ok(id) => AdminRoute::Rule(id),
+                Err(_) => return Ok(None),
+            },
             ["immutability"] => AdminRoute::Immutability,
             ["gc"] => AdminRoute::Gc,
             ["fsck"] => AdminRoute::Fsck,
@@ -133,13 +141,22 @@ impl AdminRoute {
             ["storage"] => AdminRoute::Storage,
             ["ca"] => AdminRoute::Ca,
             ["quotas"] => AdminRoute::Quotas,
-            ["quotas", id] => AdminRoute::Quota(id.parse().ok()?),
+            ["quotas", id] => match id.parse() {
+                Ok(id) => AdminRoute::Quota(id),
+                Err(_) => return Ok(None),
+            },
             ["retention"] => AdminRoute::Retention,
             ["retention", "apply"] => AdminRoute::RetentionApply,
-            ["retention", id] => AdminRoute::RetentionRule(id.parse().ok()?),
-            ["immutability", id] => AdminRoute::ImmutabilityRule(id.parse().ok()?),
-            _ => return None,
-        })
+            ["retention", id] => match id.parse() {
+                Ok(id) => AdminRoute::RetentionRule(id),
+                Err(_) => return Ok(None),
+            },
+            ["immutability", id] => match id.parse() {
+                Ok(id) => AdminRoute::ImmutabilityRule(id),
+                Err(_) => return Ok(None),
+            },
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -202,10 +219,10 @@ pub fn parse(path: &str) -> Result<Route> {
         // Names in admin paths may be percent-encoded (robot$name). A path is not a form: `+`
         // stays a plus and `&` an ampersand, and a path that decodes to invalid UTF-8 names
         // nothing.
-        return percent_encoding::percent_decode_str(rest)
-            .decode_utf8()
-            .ok()
-            .and_then(|decoded| AdminRoute::parse(&decoded))
+        let Ok(decoded) = percent_encoding::percent_decode_str(rest).decode_utf8() else {
+            return Err(not_found());
+        };
+        return AdminRoute::parse(&decoded)?
             .map(Route::Admin)
             .ok_or_else(not_found);
     }
@@ -360,7 +377,7 @@ mod tests {
             admin("/api/v1/repositories/a/b"),
             Some(AdminRoute::Repository(name("a/b")))
         );
-        assert_eq!(admin("/api/v1/repositories/a/b/tags/.bad"), None);
+        assert!(parse("/api/v1/repositories/a/b/tags/.bad").is_err());
         assert_eq!(admin("/api/v1/session"), Some(AdminRoute::Session));
         assert_eq!(admin("/api/v1/storage"), Some(AdminRoute::Storage));
         assert_eq!(admin("/api/v1/ca"), Some(AdminRoute::Ca));
@@ -387,6 +404,38 @@ mod tests {
         );
         assert_eq!(code("/v1/x"), ErrorCode::NameUnknown);
         assert_eq!(code("/v2/ab/unknown"), ErrorCode::NameUnknown);
+    }
+
+    /// The admin API judges names and tags as `/v2/` does: a known operation on a bad name
+    /// says so (400), only a path that names no operation is 404.
+    #[test]
+    fn admin_paths_with_bad_names_or_tags() {
+        let code = |p: &str| parse(p).unwrap_err().error_code();
+        assert_eq!(code("/api/v1/repositories/Bad"), ErrorCode::NameInvalid);
+        assert_eq!(code("/api/v1/repositories/a"), ErrorCode::NameInvalid);
+        assert_eq!(
+            code("/api/v1/repositories/..%2F..%2Foutside"),
+            ErrorCode::NameInvalid
+        );
+        assert_eq!(
+            code("/api/v1/repositories/ab/../../x/tags"),
+            ErrorCode::NameInvalid
+        );
+        assert_eq!(
+            code("/api/v1/repositories/ab/description%00"),
+            ErrorCode::NameInvalid
+        );
+        assert_eq!(
+            code("/api/v1/repositories/ab/tags/.bad"),
+            ErrorCode::TagInvalid
+        );
+        assert_eq!(code("/api/v1/pins/..%2Foutside:v1"), ErrorCode::NameInvalid);
+        assert_eq!(code("/api/v1/pins/ab:.v1"), ErrorCode::TagInvalid);
+        // Unknown shapes and malformed ids stay 404.
+        assert_eq!(code("/api/v1/pins/ab"), ErrorCode::NameUnknown);
+        assert_eq!(code("/api/v1/rules/.."), ErrorCode::NameUnknown);
+        assert_eq!(code("/api/v1/retention/x"), ErrorCode::NameUnknown);
+        assert_eq!(code("/api/v1/nothing"), ErrorCode::NameUnknown);
     }
 
     /// Found by fuzzing (fuzz/fuzz_targets/route.rs): admin paths were decoded as a form, so

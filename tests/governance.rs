@@ -372,6 +372,19 @@ fn repository_info_descriptions_tags_and_deletion() {
         "application/vnd.oci.image.index.v1+json"
     );
     assert_eq!(multi["digest"], sha256(&index));
+    // A multi-arch tag counts what pulling all its platforms fetches, shared layer once.
+    assert_eq!(multi["size"], expected as u64);
+    let amd_only = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag"] == "amd64-only")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        amd_only["size"],
+        (amd_m.len() + 50_000 + 30_000 + "{\"seed\":41}".len()) as u64
+    );
     assert_eq!(multi["immutable"], false);
     let keep = s
         .req("GET", "/api/v1/repositories/info/keep/tags")

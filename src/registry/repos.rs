@@ -158,17 +158,7 @@ impl Registry {
                 .parse()
                 .ok()
                 .and_then(|t| self.meta().tag(repo, &t).ok().flatten());
-            let blob_bytes: u64 = m
-                .blobs
-                .iter()
-                .filter_map(|d| {
-                    self.meta()
-                        .link(repo.as_str(), d)
-                        .ok()
-                        .flatten()
-                        .map(|l| l.size)
-                })
-                .sum();
+            let size = self.image_size(repo, &m)?;
             let platforms = if m.children.is_empty() {
                 Vec::new()
             } else {
@@ -198,12 +188,33 @@ impl Registry {
                 tag,
                 digest: digest.to_string(),
                 media_type: m.media_type.clone(),
-                size: m.size + blob_bytes,
+                size,
                 pushed_at: tag_rec.map(|t| t.updated_at).unwrap_or(m.pushed_at),
                 platforms,
             });
         }
         Ok(out)
+    }
+
+    /// What pulling every platform of an image would fetch: its manifest, for an index each
+    /// child manifest as well, and every blob they reference, counted once (the platforms of
+    /// a multi-arch image usually share some layers). Children stored elsewhere or not at
+    /// all count nothing; an index nested in an index counts as its manifest only.
+    fn image_size(&self, repo: &RepoName, m: &crate::meta::ManifestRecord) -> Result<u64> {
+        let mut size = m.size;
+        let mut blobs: HashSet<crate::oci::Digest> = m.blobs.iter().cloned().collect();
+        for child in &m.children {
+            if let Some(c) = self.meta().manifest(repo, child)? {
+                size += c.size;
+                blobs.extend(c.blobs);
+            }
+        }
+        for d in &blobs {
+            if let Some(l) = self.meta().link(repo.as_str(), d)? {
+                size += l.size;
+            }
+        }
+        Ok(size)
     }
 
     /// Deletes a repository (soft: its blobs go at the next garbage collection). Refused

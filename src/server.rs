@@ -105,7 +105,7 @@ impl Tracker {
             c.refused_since_warned += 1;
             let due = c
                 .last_warned
-                .map_or(true, |t| t.elapsed() >= Duration::from_secs(10));
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
             if due {
                 tracing::warn!(
                     client = %client,

@@ -552,7 +552,7 @@ fn oversized_headers_get_431_or_a_clean_close_without_memory_growth() {
     // One huge header, a few times: 431 (or a reset while we are still sending), memory flat.
     for _ in 0..8 {
         let mut req = format!("GET /v2/ HTTP/1.1\r\nHost: {}\r\nX-Big: ", s.addr).into_bytes();
-        req.extend(std::iter::repeat(b'a').take(3 << 20));
+        req.extend(std::iter::repeat_n(b'a', 3 << 20));
         req.extend_from_slice(b"\r\n\r\n");
         if let Some(r) = raw(&s, &req) {
             assert_eq!(r.status, 431);

@@ -285,7 +285,7 @@ impl Registry {
         let rules = self.replication_rules();
         let chosen: Vec<&ReplicationRule> = rules
             .iter()
-            .filter(|r| name.map_or(true, |n| r.name == n))
+            .filter(|r| name.is_none_or(|n| r.name == n))
             .collect();
         if let (true, Some(n)) = (chosen.is_empty(), name) {
             return Err(Error::api(

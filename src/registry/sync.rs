@@ -86,7 +86,7 @@ impl Registry {
         let rules = self.sync_rules();
         let chosen: Vec<&SyncRule> = rules
             .iter()
-            .filter(|r| mirror.map_or(true, |m| r.mirror == m))
+            .filter(|r| mirror.is_none_or(|m| r.mirror == m))
             .collect();
         if let (true, Some(m)) = (chosen.is_empty(), mirror) {
             return Err(Error::api(

@@ -115,18 +115,20 @@ impl AdminRoute {
                 };
             return Ok(Some(kind(name.parse()?)));
         }
+        Ok(Self::by_segments(rest))
+    }
+
+    /// The operations named by fixed segments and, for rules and quotas, a numeric id.
+    fn by_segments(rest: &str) -> Option<AdminRoute> {
         let parts: Vec<&str> = rest.split('/').collect();
-        Ok(Some(match parts.as_slice() {
+        Some(match parts.as_slice() {
             ["users"] => AdminRoute::Users,
             ["users", n] => AdminRoute::User(n.to_string()),
             ["users", n, "password"] => AdminRoute::UserPassword(n.to_string()),
             ["robots"] => AdminRoute::Robots,
             ["robots", n] => AdminRoute::Robot(n.to_string()),
             ["rules"] => AdminRoute::Rules,
-            ["rules", id] => match id.parse() {
-                Ok(id) => AdminRoute::Rule(id),
-                Err(_) => return Ok(None),
-            },
+            ["rules", id] => AdminRoute::Rule(id.parse().ok()?),
             ["immutability"] => AdminRoute::Immutability,
             ["gc"] => AdminRoute::Gc,
             ["fsck"] => AdminRoute::Fsck,
@@ -141,22 +143,13 @@ impl AdminRoute {
             ["storage"] => AdminRoute::Storage,
             ["ca"] => AdminRoute::Ca,
             ["quotas"] => AdminRoute::Quotas,
-            ["quotas", id] => match id.parse() {
-                Ok(id) => AdminRoute::Quota(id),
-                Err(_) => return Ok(None),
-            },
+            ["quotas", id] => AdminRoute::Quota(id.parse().ok()?),
             ["retention"] => AdminRoute::Retention,
             ["retention", "apply"] => AdminRoute::RetentionApply,
-            ["retention", id] => match id.parse() {
-                Ok(id) => AdminRoute::RetentionRule(id),
-                Err(_) => return Ok(None),
-            },
-            ["immutability", id] => match id.parse() {
-                Ok(id) => AdminRoute::ImmutabilityRule(id),
-                Err(_) => return Ok(None),
-            },
-            _ => return Ok(None),
-        }))
+            ["retention", id] => AdminRoute::RetentionRule(id.parse().ok()?),
+            ["immutability", id] => AdminRoute::ImmutabilityRule(id.parse().ok()?),
+            _ => return None,
+        })
     }
 }
 

@@ -171,26 +171,19 @@ impl Registry {
             .map_or(rec.pushed_at, |t| t.updated_at);
         let manifest = Manifest::parse(Some(&top.media_type), &top.bytes)
             .map_err(|e| Error::internal("reading a stored manifest", e.to_string()))?;
+        // The same figure as the tags list: every platform's manifest and blobs, shared once.
+        let size = self.image_size(repo, &rec)?;
         let mut platforms = Vec::new();
-        let mut blobs: std::collections::HashSet<Digest> = rec.blobs.iter().cloned().collect();
-        let mut size = top.bytes.len() as u64;
         let image = if manifest.kind.is_index() {
             for (i, child) in manifest.manifests.iter().enumerate() {
-                let child_rec = self.meta().manifest(repo, &child.digest)?;
-                let image = match (&child_rec, i < CHILDREN_MAX) {
-                    (Some(_), true) => self.image_detail(repo, &child.digest).await?,
-                    _ => ImageDetail::default(),
+                let present = self.meta().manifest(repo, &child.digest)?.is_some();
+                let image = if present && i < CHILDREN_MAX {
+                    self.image_detail(repo, &child.digest).await?
+                } else {
+                    ImageDetail::default()
                 };
                 let own: u64 = image.layers.iter().map(|l| l.size).sum::<u64>()
                     + image.config.as_ref().map_or(0, |c| c.size);
-                if let Some(r) = &child_rec {
-                    size += r.size;
-                    for b in &r.blobs {
-                        if blobs.insert(b.clone()) {
-                            size += self.linked_size(repo, b)?;
-                        }
-                    }
-                }
                 platforms.push(PlatformImage {
                     platform: child
                         .platform
@@ -200,15 +193,12 @@ impl Registry {
                     digest: child.digest.to_string(),
                     media_type: child.media_type.clone(),
                     size: child.size + own,
-                    present: child_rec.is_some(),
+                    present,
                     image,
                 });
             }
             ImageDetail::default()
         } else {
-            for b in &blobs {
-                size += self.linked_size(repo, b)?;
-            }
             self.image_detail(repo, &top.digest).await?
         };
         let immutable = self
@@ -241,13 +231,6 @@ impl Registry {
             platforms,
             referrers,
         })
-    }
-
-    fn linked_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
-        Ok(self
-            .meta()
-            .link(repo.as_str(), digest)?
-            .map_or(0, |l| l.size))
     }
 
     /// Layers and config summary of the image manifest `digest` in `repo`.

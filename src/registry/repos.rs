@@ -29,7 +29,8 @@ pub struct TagInfo {
     pub tag: String,
     pub digest: String,
     pub media_type: String,
-    /// Manifest plus the blobs it references (for an index: the manifest only).
+    /// Manifest plus the blobs it references; for an index, every child manifest and its
+    /// blobs too, shared blobs counted once (see `Registry::image_size`).
     pub size: u64,
     pub pushed_at: u64,
     /// `os/architecture[/variant]` of each image of an index.
@@ -169,15 +170,7 @@ impl Registry {
                         idx.manifests
                             .iter()
                             .filter_map(|c| c.platform.as_ref())
-                            .map(|p| {
-                                let s = |k: &str| p[k].as_str().unwrap_or("").to_string();
-                                let mut name = format!("{}/{}", s("os"), s("architecture"));
-                                if !s("variant").is_empty() {
-                                    name.push('/');
-                                    name.push_str(&s("variant"));
-                                }
-                                name
-                            })
+                            .map(super::detail::platform_name)
                             .collect()
                     })
                     .unwrap_or_default()
@@ -200,7 +193,11 @@ impl Registry {
     /// child manifest as well, and every blob they reference, counted once (the platforms of
     /// a multi-arch image usually share some layers). Children stored elsewhere or not at
     /// all count nothing; an index nested in an index counts as its manifest only.
-    fn image_size(&self, repo: &RepoName, m: &crate::meta::ManifestRecord) -> Result<u64> {
+    pub(super) fn image_size(
+        &self,
+        repo: &RepoName,
+        m: &crate::meta::ManifestRecord,
+    ) -> Result<u64> {
         let mut size = m.size;
         let mut blobs: HashSet<crate::oci::Digest> = m.blobs.iter().cloned().collect();
         for child in &m.children {

@@ -102,6 +102,14 @@ impl Error {
         Error::api(code, code.describe().2)
     }
 
+    /// A method the endpoint does not take (UNSUPPORTED, as distribution answers).
+    pub fn method_not_allowed(method: &http::Method) -> Error {
+        Error::api(
+            ErrorCode::Unsupported,
+            format!("method {method} is not allowed here"),
+        )
+    }
+
     pub fn internal(
         context: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,

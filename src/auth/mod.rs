@@ -171,6 +171,14 @@ pub fn load_rules(meta: &Meta) -> Result<Vec<Rule>, String> {
 }
 
 /// The principal a user record stands for.
+/// Whether `rec` is a robot account past its expiry date.
+fn robot_expired(rec: &UserRecord) -> bool {
+    rec.robot
+        .as_ref()
+        .and_then(|r| r.expires_at)
+        .is_some_and(|t| t <= now())
+}
+
 pub fn principal_of(name: &str, rec: &UserRecord) -> Principal {
     match &rec.robot {
         Some(robot) => Principal::Robot {
@@ -385,11 +393,7 @@ impl Auth {
             .await
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         let ok = matched && rec.is_some();
-        let expired = rec
-            .as_ref()
-            .and_then(|r| r.robot.as_ref())
-            .and_then(|r| r.expires_at)
-            .is_some_and(|t| t <= now());
+        let expired = rec.as_ref().is_some_and(robot_expired);
         let Some(rec) = rec.filter(|_| ok && !expired) else {
             tracing::info!(user, %client, "login failed");
             crate::metrics::global().auth_failure("bad_credentials");

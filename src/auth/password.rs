@@ -39,8 +39,13 @@ pub fn is_bcrypt(stored: &str) -> bool {
 /// A random secret of 24 bytes, URL-safe base64 (32 characters): initial admin passwords,
 /// robot secrets and refresh tokens.
 pub fn random_secret() -> Result<String, String> {
+    random_url_safe(24)
+}
+
+/// `len` random bytes, URL-safe base64 without padding.
+pub fn random_url_safe(len: usize) -> Result<String, String> {
     use base64::Engine;
-    let mut b = [0u8; 24];
+    let mut b = vec![0u8; len];
     getrandom::getrandom(&mut b).map_err(|e| format!("random source: {e}"))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }

@@ -30,7 +30,6 @@ const MAX_SESSIONS: usize = 10_000;
 const SECRET_BYTES: usize = 32;
 
 /// What the server keeps of one session.
-#[derive(Clone)]
 struct Entry {
     user: String,
     /// SHA-256 of the user's password hash when the session was opened.
@@ -71,9 +70,7 @@ impl Default for Sessions {
 }
 
 fn random_token() -> Result<String, String> {
-    let mut raw = [0u8; SECRET_BYTES];
-    getrandom::getrandom(&mut raw).map_err(|e| format!("random source: {e}"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+    super::password::random_url_safe(SECRET_BYTES)
 }
 
 /// The map key of a session id; `None` for anything that cannot be an id we issued.
@@ -174,11 +171,13 @@ impl Sessions {
     }
 
     /// How many sessions are held (expired ones included until next looked at).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -215,12 +214,7 @@ impl Auth {
                 return None;
             }
         };
-        let robot_expired = rec
-            .robot
-            .as_ref()
-            .and_then(|r| r.expires_at)
-            .is_some_and(|t| t <= crate::meta::now());
-        if robot_expired {
+        if super::robot_expired(&rec) {
             self.inner.sessions.close(id);
             return None;
         }

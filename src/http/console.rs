@@ -62,10 +62,7 @@ fn etags() -> &'static [String] {
 /// `GET`/`HEAD` of a console file.
 pub fn asset<B>(file: &str, req: &Request<B>) -> Result<Resp> {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return Err(Error::api(
-            ErrorCode::Unsupported,
-            format!("method {} is not allowed here", req.method()),
-        ));
+        return Err(Error::method_not_allowed(req.method()));
     }
     let Some(i) = ASSETS.iter().position(|a| a.name == file) else {
         return Err(

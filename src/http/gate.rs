@@ -190,11 +190,6 @@ impl Gate {
         self.session.as_ref()
     }
 
-    /// The authentication state, `None` when it is off.
-    pub fn auth(&self) -> Option<&Auth> {
-        self.auth.as_ref()
-    }
-
     pub fn can(&self, repo: &str, needed: Actions) -> bool {
         match &self.auth {
             None => true,

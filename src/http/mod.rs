@@ -79,10 +79,7 @@ pub async fn serve(
             };
             match gate.and_then(|g| authorize(&g, &route, req.method()).map(|()| g)) {
                 Ok(gate) => match route {
-                    Route::Admin(r) if handlers::console::serves(&r, req.method()) => {
-                        handlers::console::handle(&app, &gate, r, req).await
-                    }
-                    Route::Admin(r) => handlers::admin::handle(&app, r, req).await,
+                    Route::Admin(r) => handlers::console::handle(&app, &gate, r, req).await,
                     route => dispatch(&app.registry, &gate, route, req).await,
                 },
                 Err(e) => Err(e),
@@ -200,10 +197,7 @@ async fn dispatch(
         (Route::Upload(repo, id), Method::PUT) => uploads::put(reg, &repo, &id, req).await,
         (Route::Upload(repo, id), Method::DELETE) => uploads::cancel(reg, &repo, &id).await,
         (Route::Referrers(repo, d), Method::GET) => referrers::list(reg, &repo, &d, &req),
-        (_, m) => Err(Error::api(
-            crate::error::ErrorCode::Unsupported,
-            format!("method {m} is not allowed here"),
-        )),
+        (_, m) => Err(Error::method_not_allowed(&m)),
     }
 }
 

@@ -8,10 +8,11 @@ use crate::auth::admin::{self, AdminError};
 use crate::error::{Error, ErrorCode, Result};
 use std::time::Duration;
 
+use super::ok_json;
 use crate::governance;
 use crate::http::body::{collect_limited, too_large, Collect};
 use crate::http::route::AdminRoute;
-use crate::http::{empty, json, App, RequestBody, Resp};
+use crate::http::{empty, App, RequestBody, Resp};
 use crate::meta::{
     GrantRecord, ImmutabilityRecord, Meta, QuotaRecord, RetentionRecord, RuleRecord,
 };
@@ -200,11 +201,6 @@ async fn body<T: serde::de::DeserializeOwned>(req: Request<RequestBody>) -> Resu
     })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::api(ErrorCode::Invalid, format!("request body: {e}")))
-}
-
-fn ok_json(status: StatusCode, v: &impl serde::Serialize) -> Result<Resp> {
-    let bytes = serde_json::to_vec(v).map_err(|e| Error::internal("encoding an answer", e))?;
-    Ok(json(status, bytes))
 }
 
 /// Runs an administrative change off the async threads (password hashing takes a while).
@@ -504,12 +500,7 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<RequestBody>) -> 
             }
             empty(StatusCode::NO_CONTENT)
         }
-        (_, m) => {
-            return Err(Error::api(
-                ErrorCode::Unsupported,
-                format!("method {m} is not allowed here"),
-            ))
-        }
+        (_, m) => return Err(Error::method_not_allowed(&m)),
     };
     finish(app, &meta).await?;
     Ok(resp)

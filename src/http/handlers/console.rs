@@ -10,11 +10,12 @@
 use crate::http::body::RequestBody;
 use http::{Method, Request, StatusCode};
 
+use super::ok_json;
 use crate::auth::Actions;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::gate::{credentials, Credentials, Gate};
 use crate::http::route::AdminRoute;
-use crate::http::{empty, json, session, set_header, App, Resp};
+use crate::http::{empty, session, set_header, App, Resp};
 use crate::oci::{Reference, RepoName, Tag};
 use crate::registry::PAGE_MAX;
 
@@ -40,18 +41,7 @@ pub fn authorize(gate: &Gate, route: &AdminRoute, method: &Method) -> Result<()>
     }
 }
 
-/// Whether this module answers the route (the rest is `admin`'s).
-pub fn serves(route: &AdminRoute, method: &Method) -> bool {
-    matches!(
-        (route, method),
-        (AdminRoute::Session | AdminRoute::RepositoryTag(..), _)
-            | (
-                AdminRoute::Storage | AdminRoute::Ca | AdminRoute::Repositories,
-                &Method::GET
-            )
-    )
-}
-
+/// The console's own operations; every other admin route is `admin`'s.
 pub async fn handle(
     app: &App,
     gate: &Gate,
@@ -62,7 +52,7 @@ pub async fn handle(
     match (route, method) {
         (AdminRoute::Session, Method::POST) => sign_in(app, gate, &req),
         (AdminRoute::Session, Method::GET) => ok_json(StatusCode::OK, &whoami(app, gate, None)),
-        (AdminRoute::Session, Method::DELETE) => Ok(sign_out(gate)),
+        (AdminRoute::Session, Method::DELETE) => Ok(sign_out(app, gate)),
         (AdminRoute::Repositories, Method::GET) => repositories(app, gate),
         (AdminRoute::RepositoryTag(repo, tag), Method::GET) => {
             ok_json(StatusCode::OK, &app.registry.tag_detail(&repo, &tag).await?)
@@ -72,16 +62,8 @@ pub async fn handle(
         }
         (AdminRoute::Storage, Method::GET) => storage(app).await,
         (AdminRoute::Ca, Method::GET) => ca(app),
-        (_, m) => Err(Error::api(
-            ErrorCode::Unsupported,
-            format!("method {m} is not allowed here"),
-        )),
+        (route, _) => super::admin::handle(app, route, req).await,
     }
-}
-
-fn ok_json(status: StatusCode, v: &impl serde::Serialize) -> Result<Resp> {
-    let bytes = serde_json::to_vec(v).map_err(|e| Error::internal("encoding an answer", e))?;
-    Ok(json(status, bytes))
 }
 
 /// Who the caller is and what the console should offer them. The CSRF token is included
@@ -97,7 +79,7 @@ fn whoami(app: &App, gate: &Gate, new: Option<(&str, u64)>) -> serde_json::Value
         "user": p.name(),
         "admin": gate.is_admin(),
         "robot": matches!(p, crate::auth::Principal::Robot { .. }),
-        "auth": gate.auth().is_some(),
+        "auth": app.auth.is_some(),
         "tls": app.tls.is_some(),
         "csrf_token": csrf,
         "expires_in": expires_in,
@@ -107,7 +89,7 @@ fn whoami(app: &App, gate: &Gate, new: Option<(&str, u64)>) -> serde_json::Value
 /// `POST /api/v1/session` with HTTP Basic credentials (checked, and throttled on failure,
 /// by the gate like every login): opens a session and sets its cookie.
 fn sign_in(app: &App, gate: &Gate, req: &Request<RequestBody>) -> Result<Resp> {
-    let Some(auth) = gate.auth() else {
+    let Some(auth) = &app.auth else {
         return Err(Error::api(
             ErrorCode::Unsupported,
             "authentication is off on this registry: the console needs no sign-in",
@@ -134,8 +116,8 @@ fn sign_in(app: &App, gate: &Gate, req: &Request<RequestBody>) -> Result<Resp> {
 }
 
 /// `DELETE /api/v1/session`: ends the session the request came with and clears the cookie.
-fn sign_out(gate: &Gate) -> Resp {
-    if let (Some(auth), Some(s)) = (gate.auth(), gate.session()) {
+fn sign_out(app: &App, gate: &Gate) -> Resp {
+    if let (Some(auth), Some(s)) = (&app.auth, gate.session()) {
         auth.close_session(&s.id);
         tracing::info!(user = %gate.principal().name(), "signed out of the web console");
     }

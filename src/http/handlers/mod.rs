@@ -11,9 +11,16 @@ pub mod tags;
 pub mod token;
 pub mod uploads;
 
-use http::Request;
+use http::{Request, StatusCode};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::http::Resp;
+
+/// A JSON answer.
+fn ok_json(status: StatusCode, v: &impl serde::Serialize) -> Result<Resp> {
+    let bytes = serde_json::to_vec(v).map_err(|e| Error::internal("encoding an answer", e))?;
+    Ok(super::json(status, bytes))
+}
 
 /// The `n` page-size parameter: absent or empty -> `default`; digits -> their value, however
 /// large (callers cap it at `PAGE_MAX`, so `n=99999999999999999999` is a full page, not an

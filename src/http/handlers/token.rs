@@ -45,10 +45,7 @@ pub async fn handle(auth: &Auth, peer: SocketAddr, req: Request<RequestBody>) ->
     match *req.method() {
         Method::GET => get(auth, peer, &req).await,
         Method::POST => post(auth, peer, req).await,
-        ref m => Err(Error::api(
-            ErrorCode::Unsupported,
-            format!("method {m} is not allowed here"),
-        )),
+        ref m => Err(Error::method_not_allowed(m)),
     }
 }
 

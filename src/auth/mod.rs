@@ -536,10 +536,15 @@ impl Auth {
 
     /// Whether a caller may do `needed` on `repo`.
     pub fn permits(&self, caller: &Caller, repo: &str, needed: Actions) -> bool {
+        self.granted(caller, repo).contains(needed)
+    }
+
+    /// Everything `caller` may do on `repo`.
+    pub fn granted(&self, caller: &Caller, repo: &str) -> Actions {
         match caller {
-            Caller::Anonymous => self.allowed(&Principal::Anonymous, repo).contains(needed),
-            Caller::Principal(p) => self.allowed(p, repo).contains(needed),
-            Caller::Token(c) => token_grants(c, repo).contains(needed),
+            Caller::Anonymous => self.allowed(&Principal::Anonymous, repo),
+            Caller::Principal(p) => self.allowed(p, repo),
+            Caller::Token(c) => token_grants(c, repo),
         }
     }
 

@@ -245,7 +245,7 @@ pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
             let repos: serde_json::Value = match admin_client(&target)? {
                 Some(c) => c.call("GET", "/api/v1/repositories", None)?,
                 None => serde_json::to_value(offline(&target, |r| {
-                    Box::pin(async move { r.repositories() })
+                    Box::pin(async move { r.repositories(&|_| true) })
                 })?)
                 .map_err(rt)?,
             };

@@ -90,16 +90,8 @@ fn realm<B>(auth: &Auth, req: &Request<B>, tls: bool) -> String {
     if let Some(r) = auth.realm() {
         return r.to_string();
     }
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
+    let host = super::session::request_host(req)
+        .map(str::to_string)
         // Only what a host[:port] is made of: the value lands inside a quoted challenge
         // parameter, where a quote or backslash would let a client rewrite the challenge.
         .filter(|h| {
@@ -191,9 +183,14 @@ impl Gate {
     }
 
     pub fn can(&self, repo: &str, needed: Actions) -> bool {
+        self.granted(repo).contains(needed)
+    }
+
+    /// Everything the caller may do on `repo` (all of it when authentication is off).
+    pub fn granted(&self, repo: &str) -> Actions {
         match &self.auth {
-            None => true,
-            Some(a) => a.permits(&self.caller, repo, needed),
+            None => Actions::ALL,
+            Some(a) => a.granted(&self.caller, repo),
         }
     }
 

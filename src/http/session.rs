@@ -66,7 +66,7 @@ fn refused(why: &str) -> Error {
 }
 
 /// The host the request was sent to (HTTP/2 `:authority` or HTTP/1.1 `Host`).
-fn request_host<B>(req: &Request<B>) -> Option<&str> {
+pub(super) fn request_host<B>(req: &Request<B>) -> Option<&str> {
     req.uri().authority().map(|a| a.as_str()).or_else(|| {
         req.headers()
             .get(http::header::HOST)

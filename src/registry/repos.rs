@@ -76,14 +76,19 @@ impl Registry {
         })
     }
 
-    /// Every repository, in name order.
-    pub fn repositories(&self) -> Result<Vec<RepoInfo>> {
-        let (names, _) = self.meta().list_repos(None, usize::MAX, &|_| true)?;
-        names
-            .iter()
-            .filter_map(|n| n.parse::<RepoName>().ok())
-            .map(|n| self.repository(&n))
-            .collect()
+    /// Every repository `visible` accepts, in name order. One deleted while the list is
+    /// made is left out.
+    pub fn repositories(&self, visible: &dyn Fn(&str) -> bool) -> Result<Vec<RepoInfo>> {
+        let (names, _) = self.meta().list_repos(None, usize::MAX, visible)?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names.iter().filter_map(|n| n.parse::<RepoName>().ok()) {
+            match self.repository(&name) {
+                Ok(info) => out.push(info),
+                Err(e) if e.error_code() == ErrorCode::NameUnknown => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     pub async fn set_description(&self, repo: &RepoName, text: &str) -> Result<()> {

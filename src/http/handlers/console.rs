@@ -17,7 +17,6 @@ use crate::http::gate::{credentials, Credentials, Gate};
 use crate::http::route::AdminRoute;
 use crate::http::{empty, session, set_header, App, Resp};
 use crate::oci::{Reference, RepoName, Tag};
-use crate::registry::PAGE_MAX;
 
 /// What a caller needs for an admin-API route.
 pub fn authorize(gate: &Gate, route: &AdminRoute, method: &Method) -> Result<()> {
@@ -130,37 +129,21 @@ fn sign_out(app: &App, gate: &Gate) -> Resp {
 fn repositories(app: &App, gate: &Gate) -> Result<Resp> {
     let visible = |name: &str| gate.can(name, Actions::PULL);
     let mut out = Vec::new();
-    let mut last: Option<String> = None;
-    loop {
-        let (names, more) = app.registry.catalog(last.as_deref(), PAGE_MAX, &visible)?;
-        for n in &names {
-            let Ok(name) = n.parse::<RepoName>() else {
-                continue;
-            };
-            let info = match app.registry.repository(&name) {
-                Ok(i) => i,
-                // Deleted while we listed: leave it out.
-                Err(e) if e.error_code() == ErrorCode::NameUnknown => continue,
-                Err(e) => return Err(e),
-            };
-            let mut v = serde_json::to_value(&info)
-                .map_err(|e| Error::internal("encoding an answer", e))?;
-            let actions: Vec<&str> = [
-                ("pull", Actions::PULL),
-                ("push", Actions::PUSH),
-                ("delete", Actions::DELETE),
-            ]
-            .into_iter()
-            .filter(|(_, a)| gate.can(n, *a))
-            .map(|(s, _)| s)
-            .collect();
-            v["actions"] = serde_json::json!(actions);
-            out.push(v);
-        }
-        match (more, names.last()) {
-            (true, Some(l)) => last = Some(l.clone()),
-            _ => break,
-        }
+    for info in app.registry.repositories(&visible)? {
+        let granted = gate.granted(&info.name);
+        let actions: Vec<&str> = [
+            ("pull", Actions::PULL),
+            ("push", Actions::PUSH),
+            ("delete", Actions::DELETE),
+        ]
+        .into_iter()
+        .filter(|(_, a)| granted.contains(*a))
+        .map(|(s, _)| s)
+        .collect();
+        let mut v =
+            serde_json::to_value(&info).map_err(|e| Error::internal("encoding an answer", e))?;
+        v["actions"] = serde_json::json!(actions);
+        out.push(v);
     }
     ok_json(StatusCode::OK, &out)
 }
@@ -168,12 +151,7 @@ fn repositories(app: &App, gate: &Gate) -> Result<Resp> {
 /// Deletes one tag (not the image it points at). Refused, naming the rule, when the tag is
 /// immutable; clients may not delete from a mirror's namespace, administrators may.
 async fn delete_tag(app: &App, gate: &Gate, repo: &RepoName, tag: Tag) -> Result<Resp> {
-    if !gate.is_admin() {
-        app.registry.check_not_mirrored(repo)?;
-    }
-    app.registry
-        .delete_manifest(repo, &Reference::Tag(tag.clone()))
-        .await?;
+    super::manifests::delete_as(&app.registry, gate, repo, &Reference::Tag(tag.clone())).await?;
     tracing::info!(repo = %repo, tag = %tag, user = %gate.principal().name(), "admin API: deleted a tag");
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -72,19 +72,28 @@ pub async fn put(
     Ok(r)
 }
 
-/// Clients may not delete from a mirror's namespace; administrators may (to evict from the
-/// cache).
 pub async fn delete(
     reg: &Registry,
     gate: &crate::http::gate::Gate,
     repo: &RepoName,
     reference: &Reference,
 ) -> Result<Resp> {
-    if !gate.is_admin() {
-        reg.check_not_mirrored(repo)?;
-    }
-    reg.delete_manifest(repo, reference).await?;
+    delete_as(reg, gate, repo, reference).await?;
     let mut r = empty(StatusCode::ACCEPTED);
     set_header(&mut r, "content-length", "0");
     Ok(r)
+}
+
+/// Deletes a manifest or tag for the gate's caller. Clients may not delete from a mirror's
+/// namespace; administrators may (to evict from the cache).
+pub(super) async fn delete_as(
+    reg: &Registry,
+    gate: &crate::http::gate::Gate,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<()> {
+    if !gate.is_admin() {
+        reg.check_not_mirrored(repo)?;
+    }
+    reg.delete_manifest(repo, reference).await
 }

@@ -176,11 +176,14 @@ impl Registry {
         let mut platforms = Vec::new();
         let image = if manifest.kind.is_index() {
             for (i, child) in manifest.manifests.iter().enumerate() {
-                let present = self.meta().manifest(repo, &child.digest)?.is_some();
-                let image = if present && i < CHILDREN_MAX {
-                    self.image_detail(repo, &child.digest).await?
-                } else {
-                    ImageDetail::default()
+                let child_rec = self.meta().manifest(repo, &child.digest)?;
+                let present = child_rec.is_some();
+                let image = match child_rec.filter(|_| i < CHILDREN_MAX) {
+                    Some(r) => {
+                        self.image_detail(repo, &child.digest, &r.media_type)
+                            .await?
+                    }
+                    None => ImageDetail::default(),
                 };
                 let own: u64 = image.layers.iter().map(|l| l.size).sum::<u64>()
                     + image.config.as_ref().map_or(0, |c| c.size);
@@ -199,7 +202,7 @@ impl Registry {
             }
             ImageDetail::default()
         } else {
-            self.image_detail(repo, &top.digest).await?
+            self.image_of(repo, &manifest).await?
         };
         let immutable = self
             .immutable_rule(repo, tag.as_str())
@@ -234,14 +237,23 @@ impl Registry {
     }
 
     /// Layers and config summary of the image manifest `digest` in `repo`.
-    async fn image_detail(&self, repo: &RepoName, digest: &Digest) -> Result<ImageDetail> {
+    async fn image_detail(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        media_type: &str,
+    ) -> Result<ImageDetail> {
         let Some(bytes) = self.meta().manifest_bytes(digest)? else {
             return Ok(ImageDetail::default());
         };
-        let media_type = self.meta().manifest(repo, digest)?.map(|r| r.media_type);
-        let Ok(m) = Manifest::parse(media_type.as_deref(), &bytes) else {
-            return Ok(ImageDetail::default());
-        };
+        match Manifest::parse(Some(media_type), &bytes) {
+            Ok(m) => self.image_of(repo, &m).await,
+            Err(_) => Ok(ImageDetail::default()),
+        }
+    }
+
+    /// Layers and config summary of the parsed image manifest `m`.
+    async fn image_of(&self, repo: &RepoName, m: &Manifest) -> Result<ImageDetail> {
         let layers = m
             .layers
             .iter()

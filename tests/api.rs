@@ -755,14 +755,7 @@ fn sixteen_clients_pushing_small_blobs_all_finish() {
                     );
                     assert_eq!(r.status, 202);
                     let loc = r.header("location").unwrap().to_string();
-                    let sep = if loc.contains('?') { '&' } else { '?' };
-                    let r = raw_request(
-                        &mut conn,
-                        &addr,
-                        "PUT",
-                        &format!("{loc}{sep}digest={d}"),
-                        &data,
-                    );
+                    let r = raw_request(&mut conn, &addr, "PUT", &closing(&loc, &d), &data);
                     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
                 }
             })

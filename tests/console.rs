@@ -15,21 +15,20 @@ use common::*;
 const ADMIN_PW: &str = "root-password";
 const VIEWER_PW: &str = "viewer-password";
 
-/// A server with authentication, an admin `root` and a user `viewer` who may pull `e2e/**`.
-fn server_with_users(tmp: &Path) -> Server {
-    let dir = tmp.join("data");
+/// An admin `root` and a user `viewer` who may pull `e2e/**`, in the data directory `dir`.
+fn add_users(dir: &Path) {
     edgeyard(
-        &dir,
+        dir,
         &["user", "add", "root", "--admin", "--password-stdin"],
         &format!("{ADMIN_PW}\n"),
     );
     edgeyard(
-        &dir,
+        dir,
         &["user", "add", "viewer", "--password-stdin"],
         &format!("{VIEWER_PW}\n"),
     );
     edgeyard(
-        &dir,
+        dir,
         &[
             "access",
             "add",
@@ -42,6 +41,12 @@ fn server_with_users(tmp: &Path) -> Server {
         ],
         "",
     );
+}
+
+/// A server with authentication and the users of [`add_users`].
+fn server_with_users(tmp: &Path) -> Server {
+    let dir = tmp.join("data");
+    add_users(&dir);
     Server::start_auth(&dir, &[])
 }
 
@@ -485,14 +490,7 @@ fn browser_ready(test_dir: &Path) -> bool {
     .filter(|(ok, _)| !ok)
     .map(|(_, what)| what)
     .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("EDGEYARD_E2E").as_deref() == Ok("skip") {
-        eprintln!("SKIPPED: missing {missing:?} (EDGEYARD_E2E=skip)");
-        return false;
-    }
-    panic!("missing {missing:?}: run scripts/test, which installs them, or set EDGEYARD_E2E=skip");
+    missing.is_empty() || unavailable(&format!("missing {missing:?}"))
 }
 
 fn screenshot_dir() -> PathBuf {
@@ -556,30 +554,7 @@ fn the_console_in_headless_chromium() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    edgeyard(
-        &dir,
-        &["user", "add", "root", "--admin", "--password-stdin"],
-        &format!("{ADMIN_PW}\n"),
-    );
-    edgeyard(
-        &dir,
-        &["user", "add", "viewer", "--password-stdin"],
-        &format!("{VIEWER_PW}\n"),
-    );
-    edgeyard(
-        &dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "user:viewer",
-            "--repos",
-            "e2e/**",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
+    add_users(&dir);
     edgeyard(
         &dir,
         &[

@@ -68,12 +68,6 @@ fn start_upload(addr: &str, repo: &str) -> Option<String> {
     Some(loc.to_string())
 }
 
-/// The URL that closes an upload with `digest`.
-fn closing(location: &str, digest: &str) -> String {
-    let sep = if location.contains('?') { '&' } else { '?' };
-    format!("{location}{sep}digest={digest}")
-}
-
 /// Monolithic upload: POST, then PUT with the whole body and the digest.
 fn push_monolithic(addr: &str, repo: &str, spec: BlobSpec, ledger: &Ledger) -> bool {
     let data = spec.bytes();

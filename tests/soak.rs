@@ -115,7 +115,6 @@ fn upload(sh: &Shared, repo: &str, data: &[u8], chunked: bool) -> Option<String>
     }
     let (hs, _) = sh.expect(202, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], &[])?;
     let loc = header(&hs, "location")?.to_string();
-    let sep = if loc.contains('?') { '&' } else { '?' };
     let body: &[u8] = if chunked {
         let mut at = 0;
         while at < data.len() {
@@ -133,7 +132,7 @@ fn upload(sh: &Shared, repo: &str, data: &[u8], chunked: bool) -> Option<String>
     } else {
         data
     };
-    sh.expect(201, "PUT", &format!("{loc}{sep}digest={digest}"), &[], body)?;
+    sh.expect(201, "PUT", &closing(&loc, &digest), &[], body)?;
     sh.counts.blobs_uploaded.fetch_add(1, Ordering::Relaxed);
     Some(digest)
 }

@@ -437,16 +437,18 @@ pub fn require_tool(tool: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    if found {
-        return true;
-    }
+    found || unavailable(&format!("{tool} is not installed"))
+}
+
+/// For a test that cannot run without something (`what` says what is missing): `false`, to
+/// skip, when EDGEYARD_E2E=skip asks for it (printed); otherwise a panic pointing at
+/// scripts/test.
+pub fn unavailable(what: &str) -> bool {
     if std::env::var("EDGEYARD_E2E").as_deref() == Ok("skip") {
-        eprintln!("SKIPPED: {tool} is not installed (EDGEYARD_E2E=skip)");
+        eprintln!("SKIPPED: {what} (EDGEYARD_E2E=skip)");
         return false;
     }
-    panic!(
-        "{tool} is not installed: run scripts/test, which installs it, or set EDGEYARD_E2E=skip"
-    );
+    panic!("{what}: run scripts/test, which installs it, or set EDGEYARD_E2E=skip");
 }
 
 /// Runs a command, panicking with its output when it fails; returns stdout.
@@ -658,4 +660,11 @@ impl Drop for SmallDisk {
             .arg(&self.0)
             .status();
     }
+}
+
+/// The URL that closes an upload at `location` with `digest` (the Location may already
+/// carry a query).
+pub fn closing(location: &str, digest: impl std::fmt::Display) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
 }

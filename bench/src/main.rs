@@ -10,6 +10,7 @@ mod client;
 mod load;
 mod servers;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use client::Target;
@@ -228,11 +229,10 @@ async fn main() {
     });
 
     // Plain HTTP workloads.
-    let mut figures: std::collections::HashMap<(&str, Kind), f64> = Default::default();
-    let mut p99: std::collections::HashMap<Kind, f64> = Default::default();
+    let mut figures: HashMap<(&str, Kind), f64> = Default::default();
+    let mut p99: HashMap<Kind, f64> = Default::default();
     // Figures that explain a row (disk ceiling, CPU per GiB, memory after a workload).
-    let mut notes: std::collections::HashMap<&str, Vec<(String, serde_json::Value)>> =
-        Default::default();
+    let mut notes: HashMap<&str, Vec<(String, serde_json::Value)>> = Default::default();
     let mut note = |row: &'static str, key: String, v: f64| {
         notes
             .entry(row)
@@ -256,9 +256,8 @@ async fn main() {
     for (k, s) in &live {
         figures.insert(("idle_rss", *k), s.rss_mib());
     }
-    let per_kind = |v: &std::collections::HashMap<Kind, Vec<f64>>, k: Kind| {
-        median(v.get(&k).cloned().unwrap_or_default())
-    };
+    let per_kind =
+        |v: &HashMap<Kind, Vec<f64>>, k: Kind| median(v.get(&k).cloned().unwrap_or_default());
 
     // What the disk itself sustains for a durable write of the same size, before and after
     // the pushes.
@@ -282,8 +281,8 @@ async fn main() {
     for (_, s) in &live {
         s.reset_peak();
     }
-    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
-    let mut cpu: std::collections::HashMap<Kind, CpuUse> = Default::default();
+    let mut v: HashMap<Kind, Vec<f64>> = Default::default();
+    let mut cpu: HashMap<Kind, CpuUse> = Default::default();
     for rep in 0..sizes.reps {
         let b = if rep == 0 {
             big.clone()
@@ -303,7 +302,7 @@ async fn main() {
             v.entry(*k).or_default().push(rate);
         }
     }
-    let mut peak_push = std::collections::HashMap::new();
+    let mut peak_push = HashMap::new();
     for (k, s) in &live {
         figures.insert(("push_monolithic", *k), per_kind(&v, *k));
         peak_push.insert(*k, s.peak_mib());
@@ -318,8 +317,8 @@ async fn main() {
         sizes.chunk >> 20,
         sizes.reps
     ));
-    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
-    let mut cpu: std::collections::HashMap<Kind, CpuUse> = Default::default();
+    let mut v: HashMap<Kind, Vec<f64>> = Default::default();
+    let mut cpu: HashMap<Kind, CpuUse> = Default::default();
     for rep in 0..sizes.reps {
         let b = Blob::new(sizes.big, 200 + rep as u64);
         for i in order(rep) {
@@ -349,8 +348,8 @@ async fn main() {
     note("push_monolithic", "disk_fdatasync_mib_s_after".into(), disk);
 
     say(&format!("pull_http x{}", sizes.reps));
-    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
-    let mut cpu: std::collections::HashMap<Kind, CpuUse> = Default::default();
+    let mut v: HashMap<Kind, Vec<f64>> = Default::default();
+    let mut cpu: HashMap<Kind, CpuUse> = Default::default();
     for rep in 0..sizes.reps {
         for i in order(rep) {
             let (k, s) = &live[i];
@@ -396,7 +395,7 @@ async fn main() {
         "small_blobs, {} x 4 KiB, 16 clients",
         sizes.small_n
     ));
-    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    let mut v: HashMap<Kind, Vec<f64>> = Default::default();
     for rep in 0..sizes.reps {
         for i in order(rep) {
             let (k, s) = &live[i];
@@ -440,7 +439,7 @@ async fn main() {
             .expect("push");
         s.reset_peak();
     }
-    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
+    let mut v: HashMap<Kind, Vec<f64>> = Default::default();
     for rep in 0..sizes.reps {
         for i in order(rep) {
             let (k, s) = &live[i];
@@ -472,8 +471,8 @@ async fn main() {
     let live: Vec<(Kind, servers::Server)> =
         kinds.iter().map(|&k| (k, setup.start(k, true))).collect();
     say(&format!("pull_https x{}", sizes.reps));
-    let mut v: std::collections::HashMap<Kind, Vec<f64>> = Default::default();
-    let mut cpu: std::collections::HashMap<Kind, CpuUse> = Default::default();
+    let mut v: HashMap<Kind, Vec<f64>> = Default::default();
+    let mut cpu: HashMap<Kind, CpuUse> = Default::default();
     for rep in 0..sizes.reps {
         for i in order(rep) {
             let (k, s) = &live[i];

@@ -23,9 +23,8 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// RFC 3986 percent-decoding of a path: `%XX` becomes the byte, everything else stays as it
-/// is (in a path, `+` is a plus and `&` an ampersand). `None` when the result is not UTF-8.
-fn decode_path(s: &str) -> Option<String> {
+/// RFC 3986 percent-decoding: `%XX` becomes the byte, everything else stays as it is.
+fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -46,7 +45,13 @@ fn decode_path(s: &str) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    out
+}
+
+/// A path percent-decoded (in a path, `+` is a plus and `&` an ampersand). `None` when the
+/// result is not UTF-8.
+fn decode_path(s: &str) -> Option<String> {
+    String::from_utf8(percent_decode(s)).ok()
 }
 
 /// The admin resource as a path below `/api/v1/`, unencoded; `None` for the numbered ones,
@@ -188,30 +193,7 @@ fn check_path(path: &str) {
 /// The spec's form-urlencoded parsing, written independently: pairs split at `&`, key and
 /// value at the first `=`, `+` is a space, then percent-decoding (invalid UTF-8 replaced).
 fn form_pairs(q: &str) -> Vec<(String, String)> {
-    let dec = |s: &str| {
-        let s = s.replace('+', " ");
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            let hex = |x: u8| (x as char).to_digit(16);
-            match (
-                b[i],
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            ) {
-                (b'%', Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                }
-                (x, _, _) => {
-                    out.push(x);
-                    i += 1;
-                }
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
+    let dec = |s: &str| String::from_utf8_lossy(&percent_decode(&s.replace('+', " "))).into_owned();
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -239,7 +221,7 @@ fn check_uri(s: &str) {
         assert_eq!(got, want, "{s:?} ?{name}");
         if let Some(v) = got {
             // A value written back with the serializer reads back the same.
-            let q: String = form_urlencoded_pair(name, &v);
+            let q = format!("{}={}", encode(name), encode(&v));
             let again = http::Request::builder()
                 .uri(format!("/v2/?{q}"))
                 .body(())
@@ -247,11 +229,6 @@ fn check_uri(s: &str) {
             assert_eq!(edgeyard::http::query::param(&again, name), Some(v), "{q:?}");
         }
     }
-}
-
-/// `name=value` form-urlencoded (everything but unreserved characters escaped).
-fn form_urlencoded_pair(name: &str, value: &str) -> String {
-    format!("{}={}", encode(name), encode(value))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -49,7 +49,9 @@ pub struct Found {
     credential: [u8; 32],
 }
 
-/// A newly opened session: the cookie value (the only copy of the id) and its CSRF token.
+/// A session as its client holds it: the cookie value (the id, never logged or stored), its
+/// CSRF token, and the seconds until it ends at the latest.
+#[derive(Clone, Debug)]
 pub struct Opened {
     pub id: String,
     pub csrf: String,

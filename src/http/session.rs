@@ -23,14 +23,8 @@ use crate::error::{Error, ErrorCode, Result};
 /// Header that carries the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// A session a request was made with.
-#[derive(Clone, Debug)]
-pub struct SessionRef {
-    /// The cookie's value; kept only to sign this session out, never logged.
-    pub id: String,
-    pub csrf: String,
-    pub expires_in: u64,
-}
+/// A session a request was made with (its id kept only to sign it out).
+pub type SessionRef = crate::auth::session::Opened;
 
 /// Whether a request may change something (and so needs the CSRF checks).
 pub fn is_state_changing(m: &Method) -> bool {

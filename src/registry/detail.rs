@@ -42,11 +42,12 @@ pub struct TagDetail {
     pub referrers: Vec<ReferrerInfo>,
 }
 
+/// The immutability rule that holds a tag, with its id (to name it in the refusal).
 #[derive(Debug, Clone, Serialize)]
 pub struct ImmutableRule {
     pub id: u64,
-    pub repos: String,
-    pub tags: String,
+    #[serde(flatten)]
+    pub rule: crate::meta::ImmutabilityRecord,
 }
 
 /// The layers and configuration of one image manifest (empty for an index).
@@ -206,11 +207,7 @@ impl Registry {
         };
         let immutable = self
             .immutable_rule(repo, tag.as_str())
-            .map(|(id, r)| ImmutableRule {
-                id,
-                repos: r.repos,
-                tags: r.tags,
-            });
+            .map(|(id, rule)| ImmutableRule { id, rule });
         let referrers = self
             .meta()
             .referrers(repo, &top.digest)?

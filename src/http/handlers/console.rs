@@ -15,6 +15,7 @@ use crate::auth::Actions;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::gate::{credentials, Credentials, Gate};
 use crate::http::route::AdminRoute;
+use crate::http::session::SessionRef;
 use crate::http::{empty, session, set_header, App, Resp};
 use crate::oci::{Reference, RepoName, Tag};
 
@@ -67,13 +68,10 @@ pub async fn handle(
 
 /// Who the caller is and what the console should offer them. The CSRF token is included
 /// only for a session (the page needs it for every change it makes).
-fn whoami(app: &App, gate: &Gate, new: Option<(&str, u64)>) -> serde_json::Value {
+fn whoami(app: &App, gate: &Gate, new: Option<&SessionRef>) -> serde_json::Value {
     let p = gate.principal();
-    let (csrf, expires_in) = match (new, gate.session()) {
-        (Some((csrf, exp)), _) => (Some(csrf.to_string()), Some(exp)),
-        (None, Some(s)) => (Some(s.csrf.clone()), Some(s.expires_in)),
-        (None, None) => (None, None),
-    };
+    let session = new.or(gate.session());
+    let (csrf, expires_in) = (session.map(|s| &s.csrf), session.map(|s| s.expires_in));
     serde_json::json!({
         "user": p.name(),
         "admin": gate.is_admin(),
@@ -107,7 +105,7 @@ fn sign_in(app: &App, gate: &Gate, req: &Request<RequestBody>) -> Result<Resp> {
         .open_session(&name)
         .map_err(crate::http::gate::login_error)?;
     tracing::info!(user = %name, "signed in to the web console");
-    let body = whoami(app, gate, Some((&opened.csrf, opened.expires_in)));
+    let body = whoami(app, gate, Some(&opened));
     let mut r = ok_json(StatusCode::CREATED, &body)?;
     set_header(&mut r, "set-cookie", session::set_cookie(&opened.id));
     set_header(&mut r, "cache-control", "no-store");

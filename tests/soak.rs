@@ -36,6 +36,15 @@ struct Live {
     readers: AtomicU64,
 }
 
+impl Live {
+    fn new(img: Image) -> Arc<Live> {
+        Arc::new(Live {
+            img,
+            readers: AtomicU64::new(0),
+        })
+    }
+}
+
 /// Images kept live at once (the shared base image besides). Older ones are deleted as new
 /// ones come, so the store reaches a steady size and memory can be judged against it.
 const WINDOW: usize = 150;
@@ -266,10 +275,7 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
     let mut rng = Rng(0x5eed_50a6);
     let first = push_image(&sh, "soak/base", "keep", &base, &mut rng).expect("base image");
     pull_image(&sh, &first);
-    sh.live.lock().unwrap().push_back(Arc::new(Live {
-        img: first,
-        readers: AtomicU64::new(0),
-    }));
+    sh.live.lock().unwrap().push_back(Live::new(first));
     let pid = server.pid();
     let rss_start = rss_kib(pid);
     let started = Instant::now();
@@ -286,10 +292,7 @@ fn pushes_pulls_deletes_and_gc_at_once_with_no_failure_and_level_memory() {
                 let keep = rng.below(2) == 0;
                 let tag = format!("w{w}-{n}-{}", if keep { "keep" } else { "doomed" });
                 if let Some(img) = push_image(&sh, &repo, &tag, &base, &mut rng) {
-                    let img = Arc::new(Live {
-                        img,
-                        readers: AtomicU64::new(0),
-                    });
+                    let img = Live::new(img);
                     if keep {
                         let mut live = sh.live.lock().unwrap();
                         live.push_back(img);

@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 use crate::http::gate::client_address;
 use crate::http::App;
 
+mod linger;
+
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
@@ -188,6 +190,7 @@ pub async fn run(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stream = linger::Lingering::new(stream);
         let started = Arc::new(AtomicBool::new(false));
         let service = {
             let (app, started) = (app.clone(), started.clone());

@@ -278,6 +278,54 @@ fn cross_repository_mount() {
     assert!(r.header("location").unwrap().contains("/blobs/uploads/"));
 }
 
+/// Regression: a request refused before its body was read (an unknown upload, a bad digest)
+/// closed the connection with the body unread; the kernel then reset it, and a client that
+/// writes its whole body before reading (python-requests, many scripts) saw "connection
+/// reset" instead of the answer. The answer must reach it.
+#[test]
+fn an_early_refusal_reaches_a_client_that_sends_its_whole_body_first() {
+    use std::io::Write;
+    let s = Server::start();
+    let body = vec![0x5a; 24 << 20];
+    let unknown = "0123456789abcdef0123456789abcdef";
+    for (method, path, status, code) in [
+        (
+            "PATCH",
+            format!("/v2/ns/app/blobs/uploads/{unknown}"),
+            404,
+            "BLOB_UPLOAD_UNKNOWN",
+        ),
+        (
+            "POST",
+            "/v2/ns/app/blobs/uploads/?digest=sha256:bad".to_string(),
+            400,
+            "DIGEST_INVALID",
+        ),
+    ] {
+        let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+            s.addr,
+            body.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        // The whole body goes out first, as python-requests sends it: no reset midway.
+        c.write_all(&body)
+            .unwrap_or_else(|e| panic!("{method}: writing the body failed: {e}"));
+        let r = read_response(&mut c, false);
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (status, code),
+            "{method} {path}"
+        );
+    }
+    // Nothing was stored, and the server still serves.
+    let r = s.req("GET", "/v2/_catalog").send();
+    assert_eq!(r.json()["repositories"], serde_json::json!([]));
+}
+
 #[test]
 fn concurrent_uploads_of_the_same_blob_leave_one_file() {
     let s = Server::start();
@@ -462,11 +510,29 @@ fn invalid_names_tags_digests_and_traversal() {
             "{m} {p}"
         );
     }
+    // A reference that breaks the grammar names no manifest: GET, HEAD and DELETE answer
+    // 404 MANIFEST_UNKNOWN, as the conformance suite requires (`.INVALID_MANIFEST_NAME`);
+    // a PUT is told what is wrong with it.
     let long_tag = "t".repeat(129);
+    for reference in [".INVALID_MANIFEST_NAME", long_tag.as_str(), "sha256:abc"] {
+        let path = format!("/v2/ns/app/manifests/{reference}");
+        for m in ["GET", "DELETE"] {
+            let r = s.req(m, &path).send();
+            assert_eq!(
+                (r.status, r.error_code().as_str()),
+                (404, "MANIFEST_UNKNOWN"),
+                "{m} {reference}"
+            );
+        }
+        let r = s.req("HEAD", &path).send();
+        assert_eq!((r.status, r.body.len()), (404, 0), "HEAD {reference}");
+    }
     let r = s
-        .req("GET", &format!("/v2/ns/app/manifests/{long_tag}"))
+        .req("PUT", &format!("/v2/ns/app/manifests/{long_tag}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(b"{}".to_vec())
         .send();
-    assert_eq!(r.error_code(), "TAG_INVALID");
+    assert_eq!((r.status, r.error_code().as_str()), (400, "TAG_INVALID"));
     let long_name = format!("/v2/{}/tags/list", "a".repeat(256));
     assert_eq!(s.req("GET", &long_name).send().error_code(), "NAME_INVALID");
     // Nothing was created by any of it.

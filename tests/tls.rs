@@ -421,3 +421,59 @@ fn ca_rotation_reaches_a_running_server() {
         "the old CA no longer signs the server certificate"
     );
 }
+
+/// Regression: over HTTP/2, HEAD answers to errors (401, 404, 400, 405) carried their JSON
+/// body; curl exited 92 ("stream not closed cleanly") instead of 22, and Go's HTTP/2 client
+/// (crane, oras, helm, cosign) reset the stream ("received DATA on a HEAD request"). No
+/// HEAD answer may carry data, while its Content-Length stays what a GET would send.
+#[test]
+fn head_answers_over_http2_carry_no_body() {
+    if !require_tool("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let open_dir = tmp.path().join("open");
+    let open = Server::start_tls(&open_dir, &[]);
+    let auth_dir = tmp.path().join("auth");
+    let auth = Server::launch(serve_cmd(&auth_dir, &[], &[]), &auth_dir);
+    let digest = sha256(b"held");
+    let cases = [
+        (&auth, &auth_dir, "/v2/".to_string(), 401),
+        (&open, &open_dir, "/v2/ab/manifests/latest".into(), 404),
+        (&open, &open_dir, format!("/v2/ab/blobs/{digest}"), 404),
+        (&open, &open_dir, "/v2/ab/manifests/.INVALID".into(), 404),
+        (&open, &open_dir, "/v2/ab/blobs/sha256:short".into(), 400),
+        (&open, &open_dir, "/v2/ab/blobs/uploads/".into(), 405),
+        (&open, &open_dir, "/v2/".into(), 200),
+    ];
+    for (s, dir, path, status) in cases {
+        let ca = dir.join("tls/ca.crt");
+        let out = curl(&[
+            "--http2",
+            "-fI",
+            "--cacert",
+            ca.to_str().unwrap(),
+            &format!("https://localhost:{}{path}", s.port()),
+            "-w",
+            "%{http_version} %{http_code}",
+        ]);
+        let want_exit = if status < 400 { 0 } else { 22 };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(want_exit),
+            "HEAD {path}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.trim_end().ends_with(&format!("2 {status}")),
+            "HEAD {path}: {stdout}"
+        );
+        // The length a GET would send is announced all the same.
+        let length = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap_or_else(|| panic!("HEAD {path}: no content-length in {stdout}"));
+        assert!(length.trim().parse::<u64>().unwrap() > 0, "HEAD {path}");
+    }
+}

@@ -242,33 +242,102 @@ impl Gate {
         }
     }
 
+    /// Whether the caller's principal may do `needed` on `repo` under the current rules,
+    /// whatever a token it came with covers: what a fresh token would grant.
+    fn could(&self, repo: &str, needed: Actions) -> bool {
+        match &self.auth {
+            None => true,
+            Some(a) => a
+                .allowed(&a.principal_for(&self.caller), repo)
+                .contains(needed),
+        }
+    }
+
+    /// A filter for listings that name repositories (the catalog): whether the caller's
+    /// principal may pull `repo` under the current rules. A token is judged by its subject,
+    /// not its scopes: clients fetch it for `registry:catalog:*`, which names no repository.
+    pub fn lister(&self) -> impl Fn(&str) -> bool + '_ {
+        let principal = self.auth.as_ref().map(|a| a.principal_for(&self.caller));
+        move |repo| match (&self.auth, &principal) {
+            (Some(a), Some(p)) => a.allowed(p, repo).contains(Actions::PULL),
+            _ => true,
+        }
+    }
+
     /// Requires `needed` on `repo`.
     pub fn require(&self, repo: &str, needed: Actions) -> Result<()> {
+        self.require_mounting(repo, needed, None)
+    }
+
+    /// Requires `needed` on `repo`; a challenge also asks for pull on `mount_from`, the
+    /// source of a cross-repository mount, as distribution does, so that a client that
+    /// follows challenges gets a token that lets the mount succeed.
+    pub fn require_mounting(
+        &self,
+        repo: &str,
+        needed: Actions,
+        mount_from: Option<&str>,
+    ) -> Result<()> {
         let Some(auth) = &self.auth else {
             return Ok(());
         };
         if auth.permits(&self.caller, repo, needed) {
             return Ok(());
         }
-        let scope = format!("repository:{repo}:{needed}");
+        let mut scopes = vec![scope(repo, needed)];
+        scopes.extend(mount_from.map(|f| scope(f, Actions::PULL)));
         match &self.caller {
-            // No credentials, or a token obtained for other repositories: ask for a token
-            // with this scope.
-            Caller::Anonymous => Err(challenge(auth, &self.realm, Some(&scope), None)),
-            Caller::Token(c) if token_entry(c, repo).is_none() => Err(challenge(
-                auth,
-                &self.realm,
-                Some(&scope),
-                Some((
-                    "insufficient_scope",
-                    "the token does not cover this repository".into(),
-                )),
-            )),
+            // No credentials: ask for a token with these scopes.
+            Caller::Anonymous => Err(challenge(auth, &self.realm, Some(&scopes.join(" ")), None)),
+            // A token obtained for other repositories, or for fewer actions than the rules
+            // grant its subject: ask for a token with this scope (docker, oras and python-dxf
+            // then fetch one; a token with the right is all they lack).
+            Caller::Token(c) if token_entry(c, repo).is_none() || self.could(repo, needed) => {
+                Err(self.insufficient_scope(&scopes))
+            }
             // Credentials are fine, the rights are not: docker prints
             // "denied: requested access to the resource is denied".
             _ => Err(Error::code(ErrorCode::Denied)),
         }
     }
+
+    /// For a mount from `from`: `Ok(true)` when the caller may pull it, `Ok(false)` when it
+    /// may not (the client then uploads), and a challenge when it came with a token that
+    /// lacks a pull its rules grant (the client fetches a token with it and mounts).
+    pub fn may_mount_from(&self, target: &str, from: &str) -> Result<bool> {
+        if self.can(from, Actions::PULL) {
+            return Ok(true);
+        }
+        match &self.caller {
+            Caller::Token(_) if self.could(from, Actions::PULL) => Err(self
+                .insufficient_scope(&[scope(target, Actions::PUSH), scope(from, Actions::PULL)])),
+            _ => Ok(false),
+        }
+    }
+
+    fn insufficient_scope(&self, scopes: &[String]) -> Error {
+        let Some(auth) = &self.auth else {
+            return Error::code(ErrorCode::Denied);
+        };
+        challenge(
+            auth,
+            &self.realm,
+            Some(&scopes.join(" ")),
+            Some((
+                "insufficient_scope",
+                "the token does not grant this access; ask for a token with the scope named in the challenge".into(),
+            )),
+        )
+    }
+}
+
+/// `repository:NAME:ACTIONS` as docker writes it: a push or delete also asks for pull.
+fn scope(repo: &str, needed: Actions) -> String {
+    let mut words = needed.names();
+    if !words.contains(&"pull") && !needed.is_empty() {
+        words.insert(0, "pull");
+    }
+    format!("repository:{repo}:{}", words.join(","))
 }
 
 fn challenge(

@@ -77,7 +77,7 @@ pub async fn serve(
                 None => Ok(Gate::open(peer)),
                 Some(auth) => Gate::identify(auth, &req, peer, app.tls.is_some()).await,
             };
-            match gate.and_then(|g| authorize(&g, &route, req.method()).map(|()| g)) {
+            match gate.and_then(|g| authorize(&g, &route, &req).map(|()| g)) {
                 Ok(gate) => match route {
                     Route::Admin(r) => handlers::console::handle(&app, &gate, r, req).await,
                     route => dispatch(&app.registry, &gate, route, req).await,
@@ -88,6 +88,9 @@ pub async fn serve(
         Err(e) => Err(e),
     };
     let mut resp = result.unwrap_or_else(error_response);
+    if method == Method::HEAD {
+        without_body(&mut resp);
+    }
     resp.headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -114,6 +117,20 @@ pub async fn serve(
         "request"
     );
     Ok(resp)
+}
+
+/// A HEAD answer carries no body, whatever made it (an error's JSON included): hyper drops
+/// it on HTTP/1.1 but sends it on HTTP/2, where Go's client resets the stream ("received
+/// DATA on a HEAD request") and curl reports the stream as not closed cleanly. The length
+/// stays what a GET would send.
+fn without_body(resp: &mut Resp) {
+    let body = std::mem::replace(resp.body_mut(), ResponseBody::Empty);
+    if let Some(n) = http_body::Body::size_hint(&body).exact() {
+        if !resp.headers().contains_key(http::header::CONTENT_LENGTH) {
+            resp.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+    }
 }
 
 /// The client's `X-Request-Id` when it is a sane token, else a fresh one: a per-process
@@ -144,8 +161,10 @@ fn request_id<B>(req: &Request<B>) -> String {
 }
 
 /// What a route needs from the caller. Catalog listings are filtered instead (by what the
-/// caller may pull), and a mount's source is checked by the upload handler.
-fn authorize(gate: &Gate, route: &Route, method: &Method) -> Result<(), Error> {
+/// caller may pull), and a mount's source is checked by the upload handler; a challenge for
+/// a mount still names the source, so the token the client fetches covers both.
+fn authorize<B>(gate: &Gate, route: &Route, req: &Request<B>) -> Result<(), Error> {
+    let method = req.method();
     let needed = match (route, method) {
         (Route::Base | Route::Catalog, _) => return gate.require_login(),
         (
@@ -159,15 +178,32 @@ fn authorize(gate: &Gate, route: &Route, method: &Method) -> Result<(), Error> {
         ) => return Ok(()),
         (Route::Admin(r), m) => return handlers::console::authorize(gate, r, m),
         (Route::Tags(_) | Route::Referrers(..), _) => Actions::PULL,
-        (Route::Manifest(..) | Route::Blob(..), &Method::GET | &Method::HEAD) => Actions::PULL,
-        (Route::Manifest(..) | Route::Blob(..), &Method::DELETE) => Actions::DELETE,
-        (Route::Manifest(..) | Route::UploadStart(_) | Route::Upload(..), _) => Actions::PUSH,
+        (
+            Route::Manifest(..) | Route::BadReference(..) | Route::Blob(..),
+            &Method::GET | &Method::HEAD,
+        ) => Actions::PULL,
+        (Route::Manifest(..) | Route::BadReference(..) | Route::Blob(..), &Method::DELETE) => {
+            Actions::DELETE
+        }
+        (
+            Route::Manifest(..)
+            | Route::BadReference(..)
+            | Route::UploadStart(_)
+            | Route::Upload(..),
+            _,
+        ) => Actions::PUSH,
         (Route::Blob(..), _) => Actions::PULL,
     };
-    match route.repo() {
-        Some(repo) => gate.require(repo.as_str(), needed),
-        None => Ok(()),
-    }
+    let Some(repo) = route.repo() else {
+        return Ok(());
+    };
+    let mount_from = match route {
+        Route::UploadStart(_) if method == Method::POST && query::param(req, "mount").is_some() => {
+            query::param(req, "from").filter(|f| f.parse::<crate::oci::RepoName>().is_ok())
+        }
+        _ => None,
+    };
+    gate.require_mounting(repo.as_str(), needed, mount_from.as_deref())
 }
 
 async fn dispatch(
@@ -187,6 +223,10 @@ async fn dispatch(
         }
         (Route::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
         (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, gate, &repo, &r).await,
+        (Route::BadReference(_, text), Method::GET | Method::HEAD | Method::DELETE) => {
+            Err(manifests::unknown(&text))
+        }
+        (Route::BadReference(_, text), Method::PUT) => Err(manifests::unstorable(&text)),
         (Route::Blob(repo, d), Method::GET | Method::HEAD) => {
             blobs::get(reg, &repo, &d, &req).await
         }

@@ -27,6 +27,10 @@ pub enum Route {
     Tags(RepoName),
     /// `/v2/<name>/manifests/<reference>`
     Manifest(RepoName, Reference),
+    /// `/v2/<name>/manifests/<text>` where the text is neither a tag nor a digest: no
+    /// manifest can be found by it (404 MANIFEST_UNKNOWN, as the spec's conformance suite
+    /// expects), and none can be stored under it (a PUT answers why, 400).
+    BadReference(RepoName, String),
     /// `/v2/<name>/blobs/<digest>`
     Blob(RepoName, Digest),
     /// `/v2/<name>/blobs/uploads/`
@@ -167,7 +171,7 @@ impl Route {
             Route::Base => "base",
             Route::Catalog => "catalog",
             Route::Tags(_) => "tags",
-            Route::Manifest(..) => "manifest",
+            Route::Manifest(..) | Route::BadReference(..) => "manifest",
             Route::Blob(..) => "blob",
             Route::UploadStart(_) => "upload_start",
             Route::Upload(..) => "upload",
@@ -188,6 +192,7 @@ impl Route {
             | Route::Catalog => None,
             Route::Tags(r)
             | Route::Manifest(r, _)
+            | Route::BadReference(r, _)
             | Route::Blob(r, _)
             | Route::UploadStart(r)
             | Route::Upload(r, _)
@@ -258,7 +263,10 @@ pub fn parse(path: &str) -> Result<Route> {
     }
     if let Some((n, r)) = split_last(rest, "/manifests/") {
         let repo = name(n)?;
-        return Ok(Route::Manifest(repo, r.parse()?));
+        return Ok(match r.parse() {
+            Ok(reference) => Route::Manifest(repo, reference),
+            Err(_) => Route::BadReference(repo, r.to_string()),
+        });
     }
     if let Some((n, d)) = split_last(rest, "/blobs/") {
         let repo = name(n)?;
@@ -387,7 +395,14 @@ mod tests {
         assert_eq!(code("/v2/Test/tags/list"), ErrorCode::NameInvalid);
         assert_eq!(code("/v2/a/tags/list"), ErrorCode::NameInvalid);
         assert_eq!(code("/v2/../../etc/tags/list"), ErrorCode::NameInvalid);
-        assert_eq!(code("/v2/ab/manifests/.bad"), ErrorCode::TagInvalid);
+        assert_eq!(
+            parse("/v2/ab/manifests/.bad").unwrap(),
+            Route::BadReference("ab".parse().unwrap(), ".bad".into())
+        );
+        assert_eq!(
+            parse("/v2/ab/manifests/sha256:abc").unwrap(),
+            Route::BadReference("ab".parse().unwrap(), "sha256:abc".into())
+        );
         assert_eq!(code("/v2/ab/blobs/sha256:abc"), ErrorCode::DigestInvalid);
         assert_eq!(code("/v2/ab/blobs/md5:abcd"), ErrorCode::DigestInvalid);
         assert_eq!(code("/v2/ab/blobs/uploads/../../x"), ErrorCode::NameUnknown);

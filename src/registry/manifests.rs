@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::Registry;
+use super::{Registry, PAGE_MAX};
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::{now, ImmutabilityRecord, ManifestPut, ManifestRecord, PutResult};
 use crate::oci::{Algorithm, Descriptor, Digest, Hasher, Manifest, Reference, RepoName};
@@ -26,6 +26,8 @@ pub struct PutOutcome {
 pub struct Referrers {
     pub manifests: Vec<Descriptor>,
     pub filtered: bool,
+    /// More referrers follow the last one of this page.
+    pub more: bool,
 }
 
 fn digest_of(bytes: &[u8], algorithm: Algorithm) -> Digest {
@@ -287,14 +289,25 @@ impl Registry {
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&str>,
+        n: usize,
     ) -> Result<Referrers> {
         let mut manifests = self.meta().referrers(repo, subject)?;
         if let Some(t) = artifact_type {
             manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
         }
+        // Pages in digest order, after `last`, as tags are paged by name.
+        manifests.sort_by_cached_key(|d| d.digest.to_string());
+        if let Some(last) = last {
+            manifests.retain(|d| d.digest.to_string().as_str() > last);
+        }
+        let n = n.min(PAGE_MAX);
+        let more = manifests.len() > n;
+        manifests.truncate(n);
         Ok(Referrers {
             manifests,
             filtered: artifact_type.is_some(),
+            more,
         })
     }
 }

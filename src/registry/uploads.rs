@@ -393,17 +393,28 @@ impl Registry {
     }
 
     /// Links an existing blob into `repo` without moving bytes. Answers the blob's size, or
-    /// `None` when the registry does not hold it, or holds it corrupt (the caller then opens
-    /// a normal session, whose bytes repair it).
+    /// `None` when the registry does not hold it, holds it corrupt (the caller then opens a
+    /// normal session, whose bytes repair it), or `from` does not link it.
+    ///
+    /// With a source repository, the blob must be linked there: the caller's right to pull
+    /// `from` is what vouches for its right to these bytes, so bytes held only by other
+    /// repositories are never mounted through it (as distribution stats the blob through the
+    /// source's linked blob store). Without one, the caller must already be entitled to read
+    /// anything (the handler allows that to administrators only).
     pub async fn mount_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
-        _from: Option<&RepoName>,
+        from: Option<&RepoName>,
     ) -> Result<Option<u64>> {
         self.check_not_mirrored(repo)?;
         self.check_may_receive(repo)?;
         let _shared = self.inner.gc_lock.read().await;
+        if let Some(from) = from {
+            if !self.meta().is_linked(from, digest)? {
+                return Ok(None);
+            }
+        }
         if self.meta().is_corrupt(digest)? {
             return Ok(None);
         }
@@ -477,6 +488,39 @@ mod tests {
         assert_eq!(ContentRange::parse("bytes 5-18446744073709551615/*"), None);
         let last = ContentRange::parse("1-18446744073709551614").unwrap();
         assert_eq!(last.len(), u64::MAX - 1);
+    }
+
+    /// Regression (security): a mount naming a source the caller may pull linked a blob
+    /// that only another repository held, and the caller then read its bytes.
+    #[tokio::test]
+    async fn a_mount_links_only_what_its_source_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = Registry::open(tmp.path()).unwrap();
+        let [vault, public, mine]: [RepoName; 3] =
+            ["private/vault", "public/x", "alice/app"].map(|n| n.parse().unwrap());
+        let secret = b"only the vault holds these bytes";
+        let d = Digest::sha256_of(secret);
+        let s = reg.start_upload(&vault, "test").await.unwrap();
+        let body = http_body_util::Full::new(bytes::Bytes::from_static(secret));
+        reg.finish_upload(&vault, &s.id, &d, None, body)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            reg.mount_blob(&mine, &d, Some(&public)).await.unwrap(),
+            None
+        );
+        assert!(!reg.meta().is_linked(&mine, &d).unwrap());
+        let e = reg.read_blob(&mine, &d, None).await.err().unwrap();
+        assert_eq!(e.error_code(), ErrorCode::BlobUnknown);
+
+        // Through the repository that links it, the mount works.
+        let size = secret.len() as u64;
+        assert_eq!(
+            reg.mount_blob(&mine, &d, Some(&vault)).await.unwrap(),
+            Some(size)
+        );
+        assert_eq!(reg.stat_blob(&mine, &d).await.unwrap(), size);
     }
 
     mod props {

@@ -33,6 +33,24 @@ pub async fn get<B>(
     Ok(r)
 }
 
+/// GET, HEAD or DELETE by a reference that is neither a tag nor a digest: no manifest can
+/// have it, so it is not found (the spec's answer), whatever is wrong with it.
+pub fn unknown(text: &str) -> Error {
+    Error::api(
+        ErrorCode::ManifestUnknown,
+        format!("no manifest is known by {text:?}: it is neither a tag nor a digest"),
+    )
+}
+
+/// PUT by such a reference: nothing can be stored under it, and the client is told why
+/// (TAG_INVALID or DIGEST_INVALID, 400).
+pub fn unstorable(text: &str) -> Error {
+    match text.parse::<Reference>() {
+        Err(e) => e.into(),
+        Ok(_) => Error::api(ErrorCode::TagInvalid, "invalid reference"),
+    }
+}
+
 pub async fn put(
     reg: &Registry,
     repo: &RepoName,

@@ -7,8 +7,13 @@ use crate::error::Result;
 use crate::http::query::param;
 use crate::http::{json, set_header, Resp};
 use crate::oci::{manifest::OCI_INDEX, Digest, RepoName};
-use crate::registry::Registry;
+use crate::registry::{Registry, PAGE_MAX};
 
+/// Distribution's default page for lists, when `n` is absent.
+const DEFAULT_PAGE: usize = 100;
+
+/// One page of referrers, `n` at a time after the digest `last`, with a `Link` to the next
+/// page that keeps the `artifactType` filter.
 pub fn list<B>(
     reg: &Registry,
     repo: &RepoName,
@@ -16,7 +21,9 @@ pub fn list<B>(
     req: &Request<B>,
 ) -> Result<Resp> {
     let artifact_type = param(req, "artifactType").filter(|s| !s.is_empty());
-    let found = reg.referrers(repo, subject, artifact_type.as_deref())?;
+    let n = super::page_size(req, DEFAULT_PAGE)?.min(PAGE_MAX);
+    let last = param(req, "last");
+    let found = reg.referrers(repo, subject, artifact_type.as_deref(), last.as_deref(), n)?;
     let body = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -26,6 +33,22 @@ pub fn list<B>(
     set_header(&mut r, "content-type", OCI_INDEX);
     if found.filtered {
         set_header(&mut r, "oci-filters-applied", "artifactType");
+    }
+    if let (true, Some(d)) = (found.more, found.manifests.last()) {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if let Some(t) = &artifact_type {
+            q.append_pair("artifactType", t);
+        }
+        q.append_pair("last", &d.digest.to_string());
+        q.append_pair("n", &n.to_string());
+        set_header(
+            &mut r,
+            "link",
+            format!(
+                "</v2/{repo}/referrers/{subject}?{}>; rel=\"next\"",
+                q.finish()
+            ),
+        );
     }
     Ok(r)
 }

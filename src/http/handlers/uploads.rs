@@ -3,7 +3,6 @@
 
 use http::{Request, StatusCode};
 
-use crate::auth::Actions;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::gate::Gate;
 use crate::http::query::param;
@@ -74,7 +73,7 @@ pub async fn start(
         // on the source, or (without a source) the right to read everything. Otherwise the
         // client simply uploads, as after an unknown mount.
         let may_mount = match &from {
-            Some(f) => gate.can(f.as_str(), Actions::PULL),
+            Some(f) => gate.may_mount_from(repo.as_str(), f.as_str())?,
             None => gate.is_admin(),
         };
         if may_mount

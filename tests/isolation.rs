@@ -323,3 +323,34 @@ fn a_mount_challenge_asks_for_the_source_too() {
     let r = s.req("POST", &vault).header("Authorization", &both).send();
     assert_eq!(r.status, 202);
 }
+
+/// A token asked for with `POST /token` may repeat `scope` (as some clients send it) or join
+/// scopes with spaces (as OAuth2 writes them): every scope counts either way.
+#[test]
+fn a_token_form_may_repeat_or_join_its_scopes() {
+    let (_tmp, s) = start();
+    for scopes in [
+        "scope=repository%3Aalice%2Fapp%3Apull%2Cpush&scope=repository%3Apublic%2Fx%3Apull",
+        "scope=repository%3Aalice%2Fapp%3Apull%2Cpush%20repository%3Apublic%2Fx%3Apull",
+    ] {
+        let r = s
+            .req("POST", "/token")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=password&username=alice&password={ALICE_PW}&service=edgeyard&client_id=t&{scopes}"
+            ))
+            .send();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let auth = format!("Bearer {}", r.json()["access_token"].as_str().unwrap());
+        let r = s
+            .req("POST", "/v2/alice/app/blobs/uploads/")
+            .header("Authorization", &auth)
+            .send();
+        assert_eq!(r.status, 202, "{scopes}");
+        let r = s
+            .req("GET", "/v2/public/x/tags/list")
+            .header("Authorization", &auth)
+            .send();
+        assert_eq!(r.status, 404, "{scopes}: pull granted, repository unknown");
+    }
+}

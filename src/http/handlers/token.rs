@@ -115,7 +115,13 @@ async fn post(auth: &Auth, peer: SocketAddr, req: Request<RequestBody>) -> Resul
             .with_status(StatusCode::BAD_REQUEST))
         }
     };
-    let scope_text = first(&form, "scope").unwrap_or("").to_string();
+    // OAuth2 joins scopes with spaces in one parameter; some clients repeat it instead.
+    let scope_text = form
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     let scopes = Scope::parse_all([scope_text.as_str()]);
     let offline = first(&form, "access_type") == Some("offline")
         && first(&form, "grant_type") == Some("password");

@@ -10,6 +10,17 @@ use edgeyard::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Everything edgeyard writes into its data directory (argon2 hashes, keys, metadata,
+    // blobs) is for it alone, whatever umask it was started with. Not for the commands that
+    // write where other programs read: `cert trust` (container runtimes' certs.d) and
+    // `install` (systemd's unit directory).
+    let shared_output = matches!(
+        cli.command,
+        Command::Install { .. } | Command::Cert(edgeyard::cli::CertCommand::Trust { .. })
+    );
+    if !shared_output {
+        edgeyard::storage::private_umask();
+    }
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Cert(cmd) => commands::cert::run(cmd),

@@ -249,6 +249,24 @@ fn failed_logins_are_throttled() {
     );
     assert_eq!(r.error_code(), "TOOMANYREQUESTS");
     assert!(r.header("retry-after").is_some());
+
+    // Regression: the failures of one address locked alice out everywhere. From another
+    // address her password works, on /v2/ and at /token (curl binds 127.0.0.2).
+    if !require_tool("curl") {
+        return;
+    }
+    for path in [
+        "/v2/",
+        "/token?service=edgeyard&scope=repository:team/app:pull",
+    ] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--interface", "127.0.0.2"])
+            .args(["-u", &format!("alice:{ALICE_PW}"), "-o", "/dev/null"])
+            .args(["-w", "%{http_code}", &s.url(path)])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{path}");
+    }
 }
 
 #[test]

@@ -119,7 +119,8 @@ pub fn set_password(meta: &Meta, name: &str, pw: &str) -> Result<usize> {
     meta.revoke_refresh_tokens(name).map_err(internal)
 }
 
-/// Deletes a user or robot (and its refresh tokens).
+/// Deletes a user or robot, its refresh tokens and the access rules naming it: a later
+/// account of the same name starts with no rights rather than inheriting the old ones.
 pub fn delete_account(meta: &Meta, name: &str, robot: bool) -> Result<()> {
     let found = meta
         .user(name)
@@ -128,6 +129,17 @@ pub fn delete_account(meta: &Meta, name: &str, robot: bool) -> Result<()> {
     if !found || !meta.delete_user(name).map_err(internal)? {
         let what = if robot { "robot" } else { "user" };
         return Err(AdminError::NotFound(format!("no {what} {name}")));
+    }
+    let subject = format!("user:{name}");
+    for (id, rule) in meta.rules().map_err(internal)? {
+        if rule.subject == subject {
+            meta.delete_rule(id).map_err(internal)?;
+            tracing::info!(
+                user = name,
+                rule = id,
+                "deleted an access rule of a deleted account"
+            );
+        }
     }
     Ok(())
 }

@@ -12,6 +12,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 const MAX_ENTRIES: usize = 10_000;
 
+/// The address a client counts as, for throttling and per-client bounds: IPv4 addresses as
+/// they are, IPv6 by /64 (one host usually holds a whole /64), IPv4-mapped IPv6 as IPv4.
+pub fn client_address(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            std::net::IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+        }
+        v4 => v4,
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Entry {
     failures: u32,

@@ -131,6 +131,19 @@ struct Inner {
     sessions: session::Sessions,
 }
 
+/// At most 64 characters of a name someone tried to log in with, escaped, for the log.
+fn name_prefix(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(64)
+        .flat_map(char::escape_default)
+        .collect();
+    if name.chars().nth(64).is_some() {
+        out.push_str(&format!("... ({} bytes)", name.len()));
+    }
+    out
+}
+
 fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
@@ -354,7 +367,24 @@ impl Auth {
         if let Some(p) = self.cached(&key) {
             return Ok(p);
         }
-        let (ip_key, user_key) = (format!("ip:{client}"), format!("user:{user}"));
+        let client = limiter::client_address(client);
+        let ip_key = format!("ip:{client}");
+        if check_user_name(user).is_err() {
+            // No account can have this name: refused without hashing anything, counted
+            // against the address only, and logged as a short escaped prefix (a name may be
+            // hundreds of kilobytes of anything).
+            if let Some(wait) = self.inner.limiter.wait(&ip_key, Instant::now()) {
+                crate::metrics::global().auth_failure("throttled");
+                return Err(AuthError::Throttled(wait));
+            }
+            tracing::info!(user = %name_prefix(user), %client, "login failed: no such user name can exist");
+            crate::metrics::global().auth_failure("bad_credentials");
+            self.inner.limiter.failure(&ip_key, Instant::now());
+            return Err(AuthError::BadCredentials);
+        }
+        // Failures count per address and per (user, address): a client that guesses slows
+        // itself, never the user it guesses for when they log in from elsewhere.
+        let user_key = format!("user:{user}@{client}");
         let throttled = |now_i| {
             for k in [&ip_key, &user_key] {
                 if let Some(wait) = self.inner.limiter.wait(k, now_i) {
@@ -448,6 +478,11 @@ impl Auth {
             .user(&rec.user)
             .map_err(|e| AuthError::Internal(e.to_string()))?
             .ok_or(AuthError::BadCredentials)?;
+        // A robot that has expired since the token was issued is refused here too, as at a
+        // password login: every grant checks it, not just the first.
+        if robot_expired(&user) {
+            return Err(AuthError::BadCredentials);
+        }
         Ok(principal_of(&rec.user, &user))
     }
 
@@ -504,10 +539,19 @@ impl Auth {
         let refresh_token = match (offline, p) {
             (true, Principal::User { name, .. } | Principal::Robot { name, .. }) => {
                 let secret = password::random_secret()?;
+                // A robot's refresh token lives no longer than the robot.
+                let robot_end = self
+                    .inner
+                    .meta
+                    .user(name)
+                    .map_err(|e| e.to_string())?
+                    .and_then(|u| u.robot)
+                    .and_then(|r| r.expires_at);
                 let rec = RefreshRecord {
                     user: name.clone(),
                     created_at: t,
-                    expires_at: t + self.inner.settings.refresh_lifetime.as_secs(),
+                    expires_at: (t + self.inner.settings.refresh_lifetime.as_secs())
+                        .min(robot_end.unwrap_or(u64::MAX)),
                 };
                 self.inner
                     .meta
@@ -649,11 +693,12 @@ mod tests {
             auth.login("alice", "wrong", ip).await,
             Err(AuthError::Throttled(_))
         ));
-        // Another address is throttled by the user name too.
+        // Another address is not: failures slow the address they come from (see
+        // `failed_logins_slow_the_address_that_fails_not_the_user_elsewhere`).
         assert!(matches!(
             auth.login("alice", "wrong", "10.0.0.2".parse().unwrap())
                 .await,
-            Err(AuthError::Throttled(_))
+            Err(AuthError::BadCredentials)
         ));
         assert!(matches!(
             auth.login("nobody", "x", "10.0.0.3".parse().unwrap()).await,
@@ -731,6 +776,92 @@ mod tests {
         ));
         meta.delete_user("alice").unwrap();
         assert!(auth.redeem_refresh(&refresh).is_err());
+    }
+
+    /// Regression: an expired robot kept its access for 90 days through the refresh token
+    /// docker stores, since the refresh grant never checked the robot's expiry.
+    #[tokio::test]
+    async fn a_robots_refresh_token_ends_with_the_robot() {
+        let (_t, auth, meta) = setup();
+        let robot = |expires_at| UserRecord {
+            password_hash: password::hash("robot-secret").unwrap(),
+            admin: false,
+            groups: vec![],
+            created_at: 0,
+            robot: Some(RobotRecord {
+                grants: vec![GrantRecord {
+                    repos: "edge/**".into(),
+                    actions: vec!["pull".into()],
+                }],
+                expires_at: Some(expires_at),
+            }),
+        };
+        let day = now() + 86_400;
+        meta.put_user("robot$line3", &robot(day)).unwrap();
+        let p = auth
+            .login("robot$line3", "robot-secret", "127.0.0.1".parse().unwrap())
+            .await
+            .unwrap();
+        let refresh = auth.issue(&p, &[], true).unwrap().refresh_token.unwrap();
+        let rec = meta.refresh_token(&sha256_hex(&refresh)).unwrap().unwrap();
+        assert_eq!(rec.expires_at, day, "no longer than the robot");
+        assert_eq!(auth.redeem_refresh(&refresh).unwrap().name(), "robot$line3");
+
+        // The robot expires: its refresh token is refused from then on.
+        meta.put_user("robot$line3", &robot(now() - 1)).unwrap();
+        assert!(matches!(
+            auth.redeem_refresh(&refresh),
+            Err(AuthError::BadCredentials)
+        ));
+    }
+
+    /// Regression: five wrong passwords for a user from one address throttled that user's
+    /// correct password from every other address (anyone could lock anyone out).
+    #[tokio::test]
+    async fn failed_logins_slow_the_address_that_fails_not_the_user_elsewhere() {
+        let (_t, auth, meta) = setup();
+        add_user(&meta, "carol", "right");
+        let attacker: IpAddr = "10.0.0.66".parse().unwrap();
+        for _ in 0..6 {
+            let _ = auth.login("carol", "wrong", attacker).await;
+        }
+        assert!(matches!(
+            auth.login("carol", "right", attacker).await,
+            Err(AuthError::Throttled(_))
+        ));
+        let p = auth
+            .login("carol", "right", "10.0.0.7".parse().unwrap())
+            .await;
+        assert_eq!(p.unwrap().name(), "carol");
+        // IPv6 clients count by /64: another address of the attacker's /64 is the attacker.
+        let v6: IpAddr = "2001:db8:1:2::66".parse().unwrap();
+        for _ in 0..6 {
+            let _ = auth.login("carol", "wrong", v6).await;
+        }
+        assert!(matches!(
+            auth.login("dave", "x", "2001:db8:1:2:ffff::1".parse().unwrap())
+                .await,
+            Err(AuthError::Throttled(_))
+        ));
+    }
+
+    /// A name no account can have (180 KB of anything) is refused without hashing, and
+    /// leaves nothing of its size behind in the throttle.
+    #[tokio::test]
+    async fn impossible_user_names_are_refused_cheaply() {
+        let (_t, auth, _meta) = setup();
+        let before = auth.password_checks();
+        let huge = "Z".repeat(180 << 10);
+        for i in 0..3u8 {
+            let ip = IpAddr::from([10, 1, 0, i]);
+            assert!(matches!(
+                auth.login(&huge, "pw", ip).await,
+                Err(AuthError::BadCredentials)
+            ));
+        }
+        assert_eq!(auth.password_checks(), before, "no argon2 run");
+        assert!(name_prefix(&huge).len() < 100);
+        assert_eq!(name_prefix("a\nb"), "a\\nb");
     }
 
     #[tokio::test]

@@ -24,17 +24,7 @@ pub struct Gate {
     session: Option<super::session::SessionRef>,
 }
 
-/// The address a connection counts against: IPv4 addresses as they are, IPv6 by /64 (one
-/// host usually holds a whole /64), IPv4-mapped IPv6 as IPv4.
-pub fn client_address(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip.to_canonical() {
-        std::net::IpAddr::V6(v6) => {
-            let s = v6.segments();
-            std::net::IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
-        }
-        v4 => v4,
-    }
-}
+pub use crate::auth::limiter::client_address;
 
 /// Credentials as they appear in an `Authorization` header.
 pub enum Credentials {

@@ -40,11 +40,40 @@ pub struct Storage {
     root: PathBuf,
 }
 
+/// Makes every file and directory the process creates from now on private to its user
+/// (umask 077), whatever umask it was started with: the data directory holds password
+/// hashes, keys and images that are nobody else's business.
+pub fn private_umask() {
+    // SAFETY: umask only swaps the process's file mode creation mask; it cannot fail and
+    // touches no memory of ours.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Creates `dir` (and missing parents) private to this user, or makes an existing one so:
+/// stores created by earlier versions under umask 022 were readable by every local user.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 impl Storage {
-    /// Opens (creating if needed) the layout under `root`.
+    /// Opens (creating if needed) the layout under `root`, private to this user.
     pub fn open(root: &Path) -> io::Result<Storage> {
-        fs::create_dir_all(root.join("blobs"))?;
-        fs::create_dir_all(root.join("uploads"))?;
+        private_dir(root)?;
+        private_dir(&root.join("blobs"))?;
+        private_dir(&root.join("uploads"))?;
+        // Before sled creates anything in it: it holds password hashes.
+        private_dir(&root.join("meta"))?;
         Ok(Storage {
             root: root.to_path_buf(),
         })

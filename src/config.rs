@@ -72,6 +72,9 @@ pub struct ServerFileConfig {
     pub header_read_timeout_secs: Option<u64>,
     /// Seconds a request body may deliver nothing before it is abandoned (default 60).
     pub body_read_timeout_secs: Option<u64>,
+    /// Seconds a connection's answers may take nothing while they are being sent before the
+    /// connection is closed (default 30).
+    pub send_timeout_secs: Option<u64>,
     /// Open connections in all (default 1024).
     pub max_connections: Option<usize>,
     /// Open connections from one client address (default 128).
@@ -103,6 +106,7 @@ fn server_limits(file: ServerFileConfig) -> Result<crate::server::Limits, String
             d.body_read_timeout,
             "body_read_timeout_secs",
         )?,
+        send_timeout: secs(file.send_timeout_secs, d.send_timeout, "send_timeout_secs")?,
         max_connections: count(file.max_connections, d.max_connections, "max_connections")?,
         max_connections_per_client: count(
             file.max_connections_per_client,
@@ -482,6 +486,7 @@ impl ServeConfig {
                 "body_read_timeout_secs",
                 l.body_read_timeout.as_secs() as usize,
             ),
+            ("send_timeout_secs", l.send_timeout.as_secs() as usize),
             ("max_connections", l.max_connections),
             ("max_connections_per_client", l.max_connections_per_client),
             ("max_uploads_per_client", l.max_uploads_per_client),

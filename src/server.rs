@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 
 use crate::http::gate::client_address;
 use crate::http::App;
+use crate::storage::ReadShare;
 
+mod activity;
 mod linger;
 
 /// How long a client may take to complete the TLS handshake.
@@ -43,6 +45,10 @@ pub struct Limits {
     /// A request body that delivers no byte for this long is abandoned (and an upload's
     /// session is released for the client to resume).
     pub body_read_timeout: Duration,
+    /// A connection whose answers take no byte for this long while being sent is closed, and
+    /// the read buffers its answers held are freed: a client that stops reading (or holds
+    /// an HTTP/2 window at 0) cannot keep them.
+    pub send_timeout: Duration,
     /// Open connections in all; more are closed at once.
     pub max_connections: usize,
     /// Open connections from one client address (an IPv6 /64 counts as one address).
@@ -56,6 +62,7 @@ impl Default for Limits {
         Limits {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_connections_per_client: 128,
             max_uploads_per_client: 64,
@@ -67,7 +74,8 @@ impl Default for Limits {
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_client: HashMap<IpAddr, usize>,
+    /// Open connections per client, and the read buffers the client's pulls share.
+    per_client: HashMap<IpAddr, (usize, Arc<tokio::sync::Semaphore>)>,
     /// When a refusal was last logged: one warning per interval, not one per connection.
     last_warned: Option<Instant>,
     refused_since_warned: u64,
@@ -84,6 +92,8 @@ struct Tracker {
 struct Slot {
     counts: Arc<Mutex<Counts>>,
     client: IpAddr,
+    /// The read buffers this client's connections share (see [`ReadShare`]).
+    buffers: Arc<tokio::sync::Semaphore>,
 }
 
 impl Tracker {
@@ -95,7 +105,7 @@ impl Tracker {
     fn admit(&self, peer: IpAddr) -> Option<Slot> {
         let client = client_address(peer);
         let mut c = self.lock();
-        let mine = c.per_client.get(&client).copied().unwrap_or(0);
+        let mine = c.per_client.get(&client).map_or(0, |(n, _)| *n);
         let refusal = if c.total >= self.max_total {
             Some("max_connections")
         } else if mine >= self.max_per_client {
@@ -122,10 +132,16 @@ impl Tracker {
             return None;
         }
         c.total += 1;
-        *c.per_client.entry(client).or_default() += 1;
+        let (n, buffers) = c
+            .per_client
+            .entry(client)
+            .or_insert_with(|| (0, ReadShare::client_semaphore()));
+        *n += 1;
+        let buffers = buffers.clone();
         Some(Slot {
             counts: self.counts.clone(),
             client,
+            buffers,
         })
     }
 }
@@ -134,7 +150,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_client.get_mut(&self.client) {
+        if let Some((n, _)) = c.per_client.get_mut(&self.client) {
             *n -= 1;
             if *n == 0 {
                 c.per_client.remove(&self.client);
@@ -192,11 +208,21 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let stream = linger::Lingering::new(stream);
         let started = Arc::new(AtomicBool::new(false));
+        let activity = activity::Activity::new();
+        let share = ReadShare::new(slot.buffers.clone(), limits.send_timeout);
         let service = {
-            let (app, started) = (app.clone(), started.clone());
-            service_fn(move |req| {
+            let (app, started, activity) = (app.clone(), started.clone(), activity.clone());
+            service_fn(move |mut req| {
                 started.store(true, Ordering::Relaxed);
-                crate::http::serve(app.clone(), peer, req)
+                let request = activity.begin();
+                req.extensions_mut().insert(share.clone());
+                let app = app.clone();
+                async move {
+                    let resp = crate::http::serve(app, peer, req).await?;
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|body| activity::Tracked::new(body, request)),
+                    )
+                }
             })
         };
         let tls = app.tls.as_ref().map(|t| t.server_config());
@@ -204,7 +230,7 @@ pub async fn run(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            let result =
+            let serving = async {
                 match tls {
                     None => {
                         let conn =
@@ -227,11 +253,11 @@ pub async fn run(
                                 Ok(Ok(s)) => s,
                                 Ok(Err(e)) => {
                                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
+                                    return Some(Ok(()));
                                 }
                                 Err(_) => {
                                     tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
+                                    return Some(Ok(()));
                                 }
                             };
                         let conn =
@@ -243,7 +269,17 @@ pub async fn run(
                         )
                         .await
                     }
-                };
+                }
+            };
+            // Whichever comes first: the connection ends, or it idles or stalls (dropping
+            // it closes it and frees whatever its answers held).
+            let result = tokio::select! {
+                r = serving => r,
+                verdict = activity.watch(limits.header_read_timeout, limits.send_timeout) => {
+                    tracing::debug!(%peer, ?verdict, "connection closed by the watchdog");
+                    Some(Ok(()))
+                }
+            };
             match result {
                 Some(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "connection ended with an error")
@@ -326,6 +362,6 @@ mod tests {
         assert!(t.admit(c).is_none(), "fourth in all");
         drop(a1);
         assert!(t.admit(c).is_some());
-        assert!(t.lock().per_client.get(&a) == Some(&1));
+        assert_eq!(t.lock().per_client.get(&a).map(|(n, _)| *n), Some(1));
     }
 }

@@ -212,3 +212,188 @@ fn huge_user_names_from_many_addresses_cost_no_memory() {
         .send();
     assert_eq!(r.status, 200);
 }
+
+/// A server whose connections are closed after 3 s of sending nothing, with one 40 MiB blob
+/// in `pub/big` (anonymous pull needs no login: authentication is off).
+fn big_blob_server(tmp: &Path) -> (Server, String, Vec<u8>) {
+    let cfg = tmp.join("edgeyard.toml");
+    std::fs::write(&cfg, "[server]\nsend_timeout_secs = 3\n").unwrap();
+    let s = Server::start_with(&tmp.join("data"), &["--config", cfg.to_str().unwrap()]);
+    let data = bytes(40 << 20, 17);
+    let d = push_blob(&s, "pub/big", &data);
+    (s, d, data)
+}
+
+/// A pull from `src` (a loopback address of its own), read whole; panics when nothing comes
+/// for 60 s.
+fn victim_pull(s: &Server, src: [u8; 4], digest: &str) -> (Vec<u8>, std::time::Duration) {
+    let t = std::time::Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = s.port();
+    let path = format!("/v2/pub/big/blobs/{digest}");
+    let body = rt.block_on(async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind((std::net::Ipv4Addr::from(src), 0).into())
+            .unwrap();
+        let stream = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let mut c = stream.into_std().unwrap();
+        c.set_nonblocking(false).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_response(&mut c, false).body
+    });
+    (body, t.elapsed())
+}
+
+/// Regression: about a dozen HTTP/1.1 connections that asked for a 40 MiB blob and never
+/// read held every shared read buffer, and every other client's blob pull hung (over 150 s)
+/// until they left. Another client's pull now goes at once, and the stalled connections are
+/// closed after the send timeout, freeing what they held.
+#[test]
+fn slow_readers_never_hold_up_other_clients_pulls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, d, data) = big_blob_server(tmp.path());
+    let mut attackers = Vec::new();
+    for _ in 0..16 {
+        let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+        write!(c, "GET /v2/pub/big/blobs/{d} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        attackers.push(c); // never read
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (got, took) = victim_pull(&s, [127, 0, 0, 2], &d);
+    assert!(got == data, "the victim's pull came back whole");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "another client's pull waited {took:?}"
+    );
+    // A pull from the attacker's own address shares the attacker's buffers, so it waits
+    // while the send timeout closes the stalled connections a few at a time (3 s each
+    // round), then goes.
+    let (got, took) = victim_pull(&s, [127, 0, 0, 1], &d);
+    assert!(got == data);
+    assert!(took < std::time::Duration::from_secs(45), "{took:?}");
+    // The attackers' connections were closed: reading them ends.
+    let mut ended = 0;
+    for mut c in attackers {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut sink = vec![0u8; 1 << 20];
+        let mut total = 0usize;
+        loop {
+            match c.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        if total < data.len() {
+            ended += 1;
+        }
+    }
+    assert_eq!(ended, 16, "every stalled connection was cut short");
+}
+
+/// Regression: one HTTP/2 connection that set its flow-control window to 0 and opened 40
+/// streams of blob GETs it never read stalled every other client's blob pull until it
+/// left. It now holds at most its connection's share, and is closed after the send timeout.
+#[test]
+fn an_http2_connection_with_a_zero_window_holds_only_its_share() {
+    use http_body_util::Empty;
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, d, data) = big_blob_server(tmp.path());
+    let port = s.port();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = format!("/v2/pub/big/blobs/{d}");
+    let (held, conn_task) = rt.block_on(async move {
+        let io = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .initial_stream_window_size(0)
+                .initial_connection_window_size(65_535)
+                .handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        let conn_task = tokio::spawn(conn);
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            let req = http::Request::get(format!("http://127.0.0.1:{port}{path}"))
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            send.ready().await.unwrap();
+            held.push(send.send_request(req).await.unwrap()); // bodies never read
+        }
+        (held, conn_task)
+    });
+    assert_eq!(held.len(), 40);
+    assert!(held.iter().all(|r| r.status() == 200));
+    let (got, took) = victim_pull(&s, [127, 0, 0, 3], &d);
+    assert!(got == data);
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    // After the send timeout the server closes the stalled connection.
+    let closed = rt.block_on(async move {
+        tokio::time::timeout(std::time::Duration::from_secs(15), conn_task).await
+    });
+    assert!(closed.is_ok(), "the zero-window connection is still open");
+    drop(held);
+}
+
+/// Regression: an HTTP/2 connection that made one request and then only answered pings
+/// stayed open for ever (1,024 of them locked everyone out). A connection with nothing in
+/// flight is closed after the header read timeout, as an idle HTTP/1.1 one is.
+#[test]
+fn idle_http2_connections_are_closed() {
+    use http_body_util::Empty;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("edgeyard.toml");
+    std::fs::write(&cfg, "[server]\nheader_read_timeout_secs = 2\n").unwrap();
+    let s = Server::start_with(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let port = s.port();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let took = rt.block_on(async move {
+        let io = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive_interval(std::time::Duration::from_millis(500))
+                .keep_alive_while_idle(true)
+                .handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        let conn_task = tokio::spawn(conn);
+        let req = http::Request::get(format!("http://127.0.0.1:{port}/v2/"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let r = send.send_request(req).await.unwrap();
+        assert_eq!(r.status(), 200);
+        drop(r);
+        let t = std::time::Instant::now();
+        tokio::time::timeout(std::time::Duration::from_secs(20), conn_task)
+            .await
+            .expect("the idle connection was never closed")
+            .unwrap()
+            .ok();
+        t.elapsed()
+    });
+    assert!(took >= std::time::Duration::from_secs(1), "{took:?}");
+}

@@ -5,6 +5,11 @@
 //! of a fixed number of buffers until the connection has written it, so all pulls together
 //! use at most `BUFFERS` x 256 KiB however many clients there are and however large the blobs:
 //! a fiftieth concurrent client waits a moment for a buffer instead of growing the process.
+//!
+//! A piece also holds a place in its connection's and its client's share ([`ReadShare`]), so
+//! a client that stops reading (or holds its HTTP/2 window at 0) ties up at most its share,
+//! never the buffers other clients' pulls need. A piece nobody takes for the share's send
+//! timeout is dropped, the body ends in an error, and its buffers go back at once.
 
 use std::fs::File;
 use std::io;
@@ -39,7 +44,37 @@ fn pool() -> &'static Pool {
 /// A filled buffer on its way to the socket; back to the pool when the connection drops it.
 struct Piece {
     buf: Vec<u8>,
-    _permit: OwnedSemaphorePermit,
+    _permits: [Option<OwnedSemaphorePermit>; 3],
+}
+
+/// The buffers one connection, and one client (an address), may hold at once, and how long
+/// a piece may wait to be taken. Cheap to clone; the server makes one per connection.
+#[derive(Clone)]
+pub struct ReadShare {
+    connection: Arc<Semaphore>,
+    client: Arc<Semaphore>,
+    send_timeout: std::time::Duration,
+}
+
+/// Buffers one connection may hold at once (1 MiB).
+pub const CONNECTION_SHARE: usize = 4;
+/// Buffers the connections of one client address may hold at once (2 MiB).
+pub const CLIENT_SHARE: usize = 8;
+
+impl ReadShare {
+    /// A connection's share, within `client`'s (one semaphore per client address, of
+    /// [`CLIENT_SHARE`] permits, shared by that client's connections).
+    pub fn new(client: Arc<Semaphore>, send_timeout: std::time::Duration) -> ReadShare {
+        ReadShare {
+            connection: Arc::new(Semaphore::new(CONNECTION_SHARE)),
+            client,
+            send_timeout,
+        }
+    }
+
+    pub fn client_semaphore() -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(CLIENT_SHARE))
+    }
 }
 
 impl AsRef<[u8]> for Piece {
@@ -60,31 +95,73 @@ impl Drop for Piece {
 pub struct FileBody {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     remaining: u64,
+    /// The reader, not started until the body is first polled, so that the share it reads
+    /// under can still be set.
+    pending: Option<(File, u64, mpsc::Sender<io::Result<Bytes>>)>,
+    share: Option<ReadShare>,
 }
 
 impl FileBody {
     /// Streams `len` bytes of `file` starting at `offset`.
     pub fn spawn(file: File, offset: u64, len: u64) -> FileBody {
         let (tx, rx) = mpsc::channel(1);
-        if len > 0 {
-            tokio::spawn(read_pieces(Arc::new(file), offset, len, tx));
+        FileBody {
+            rx,
+            remaining: len,
+            pending: (len > 0).then_some((file, offset, tx)),
+            share: None,
         }
-        FileBody { rx, remaining: len }
+    }
+
+    /// Reads within `share` (the connection and client the body is sent to).
+    pub fn within(&mut self, share: ReadShare) {
+        self.share = Some(share);
     }
 
     /// A body of `len` bytes fed through the returned sender: a blob streamed from an
     /// upstream registry while it is stored. Ends in an error if the sender stops early.
     pub fn channel(len: u64) -> (mpsc::Sender<io::Result<Bytes>>, FileBody) {
         let (tx, rx) = mpsc::channel(4);
-        (tx, FileBody { rx, remaining: len })
+        (
+            tx,
+            FileBody {
+                rx,
+                remaining: len,
+                pending: None,
+                share: None,
+            },
+        )
     }
 }
 
-async fn read_pieces(file: Arc<File>, offset: u64, len: u64, tx: mpsc::Sender<io::Result<Bytes>>) {
+/// Places for one piece: the connection's, the client's, then the pool's, taken in that
+/// order so that a client waiting on its own share holds none of the pool meanwhile.
+async fn permits(
+    pool: &Pool,
+    share: Option<&ReadShare>,
+) -> Option<[Option<OwnedSemaphorePermit>; 3]> {
+    let (connection, client) = match share {
+        Some(s) => (
+            Some(s.connection.clone().acquire_owned().await.ok()?),
+            Some(s.client.clone().acquire_owned().await.ok()?),
+        ),
+        None => (None, None),
+    };
+    let global = pool.permits.clone().acquire_owned().await.ok()?;
+    Some([connection, client, Some(global)])
+}
+
+async fn read_pieces(
+    file: Arc<File>,
+    offset: u64,
+    len: u64,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    share: Option<ReadShare>,
+) {
     let pool = pool();
     let (mut pos, end) = (offset, offset + len);
     while pos < end {
-        let Ok(permit) = pool.permits.clone().acquire_owned().await else {
+        let Some(permits) = permits(pool, share.as_ref()).await else {
             return;
         };
         let n = PIECE.min((end - pos) as usize);
@@ -110,12 +187,21 @@ async fn read_pieces(file: Arc<File>, offset: u64, len: u64, tx: mpsc::Sender<io
         let piece = read.map(|buf| {
             Bytes::from_owner(Piece {
                 buf,
-                _permit: permit,
+                _permits: permits,
             })
         });
         let got = piece.as_ref().map_or(0, |p| p.len() as u64);
         let failed = piece.is_err();
-        if tx.send(piece).await.is_err() || failed {
+        // A piece nobody takes for the send timeout: the client stopped reading. Dropping
+        // it gives its buffers back; the body then ends in an error.
+        let delivered = match &share {
+            Some(s) => matches!(
+                tokio::time::timeout(s.send_timeout, tx.send(piece)).await,
+                Ok(Ok(()))
+            ),
+            None => tx.send(piece).await.is_ok(),
+        };
+        if !delivered || failed {
             return; // client gone, or the error is on its way
         }
         pos += got;
@@ -186,6 +272,11 @@ impl Body for FileBody {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         if self.remaining == 0 {
             return Poll::Ready(None);
+        }
+        if let Some((file, offset, tx)) = self.pending.take() {
+            let len = self.remaining;
+            let share = self.share.clone();
+            tokio::spawn(read_pieces(Arc::new(file), offset, len, tx, share));
         }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(b))) => {

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use crate::oci::{Digest, UploadId};
 
-pub use file_body::FileBody;
+pub use file_body::{FileBody, ReadShare};
 pub use scrub::{BlobEntry, FileId, Hashed, HASH_BUFFER};
 pub use upload_file::UploadFile;
 

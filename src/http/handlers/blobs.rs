@@ -34,7 +34,11 @@ pub async fn get<B>(
         .get(http::header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(BlobRange::parse);
-    let read = reg.pull_blob(repo, digest, range, ns.as_deref()).await?;
+    let mut read = reg.pull_blob(repo, digest, range, ns.as_deref()).await?;
+    // Read within the connection's and the client's share of buffers, set by the server.
+    if let Some(share) = req.extensions().get::<crate::storage::ReadShare>() {
+        read.body.within(share.clone());
+    }
     let (status, len) = match read.range {
         Some((a, b)) => (StatusCode::PARTIAL_CONTENT, b - a + 1),
         None => (StatusCode::OK, read.size),

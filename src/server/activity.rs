@@ -1,0 +1,255 @@
+//! What a connection is doing, so that it can be closed when it idles or stalls.
+//!
+//! hyper closes an idle HTTP/1.1 keep-alive connection, but an HTTP/2 connection that made
+//! one request and then only answers pings stays open for ever, and a connection whose
+//! client stopped reading (or holds its HTTP/2 window at 0) keeps what its answers hold. So
+//! each connection counts its requests in flight and the answers being sent, notes when
+//! anything last moved (a request arrived, an answer's body handed a piece to the
+//! connection, a request ended), and a watchdog closes it when nothing is in flight for the
+//! idle bound, or when answers are being sent but none has taken anything for the send
+//! bound. The counting costs two atomic operations per frame.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Instant;
+
+/// One connection's requests and answers.
+pub struct Activity {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    sending: AtomicUsize,
+    /// Of the answers being sent, those waiting for the server (their next piece is being
+    /// read, or waits for a buffer): the connection is ready for them, so they do not stall.
+    waiting: AtomicUsize,
+    /// Milliseconds after `epoch` when something last moved.
+    last: AtomicU64,
+    /// Wakes the watchdog when a request starts or an answer starts being sent, so that it
+    /// measures from then rather than from its last deadline.
+    changed: tokio::sync::Notify,
+}
+
+/// Why the watchdog closed a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing in flight for the idle bound.
+    Idle,
+    /// Answers being sent, none of which took anything for the send bound.
+    Stalled,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            sending: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+
+    /// A request has arrived; it counts as in flight until the guard is dropped (moved into
+    /// its answer's body by [`Tracked::new`], so until the answer is sent).
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        self.changed.notify_one();
+        InFlight(self.clone())
+    }
+
+    /// Resolves when the connection should be closed: nothing in flight for `idle`, or
+    /// answers being sent that took nothing for `stall` while they had something to give.
+    pub async fn watch(&self, idle: Duration, stall: Duration) -> Verdict {
+        loop {
+            let now = Instant::now();
+            let last = self.last();
+            let in_flight = self.in_flight.load(Ordering::Relaxed);
+            let sending = self
+                .sending
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.waiting.load(Ordering::Relaxed));
+            if in_flight == 0 && now >= last + idle {
+                return Verdict::Idle;
+            }
+            if sending > 0 && now >= last + stall {
+                return Verdict::Stalled;
+            }
+            let next = if in_flight == 0 {
+                last + idle
+            } else if sending > 0 {
+                last + stall
+            } else {
+                // A request being handled (a long garbage collection, say): look again.
+                now + stall.min(idle)
+            };
+            let changed = self.changed.notified();
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.max(now + Duration::from_millis(50))) => {}
+                _ = changed => {}
+            }
+        }
+    }
+}
+
+/// A request in flight (see [`Activity::begin`]).
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An answer's body that notes each piece the connection takes from it, and keeps its
+/// request in flight until it is sent or dropped.
+pub struct Tracked<B> {
+    body: B,
+    request: InFlight,
+    sending: bool,
+    /// The body's last poll found nothing ready (counted in `Activity::waiting`).
+    waiting: bool,
+}
+
+impl<B: Body> Tracked<B> {
+    pub fn new(body: B, request: InFlight) -> Tracked<B> {
+        let sending = !body.is_end_stream();
+        if sending {
+            request.0.sending.fetch_add(1, Ordering::Relaxed);
+            request.0.changed.notify_one();
+        }
+        Tracked {
+            body,
+            request,
+            sending,
+            waiting: false,
+        }
+    }
+
+    fn set_waiting(&mut self, waiting: bool) {
+        if std::mem::replace(&mut self.waiting, waiting) != waiting {
+            if waiting {
+                self.request.0.waiting.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.request.0.waiting.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl<B> Tracked<B> {
+    fn done(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.request.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        if std::mem::take(&mut self.sending) {
+            self.request.0.sending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<B> Drop for Tracked<B> {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => {
+                this.request.0.touch();
+                this.set_waiting(false);
+                if this.body.is_end_stream() {
+                    this.done();
+                }
+            }
+            Poll::Ready(_) => this.done(),
+            Poll::Pending => this.set_waiting(true),
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::ResponseBody;
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn idle_then_stalled_then_idle_again() {
+        let a = Activity::new();
+        let ms = Duration::from_millis;
+        let (idle, stall) = (ms(600), ms(300));
+        let about = |t: Instant, d: Duration| {
+            let e = t.elapsed();
+            assert!(e >= d && e < d + ms(2000), "{e:?} for {d:?}");
+        };
+        // Nothing in flight: idle after the idle bound.
+        let t = Instant::now();
+        assert_eq!(a.watch(idle, stall).await, Verdict::Idle);
+        about(t, idle);
+
+        // A request whose answer is being sent and is never read: stalled after the bound.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut body = Tracked::new(ResponseBody::Stream(rx), a.begin());
+        tx.send(Ok(Bytes::from_static(b"x"))).await.unwrap();
+        assert!(body.frame().await.is_some());
+        let t = Instant::now();
+        assert_eq!(a.watch(idle, stall).await, Verdict::Stalled);
+        about(t, stall);
+
+        // Sent to the end: nothing in flight, idle again after the idle bound.
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        drop(body);
+        let t = Instant::now();
+        assert_eq!(a.watch(idle, stall).await, Verdict::Idle);
+        about(t, idle);
+    }
+
+    #[tokio::test]
+    async fn a_request_being_handled_is_neither_idle_nor_stalled() {
+        let a = Activity::new();
+        let request = a.begin();
+        let watch = a.watch(Duration::from_millis(200), Duration::from_millis(100));
+        tokio::select! {
+            v = watch => panic!("closed while handling: {v:?}"),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        drop(request);
+    }
+}

@@ -101,6 +101,11 @@ impl Tracker {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// What one client may hold once three quarters of all slots are taken.
+    fn busy_share(&self) -> usize {
+        (self.max_total / 64).max(4)
+    }
+
     /// A slot for a new connection from `peer`, or `None` when a bound is reached.
     fn admit(&self, peer: IpAddr) -> Option<Slot> {
         let client = client_address(peer);
@@ -110,6 +115,10 @@ impl Tracker {
             Some("max_connections")
         } else if mine >= self.max_per_client {
             Some("max_connections_per_client")
+        } else if c.total >= self.max_total / 4 * 3 && mine >= self.busy_share() {
+            // The last quarter of the slots is kept for clients that hold few: a handful of
+            // addresses at their per-client bound cannot lock everyone else out.
+            Some("max_connections (the last quarter is kept for clients holding few)")
         } else {
             None
         };
@@ -363,5 +372,33 @@ mod tests {
         drop(a1);
         assert!(t.admit(c).is_some());
         assert_eq!(t.lock().per_client.get(&a).map(|(n, _)| *n), Some(1));
+    }
+
+    /// Regression: 1,024 idle connections from 8 addresses (128 each, the per-client
+    /// bound) took every slot. Past three quarters, a client holding its busy share gets
+    /// no more, and the rest stays for clients holding few.
+    #[test]
+    fn the_last_quarter_of_slots_is_kept_for_clients_holding_few() {
+        let t = Tracker {
+            counts: Arc::default(),
+            max_total: 1024,
+            max_per_client: 128,
+        };
+        let mut held = Vec::new();
+        for i in 0..8u8 {
+            let ip: IpAddr = [10, 0, 0, i].into();
+            while let Some(s) = t.admit(ip) {
+                held.push(s);
+            }
+        }
+        assert!(
+            held.len() < 1024 - 200,
+            "{} taken by 8 addresses",
+            held.len()
+        );
+        for i in 0..200u8 {
+            let newcomer: IpAddr = [10, 1, 0, i].into();
+            held.push(t.admit(newcomer).expect("a slot for a newcomer"));
+        }
     }
 }

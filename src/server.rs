@@ -215,9 +215,9 @@ pub async fn run(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let stream = linger::Lingering::new(stream);
-        let started = Arc::new(AtomicBool::new(false));
         let activity = activity::Activity::new();
+        let stream = linger::Lingering::new(stream, Some(activity.clone()));
+        let started = Arc::new(AtomicBool::new(false));
         let share = ReadShare::new(slot.buffers.clone(), limits.send_timeout);
         let service = {
             let (app, started, activity) = (app.clone(), started.clone(), activity.clone());

@@ -326,6 +326,57 @@ fn an_early_refusal_reaches_a_client_that_sends_its_whole_body_first() {
     assert_eq!(r.json()["repositories"], serde_json::json!([]));
 }
 
+/// Regression (found with oras-py): a request refused before its body was read (401 on a
+/// manifest PUT) closed the keep-alive connection without saying so, and python-requests,
+/// which sends headers and body in two writes and then reuses the connection, failed with
+/// "remote end closed the connection". A small unread body is read to its end and the
+/// connection lives on; a large one closes it with `Connection: close`.
+#[test]
+fn a_refused_request_keeps_its_connection_or_says_it_closes() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_auth(&tmp.path().join("data"), &[]);
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let body = br#"{"schemaVersion":2}"#.repeat(20);
+    for _ in 0..3 {
+        write!(
+            c,
+            "PUT /v2/x/app/manifests/t1 HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        c.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        c.write_all(&body).unwrap();
+        let r = read_response(&mut c, false);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("connection"), None);
+    }
+    write!(c, "GET /v2/ HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(
+        read_response(&mut c, false).status,
+        401,
+        "the connection lived on"
+    );
+
+    // A large unread body: the answer says the connection closes.
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let big = 8 << 20;
+    write!(
+        c,
+        "PUT /v2/x/app/manifests/t1 HTTP/1.1\r\nHost: h\r\nContent-Length: {big}\r\n\r\n"
+    )
+    .unwrap();
+    c.write_all(&vec![b'x'; big]).unwrap();
+    let r = read_response(&mut c, false);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("connection"), Some("close"));
+}
+
 #[test]
 fn concurrent_uploads_of_the_same_blob_leave_one_file() {
     let s = Server::start();

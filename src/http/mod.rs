@@ -49,7 +49,10 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Result<Resp, std::convert::Infallible> {
     let started = Instant::now();
-    let req = req.map(|b| RequestBody::new(b, app.body_read_timeout));
+    let leftover = body::Leftover::default();
+    let req =
+        req.map(|b| RequestBody::new(b, app.body_read_timeout).leaving_rest_in(leftover.clone()));
+    let version = req.version();
     let method = req.method().clone();
     let request_id = request_id(&req);
     let path = req.uri().path().to_string();
@@ -58,36 +61,45 @@ pub async fn serve(
         Ok(r) => (r.kind(), r.repo().map(|r| r.to_string())),
         Err(_) => ("none", None),
     };
-    let result = match route {
-        Ok(Route::CaCert) => ca_cert(&app),
-        Ok(Route::Console(file)) => console::asset(&file, &req),
-        Ok(Route::Health) => Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())),
-        Ok(Route::Ready) => handlers::health::ready(&app).await,
-        Ok(Route::Metrics) => handlers::health::metrics(&app).await,
-        Ok(Route::Token) => match &app.auth {
-            Some(auth) => handlers::token::handle(auth, peer, req).await,
-            None => Err(Error::api(
-                crate::error::ErrorCode::Unsupported,
-                "authentication is off on this registry: no tokens needed",
-            )
-            .with_status(StatusCode::NOT_FOUND)),
-        },
-        Ok(route) => {
-            let gate = match &app.auth {
-                None => Ok(Gate::open(peer)),
-                Some(auth) => Gate::identify(auth, &req, peer, app.tls.is_some()).await,
-            };
-            match gate.and_then(|g| authorize(&g, &route, &req).map(|()| g)) {
-                Ok(gate) => match route {
-                    Route::Admin(r) => handlers::console::handle(&app, &gate, r, req).await,
-                    route => dispatch(&app.registry, &gate, route, req).await,
-                },
-                Err(e) => Err(e),
+    // The request is handled in a block that owns it, so that whatever is left of its body
+    // is dropped (into `leftover`) before the rest is settled below.
+    let result = async move {
+        match route {
+            Ok(Route::CaCert) => ca_cert(&app),
+            Ok(Route::Console(file)) => console::asset(&file, &req),
+            Ok(Route::Health) => Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())),
+            Ok(Route::Ready) => handlers::health::ready(&app).await,
+            Ok(Route::Metrics) => handlers::health::metrics(&app).await,
+            Ok(Route::Token) => match &app.auth {
+                Some(auth) => handlers::token::handle(auth, peer, req).await,
+                None => Err(Error::api(
+                    crate::error::ErrorCode::Unsupported,
+                    "authentication is off on this registry: no tokens needed",
+                )
+                .with_status(StatusCode::NOT_FOUND)),
+            },
+            Ok(route) => {
+                let gate = match &app.auth {
+                    None => Ok(Gate::open(peer)),
+                    Some(auth) => Gate::identify(auth, &req, peer, app.tls.is_some()).await,
+                };
+                match gate.and_then(|g| authorize(&g, &route, &req).map(|()| g)) {
+                    Ok(gate) => match route {
+                        Route::Admin(r) => handlers::console::handle(&app, &gate, r, req).await,
+                        route => dispatch(&app.registry, &gate, route, req).await,
+                    },
+                    Err(e) => Err(e),
+                }
             }
+            Err(e) => Err(e),
         }
-        Err(e) => Err(e),
-    };
+    }
+    .await;
     let mut resp = result.unwrap_or_else(error_response);
+    if !leftover.settle().await && version <= http::Version::HTTP_11 {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if method == Method::HEAD {
         without_body(&mut resp);
     }

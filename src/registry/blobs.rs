@@ -138,6 +138,13 @@ impl Registry {
     /// Removes a blob from a repository (`DELETE`). The bytes stay until garbage collection,
     /// since other repositories may share them.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        if let Some(tag) = self.immutable_holder(repo, digest)? {
+            return Err(self.immutable_error(
+                repo,
+                &tag,
+                &format!("changed by deleting blob {digest}, which its image holds"),
+            ));
+        }
         if !self.meta().unlink_blob(repo, digest)? {
             return Err(Self::blob_unknown(digest));
         }

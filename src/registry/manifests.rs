@@ -121,6 +121,13 @@ impl Registry {
             }
             Reference::Tag(t) => (Digest::sha256_of(bytes), Some(t)),
         };
+        self.check_quota_adding(
+            repo,
+            Some((&digest, bytes.len() as u64, super::quota::Content::Manifest)),
+        )?;
+        // Manifests fill a disk too (4 MiB indexes, one after another): below the floor
+        // they are refused like uploads, before the metadata store can run out of space.
+        self.check_free_space().await?;
         let missing = |d: &Digest, what: &str| {
             Error::api(
                 ErrorCode::ManifestBlobUnknown,
@@ -253,22 +260,53 @@ impl Registry {
         .with_detail(serde_json::json!({ "tag": tag, "rule": id, "repositories": rule.repos, "tags": rule.tags }))
     }
 
+    /// The immutable tag of `repo` from which `digest` (a manifest or blob) can be reached:
+    /// the tag's own manifest, the children of an index it points at, and the config and
+    /// layers of those. Deleting any of them would break an image that may never change, so
+    /// all of it is as immutable as the tag.
+    pub(super) fn immutable_holder(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<String>> {
+        for (tag, target) in self.meta().tags_of(repo)? {
+            if self.immutable_rule(repo, &tag).is_none() {
+                continue;
+            }
+            let mut todo = vec![target];
+            let mut seen = std::collections::HashSet::new();
+            while let Some(m) = todo.pop() {
+                if &m == digest {
+                    return Ok(Some(tag));
+                }
+                if !seen.insert(m.clone()) {
+                    continue;
+                }
+                if let Some(rec) = self.meta().manifest(repo, &m)? {
+                    if rec.blobs.contains(digest) {
+                        return Ok(Some(tag));
+                    }
+                    todo.extend(rec.children);
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag). Refused
-    /// when an immutable tag would go.
+    /// when an immutable tag would go or change.
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         match reference {
             Reference::Tag(t) if self.immutable_rule(repo, t.as_str()).is_some() => {
                 return Err(self.immutable_error(repo, t.as_str(), "deleted"));
             }
             Reference::Digest(d) => {
-                for (tag, target) in self.meta().tags_of(repo)? {
-                    if &target == d && self.immutable_rule(repo, &tag).is_some() {
-                        return Err(self.immutable_error(
-                            repo,
-                            &tag,
-                            "deleted (its manifest is what it points at)",
-                        ));
-                    }
+                if let Some(tag) = self.immutable_holder(repo, d)? {
+                    return Err(self.immutable_error(
+                        repo,
+                        &tag,
+                        &format!("changed by deleting {d}, which it points at"),
+                    ));
                 }
             }
             Reference::Tag(_) => {}

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body::Body;
 
 use super::pump::pump;
+use super::quota::Content;
 use super::{blocking, Registry, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::UploadRecord;
@@ -349,6 +350,12 @@ impl Registry {
             .with_detail(serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() })));
         }
         let _shared = self.inner.gc_lock.read().await;
+        let quota = self.check_quota_adding(repo, Some((expected, size, Content::Blob)));
+        if let Err(e) = quota {
+            drop(file);
+            self.discard(id).await?;
+            return Err(e);
+        }
         if let Err(e) = self.commit_blob(id, file, expected).await {
             self.discard(id).await?;
             return Err(e);
@@ -423,6 +430,7 @@ impl Registry {
         let Some(size) = blocking("checking a blob", move || storage.blob_size(&d2)).await? else {
             return Ok(None);
         };
+        self.check_quota_adding(repo, Some((digest, size, Content::Blob)))?;
         self.meta().link_blob(repo, digest, size)?;
         self.meta().flush().await?;
         Ok(Some(size))

@@ -7,7 +7,8 @@
 //! anything last moved (a request arrived, an answer's body handed a piece to the
 //! connection, a request ended), and a watchdog closes it when nothing is in flight for the
 //! idle bound, or when answers are being sent but none has taken anything for the send
-//! bound. The counting costs two atomic operations per frame.
+//! bound, or when its socket has refused every write for the send bound. The counting costs
+//! two atomic operations per frame.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +29,9 @@ pub struct Activity {
     waiting: AtomicUsize,
     /// Milliseconds after `epoch` when something last moved.
     last: AtomicU64,
+    /// Milliseconds after `epoch`, plus one, since when the socket has refused every write
+    /// (its send buffer full: the client reads nothing); 0 while writes go through.
+    blocked: AtomicU64,
     /// Wakes the watchdog when a request starts or an answer starts being sent, so that it
     /// measures from then rather than from its last deadline.
     changed: tokio::sync::Notify,
@@ -50,6 +54,7 @@ impl Activity {
             sending: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             last: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
         })
     }
@@ -57,6 +62,21 @@ impl Activity {
     fn touch(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The socket refused a write (see [`Activity::watch`]).
+    pub fn write_blocked(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+        let _ = self
+            .blocked
+            .compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The socket took bytes.
+    pub fn write_progressed(&self) {
+        if self.blocked.load(Ordering::Relaxed) != 0 {
+            self.blocked.store(0, Ordering::Relaxed);
+        }
     }
 
     fn last(&self) -> Instant {
@@ -89,6 +109,15 @@ impl Activity {
             if sending > 0 && now >= last + stall {
                 return Verdict::Stalled;
             }
+            // Whatever the bodies say (one may wait for a read buffer while its connection
+            // holds others it cannot write), a socket that took nothing for the bound has a
+            // client that reads nothing.
+            let blocked = self.blocked.load(Ordering::Relaxed);
+            let blocked_since =
+                (blocked > 0).then(|| self.epoch + Duration::from_millis(blocked - 1));
+            if blocked_since.is_some_and(|t| now >= t + stall) {
+                return Verdict::Stalled;
+            }
             let next = if in_flight == 0 {
                 last + idle
             } else if sending > 0 {
@@ -97,6 +126,7 @@ impl Activity {
                 // A request being handled (a long garbage collection, say): look again.
                 now + stall.min(idle)
             };
+            let next = blocked_since.map_or(next, |t| next.min(t + stall));
             let changed = self.changed.notified();
             tokio::select! {
                 _ = tokio::time::sleep_until(next.max(now + Duration::from_millis(50))) => {}
@@ -239,6 +269,33 @@ mod tests {
         let t = Instant::now();
         assert_eq!(a.watch(idle, stall).await, Verdict::Idle);
         about(t, idle);
+    }
+
+    /// A connection whose body waits for a read buffer while its socket refuses every
+    /// write is stalled all the same (a slow reader holding buffers it cannot write).
+    #[tokio::test]
+    async fn a_socket_that_takes_nothing_is_stalled() {
+        let a = Activity::new();
+        let (idle, stall) = (Duration::from_secs(30), Duration::from_millis(300));
+        let (_tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+        let mut body = Tracked::new(ResponseBody::Stream(rx), a.begin());
+        // Polled, nothing ready: waiting for the server, so not stalled by itself.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), body.frame())
+                .await
+                .is_err()
+        );
+        a.write_blocked();
+        let t = Instant::now();
+        assert_eq!(a.watch(idle, stall).await, Verdict::Stalled);
+        assert!(t.elapsed() < stall + Duration::from_secs(2));
+        // Writes going through again: neither.
+        a.write_progressed();
+        let watch = a.watch(idle, stall);
+        tokio::select! {
+            v = watch => panic!("{v:?} while waiting for the server"),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
 
     #[tokio::test]

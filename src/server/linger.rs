@@ -13,11 +13,14 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+use super::activity::Activity;
 
 /// At most this many closed connections linger at once; beyond it they close at once.
 const MAX_LINGERING: usize = 128;
@@ -33,12 +36,25 @@ static LINGERING: AtomicUsize = AtomicUsize::new(0);
 /// A TCP stream that lingers when dropped (see the module documentation).
 pub struct Lingering {
     stream: Option<TcpStream>,
+    /// Told when writes block and when they go through (the connection's watchdog).
+    activity: Option<Arc<Activity>>,
 }
 
 impl Lingering {
-    pub fn new(stream: TcpStream) -> Lingering {
+    pub fn new(stream: TcpStream, activity: Option<Arc<Activity>>) -> Lingering {
         Lingering {
             stream: Some(stream),
+            activity,
+        }
+    }
+
+    /// Notes whether a write went through or the socket refused it.
+    fn note<T>(&self, polled: &Poll<io::Result<T>>) {
+        if let Some(a) = &self.activity {
+            match polled {
+                Poll::Pending => a.write_blocked(),
+                Poll::Ready(_) => a.write_progressed(),
+            }
         }
     }
 
@@ -69,10 +85,13 @@ impl AsyncWrite for Lingering {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().stream() {
+        let this = self.get_mut();
+        let polled = match this.stream() {
             Ok(s) => s.poll_write(cx, buf),
             Err(e) => Poll::Ready(Err(e)),
-        }
+        };
+        this.note(&polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -80,10 +99,13 @@ impl AsyncWrite for Lingering {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().stream() {
+        let this = self.get_mut();
+        let polled = match this.stream() {
             Ok(s) => s.poll_write_vectored(cx, bufs),
             Err(e) => Poll::Ready(Err(e)),
-        }
+        };
+        this.note(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -157,7 +179,7 @@ mod tests {
             s.read_to_string(&mut answer).map(|_| answer)
         });
         let (stream, _) = listener.accept().await.unwrap();
-        let mut conn = Lingering::new(stream);
+        let mut conn = Lingering::new(stream, None);
         let mut first = [0u8; 1024];
         conn.read_exact(&mut first).await.unwrap();
         conn.write_all(b"refused").await.unwrap();

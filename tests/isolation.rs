@@ -354,3 +354,48 @@ fn a_token_form_may_repeat_or_join_its_scopes() {
         assert_eq!(r.status, 404, "{scopes}: pull granted, repository unknown");
     }
 }
+
+/// Regression: a token issued for any scope (even none) opened the whole admin API for an
+/// administrator. The admin API needs a token asked for it (`registry:admin:*`, granted to
+/// administrators only), as the registry's scopes do; Basic and console sessions are as
+/// before.
+#[test]
+fn the_admin_api_needs_a_token_scoped_for_it() {
+    let (_tmp, s) = start();
+    for scopes in [
+        &[][..],
+        &["repository:any/repo:pull"],
+        &["registry:catalog:*"],
+    ] {
+        let t = bearer(&s, "root", ROOT_PW, scopes);
+        let r = s
+            .req("GET", "/api/v1/users")
+            .header("Authorization", &t)
+            .send();
+        assert_eq!(r.status, 401, "{scopes:?}");
+        let c = challenge(&r);
+        assert!(c.contains("scope=\"registry:admin:*\""), "{c}");
+        assert!(c.contains("error=\"insufficient_scope\""), "{c}");
+        assert!(!String::from_utf8_lossy(&r.body).contains("alice"));
+    }
+    let admin = bearer(&s, "root", ROOT_PW, &["registry:admin:*"]);
+    let r = s
+        .req("GET", "/api/v1/users")
+        .header("Authorization", &admin)
+        .send();
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("alice"));
+    // Asked for by someone who is not an administrator: granted nothing.
+    let alice = bearer(&s, "alice", ALICE_PW, &["registry:admin:*"]);
+    let r = s
+        .req("GET", "/api/v1/users")
+        .header("Authorization", &alice)
+        .send();
+    assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
+    // Basic is unchanged.
+    let r = s
+        .req("GET", "/api/v1/users")
+        .header("Authorization", &basic("root", ROOT_PW))
+        .send();
+    assert_eq!(r.status, 200);
+}

@@ -521,6 +521,15 @@ impl Auth {
                         vec!["*".into()]
                     },
                 },
+                Scope::Admin => Access {
+                    kind: "registry".into(),
+                    name: "admin".into(),
+                    actions: if p.is_admin() {
+                        vec!["*".into()]
+                    } else {
+                        vec![]
+                    },
+                },
             })
             .collect();
         let t = now();
@@ -605,6 +614,15 @@ impl Auth {
             },
         }
     }
+}
+
+/// Whether a token was issued for the admin API (`registry:admin:*`, granted to an
+/// administrator): a token fetched for pulls does not open the admin API, even an
+/// administrator's.
+pub fn token_opens_admin_api(c: &Claims) -> bool {
+    c.access
+        .iter()
+        .any(|a| a.kind == "registry" && a.name == "admin" && a.actions.iter().any(|x| x == "*"))
 }
 
 /// What a token's access claim grants on `repo`; `None` when it does not mention `repo`.

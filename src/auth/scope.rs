@@ -1,12 +1,18 @@
 //! Token scopes as the docker registry token spec writes them:
-//! `repository:NAME:ACTION[,ACTION...]` and `registry:catalog:*`.
+//! `repository:NAME:ACTION[,ACTION...]` and `registry:catalog:*`, and edgeyard's own
+//! `registry:admin:*` for the admin API.
 
 use super::rules::Actions;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
-    Repository { name: String, actions: Actions },
+    Repository {
+        name: String,
+        actions: Actions,
+    },
     Catalog,
+    /// The admin API (`/api/v1`): granted to administrators only.
+    Admin,
 }
 
 impl Scope {
@@ -23,6 +29,7 @@ impl Scope {
                 })
             }
             "registry" if name == "catalog" => Some(Scope::Catalog),
+            "registry" if name == "admin" => Some(Scope::Admin),
             _ => None,
         }
     }
@@ -52,6 +59,7 @@ mod tests {
             })
         );
         assert_eq!(Scope::parse("registry:catalog:*"), Some(Scope::Catalog));
+        assert_eq!(Scope::parse("registry:admin:*"), Some(Scope::Admin));
         assert_eq!(Scope::parse("repository:Bad:pull"), None);
         assert_eq!(Scope::parse("garbage"), None);
         assert_eq!(

@@ -219,7 +219,14 @@ impl Gate {
             return Ok(());
         };
         if matches!(self.caller, Caller::Anonymous) {
-            return Err(challenge(auth, &self.realm, None, None));
+            return Err(challenge(auth, &self.realm, Some(ADMIN_SCOPE), None));
+        }
+        if let Caller::Token(c) = &self.caller {
+            // A token must have been issued for the admin API, as repository tokens are for
+            // their repositories: a pull token leaked from a pipeline opens nothing here.
+            if self.is_admin() && !crate::auth::token_opens_admin_api(c) {
+                return Err(self.insufficient_scope(&[ADMIN_SCOPE.to_string()]));
+            }
         }
         if self.is_admin() {
             Ok(())
@@ -320,6 +327,9 @@ impl Gate {
         )
     }
 }
+
+/// The scope a token needs for the admin API.
+const ADMIN_SCOPE: &str = "registry:admin:*";
 
 /// `repository:NAME:ACTIONS` as docker writes it: a push or delete also asks for pull.
 fn scope(repo: &str, needed: Actions) -> String {

@@ -45,9 +45,32 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime
-        .block_on(serve(config, reloader))
-        .map_err(Failure::Runtime)
+    let result = runtime.block_on(serve(config, reloader));
+    // Blocking tasks still running (a metadata write stuck on a full disk, say) must not
+    // hold the exit: everything acknowledged is already durable.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result.map_err(Failure::Runtime)
+}
+
+/// How long a stop may take from the signal, whatever the store does; past it the process
+/// exits (status 1) rather than hang until systemd kills it. Every acknowledged write was
+/// made durable before its answer, so nothing acknowledged is lost by that.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Arms the backstop of [`SHUTDOWN_LIMIT`].
+fn exit_if_stop_hangs() {
+    std::thread::spawn(|| {
+        std::thread::sleep(SHUTDOWN_LIMIT);
+        tracing::error!(
+            "stopping took longer than {} s (the store does not answer?): exiting now",
+            SHUTDOWN_LIMIT.as_secs()
+        );
+        eprintln!(
+            "edgeyard: stopping took longer than {} s: exiting now",
+            SHUTDOWN_LIMIT.as_secs()
+        );
+        std::process::exit(1);
+    });
 }
 
 /// Re-reads the configuration on every SIGHUP and applies what can change while serving:
@@ -237,6 +260,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     crate::systemd::notify_logged(&format!("READY=1\nSTATUS=serving on {scheme}://{addr}"));
     crate::server::run(listener, app, config.limits, async {
         shutdown_signal().await;
+        exit_if_stop_hangs();
         crate::systemd::notify_logged("STOPPING=1");
     })
     .await;

@@ -533,3 +533,72 @@ fn what_an_immutable_tag_reaches_cannot_be_deleted() {
         .send();
     assert_eq!(r.status, 202);
 }
+
+/// `blobs/` bind-mounted read-only over itself for the test; unmounted on drop.
+struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    fn mount(dir: &Path) -> Option<ReadOnly> {
+        let ok = |args: &[&str]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .arg(dir)
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ok(&["--bind"]) {
+            unavailable("bind mounts (the test must run as root: scripts/test)");
+            return None;
+        }
+        let guard = ReadOnly(dir.to_path_buf());
+        let remounted = std::process::Command::new("mount")
+            .args(["-o", "remount,ro,bind"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(remounted, "remounting {} read-only", dir.display());
+        Some(guard)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Regression: with `blobs/` read-only, `/readyz` said ready and every push ended in a 500.
+/// Readiness now probes where commits write, and the push is refused with 507.
+#[test]
+fn read_only_blob_storage_is_not_ready_and_refuses_pushes_with_507() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    push_blob(&s, "ci/app", b"before");
+    assert_eq!(s.req("GET", "/readyz").send().status, 200);
+    let Some(_ro) = ReadOnly::mount(&dir.join("blobs")) else {
+        return;
+    };
+    let r = s.req("GET", "/readyz").send();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["checks"]["storage"]
+        .as_str()
+        .unwrap()
+        .contains("blobs/"));
+    let data = b"after".to_vec();
+    let r = s
+        .req(
+            "POST",
+            &format!("/v2/ci/app/blobs/uploads/?digest={}", sha256(&data)),
+        )
+        .body(data)
+        .send();
+    assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
+    // What is stored still pulls.
+    let d = sha256(b"before");
+    assert_eq!(
+        s.req("GET", &format!("/v2/ci/app/blobs/{d}")).send().body,
+        b"before"
+    );
+}

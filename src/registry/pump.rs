@@ -128,6 +128,14 @@ pub fn storage_error(e: std::io::Error) -> Error {
             "the data directory's disk is full: an upload failed midway and was discarded"
         );
         disk_full("the registry's disk is full: the upload was discarded; free space (edgeyard gc) and push again")
+    } else if matches!(
+        e.raw_os_error(),
+        Some(libc::EROFS | libc::EACCES | libc::EPERM)
+    ) {
+        // The data directory cannot be written (mounted read-only, permissions changed): as
+        // with a full disk, the registry cannot store anything, and the client should know.
+        tracing::error!(error = %e, "the data directory cannot be written: an upload was discarded");
+        disk_full("the registry's storage cannot be written (read-only or permission denied): the upload was discarded; the operator must make the data directory writable")
     } else {
         Error::internal("writing upload data", e)
     }

@@ -289,19 +289,29 @@ impl Storage {
     }
 
     /// Proves the data directory takes writes: create, write, fsync and remove a probe file.
+    /// Whether uploads can be written and committed: a probe file in `uploads/` and one in
+    /// `blobs/` (where commits rename to), each written, synced and removed. A read-only
+    /// `blobs/` with a writable `uploads/` fails every push at its end.
     pub fn probe_writable(&self) -> io::Result<()> {
         use std::io::Write;
-        let p = self.root.join("uploads").join(".ready-probe");
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&p)?;
-        f.write_all(b"ok")?;
-        f.sync_all()?;
-        fs::remove_file(p)
+        for dir in ["uploads", "blobs"] {
+            let p = self.root.join(dir).join(PROBE);
+            let mut f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&p)
+                .map_err(|e| io::Error::new(e.kind(), format!("{dir}/ cannot be written: {e}")))?;
+            f.write_all(b"ok")?;
+            f.sync_all()?;
+            fs::remove_file(p)?;
+        }
+        Ok(())
     }
 }
+
+/// The readiness probe's file name (see [`Storage::probe_writable`]); the scrub skips it.
+pub(crate) const PROBE: &str = ".ready-probe";
 
 /// Makes a rename durable: the directory entry is only on disk once the directory is synced.
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -63,6 +63,9 @@ impl Storage {
         for alg in fs::read_dir(self.root.join("blobs"))? {
             let alg = alg?;
             let alg_name = alg.file_name().to_string_lossy().into_owned();
+            if alg_name == super::PROBE {
+                continue; // the readiness probe, there for an instant
+            }
             if !alg.file_type()?.is_dir() || !matches!(alg_name.as_str(), "sha256" | "sha512") {
                 out.push(stray(alg.path(), "not a digest algorithm's folder"));
                 continue;

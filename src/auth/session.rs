@@ -26,6 +26,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Most sessions kept at once; past it, expired ones and then the least recently used go.
 const MAX_SESSIONS: usize = 10_000;
+/// Most sessions one account keeps; past it, its own least recently used goes. One account
+/// signing in over and over (a robot's secret in a loop) thus evicts only its own sessions,
+/// never anybody else's, and cannot fill the table.
+const MAX_PER_USER: usize = 32;
 /// Random bytes in a session id and in a CSRF token.
 const SECRET_BYTES: usize = 32;
 
@@ -113,6 +117,16 @@ impl Sessions {
         let csrf = random_token()?;
         let key = key_of(&id).ok_or("session id encoding")?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mine: Vec<([u8; 32], Instant)> = map
+            .iter()
+            .filter(|(_, e)| e.user == user)
+            .map(|(k, e)| (*k, e.last_used))
+            .collect();
+        if mine.len() >= MAX_PER_USER {
+            if let Some((oldest, _)) = mine.iter().min_by_key(|(_, used)| *used) {
+                map.remove(oldest);
+            }
+        }
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, e| !self.expired(e, now));
             if map.len() >= MAX_SESSIONS {
@@ -235,6 +249,25 @@ mod tests {
     use crate::auth::{password, AuthSettings};
     use crate::meta::{Meta, UserRecord};
 
+    /// Regression: any signed-in principal could evict every console session (an
+    /// administrator's too) by signing in 10,001 times.
+    #[test]
+    fn one_account_signing_in_again_and_again_evicts_only_its_own_sessions() {
+        let s = Sessions::default();
+        let t = Instant::now();
+        let admin = s.open("admin", "hash-a", t).unwrap();
+        let first_robot = s.open("robot$ci", "hash-r", t).unwrap();
+        for i in 1..=10_050u64 {
+            s.open("robot$ci", "hash-r", t + Duration::from_millis(i))
+                .unwrap();
+        }
+        assert!(s.find(&admin.id, t + Duration::from_secs(20)).is_some());
+        assert!(s
+            .find(&first_robot.id, t + Duration::from_secs(20))
+            .is_none());
+        assert_eq!(s.len(), 1 + MAX_PER_USER);
+    }
+
     #[test]
     fn ids_are_random_and_only_issued_ids_are_found() {
         let s = Sessions::default();
@@ -282,8 +315,10 @@ mod tests {
         let s = Sessions::new(Duration::from_secs(10), Duration::from_secs(100));
         let t = Instant::now();
         let first = s.open("u", "h", t).unwrap();
+        // Many accounts, each within its own bound.
         for i in 1..MAX_SESSIONS + 5 {
-            s.open("u", "h", t + Duration::from_millis(i as u64))
+            let user = format!("u{}", i % (MAX_SESSIONS / MAX_PER_USER + 1));
+            s.open(&user, "h", t + Duration::from_millis(i as u64))
                 .unwrap();
         }
         assert_eq!(s.len(), MAX_SESSIONS);

@@ -35,20 +35,7 @@ fn accounts(dir: &std::path::Path) {
         ("user:alice", "public/**", "pull"),
         ("user:bob", "alice/**", "pull"),
     ] {
-        edgeyard(
-            dir,
-            &[
-                "access",
-                "add",
-                "--subject",
-                subject,
-                "--repos",
-                repos,
-                "--actions",
-                actions,
-            ],
-            "",
-        );
+        access_add(dir, subject, repos, actions);
     }
 }
 

@@ -9,23 +9,6 @@ use std::path::Path;
 
 use common::*;
 
-fn access(dir: &Path, subject: &str, repos: &str, actions: &str) {
-    edgeyard(
-        dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            subject,
-            "--repos",
-            repos,
-            "--actions",
-            actions,
-        ],
-        "",
-    );
-}
-
 /// Regression: the access rules of a deleted user stayed, and a new user of the same name
 /// inherited them. Deleting an account deletes the rules that name it, offline and through
 /// the admin API.
@@ -43,8 +26,8 @@ fn a_new_account_never_inherits_a_deleted_ones_rules() {
         &["user", "add", "alice", "--password-stdin"],
         "alice-password-1\n",
     );
-    access(&dir, "user:alice", "team/**", "push");
-    access(&dir, "group:ops", "team/**", "pull");
+    access_add(&dir, "user:alice", "team/**", "push");
+    access_add(&dir, "group:ops", "team/**", "pull");
     edgeyard(&dir, &["user", "del", "alice"], "");
     let rules = edgeyard(&dir, &["access", "list"], "");
     assert!(!rules.contains("user:alice"), "{rules}");
@@ -56,7 +39,7 @@ fn a_new_account_never_inherits_a_deleted_ones_rules() {
         &["user", "add", "bob", "--password-stdin"],
         "bob-password-1\n",
     );
-    access(&dir, "user:bob", "team/**", "push");
+    access_add(&dir, "user:bob", "team/**", "push");
     let s = Server::start_auth(&dir, &[]);
     let root = basic("root", "root-password-1");
     let r = s

@@ -325,6 +325,24 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> Resp {
     }
 }
 
+/// Adds an access rule offline: `edgeyard access add --subject S --repos R --actions A`.
+pub fn access_add(dir: &Path, subject: &str, repos: &str, actions: &str) {
+    edgeyard(
+        dir,
+        &[
+            "access",
+            "add",
+            "--subject",
+            subject,
+            "--repos",
+            repos,
+            "--actions",
+            actions,
+        ],
+        "",
+    );
+}
+
 /// Runs `edgeyard ARGS --data-dir DIR` with `stdin` as standard input; returns stdout.
 pub fn edgeyard(data_dir: &Path, args: &[&str], stdin: &str) -> String {
     use std::io::Write as _;

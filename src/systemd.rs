@@ -43,11 +43,3 @@ pub fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
-/// Pings the watchdog at half its interval until the task is dropped.
-pub async fn watchdog(interval: Duration) {
-    let mut tick = tokio::time::interval(interval / 2);
-    loop {
-        tick.tick().await;
-        notify_logged("WATCHDOG=1");
-    }
-}

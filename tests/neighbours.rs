@@ -585,3 +585,116 @@ fn read_only_blob_storage_is_not_ready_and_refuses_pushes_with_507() {
         b"before"
     );
 }
+
+/// Regression: a pusher that filled the disk left the metadata store refusing every write
+/// (sled's failure after ENOSPC lasts the life of the process) while `/readyz` said ready,
+/// and only `kill -9` got out of it. Now the failure is answered 507 and flips readiness;
+/// once space is back, a server run by systemd stops cleanly with status 1 for systemd to
+/// start it afresh, and the fresh start has everything acknowledged before.
+#[test]
+fn a_metadata_store_that_ran_out_of_disk_is_not_ready_then_restarts_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let Some(_disk) = SmallDisk::mount(&dir, 12) else {
+        return;
+    };
+    let cfg = tmp.path().join("edgeyard.toml");
+    std::fs::write(&cfg, "[storage]\nmin_free_bytes = 0\n").unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let _sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    let mut cmd = serve_cmd(
+        &dir,
+        &["--insecure-http", "--no-auth"],
+        &["--config", cfg.to_str().unwrap()],
+    );
+    cmd.env("NOTIFY_SOCKET", &sock_path);
+    let s = Server::launch(cmd, &dir);
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let cd = push_blob(&s, "ci/app", &config);
+    let manifest = |n: usize, pad: usize| {
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&image_manifest((&cd, config.len()), &[])).unwrap();
+        m["annotations"] = serde_json::json!({ "n": n.to_string(), "pad": "x".repeat(pad) });
+        serde_json::to_vec(&m).unwrap()
+    };
+    let put = |tag: &str, body: Vec<u8>| {
+        s.req("PUT", &format!("/v2/ci/app/manifests/{tag}"))
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .body(body)
+            .send()
+    };
+    let v1 = manifest(0, 0);
+    assert_eq!(put("v1", v1.clone()).status, 201);
+
+    // Fill the disk but for a few KiB, then push manifests until the store runs out.
+    let free_kib = {
+        let out = std::process::Command::new("df")
+            .args(["-k", "--output=avail"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    std::fs::write(dir.join("filler"), vec![0u8; (free_kib - 48) << 10]).unwrap();
+    let mut refused = None;
+    for n in 1..200 {
+        let r = put(&format!("t{n}"), manifest(n, 3000));
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("the disk never filled");
+    assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
+    let ready = s.req("GET", "/readyz").send();
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready.json()["checks"]["metadata"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be written"),
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    // Pulls go on meanwhile.
+    assert_eq!(s.req("GET", "/v2/ci/app/manifests/v1").send().body, v1);
+
+    // Space is back: the server stops itself (status 1) for systemd to restart it.
+    std::fs::remove_file(dir.join("filler")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let exited = loop {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", s.pid())).unwrap_or_default();
+        if stat.is_empty() || stat.contains(") Z ") {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(exited, "the server did not stop: {}", s.log_text());
+    assert!(s
+        .log_text()
+        .contains("stopping, for systemd to start edgeyard afresh"));
+    assert_eq!(s.terminate().code(), Some(1));
+
+    // The fresh start: everything acknowledged is there, and writes work again.
+    let s = Server::start_with(&dir, &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(s.req("GET", "/readyz").send().status, 200);
+    assert_eq!(s.req("GET", "/v2/ci/app/manifests/v1").send().body, v1);
+    assert_eq!(put_after(&s, "after", manifest(999, 0)), 201);
+}
+
+fn put_after(s: &Server, tag: &str, body: Vec<u8>) -> u16 {
+    s.req("PUT", &format!("/v2/ci/app/manifests/{tag}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(body)
+        .send()
+        .status
+}

@@ -106,6 +106,7 @@ fn print(route: &Route) -> String {
         Route::Catalog => "/v2/_catalog".into(),
         Route::Tags(r) => format!("/v2/{r}/tags/list"),
         Route::Manifest(r, reference) => format!("/v2/{r}/manifests/{reference}"),
+        Route::BadReference(r, text) => format!("/v2/{r}/manifests/{text}"),
         Route::Blob(r, d) => format!("/v2/{r}/blobs/{d}"),
         Route::UploadStart(r) => format!("/v2/{r}/blobs/uploads/"),
         Route::Upload(r, id) => format!("/v2/{r}/blobs/uploads/{id}"),

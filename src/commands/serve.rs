@@ -255,18 +255,24 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         auth,
         body_read_timeout: config.limits.body_read_timeout,
     };
-    let watchdog =
-        crate::systemd::watchdog_interval().map(|i| tokio::spawn(crate::systemd::watchdog(i)));
+    let (restart_tx, mut restart_rx) = tokio::sync::watch::channel(None::<String>);
+    let supervisor = tokio::spawn(supervise_store(
+        registry.clone(),
+        crate::systemd::watchdog_interval(),
+        std::env::var_os("NOTIFY_SOCKET").is_some(),
+        restart_tx,
+    ));
     crate::systemd::notify_logged(&format!("READY=1\nSTATUS=serving on {scheme}://{addr}"));
     crate::server::run(listener, app, config.limits, async {
-        shutdown_signal().await;
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = restart_rx.wait_for(|r| r.is_some()) => {}
+        }
         exit_if_stop_hangs();
         crate::systemd::notify_logged("STOPPING=1");
     })
     .await;
-    if let Some(w) = watchdog {
-        w.abort();
-    }
+    supervisor.abort();
     hup.abort();
     scheduled_sync.abort();
     trim.abort();
@@ -277,11 +283,69 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     if let Some(m) = maintenance {
         let _ = m.await;
     }
+    let restart = restart_rx.borrow().clone();
+    if let Some(why) = restart {
+        // Exit status 1: systemd's Restart=on-failure starts a fresh process, whose store
+        // opens cleanly now that the disk has room.
+        return Err(format!("stopped to be restarted: {why}"));
+    }
     registry
         .close()
         .map_err(|e| format!("flushing metadata on shutdown: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Watches the metadata store and pings systemd's watchdog while it is sound.
+///
+/// After a failed write (a full disk) sled refuses every later write for the life of the
+/// process, even once space is back; a fresh start recovers it. So when the store has
+/// failed and the disk has room again, or when its writes hang, a process run by systemd
+/// stops cleanly with status 1 (`restart`), and systemd's `Restart=on-failure` starts a
+/// fresh one. While the disk is still full a restart would not help: the process stays up,
+/// not ready (`/readyz` says why), serving pulls. Without systemd nothing would start it
+/// again, so it only says, once a minute, that it needs a restart.
+async fn supervise_store(
+    registry: Registry,
+    watchdog: Option<std::time::Duration>,
+    under_systemd: bool,
+    restart: tokio::sync::watch::Sender<Option<String>>,
+) {
+    use crate::registry::MetadataHealth;
+    let every = watchdog.map_or(std::time::Duration::from_secs(5), |w| w / 2);
+    let mut tick = tokio::time::interval(every);
+    let mut last_said: Option<std::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        let broken = match registry.metadata_health().await {
+            MetadataHealth::Ok => None,
+            MetadataHealth::Hung => Some("metadata writes do not finish".to_string()),
+            MetadataHealth::Failing(e) => match registry.free_space().await {
+                Ok((avail, floor)) if avail >= floor => Some(format!(
+                    "metadata cannot be written ({e}) though the disk has room again"
+                )),
+                _ => None,
+            },
+        };
+        match broken {
+            None => {
+                if watchdog.is_some() {
+                    crate::systemd::notify_logged("WATCHDOG=1");
+                }
+            }
+            Some(why) if under_systemd => {
+                tracing::error!("{why}: stopping, for systemd to start edgeyard afresh");
+                let _ = restart.send(Some(why));
+                return;
+            }
+            Some(why) => {
+                if last_said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                    tracing::error!("{why}: restart edgeyard to recover");
+                    last_said = Some(std::time::Instant::now());
+                }
+            }
+        }
+    }
 }
 
 /// Runs each `[[sync]]` and `[[replication]]` rule that has an interval: once at start,

@@ -13,6 +13,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 
+/// Why a flush failed: its text, and whether the disk was full.
+#[derive(Clone)]
+struct FlushError {
+    text: String,
+    disk_full: bool,
+}
+
 #[derive(Default)]
 struct State {
     /// Tickets handed out (one per `flush` call).
@@ -26,7 +33,7 @@ pub(super) struct Durability {
     gate: RwLock<()>,
     state: Mutex<State>,
     /// The last ticket covered by a finished flush, and that flush's error, if any.
-    done: tokio::sync::watch::Sender<(u64, Option<String>)>,
+    done: tokio::sync::watch::Sender<(u64, Option<FlushError>)>,
 }
 
 impl Durability {
@@ -69,7 +76,8 @@ impl Durability {
                 if *covered >= ticket {
                     return match error {
                         None => Ok(()),
-                        Some(e) => Err(Error::internal("flushing metadata", e.clone())),
+                        Some(e) if e.disk_full => Err(super::disk_full()),
+                        Some(e) => Err(Error::internal("flushing metadata", e.text.clone())),
                     };
                 }
             }
@@ -91,8 +99,11 @@ impl Durability {
                 s.requested
             };
             let result = self.flush_now(db);
-            self.done
-                .send_replace((target, result.err().map(|e| e.to_string())));
+            let error = result.err().map(|e| FlushError {
+                disk_full: super::is_disk_full(&e),
+                text: e.to_string(),
+            });
+            self.done.send_replace((target, error));
         }
     }
 }

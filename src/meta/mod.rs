@@ -67,7 +67,30 @@ pub struct Meta {
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
-    move |e| Error::internal(context, e)
+    move |e| match &e {
+        _ if is_disk_full(&e) => {
+            tracing::error!(error = %e, "{context}: the metadata store's disk is full");
+            disk_full()
+        }
+        _ => Error::internal(context, e),
+    }
+}
+
+/// Whether sled failed for want of space. sled clones its errors by text, which loses the
+/// OS error number but keeps the kind.
+fn is_disk_full(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull)
+}
+
+/// A metadata write that failed on a full disk: the client should know the registry is
+/// full (507, as for uploads), not that it broke.
+fn disk_full() -> Error {
+    Error::api(
+        crate::error::ErrorCode::Denied,
+        "the registry's disk is full: nothing more can be stored until space is freed",
+    )
+    .with_status(http::StatusCode::INSUFFICIENT_STORAGE)
 }
 
 fn key2(a: &str, b: &str) -> Vec<u8> {
@@ -406,7 +429,7 @@ impl Meta {
                 "storing a manifest",
                 "unreadable tag record",
             )),
-            Err(TransactionError::Storage(e)) => Err(Error::internal("storing a manifest", e)),
+            Err(TransactionError::Storage(e)) => Err(db_err("storing a manifest")(e)),
         }
     }
 
@@ -859,7 +882,7 @@ fn id_of(k: &[u8]) -> u64 {
 
 fn tx_err(context: &'static str) -> impl FnOnce(TransactionError<()>) -> Error {
     move |e| match e {
-        TransactionError::Storage(e) => Error::internal(context, e),
+        TransactionError::Storage(e) => db_err(context)(e),
         TransactionError::Abort(()) => Error::internal(context, "transaction aborted"),
     }
 }

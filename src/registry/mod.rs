@@ -106,6 +106,19 @@ impl DiskFloor {
 /// How long a measured storage usage is reused.
 const USAGE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a metadata flush may take before the store counts as hung.
+pub const METADATA_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// See [`Registry::metadata_health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataHealth {
+    Ok,
+    /// The last flush failed (its error).
+    Failing(String),
+    /// A flush did not finish in time.
+    Hung,
+}
+
 impl Registry {
     /// Opens (creating if needed) the registry stored under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Registry> {
@@ -182,11 +195,17 @@ impl Registry {
             Ok(n) => n,
             Err(_) => return vec![("storage", disk)],
         };
-        let meta = self
-            .meta()
-            .repo_exists(&probe)
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+        let meta = match self.meta().repo_exists(&probe) {
+            Err(e) => Err(e.to_string()),
+            Ok(_) => match self.metadata_health().await {
+                MetadataHealth::Ok => Ok(()),
+                MetadataHealth::Failing(e) => Err(format!("metadata cannot be written: {e}")),
+                MetadataHealth::Hung => Err(format!(
+                    "metadata writes do not finish (none in {} s)",
+                    METADATA_PATIENCE.as_secs()
+                )),
+            },
+        };
         let space = match self.free_space().await {
             Ok((avail, floor)) if avail >= floor => Ok(()),
             Ok((avail, floor)) => Err(format!(
@@ -195,6 +214,18 @@ impl Registry {
             Err(e) => Err(e.to_string()),
         };
         vec![("storage", disk), ("metadata", meta), ("free_space", space)]
+    }
+
+    /// Whether metadata can still be made durable: a flush (cheap when nothing is pending,
+    /// and joined with any flush under way) must finish without error within
+    /// [`METADATA_PATIENCE`]. After a failure (a full disk) every later write fails too, so
+    /// readiness reports it rather than answering "ready" over a store that cannot take a tag.
+    pub async fn metadata_health(&self) -> MetadataHealth {
+        match tokio::time::timeout(METADATA_PATIENCE, self.meta().flush()).await {
+            Ok(Ok(())) => MetadataHealth::Ok,
+            Ok(Err(e)) => MetadataHealth::Failing(e.to_string()),
+            Err(_) => MetadataHealth::Hung,
+        }
     }
 
     /// Whether pushes may create repositories (`false`) or only administrators (`true`).

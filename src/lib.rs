@@ -11,7 +11,8 @@
 //!   spoken to as docker would (login, manifests, blobs, tags), for mirrors, sync and push-to.
 //! - [`registry`]: also mirrors (pull-through, sync, eviction), bundles and replication.
 //! - [`http`]: routes, handlers, and the error-to-response mapping.
-//! - [`server`]: the accept loop and graceful shutdown.
+//! - [`server`]: the accept loop, what one connection may hold (its share of read buffers, a
+//!   watchdog for idle and stalled connections, a lingering close), and graceful shutdown.
 //! - [`config`], [`cli`], [`telemetry`]: what `main` needs to start things.
 //!
 //! The rule: handlers call the registry; the registry calls storage and meta; nothing calls

@@ -1,6 +1,8 @@
 //! The accept loop: one task per connection, HTTP/1.1 and h2c via hyper-util's auto builder,
-//! bounds on what one client can hold (connections, time to send a request), and graceful
-//! shutdown that lets in-flight requests finish (within a bound) before returning.
+//! bounds on what one client can hold (connections, time to send a request, its share of the
+//! read buffers pulls use), a watchdog that closes idle and stalled connections
+//! (`activity`), a lingering close so that early refusals reach their client (`linger`), and
+//! graceful shutdown that lets in-flight requests finish (within a bound) before returning.
 
 use std::collections::HashMap;
 use std::future::Future;

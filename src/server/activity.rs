@@ -32,8 +32,8 @@ pub struct Activity {
     /// Milliseconds after `epoch`, plus one, since when the socket has refused every write
     /// (its send buffer full: the client reads nothing); 0 while writes go through.
     blocked: AtomicU64,
-    /// Wakes the watchdog when a request starts or an answer starts being sent, so that it
-    /// measures from then rather than from its last deadline.
+    /// Wakes the watchdog when a request starts or ends, or an answer starts being sent, so
+    /// that it measures from then rather than from its last deadline.
     changed: tokio::sync::Notify,
 }
 
@@ -143,6 +143,8 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // The idle bound may now be nearer than the watchdog's deadline (the send bound).
+        self.0.changed.notify_one();
     }
 }
 
@@ -296,6 +298,34 @@ mod tests {
             v = watch => panic!("{v:?} while waiting for the server"),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+    }
+
+    /// Regression (seen in CI): a request that came and went while the watchdog waited for
+    /// the send bound left it asleep until then, so an idle connection outlived the idle
+    /// bound by the send bound.
+    #[tokio::test]
+    async fn the_idle_bound_counts_from_the_end_of_the_last_request() {
+        let a = Activity::new();
+        let (idle, stall) = (Duration::from_millis(300), Duration::from_secs(30));
+        let watch = {
+            let a = a.clone();
+            tokio::spawn(async move { a.watch(idle, stall).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut body = Tracked::new(ResponseBody::Stream(rx), a.begin());
+        tokio::time::sleep(Duration::from_millis(50)).await; // the watchdog sees it sending
+        tx.send(Ok(Bytes::from_static(b"x"))).await.unwrap();
+        drop(tx);
+        while body.frame().await.is_some() {}
+        drop(body);
+        let t = Instant::now();
+        let verdict = tokio::time::timeout(Duration::from_secs(5), watch)
+            .await
+            .expect("still open 5 s after its last request")
+            .unwrap();
+        assert_eq!(verdict, Verdict::Idle);
+        assert!(t.elapsed() < Duration::from_secs(3));
     }
 
     #[tokio::test]

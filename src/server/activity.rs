@@ -32,9 +32,16 @@ pub struct Activity {
     /// Milliseconds after `epoch`, plus one, since when the socket has refused every write
     /// (its send buffer full: the client reads nothing); 0 while writes go through.
     blocked: AtomicU64,
-    /// Wakes the watchdog when a request starts or ends, or an answer starts being sent, so
-    /// that it measures from then rather than from its last deadline.
+    /// Wakes the watchdog when a change brings a deadline nearer than the one it sleeps
+    /// until (an answer starts being sent, the last request ends, the socket blocks), so
+    /// that it measures from then. Most changes do not (with the default bounds, none do), so
+    /// a busy connection costs the watchdog no wake-up per request.
     changed: tokio::sync::Notify,
+    /// Milliseconds after `epoch` the watchdog sleeps until; `u64::MAX` while it is looking.
+    wake_at: AtomicU64,
+    /// The bounds it watches for, in milliseconds (0 until it starts).
+    idle_ms: AtomicU64,
+    stall_ms: AtomicU64,
 }
 
 /// Why the watchdog closed a connection.
@@ -56,6 +63,9 @@ impl Activity {
             last: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
+            wake_at: AtomicU64::new(u64::MAX),
+            idle_ms: AtomicU64::new(0),
+            stall_ms: AtomicU64::new(0),
         })
     }
 
@@ -67,15 +77,29 @@ impl Activity {
     /// The socket refused a write (see [`Activity::watch`]).
     pub fn write_blocked(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64 + 1;
-        let _ = self
+        if self
             .blocked
-            .compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
+            .compare_exchange(0, ms, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.nudge(&self.stall_ms);
+        }
     }
 
     /// The socket took bytes.
     pub fn write_progressed(&self) {
         if self.blocked.load(Ordering::Relaxed) != 0 {
             self.blocked.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Wakes the watchdog if a deadline `bound` from now is nearer than the one it sleeps
+    /// until (or it is looking right now, and might have read the state before the change).
+    fn nudge(&self, bound: &AtomicU64) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let wake = self.wake_at.load(Ordering::SeqCst);
+        if wake == u64::MAX || now + bound.load(Ordering::Relaxed) < wake {
+            self.changed.notify_one();
         }
     }
 
@@ -86,16 +110,22 @@ impl Activity {
     /// A request has arrived; it counts as in flight until the guard is dropped (moved into
     /// its answer's body by [`Tracked::new`], so until the answer is sent).
     pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        // No nudge: while a request is in flight only the send bound applies, and that
+        // starts with its answer (`Tracked::new`).
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.touch();
-        self.changed.notify_one();
         InFlight(self.clone())
     }
 
     /// Resolves when the connection should be closed: nothing in flight for `idle`, or
     /// answers being sent that took nothing for `stall` while they had something to give.
     pub async fn watch(&self, idle: Duration, stall: Duration) -> Verdict {
+        self.idle_ms
+            .store(idle.as_millis() as u64, Ordering::Relaxed);
+        self.stall_ms
+            .store(stall.as_millis() as u64, Ordering::Relaxed);
         loop {
+            self.wake_at.store(u64::MAX, Ordering::SeqCst);
             let now = Instant::now();
             let last = self.last();
             let in_flight = self.in_flight.load(Ordering::Relaxed);
@@ -127,9 +157,14 @@ impl Activity {
                 now + stall.min(idle)
             };
             let next = blocked_since.map_or(next, |t| next.min(t + stall));
+            let next = next.max(now + Duration::from_millis(50));
             let changed = self.changed.notified();
+            self.wake_at.store(
+                next.saturating_duration_since(self.epoch).as_millis() as u64,
+                Ordering::SeqCst,
+            );
             tokio::select! {
-                _ = tokio::time::sleep_until(next.max(now + Duration::from_millis(50))) => {}
+                _ = tokio::time::sleep_until(next) => {}
                 _ = changed => {}
             }
         }
@@ -142,9 +177,11 @@ pub struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        // The idle bound may now be nearer than the watchdog's deadline (the send bound).
-        self.0.changed.notify_one();
+        // The last request ended: the idle bound may now be nearer than the watchdog's
+        // deadline (the send bound).
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.nudge(&self.0.idle_ms);
+        }
     }
 }
 
@@ -162,8 +199,8 @@ impl<B: Body> Tracked<B> {
     pub fn new(body: B, request: InFlight) -> Tracked<B> {
         let sending = !body.is_end_stream();
         if sending {
-            request.0.sending.fetch_add(1, Ordering::Relaxed);
-            request.0.changed.notify_one();
+            request.0.sending.fetch_add(1, Ordering::SeqCst);
+            request.0.nudge(&request.0.stall_ms);
         }
         Tracked {
             body,

@@ -49,9 +49,16 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Result<Resp, std::convert::Infallible> {
     let started = Instant::now();
-    let leftover = body::Leftover::default();
-    let req =
-        req.map(|b| RequestBody::new(b, app.body_read_timeout).leaving_rest_in(leftover.clone()));
+    // Only a request with a body can leave some of it unread (a GET of a manifest or blob
+    // has none, and pays nothing for this).
+    let leftover = (!http_body::Body::is_end_stream(req.body())).then(body::Leftover::default);
+    let req = req.map(|b| {
+        let b = RequestBody::new(b, app.body_read_timeout);
+        match &leftover {
+            Some(slot) => b.leaving_rest_in(slot.clone()),
+            None => b,
+        }
+    });
     let version = req.version();
     let method = req.method().clone();
     let request_id = request_id(&req);
@@ -96,7 +103,11 @@ pub async fn serve(
     }
     .await;
     let mut resp = result.unwrap_or_else(error_response);
-    if !leftover.settle().await && version <= http::Version::HTTP_11 {
+    let settled = match &leftover {
+        Some(slot) => slot.settle().await,
+        None => true,
+    };
+    if !settled && version <= http::Version::HTTP_11 {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }

@@ -350,13 +350,14 @@ impl Registry {
             .with_detail(serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() })));
         }
         let _shared = self.inner.gc_lock.read().await;
-        let quota = self.check_quota_adding(repo, Some((expected, size, Content::Blob)));
-        if let Err(e) = quota {
-            drop(file);
-            self.discard(id).await?;
-            return Err(e);
-        }
-        if let Err(e) = self.commit_blob(id, file, expected).await {
+        let committed = match self.check_quota_adding(repo, Some((expected, size, Content::Blob))) {
+            Ok(()) => self.commit_blob(id, file, expected).await,
+            Err(e) => {
+                drop(file);
+                Err(e)
+            }
+        };
+        if let Err(e) = committed {
             self.discard(id).await?;
             return Err(e);
         }

@@ -39,9 +39,14 @@ fn page_size<B>(req: &Request<B>, default: usize) -> Result<usize> {
     }
 }
 
-/// `Link: <path?last=X&n=N>; rel="next"` for a page that has more after it.
-fn next_link(path: &str, last: &str, n: usize) -> String {
-    let q: String = form_urlencoded::Serializer::new(String::new())
+/// `Link: <path?[filters&]last=X&n=N>; rel="next"` for a page that has more after it; the
+/// filters (referrers' `artifactType`) carry over to the next page.
+fn next_link(path: &str, filters: &[(&str, &str)], last: &str, n: usize) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in filters {
+        q.append_pair(k, v);
+    }
+    let q = q
         .append_pair("last", last)
         .append_pair("n", &n.to_string())
         .finish();
@@ -58,7 +63,7 @@ fn paged(
 ) -> super::Resp {
     let mut r = super::json(http::StatusCode::OK, body.to_string().into_bytes());
     if let (true, Some(last)) = (more, items.last()) {
-        super::set_header(&mut r, "link", next_link(path, last, n));
+        super::set_header(&mut r, "link", next_link(path, &[], last, n));
     }
     r
 }

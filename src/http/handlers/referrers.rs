@@ -35,20 +35,14 @@ pub fn list<B>(
         set_header(&mut r, "oci-filters-applied", "artifactType");
     }
     if let (true, Some(d)) = (found.more, found.manifests.last()) {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        if let Some(t) = &artifact_type {
-            q.append_pair("artifactType", t);
-        }
-        q.append_pair("last", &d.digest.to_string());
-        q.append_pair("n", &n.to_string());
-        set_header(
-            &mut r,
-            "link",
-            format!(
-                "</v2/{repo}/referrers/{subject}?{}>; rel=\"next\"",
-                q.finish()
-            ),
-        );
+        let filters: Vec<(&str, &str)> = artifact_type
+            .as_deref()
+            .map(|t| ("artifactType", t))
+            .into_iter()
+            .collect();
+        let path = format!("/v2/{repo}/referrers/{subject}");
+        let link = super::next_link(&path, &filters, &d.digest.to_string(), n);
+        set_header(&mut r, "link", link);
     }
     Ok(r)
 }

@@ -54,7 +54,8 @@ pub struct FileConfig {
     pub replication: Vec<ReplicationFileConfig>,
 }
 
-/// The `[storage]` table: the free-space floor below which uploads are refused.
+/// The `[storage]` table: the free-space floor below which uploads are refused, and whether
+/// pulls verify what they send.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageFileConfig {
@@ -62,6 +63,9 @@ pub struct StorageFileConfig {
     pub min_free_bytes: Option<u64>,
     /// Share of the filesystem that must stay free, percent (default 0); the larger wins.
     pub min_free_percent: Option<u8>,
+    /// Hash every whole-blob pull as it is sent and end it in an error, not a clean end,
+    /// if the bytes on disk no longer match the digest (default true).
+    pub verify_pulls: Option<bool>,
 }
 
 /// The `[server]` table: what one client may hold (see `server::Limits`).
@@ -217,6 +221,7 @@ pub struct ServeConfig {
     /// Scheduled garbage collection: how often, and with what options (`None`: off).
     pub gc: Option<(Duration, crate::registry::GcOptions)>,
     pub disk_floor: crate::registry::DiskFloor,
+    pub verify_pulls: bool,
     pub limits: crate::server::Limits,
     pub repository_creation: RepositoryCreation,
     pub mirrors: Vec<crate::registry::MirrorSettings>,
@@ -377,6 +382,7 @@ impl ServeConfig {
             auth,
             gc,
             disk_floor,
+            verify_pulls: file.storage.verify_pulls.unwrap_or(true),
             repository_creation: file.repository_creation.unwrap_or_default(),
             listen: flags.listen.or(file.listen).unwrap_or(default_listen),
             data_dir: flags
@@ -475,6 +481,7 @@ impl ServeConfig {
             "min_free_percent",
             Some(self.disk_floor.percent.to_string()),
         );
+        line(&mut s, "verify_pulls", Some(self.verify_pulls.to_string()));
         s.push_str("\n[server]\n");
         let l = &self.limits;
         for (key, value) in [

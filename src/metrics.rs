@@ -42,6 +42,7 @@ pub struct Metrics {
 pub struct Gauges {
     pub storage_bytes: Option<u64>,
     pub blob_count: Option<u64>,
+    pub corrupt_blobs: Option<u64>,
     pub certificate_expiry: Option<i64>,
 }
 
@@ -278,6 +279,12 @@ impl Metrics {
         );
         gauge(
             &mut s,
+            "edgeyard_storage_corrupt_blobs",
+            "Blobs recorded corrupt (by fsck or by a pull that read them back wrong) and refused until pushed again.",
+            g.corrupt_blobs.map(|v| v.to_string()),
+        );
+        gauge(
+            &mut s,
             "edgeyard_tls_certificate_expiry_timestamp_seconds",
             "When the served TLS certificate expires (unix time).",
             g.certificate_expiry.map(|v| v.to_string()),
@@ -301,6 +308,7 @@ mod tests {
         let text = m.render(&Gauges {
             storage_bytes: Some(5),
             blob_count: Some(1),
+            corrupt_blobs: Some(0),
             certificate_expiry: None,
         });
         assert!(text.contains(
@@ -317,6 +325,7 @@ mod tests {
         assert!(text.contains("edgeyard_auth_failures_total{reason=\"bad_credentials\"} 1"));
         assert!(text.contains("edgeyard_uploads_in_flight 1"));
         assert!(text.contains("edgeyard_storage_blobs 1"));
+        assert!(text.contains("edgeyard_storage_corrupt_blobs 0"));
         assert!(!text.contains("certificate_expiry"));
     }
 }

@@ -1,6 +1,8 @@
 //! `edgeyard fsck` on the real binary: a clean store, a flipped byte found offline and
 //! through a running server's admin API, the corrupt blob refused to every client (docker
-//! included) from then on, quarantine, repair by a new push, and the metadata checks.
+//! included) from then on, quarantine, repair by a new push, and the metadata checks. And
+//! a flipped byte found by the pull that reads it (`[storage] verify_pulls`): the client
+//! never gets a clean end of wrong bytes, and the blob is recorded corrupt as fsck would.
 
 mod common;
 
@@ -263,6 +265,164 @@ fn a_flipped_byte_is_found_refused_everywhere_and_repaired_by_a_push() {
     assert!(problems(&out).is_empty(), "{out}");
 }
 
+/// A whole-blob GET over HTTP/1.1 read to the end: (the promised length, what arrived).
+fn raw_get(s: &Server, path: &str) -> (usize, Vec<u8>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(c);
+    let (mut line, mut promised) = (String::new(), None);
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line.trim_end().is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            promised = v.trim().parse().ok();
+        }
+    }
+    let mut body = Vec::new();
+    // The server ends a body it cannot finish by closing (or resetting) the connection.
+    let _ = r.read_to_end(&mut body);
+    (promised.expect("content-length"), body)
+}
+
+#[test]
+fn a_pull_that_reads_a_flipped_byte_ends_in_an_error_and_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    // Several read pieces (256 KiB each), the flip in the first: only the last is held.
+    let layer = bytes(1_000_000, 31);
+    let (r, _) = put_image(&s, "rot/app", "v1", 31, 1_000_000);
+    assert_eq!(r.status, 201);
+    let digest = sha256(&layer);
+    let (other, old) = (bytes(600_000, 33), bytes(400_000, 34));
+    let other_digest = push_blob(&s, "rot/app", &other);
+    let old_digest = push_blob(&s, "rot/app", &old);
+    // Two blobs as an older version stored them, with no checksum recorded: their pulls
+    // check the digest.
+    assert!(s.terminate().success());
+    with_sled(&dir, |db| {
+        let sums = db.open_tree("checksums").unwrap();
+        for d in [&digest, &other_digest, &old_digest] {
+            assert!(sums.contains_key(d.as_bytes()).unwrap(), "recorded at push");
+        }
+        sums.remove(other_digest.as_bytes()).unwrap();
+        sums.remove(old_digest.as_bytes()).unwrap();
+    });
+    let s = Server::start_in(&dir);
+
+    let path = format!("/v2/rot/app/blobs/{digest}");
+    let (promised, body) = raw_get(&s, &path);
+    assert_eq!((promised, body == layer), (layer.len(), true), "sound");
+    let file = blob_file(&dir, &digest);
+    flip(&file, 1_000);
+    let bad = std::fs::read(&file).unwrap();
+
+    // Checked against the checksum recorded at push.
+    let (promised, body) = raw_get(&s, &path);
+    assert_eq!(promised, layer.len());
+    assert!(
+        body.len() < promised && body.len() + (256 << 10) >= promised,
+        "all but the last piece, never the whole: got {} of {promised}",
+        body.len()
+    );
+    assert!(body[..] == bad[..body.len()]);
+    // Checked against its digest, with the same result: curl, as any HTTP client, sees a
+    // transfer that did not finish (exit 18: partial file).
+    flip(&blob_file(&dir, &other_digest), 599_999);
+    let curl = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null"])
+        .arg(s.url(&format!("/v2/rot/app/blobs/{other_digest}")))
+        .output()
+        .unwrap();
+    assert_eq!(
+        curl.status.code(),
+        Some(18),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+
+    // Over HTTP/2 the stream is reset, never ended cleanly (curl exit 92).
+    let h2 = push_blob(&s, "rot/app", &bytes(300_000, 35));
+    flip(&blob_file(&dir, &h2), 7);
+    let curl = Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "-o", "/dev/null"])
+        .arg(s.url(&format!("/v2/rot/app/blobs/{h2}")))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&curl.stderr);
+    assert_eq!(curl.status.code(), Some(92), "{stderr}");
+    assert!(stderr.contains("INTERNAL_ERROR"), "{stderr}");
+
+    // The finding sticks, as a scrub's does: refused from now on (across a restart too),
+    // fsck reports it, and a push of the right bytes repairs it.
+    for d in [&digest, &other_digest, &h2] {
+        let p = format!("/v2/rot/app/blobs/{d}");
+        wait_until("the blob recorded corrupt", || {
+            s.req("GET", &p).send().status == 409
+        });
+    }
+    assert!(s.log_text().contains("a pull read the blob back wrong"));
+    // And a sound digest check records the checksum, for the next pulls.
+    let (_, body) = raw_get(&s, &format!("/v2/rot/app/blobs/{old_digest}"));
+    assert!(body == old);
+    assert!(s.terminate().success());
+    with_sled(&dir, |db| {
+        let sums = db.open_tree("checksums").unwrap();
+        let got = sums.get(old_digest.as_bytes()).unwrap();
+        assert_eq!(got.map(|v| v.len()), Some(4), "recorded by the pull");
+    });
+    let s = Server::start_in(&dir);
+    assert_refused(&s, "rot/app", &digest, &bad);
+    let metrics = String::from_utf8(s.req("GET", "/metrics").send().body).unwrap();
+    assert!(
+        metrics.contains("\nedgeyard_storage_corrupt_blobs 3\n"),
+        "{metrics}"
+    );
+    let (code, out, err) = fsck_server(&s, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(has(&out, "blob_corrupt", &digest), "{out}");
+    push_blob(&s, "rot/app", &layer);
+    let (promised, body) = raw_get(&s, &path);
+    assert_eq!((promised, body == layer), (layer.len(), true), "repaired");
+    // A range is not verified (the server cannot hash what it does not read), but it reads
+    // the repaired file.
+    let r = s.req("GET", &path).header("Range", "bytes=0-9").send();
+    assert_eq!((r.status, &r.body[..]), (206, &layer[..10]));
+}
+
+#[test]
+fn with_pull_verification_off_a_flipped_byte_is_served_until_fsck_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let cfg = tmp.path().join("edgeyard.toml");
+    std::fs::write(&cfg, "[storage]\nverify_pulls = false\n").unwrap();
+    let s = Server::start_with(&dir, &["--config", cfg.to_str().unwrap()]);
+    let layer = bytes(300_000, 32);
+    assert_eq!(put_image(&s, "rot/off", "v1", 32, 300_000).0.status, 201);
+    let digest = sha256(&layer);
+    flip(&blob_file(&dir, &digest), 299_999);
+    let bad = std::fs::read(blob_file(&dir, &digest)).unwrap();
+    let path = format!("/v2/rot/off/blobs/{digest}");
+    let (promised, body) = raw_get(&s, &path);
+    assert_eq!((promised, body == bad), (bad.len(), true));
+    assert_eq!(s.req("GET", &path).send().status, 200, "nothing recorded");
+    let (code, out, err) = fsck_server(&s, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert_refused(&s, "rot/off", &digest, &bad);
+}
+
 #[test]
 fn offline_detection_reaches_the_server_started_after_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -521,7 +681,7 @@ fn a_mirror_fetches_a_corrupt_cached_blob_again_from_its_upstream() {
 }
 
 #[test]
-fn docker_pull_of_a_corrupt_layer_fails_loudly_and_a_push_repairs_it() {
+fn docker_pull_of_a_corrupt_layer_fails_loudly_whoever_finds_it_and_a_push_repairs_it() {
     let Some(docker) = Docker::from_env() else {
         return;
     };
@@ -569,5 +729,25 @@ fn docker_pull_of_a_corrupt_layer_fails_loudly_and_a_push_repairs_it() {
     docker.run(&["pull", &image]);
     let (code, out, err) = fsck_server(&s, &[]);
     assert_eq!(code, 0, "{out}{err}");
+
+    // Rot again, and no scrub this time: the pull that reads the layer finds it. docker
+    // sees its download cut short, never a whole layer of wrong bytes, and its retry is
+    // refused as corrupt; it stores nothing.
+    docker.run(&["rmi", &image]);
+    flip(&file, 10);
+    let pulled = docker.fails(&["pull", &image]);
+    assert!(pulled.contains("corrupt"), "{pulled}");
+    assert!(
+        docker
+            .cmd(&["image", "inspect", &image])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0),
+        "no image from a failed pull"
+    );
+    assert_refused(&s, "fsck/app", &layer, &std::fs::read(&file).unwrap());
+    assert!(s.log_text().contains("a pull read the blob back wrong"));
     let _ = docker.cmd(&["rmi", "-f", &image]).output();
 }

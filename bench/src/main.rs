@@ -493,6 +493,57 @@ async fn main() {
     }
     drop(live);
 
+    // What verifying a pull as it is sent costs (`[storage] verify_pulls`, on by default,
+    // so the pull rows above are verified). Pulls check a CRC-32 recorded when the blob
+    // was pushed (a blob stored by an older version has its digest checked once instead).
+    // Each repetition pushes a fresh blob and pulls it twice from edgeyard with
+    // verification on (`first`, then `checksum`), then once with it off (`unverified`),
+    // each server a fresh process on the same data directory.
+    say(&format!("pull_http: verification's cost x{}", sizes.reps));
+    let off = a.work.join("verify-off.toml");
+    std::fs::write(&off, "[storage]\nverify_pulls = false\n").expect("config");
+    let off_args = ["--config", off.to_str().expect("utf-8 path")];
+    let modes = ["first", "checksum", "unverified"];
+    let mut v: HashMap<&str, Vec<f64>> = Default::default();
+    let mut cpu: HashMap<&str, CpuUse> = Default::default();
+    for rep in 0..sizes.reps {
+        let fresh = Blob::new(sizes.big, 500 + rep as u64);
+        for verified in [true, false] {
+            let extra: &[&str] = if verified { &[] } else { &off_args };
+            let s = setup.start_with(Kind::Edgeyard, false, extra);
+            let t = Target::http(&s.addr);
+            if verified {
+                load::push_monolithic(&t, "bench/verify", &fresh)
+                    .await
+                    .expect("push");
+            }
+            let runs: &[&str] = if verified { &modes[..2] } else { &modes[2..] };
+            for mode in runs {
+                let m = CpuUse::mark(&s);
+                let secs = load::pull(&t, "bench/verify", &fresh.digest, fresh.len)
+                    .await
+                    .expect("pull");
+                cpu.entry(mode).or_default().add(&s, m, sizes.big);
+                v.entry(mode)
+                    .or_default()
+                    .push(sizes.big as f64 / MIB / secs);
+            }
+        }
+    }
+    for mode in modes {
+        let rate = median(v.remove(mode).unwrap_or_default());
+        say(&format!("  edgeyard, {mode} pull: {rate:.0} MiB/s"));
+        note("pull_http", format!("edgeyard_{mode}_pull_mib_s"), rate);
+        if let Some(c) = cpu.get(mode) {
+            let key = match mode {
+                "first" => "edgeyard_first_pull",
+                "checksum" => "edgeyard_checksum_pull",
+                _ => "edgeyard_unverified_pull",
+            };
+            c.record("pull_http", key, &mut note);
+        }
+    }
+
     let get = |n: &str, k: Kind| figures.get(&(n, k)).copied().unwrap_or(0.0);
     for (name, unit, higher) in [
         ("push_monolithic", "MiB/s", true),

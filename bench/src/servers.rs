@@ -53,6 +53,11 @@ impl Setup {
     /// Starts a server; `tls` for HTTPS (Distribution then uses edgeyard's server
     /// certificate, so both present the same kind of key and chain).
     pub fn start(&self, kind: Kind, tls: bool) -> Server {
+        self.start_with(kind, tls, &[])
+    }
+
+    /// [`Setup::start`] with extra arguments for edgeyard's `serve`.
+    pub fn start_with(&self, kind: Kind, tls: bool, extra: &[&str]) -> Server {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = match kind {
@@ -71,6 +76,7 @@ impl Setup {
                 if !tls {
                     c.arg("--insecure-http");
                 }
+                c.args(extra);
                 c
             }
             Kind::Distribution => {

@@ -151,6 +151,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         )
     })?;
     registry.set_disk_floor(config.disk_floor);
+    registry.set_verify_pulls(config.verify_pulls);
     registry.set_max_uploads_per_client(config.limits.max_uploads_per_client);
     registry.set_mirrors(config.mirrors.clone());
     registry.set_sync_rules(config.sync.clone());

@@ -22,6 +22,7 @@
 //! | `mirror_tags`    | repo `\0` tag                | [`CacheRecord`] (mirrored tag) |
 //! | `pins`           | repo `\0` tag                | [`PinRecord`]           |
 //! | `corrupt`        | digest                       | [`CorruptRecord`] (blob found corrupt) |
+//! | `checksums`      | digest                       | CRC-32 of the blob's bytes (4 bytes, big-endian) |
 
 mod cache;
 mod durability;
@@ -63,6 +64,7 @@ pub struct Meta {
     mirror_tags: sled::Tree,
     pins: sled::Tree,
     corrupt: sled::Tree,
+    checksums: sled::Tree,
     durability: std::sync::Arc<durability::Durability>,
 }
 
@@ -187,6 +189,7 @@ impl Meta {
             mirror_tags: tree("mirror_tags")?,
             pins: tree("pins")?,
             corrupt: tree("corrupt")?,
+            checksums: tree("checksums")?,
             durability: durability::Durability::new(),
             db,
         })

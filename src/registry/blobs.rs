@@ -1,11 +1,12 @@
 //! Reading and unlinking blobs. A blob is visible in a repository only through that
 //! repository's link to it, even though its bytes are shared by all. A blob recorded
-//! corrupt (by `fsck`) is refused in every repository.
+//! corrupt (by `fsck`, or by a pull that read it back wrong) is refused in every repository.
 
 use super::{blocking, Registry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::{Digest, RepoName};
 use crate::storage::FileBody;
+use std::sync::atomic::Ordering;
 
 /// A `Range` request header on a blob GET (single ranges only; RFC 9110 lets a server
 /// ignore anything else and send the whole blob).
@@ -115,11 +116,18 @@ impl Registry {
             return Err(Self::blob_unknown(digest));
         };
         match range {
-            None => Ok(BlobRead {
-                size,
-                range: None,
-                body: FileBody::spawn(file, 0, size),
-            }),
+            None => {
+                let body = FileBody::spawn(file, 0, size);
+                let body = match self.inner.verify_pulls.load(Ordering::Relaxed) {
+                    true => body.verified(self.verify_served(digest)?),
+                    false => body,
+                };
+                Ok(BlobRead {
+                    size,
+                    range: None,
+                    body,
+                })
+            }
             Some(r) => match r.resolve(size) {
                 Some((a, b)) => Ok(BlobRead {
                     size,

@@ -103,7 +103,7 @@ impl Registry {
                 Ok(size)
             })
             .await?;
-            self.meta().clear_corrupt(d)?;
+            self.meta().blob_file_deleted(d)?;
             count += 1;
             bytes += size;
         }

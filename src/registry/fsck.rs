@@ -18,7 +18,7 @@ use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::{now, CorruptRecord};
 use crate::oci::{Digest, Hasher, Manifest, RepoName, UploadId};
-use crate::storage::{BlobEntry, Hashed, UploadFile, HASH_BUFFER};
+use crate::storage::{BlobEntry, Expect, Hashed, Outcome, UploadFile, Verify, HASH_BUFFER};
 
 /// Problems listed in a report at most (all are counted); keeps the admin API's answer small.
 const LIST_MAX: usize = 1000;
@@ -228,6 +228,61 @@ impl Registry {
         Ok(())
     }
 
+    /// Blobs recorded corrupt (a lookup in a tree that is normally empty).
+    pub fn corrupt_blob_count(&self) -> Result<u64> {
+        Ok(self.meta().corrupt_blobs()?.len() as u64)
+    }
+
+    /// What a whole-blob pull of `digest` checks as it sends it: the digest on its first
+    /// verified pull, then the checksum recorded when the digest matched (see
+    /// `storage::verify`). Wrong bytes make the blob's file be hashed again, and recorded
+    /// corrupt as a scrub would if it is, so later pulls are refused at once and a push of
+    /// the blob repairs it.
+    pub(super) fn verify_served(&self, digest: &Digest) -> Result<Verify> {
+        let expect = match self.meta().blob_checksum(digest)? {
+            Some(c) => Expect::Checksum(c),
+            None => Expect::Digest(digest.clone()),
+        };
+        let first = matches!(expect, Expect::Digest(_));
+        let (me, d) = (self.clone(), digest.clone());
+        Ok(Verify {
+            expect,
+            report: Box::new(move |outcome| match outcome {
+                Outcome::Sound { checksum } if first => {
+                    if let Err(e) = me.meta().set_blob_checksum(&d, checksum) {
+                        tracing::warn!(digest = %d, error = %e, "could not record a blob checksum");
+                    }
+                }
+                Outcome::Sound { .. } => {}
+                Outcome::Wrong => {
+                    tracing::error!(digest = %d, "a pull read the blob back wrong: the client got an error, not the bytes");
+                    // Called on the runtime (the reader task); hashing reads the whole file.
+                    tokio::task::spawn_blocking(move || me.rehash_after_bad_read(&d));
+                }
+            }),
+        })
+    }
+
+    /// Hashes a blob a pull read wrong, and records it corrupt if its file is.
+    fn rehash_after_bad_read(&self, digest: &Digest) {
+        let mut buf = vec![0u8; HASH_BUFFER];
+        let hashed = match self.storage().hash_blob(digest, &mut buf) {
+            Ok(Some(h)) => h,
+            Ok(None) => return, // deleted meanwhile
+            Err(e) => {
+                tracing::error!(%digest, error = %e, "cannot read the blob to check it");
+                return;
+            }
+        };
+        if hashed.actual == *digest {
+            tracing::warn!(%digest, "the blob's file hashes right when read again: the bad read was transient (memory or I/O); it stays served");
+            return;
+        }
+        if let Err(e) = self.condemn(digest, &hashed, FsckOptions { quarantine: false }) {
+            tracing::error!(%digest, error = %e, "could not record the blob corrupt");
+        }
+    }
+
     /// Commits a verified upload file as the blob `digest` (the caller holds the GC lock
     /// for reading). An existing file is kept, since its bytes are the same by definition,
     /// unless the blob is recorded corrupt: then the upload replaces it and the mark is
@@ -239,6 +294,7 @@ impl Registry {
         digest: &Digest,
     ) -> Result<()> {
         let corrupt = self.meta().is_corrupt(digest)?;
+        let checksum = file.checksum();
         let storage = self.storage().clone();
         let (id2, d2) = (id.clone(), digest.clone());
         match tokio::task::spawn_blocking(move || {
@@ -257,6 +313,10 @@ impl Registry {
         if corrupt && self.meta().clear_corrupt(digest)? {
             tracing::info!(%digest, "a corrupt blob was replaced by an upload of its bytes");
         }
+        // The bytes matched the digest, so their checksum is the blob's (whichever file is
+        // kept): pulls check it from the first. Not flushed; a lost record costs only a
+        // digest check on the next pull.
+        self.meta().set_blob_checksum(digest, checksum)?;
         Ok(())
     }
 
@@ -337,6 +397,8 @@ impl Registry {
             r.bytes_hashed += hashed.len;
             let recorded = link_sizes.get(&digest).map(Vec::as_slice).unwrap_or(&[]);
             if hashed.actual == digest {
+                // Pulls then check the cheap checksum from the start.
+                self.meta().set_blob_checksum(&digest, hashed.checksum)?;
                 if self.meta().clear_corrupt(&digest)? {
                     r.cleared.push(digest.to_string());
                 }

@@ -194,7 +194,7 @@ impl Registry {
                     let storage = self.storage().clone();
                     let d2 = d.clone();
                     blocking("deleting a blob", move || storage.delete_blob(&d2)).await?;
-                    self.meta().clear_corrupt(d)?;
+                    self.meta().blob_file_deleted(d)?;
                 }
                 report.blobs_deleted += 1;
                 report.bytes_freed += size;

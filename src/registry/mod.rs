@@ -72,6 +72,9 @@ struct Inner {
     /// garbage collection deletes (see `gc`).
     gc_lock: tokio::sync::RwLock<()>,
     floor: std::sync::RwLock<DiskFloor>,
+    /// Whole-blob pulls hash what they send and hold back the last piece until it checks
+    /// out (see `storage::Verify`); on unless the operator turned it off.
+    verify_pulls: std::sync::atomic::AtomicBool,
     /// Repositories exist only once an administrator created them (no creation on push).
     explicit_creation: std::sync::atomic::AtomicBool,
     /// Pull-through mirrors, replaced whole when the configuration changes.
@@ -137,6 +140,7 @@ impl Registry {
                 immutable: std::sync::RwLock::new(Arc::new(immutable)),
                 gc_lock: tokio::sync::RwLock::new(()),
                 floor: std::sync::RwLock::new(DiskFloor::default()),
+                verify_pulls: std::sync::atomic::AtomicBool::new(true),
                 explicit_creation: std::sync::atomic::AtomicBool::new(false),
                 mirrors: std::sync::RwLock::new(Arc::new(Vec::new())),
                 sync_rules: std::sync::RwLock::new(Arc::new(Vec::new())),
@@ -254,6 +258,13 @@ impl Registry {
 
     pub fn set_disk_floor(&self, floor: DiskFloor) {
         *self.inner.floor.write().unwrap_or_else(|p| p.into_inner()) = floor;
+    }
+
+    /// Whether whole-blob pulls are verified as they are sent (`[storage] verify_pulls`).
+    pub fn set_verify_pulls(&self, on: bool) {
+        self.inner
+            .verify_pulls
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Free bytes, and the floor below which uploads are refused.

@@ -10,6 +10,11 @@
 //! a client that stops reading (or holds its HTTP/2 window at 0) ties up at most its share,
 //! never the buffers other clients' pulls need. A piece nobody takes for the share's send
 //! timeout is dropped, the body ends in an error, and its buffers go back at once.
+//!
+//! A whole blob can be read [`Verify`]-ing it (see `verify`): each piece is checked as it
+//! is read, and the last one is sent only once the whole checks out. A blob whose bytes
+//! changed on disk then ends in an error instead of a clean end, so a client never takes
+//! wrong bytes for a whole blob.
 
 use std::fs::File;
 use std::io;
@@ -21,6 +26,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::verify::{Check, Verify};
 
 const PIECE: usize = 256 << 10;
 
@@ -97,8 +104,16 @@ pub struct FileBody {
     remaining: u64,
     /// The reader, not started until the body is first polled, so that the share it reads
     /// under can still be set.
-    pending: Option<(File, u64, mpsc::Sender<io::Result<Bytes>>)>,
+    pending: Option<Reader>,
     share: Option<ReadShare>,
+}
+
+/// A reader not yet started: the file, where to start, and where its pieces go.
+struct Reader {
+    file: File,
+    offset: u64,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    verify: Option<Verify>,
 }
 
 impl FileBody {
@@ -108,9 +123,23 @@ impl FileBody {
         FileBody {
             rx,
             remaining: len,
-            pending: (len > 0).then_some((file, offset, tx)),
+            pending: (len > 0).then_some(Reader {
+                file,
+                offset,
+                tx,
+                verify: None,
+            }),
             share: None,
         }
+    }
+
+    /// Checks the content against `verify` as it streams. Only meaningful for a body that
+    /// is a whole blob (offset 0, the file's full length); set before the body is polled.
+    pub fn verified(mut self, verify: Verify) -> FileBody {
+        if let Some(r) = &mut self.pending {
+            r.verify = Some(verify);
+        }
+        self
     }
 
     /// Reads within `share` (the connection and client the body is sent to).
@@ -151,13 +180,15 @@ async fn permits(
     Some([connection, client, Some(global)])
 }
 
-async fn read_pieces(
-    file: Arc<File>,
-    offset: u64,
-    len: u64,
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    share: Option<ReadShare>,
-) {
+async fn read_pieces(reader: Reader, len: u64, share: Option<ReadShare>) {
+    let Reader {
+        file,
+        offset,
+        tx,
+        verify,
+    } = reader;
+    let file = Arc::new(file);
+    let mut check = verify.map(Check::new);
     let pool = pool();
     let (mut pos, end) = (offset, offset + len);
     while pos < end {
@@ -184,6 +215,17 @@ async fn read_pieces(
                     .unwrap_or_else(|e| Err(io::Error::other(e)))
             }
         };
+        // Hashed here, and the last piece held back until the whole checks out.
+        let read = read.and_then(|buf| {
+            let Some(c) = check.as_mut() else {
+                return Ok(buf);
+            };
+            c.feed(&buf);
+            if pos + buf.len() as u64 >= end {
+                check.take().map_or(Ok(()), Check::conclude)?;
+            }
+            Ok(buf)
+        });
         let piece = read.map(|buf| {
             Bytes::from_owner(Piece {
                 buf,
@@ -273,10 +315,10 @@ impl Body for FileBody {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
-        if let Some((file, offset, tx)) = self.pending.take() {
+        if let Some(reader) = self.pending.take() {
             let len = self.remaining;
             let share = self.share.clone();
-            tokio::spawn(read_pieces(Arc::new(file), offset, len, tx, share));
+            tokio::spawn(read_pieces(reader, len, share));
         }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(b))) => {
@@ -304,6 +346,8 @@ impl Body for FileBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::Digest;
+    use crate::storage::verify::{Expect, Outcome};
     use http_body_util::BodyExt;
     use std::io::Write;
 
@@ -339,6 +383,73 @@ mod tests {
         f.write_all(&pattern(1000)).unwrap();
         let body = FileBody::spawn(File::open(f.path()).unwrap(), 0, 5000);
         assert!(body.collect().await.is_err());
+    }
+
+    /// A verified body: what was sent, how it ended, and the outcome reported.
+    async fn read_verified(
+        data: &[u8],
+        expect: Expect,
+    ) -> (Vec<u8>, Option<io::Error>, Option<Outcome>) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(data).unwrap();
+        let reported = Arc::new(Mutex::new(None));
+        let r2 = reported.clone();
+        let mut body = FileBody::spawn(File::open(f.path()).unwrap(), 0, data.len() as u64)
+            .verified(Verify {
+                expect,
+                report: Box::new(move |o| *r2.lock().unwrap() = Some(o)),
+            });
+        let (mut sent, mut error) = (Vec::new(), None);
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => sent.extend_from_slice(&f.into_data().unwrap()),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let got = *reported.lock().unwrap();
+        (sent, error, got)
+    }
+
+    #[tokio::test]
+    async fn a_verified_blob_that_checks_out_is_sent_whole() {
+        for n in [1, PIECE, 2 * PIECE + 5] {
+            let data = pattern(n);
+            let checksum = crc32fast::hash(&data);
+            for expect in [
+                Expect::Digest(Digest::sha256_of(&data)),
+                Expect::Checksum(checksum),
+            ] {
+                let (sent, error, reported) = read_verified(&data, expect).await;
+                assert_eq!(sent, data, "{n} bytes");
+                assert!(error.is_none(), "{n} bytes");
+                assert_eq!(reported, Some(Outcome::Sound { checksum }));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_verified_blob_with_a_flipped_byte_never_ends_cleanly() {
+        for n in [1, PIECE, 2 * PIECE + 5] {
+            let good = pattern(n);
+            let mut bad = good.clone();
+            bad[n / 2] ^= 0x20;
+            for expect in [
+                Expect::Digest(Digest::sha256_of(&good)),
+                Expect::Checksum(crc32fast::hash(&good)),
+            ] {
+                let (sent, error, reported) = read_verified(&bad, expect).await;
+                // What went out is a prefix of the file short of its last piece (at most
+                // one piece, held back for the error).
+                assert!(sent.len() < n && sent.len() + PIECE >= n, "{n} bytes");
+                assert_eq!(sent[..], bad[..sent.len()]);
+                let error = error.expect("the body must end in an error");
+                assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+                assert_eq!(reported, Some(Outcome::Wrong), "{n} bytes");
+            }
+        }
     }
 
     #[cfg(target_os = "linux")]

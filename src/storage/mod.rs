@@ -23,6 +23,7 @@
 mod file_body;
 mod scrub;
 mod upload_file;
+mod verify;
 
 use std::fs::{self, File};
 use std::io;
@@ -33,6 +34,7 @@ use crate::oci::{Digest, UploadId};
 pub use file_body::{FileBody, ReadShare};
 pub use scrub::{BlobEntry, FileId, Hashed, HASH_BUFFER};
 pub use upload_file::UploadFile;
+pub use verify::{Expect, Outcome, Verify};
 
 /// Handle to the on-disk layout. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -48,6 +48,8 @@ pub struct Hashed {
     /// Bytes read.
     pub len: u64,
     pub id: FileId,
+    /// Their CRC-32: what pulls check the blob with once its digest matched.
+    pub checksum: u32,
 }
 
 /// Reads per `read` call while hashing: large enough that the disk streams, small enough
@@ -117,6 +119,7 @@ impl Storage {
         };
         let id = FileId::of(&f.metadata()?);
         let mut h = Hasher::new(digest.algorithm());
+        let mut crc = crc32fast::Hasher::new();
         let mut len = 0u64;
         loop {
             let n = match f.read(buf) {
@@ -126,12 +129,14 @@ impl Storage {
                 Err(e) => return Err(e),
             };
             h.update(&buf[..n]);
+            crc.update(&buf[..n]);
             len += n as u64;
         }
         Ok(Some(Hashed {
             actual: h.finish(),
             len,
             id,
+            checksum: crc.finalize(),
         }))
     }
 

@@ -7,10 +7,12 @@ use crate::oci::{Algorithm, Digest, Hasher};
 
 /// An append-only upload file and the sha256 of its content so far. The invariant
 /// `hash == sha256(file[..len])` holds after every call, including failed ones: a failed
-/// write is cut back off the file.
+/// write is cut back off the file. A CRC-32 runs alongside: what pulls of the blob check
+/// (see `verify`), recorded at commit so that even a blob's first pull is cheap to verify.
 pub struct UploadFile {
     file: File,
     hasher: Hasher,
+    crc: crc32fast::Hasher,
     len: u64,
     /// Bytes already handed to the kernel for writeback (see [`UploadFile::append`]).
     flushed: u64,
@@ -24,6 +26,7 @@ impl UploadFile {
         UploadFile {
             file,
             hasher: Hasher::new(Algorithm::Sha256),
+            crc: crc32fast::Hasher::new(),
             len: 0,
             flushed: 0,
         }
@@ -32,6 +35,7 @@ impl UploadFile {
     /// Rebuilds the running hash from the file's content (after a restart).
     pub(super) fn resume(mut file: File) -> io::Result<UploadFile> {
         let mut hasher = Hasher::new(Algorithm::Sha256);
+        let mut crc = crc32fast::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut len = 0u64;
         loop {
@@ -40,11 +44,13 @@ impl UploadFile {
                 break;
             }
             hasher.update(&buf[..n]);
+            crc.update(&buf[..n]);
             len += n as u64;
         }
         Ok(UploadFile {
             file,
             hasher,
+            crc,
             len,
             flushed: len,
         })
@@ -66,11 +72,17 @@ impl UploadFile {
             return Err(e);
         }
         self.hasher.update(bytes);
+        self.crc.update(bytes);
         self.len += bytes.len() as u64;
         if self.len - self.flushed >= WRITEBACK_EVERY {
             self.start_writeback();
         }
         Ok(())
+    }
+
+    /// The CRC-32 of the content so far.
+    pub fn checksum(&self) -> u32 {
+        self.crc.clone().finalize()
     }
 
     /// The sha256 of the content so far.

@@ -642,7 +642,11 @@ fn the_disk_guard_evicts_unpinned_cached_images_first() {
 fn corrupt_upstream_bytes_are_never_served_whole_nor_cached() {
     let tmp = tempfile::tempdir().unwrap();
     let up_dir = tmp.path().join("upstream");
-    let up = Server::start_in(&up_dir);
+    // An upstream that serves what its disk holds, unchecked (as CNCF Distribution does;
+    // edgeyard's own pulls would cut the transfer themselves).
+    let up_cfg = tmp.path().join("upstream.toml");
+    std::fs::write(&up_cfg, "[storage]\nverify_pulls = false\n").unwrap();
+    let up = Server::start_with(&up_dir, &["--config", up_cfg.to_str().unwrap()]);
     let (r, m) = put_image(&up, "team/app", "1", 21, 3 << 20);
     assert_eq!(r.status, 201);
     let m: serde_json::Value = serde_json::from_slice(&m).unwrap();

@@ -1,22 +1,25 @@
 //! edgeyard: a container registry for edge hardware.
 //!
-//! Module map, each layer importing only from the layers listed before it:
+//! Layers, lowest first; each imports only from those below it (`tests/layers.rs` checks
+//! this on every test run and lists, as debt, where the code does not obey yet; see
+//! `docs/architecture.md` for the drawing, the on-disk layout and a push and a pull through
+//! the code):
 //!
-//! - [`oci`]: pure vocabulary: digests and hashing, names/tags/references, manifests.
-//! - [`error`]: the one error type, mapped to the spec's error codes.
-//! - [`storage`]: blob bytes on disk (layout, uploads, atomic commit, streaming reads).
-//! - [`meta`]: metadata in sled (repos, links, manifests, tags, referrers, uploads).
-//! - [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle.
-//! - [`client`], [`remote`]: HTTP(S) to other servers: a small client, and another registry
-//!   spoken to as docker would (login, manifests, blobs, tags), for mirrors, sync and push-to.
-//! - [`registry`]: also mirrors (pull-through, sync, eviction), bundles and replication.
-//! - [`http`]: routes, handlers, and the error-to-response mapping.
-//! - [`server`]: the accept loop, what one connection may hold (its share of read buffers, a
-//!   watchdog for idle and stalled connections, a lingering close), and graceful shutdown.
-//! - [`config`], [`cli`], [`telemetry`]: what `main` needs to start things.
-//!
-//! The rule: handlers call the registry; the registry calls storage and meta; nothing calls
-//! upward, and `http` never touches the disk or sled.
+//! 0. [`oci`]: pure vocabulary: digests and hashing, names/tags/references, manifests, globs.
+//! 1. [`error`]: the one error type, mapped to the spec's error codes.
+//! 2. [`storage`]: blob bytes on disk (layout, uploads, atomic commit, verified streaming
+//!    reads); [`meta`]: metadata in sled, no sled type outside it.
+//! 3. [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle;
+//!    [`governance`]: retention, immutability and quota rules.
+//! 4. [`client`]: a small HTTP(S) client. 5. [`remote`]: another registry, spoken to as
+//!    docker would, for mirrors, sync and push-to.
+//! 6. [`auth`]: users, rules, tokens, sessions; [`tls`]: the CA, certificates, trust.
+//! 7. [`metrics`]: counters and histograms for `/metrics`.
+//! 8. [`http`]: routes, the gate, one handler file per resource, the error-to-response
+//!    mapping; it never touches sled.
+//! 9. [`server`]: the accept loop, what one connection may hold, graceful shutdown.
+//! 10. [`config`]; 11. [`cli`], [`telemetry`], [`systemd`]; 12. [`commands`]: the CLI, where
+//!     errors may be plain strings.
 
 // Every `unsafe` block says why it is sound (clippy, with warnings as errors, enforces it).
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -4,24 +4,83 @@
 
 /// Whether `glob` matches the repository `name`: `*` stays within one path segment, `**`
 /// crosses segments, everything else is literal. `team/**` matches `team/a` and `team/a/b`.
+///
+/// Names come from clients, so the match is linear in both lengths whatever the pattern: a
+/// backtracking matcher takes exponential time on `*-*-*-*-*-x` against a long name of
+/// dashes. This one walks the name once, keeping the set of pattern positions reached.
 pub fn glob_match(glob: &str, name: &str) -> bool {
-    fn go(g: &[u8], n: &[u8]) -> bool {
-        match g.first() {
-            None => n.is_empty(),
-            Some(b'*') if g.get(1) == Some(&b'*') => {
-                let rest = &g[2..];
-                (0..=n.len()).any(|i| go(rest, &n[i..]))
+    glob.len() <= 255 && run(glob, name, &mut 0)
+}
+
+/// One piece of a glob.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Byte(u8),
+    /// `*`: any run of bytes other than `/`.
+    Star,
+    /// `**`: any run of bytes.
+    Stars,
+}
+
+fn tokens(glob: &str) -> Vec<Token> {
+    let g = glob.as_bytes();
+    let mut out = Vec::with_capacity(g.len());
+    let mut i = 0;
+    while i < g.len() {
+        out.push(match (g[i], g.get(i + 1)) {
+            (b'*', Some(b'*')) => {
+                i += 1;
+                Token::Stars
             }
-            Some(b'*') => {
-                let rest = &g[1..];
-                let seg_end = n.iter().position(|&c| c == b'/').unwrap_or(n.len());
-                (0..=seg_end).any(|i| go(rest, &n[i..]))
+            (b'*', _) => Token::Star,
+            (c, _) => Token::Byte(c),
+        });
+        i += 1;
+    }
+    out
+}
+
+/// The match itself; `steps` counts the state visits (at most one per pattern position
+/// per name byte, plus one pass at the start), so a test can bound the work.
+fn run(glob: &str, name: &str, steps: &mut u64) -> bool {
+    let t = tokens(glob);
+    // reached[i]: the first i tokens can match the name read so far.
+    let mut reached = vec![false; t.len() + 1];
+    let mut next = vec![false; t.len() + 1];
+    reached[0] = true;
+    close(&t, &mut reached, steps);
+    for &c in name.as_bytes() {
+        next.iter_mut().for_each(|r| *r = false);
+        for (i, tok) in t.iter().enumerate() {
+            *steps += 1;
+            if !reached[i] {
+                continue;
             }
-            Some(&c) => n.first() == Some(&c) && go(&g[1..], &n[1..]),
+            match *tok {
+                Token::Byte(b) if b == c => next[i + 1] = true,
+                Token::Byte(_) => {}
+                Token::Star if c == b'/' => {}
+                // A star takes the byte and stays where it is.
+                Token::Star | Token::Stars => next[i] = true,
+            }
+        }
+        close(&t, &mut next, steps);
+        std::mem::swap(&mut reached, &mut next);
+        if !reached.contains(&true) {
+            return false;
         }
     }
-    // Globs are short and names at most 255 bytes; the recursion is bounded by both.
-    glob.len() <= 255 && go(glob.as_bytes(), name.as_bytes())
+    reached[t.len()]
+}
+
+/// A star may match nothing: wherever one is reached, the position after it is too.
+fn close(t: &[Token], reached: &mut [bool], steps: &mut u64) {
+    for (i, tok) in t.iter().enumerate() {
+        *steps += 1;
+        if reached[i] && matches!(tok, Token::Star | Token::Stars) {
+            reached[i + 1] = true;
+        }
+    }
 }
 
 /// Validates a glob as written by an operator.
@@ -78,6 +137,58 @@ mod tests {
         assert!(check_glob("prod/**").is_ok());
         assert!(check_glob("Prod/**").is_err());
         assert!(check_glob("").is_err());
+    }
+
+    /// The matcher this one replaced: the semantics by definition, in exponential time.
+    fn reference(g: &[u8], n: &[u8]) -> bool {
+        match g.first() {
+            None => n.is_empty(),
+            Some(b'*') if g.get(1) == Some(&b'*') => {
+                (0..=n.len()).any(|i| reference(&g[2..], &n[i..]))
+            }
+            Some(b'*') => {
+                let seg_end = n.iter().position(|&c| c == b'/').unwrap_or(n.len());
+                (0..=seg_end).any(|i| reference(&g[1..], &n[i..]))
+            }
+            Some(&c) => n.first() == Some(&c) && reference(&g[1..], &n[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        /// Same answers as the definition, on short patterns and names over a small
+        /// alphabet (so that stars, slashes and letters meet often).
+        #[test]
+        fn agrees_with_the_definition(g in "[ab/*-]{0,10}", n in "[ab/-]{0,12}") {
+            proptest::prop_assert_eq!(glob_match(&g, &n), reference(g.as_bytes(), n.as_bytes()));
+        }
+
+        /// Linear work whatever the pattern: at most one visit per pattern position per
+        /// name byte (plus the first pass), on patterns made to make backtracking explode.
+        #[test]
+        fn work_is_bounded_by_the_lengths(
+            parts in proptest::collection::vec("(\\*|\\*\\*|-|a|/)", 1..120),
+            n in "[-a/]{0,255}",
+            tail in "[xa-]{0,3}",
+        ) {
+            let g = format!("{}{tail}", parts.concat());
+            let mut steps = 0;
+            run(&g, &n, &mut steps);
+            let k = tokens(&g).len() as u64;
+            proptest::prop_assert!(steps <= 2 * k * (n.len() as u64 + 1), "{steps} steps");
+        }
+    }
+
+    #[test]
+    fn the_review_s_pattern_is_fast_and_right() {
+        // `*-*-*-*-*-x` against 60 dashes took seconds with the old matcher.
+        let name = "-".repeat(60);
+        let mut steps = 0;
+        assert!(!run("*-*-*-*-*-x", &name, &mut steps));
+        assert!(steps <= 2 * 11 * 61, "{steps}");
+        let long = "*-".repeat(100) + "x";
+        assert!(!glob_match(&long, &"-".repeat(250)));
+        assert!(glob_match(&("*-".repeat(5) + "x"), &("-".repeat(60) + "x")));
+        assert!(glob_match("**-**-**-x", "a/-b/-/c-x"));
     }
 
     #[test]

@@ -15,10 +15,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use super::Registry;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
 use crate::meta::{now, CorruptRecord};
 use crate::oci::{Digest, Hasher, Manifest, RepoName, UploadId};
-use crate::storage::{BlobEntry, Expect, Hashed, Outcome, UploadFile, Verify, HASH_BUFFER};
+use crate::storage::{BlobEntry, Hashed, UploadFile, HASH_BUFFER};
 
 /// Problems listed in a report at most (all are counted); keeps the admin API's answer small.
 const LIST_MAX: usize = 1000;
@@ -182,14 +182,6 @@ fn digest_of(bytes: &[u8], like: &Digest) -> Digest {
     h.finish()
 }
 
-/// 409 `UNSUPPORTED` for content the registry holds but will not serve because it is
-/// corrupt (see [`Registry::corrupt_blob`] for why this status and code).
-pub(crate) fn corrupt(message: String, digest: &Digest) -> Error {
-    Error::api(ErrorCode::Unsupported, message)
-        .with_status(http::StatusCode::CONFLICT)
-        .with_detail(serde_json::json!({ "digest": digest.to_string(), "reason": "corrupt" }))
-}
-
 /// Repository of a `repo \0 digest` link key.
 fn repo_of_key(key: &[u8]) -> String {
     let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
@@ -197,92 +189,6 @@ fn repo_of_key(key: &[u8]) -> String {
 }
 
 impl Registry {
-    /// The answer to a pull of a blob recorded corrupt, whatever the repository.
-    ///
-    /// `GET` answers 409 with the spec's `UNSUPPORTED` code and a message saying what
-    /// happened. The docker daemon decides by the code: it does not retry `UNSUPPORTED` and
-    /// prints the message, so a pull fails at once with `unsupported: blob sha256:… is
-    /// corrupt in this registry …`. The alternatives read worse: a 404 is printed as a bare
-    /// "unknown blob"; `DENIED` is printed after "pull access denied, repository does not
-    /// exist or may require 'docker login'", which sends people the wrong way; other codes
-    /// are retried five times (about a minute); a 5xx also loses the message. 409 (Conflict:
-    /// the stored blob's state prevents serving it) rather than `UNSUPPORTED`'s usual 405,
-    /// which would claim the method is the problem.
-    ///
-    /// `HEAD` answers 404 `BLOB_UNKNOWN`: a push asks with HEAD whether the registry has the
-    /// blob and must hear "no", so it uploads the layer again, which repairs it. (A HEAD
-    /// answer has no body to carry a message anyway.)
-    pub(super) fn corrupt_blob(digest: &Digest, head: bool) -> Error {
-        if head {
-            return Self::blob_unknown(digest);
-        }
-        corrupt(format!("blob {digest} is corrupt in this registry (its bytes failed an integrity check) and is not served; push the image again to repair it"), digest)
-    }
-
-    /// Refuses a blob recorded corrupt (see [`Registry::corrupt_blob`]).
-    pub(super) fn check_not_corrupt(&self, digest: &Digest, head: bool) -> Result<()> {
-        if self.meta().is_corrupt(digest)? {
-            tracing::warn!(%digest, "refused to serve a blob recorded corrupt");
-            return Err(Self::corrupt_blob(digest, head));
-        }
-        Ok(())
-    }
-
-    /// Blobs recorded corrupt (a lookup in a tree that is normally empty).
-    pub fn corrupt_blob_count(&self) -> Result<u64> {
-        Ok(self.meta().corrupt_blobs()?.len() as u64)
-    }
-
-    /// What a whole-blob pull of `digest` checks as it sends it: the digest on its first
-    /// verified pull, then the checksum recorded when the digest matched (see
-    /// `storage::verify`). Wrong bytes make the blob's file be hashed again, and recorded
-    /// corrupt as a scrub would if it is, so later pulls are refused at once and a push of
-    /// the blob repairs it.
-    pub(super) fn verify_served(&self, digest: &Digest) -> Result<Verify> {
-        let expect = match self.meta().blob_checksum(digest)? {
-            Some(c) => Expect::Checksum(c),
-            None => Expect::Digest(digest.clone()),
-        };
-        let first = matches!(expect, Expect::Digest(_));
-        let (me, d) = (self.clone(), digest.clone());
-        Ok(Verify {
-            expect,
-            report: Box::new(move |outcome| match outcome {
-                Outcome::Sound { checksum } if first => {
-                    if let Err(e) = me.meta().set_blob_checksum(&d, checksum) {
-                        tracing::warn!(digest = %d, error = %e, "could not record a blob checksum");
-                    }
-                }
-                Outcome::Sound { .. } => {}
-                Outcome::Wrong => {
-                    tracing::error!(digest = %d, "a pull read the blob back wrong: the client got an error, not the bytes");
-                    // Called on the runtime (the reader task); hashing reads the whole file.
-                    tokio::task::spawn_blocking(move || me.rehash_after_bad_read(&d));
-                }
-            }),
-        })
-    }
-
-    /// Hashes a blob a pull read wrong, and records it corrupt if its file is.
-    fn rehash_after_bad_read(&self, digest: &Digest) {
-        let mut buf = vec![0u8; HASH_BUFFER];
-        let hashed = match self.storage().hash_blob(digest, &mut buf) {
-            Ok(Some(h)) => h,
-            Ok(None) => return, // deleted meanwhile
-            Err(e) => {
-                tracing::error!(%digest, error = %e, "cannot read the blob to check it");
-                return;
-            }
-        };
-        if hashed.actual == *digest {
-            tracing::warn!(%digest, "the blob's file hashes right when read again: the bad read was transient (memory or I/O); it stays served");
-            return;
-        }
-        if let Err(e) = self.condemn(digest, &hashed, FsckOptions { quarantine: false }) {
-            tracing::error!(%digest, error = %e, "could not record the blob corrupt");
-        }
-    }
-
     /// Commits a verified upload file as the blob `digest` (the caller holds the GC lock
     /// for reading). An existing file is kept, since its bytes are the same by definition,
     /// unless the blob is recorded corrupt: then the upload replaces it and the mark is
@@ -443,7 +349,7 @@ impl Registry {
     /// Records a blob found corrupt (and quarantines its file when asked), under the GC
     /// lock and only if its file is still the one that was hashed. `None` when it was not;
     /// else where the file went, if it moved.
-    fn condemn(
+    pub(super) fn condemn(
         &self,
         digest: &Digest,
         hashed: &Hashed,
@@ -700,6 +606,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     async fn upload(reg: &Registry, repo: &RepoName, data: &[u8]) -> Digest {
         let d = Digest::sha256_of(data);

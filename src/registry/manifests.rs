@@ -69,7 +69,7 @@ impl Registry {
         let actual = digest_of(&bytes, digest.algorithm());
         if actual != digest {
             tracing::error!(%repo, %digest, %actual, "stored manifest is corrupt: not served");
-            return Err(super::fsck::corrupt(
+            return Err(super::integrity::corrupt(
                 format!("manifest {digest} is corrupt in this registry (its stored content failed an integrity check) and is not served; push the image again to repair it"),
                 &digest,
             ));

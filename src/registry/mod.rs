@@ -8,6 +8,7 @@ mod detail;
 mod evict;
 mod fsck;
 mod gc;
+mod integrity;
 mod manifests;
 mod mirror;
 mod pump;

@@ -9,8 +9,8 @@
 //! 1. [`error`]: the one error type, mapped to the spec's error codes.
 //! 2. [`storage`]: blob bytes on disk (layout, uploads, atomic commit, verified streaming
 //!    reads); [`meta`]: metadata in sled, no sled type outside it.
-//! 3. [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle;
-//!    [`governance`]: retention, immutability and quota rules.
+//! 3. [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle (with the
+//!    governance rules: retention, immutability, quotas).
 //! 4. [`client`]: a small HTTP(S) client. 5. [`remote`]: another registry, spoken to as
 //!    docker would, for mirrors, sync and push-to.
 //! 6. [`auth`]: users, rules, tokens, sessions; [`tls`]: the CA, certificates, trust.
@@ -30,7 +30,6 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
-pub mod governance;
 pub mod http;
 pub mod meta;
 pub mod metrics;

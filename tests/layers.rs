@@ -20,7 +20,6 @@ const RANKS: &[(&str, u8)] = &[
     ("storage", 2),
     ("meta", 2),
     ("registry", 3),
-    ("governance", 3),
     ("client", 4),
     ("remote", 5),
     ("auth", 6),
@@ -37,10 +36,9 @@ const RANKS: &[(&str, u8)] = &[
 
 /// Imports that break the layering today: (file, module it imports from).
 const KNOWN_UPWARD: &[(&str, &str)] = &[
-    ("src/auth/mod.rs", "metrics"),
+    ("src/auth/login.rs", "metrics"),
     ("src/auth/mod.rs", "tls"),
     ("src/auth/token.rs", "tls"),
-    ("src/http/handlers/admin.rs", "meta"),
     ("src/registry/gc.rs", "metrics"),
     ("src/registry/manifests.rs", "metrics"),
     ("src/registry/mirror.rs", "metrics"),
@@ -54,11 +52,12 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
 ];
 
 /// Files outside `meta/` that name a sled type today.
-const KNOWN_SLED: &[&str] = &["src/registry/gc.rs"];
+const KNOWN_SLED: &[&str] = &[];
 
 /// `Result<_, String>` outside `commands/` today: (file, how many).
 const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
-    ("src/auth/mod.rs", 6),
+    ("src/auth/issue.rs", 1),
+    ("src/auth/mod.rs", 5),
     ("src/auth/password.rs", 3),
     ("src/auth/rules.rs", 2),
     ("src/auth/session.rs", 2),
@@ -66,7 +65,6 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
     ("src/client.rs", 7),
     ("src/config.rs", 7),
     ("src/config/mirrors.rs", 6),
-    ("src/governance.rs", 7),
     ("src/oci/glob.rs", 2),
     ("src/registry/mirror.rs", 1),
     ("src/registry/mod.rs", 1),
@@ -76,10 +74,9 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
 
 /// Files over the limit today: (file, lines it may not grow past).
 const KNOWN_LONG: &[(&str, usize)] = &[
-    ("src/auth/mod.rs", 933),
+    ("src/auth/mod.rs", 666),
     ("src/config.rs", 657),
-    ("src/meta/mod.rs", 989),
-    ("src/registry/fsck.rs", 725),
+    ("src/registry/fsck.rs", 715),
     ("src/registry/mirror.rs", 686),
     ("src/tls/mod.rs", 669),
 ];

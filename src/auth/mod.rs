@@ -5,8 +5,11 @@
 //! Who may do what is decided here; `http` only finds the credentials in a request and shapes
 //! the 401/403/429 answers.
 
+mod accounts;
 pub mod admin;
+mod issue;
 pub mod limiter;
+mod login;
 pub mod password;
 pub mod rules;
 pub mod scope;
@@ -23,6 +26,11 @@ use std::time::{Duration, Instant};
 use sha2::Digest as _;
 
 use crate::meta::{now, Meta, RefreshRecord, UserRecord};
+/// The records an administrator writes rules and robot grants as.
+pub use crate::meta::{GrantRecord, RuleRecord};
+pub use accounts::Accounts;
+use issue::token_grants;
+pub use issue::{token_entry, token_opens_admin_api};
 pub use rules::{Actions, Principal, Rule, Subject};
 pub use scope::Scope;
 pub use token::{Access, Claims, TokenError, TokenKeys};
@@ -345,248 +353,6 @@ impl Auth {
             .is_some_and(|r| r.public)
     }
 
-    /// Checks a user name and password, throttling repeated failures per client address and
-    /// per user. Verified credentials are cached briefly (keyed by a hash of both), so a pull
-    /// of many layers runs argon2 once. The hash itself runs on the blocking pool, at most
-    /// [`HASHING_AT_ONCE`] at a time: the async threads keep serving meanwhile, and requests
-    /// that queued with the same credentials find them cached when their turn comes (when
-    /// the cache entry of a busy client expires, one check serves them all).
-    pub async fn login(
-        &self,
-        user: &str,
-        password: &str,
-        client: IpAddr,
-    ) -> Result<Principal, AuthError> {
-        let key = {
-            let mut h = sha2::Sha256::new();
-            h.update(user.as_bytes());
-            h.update([0]);
-            h.update(password.as_bytes());
-            <[u8; 32]>::from(h.finalize())
-        };
-        if let Some(p) = self.cached(&key) {
-            return Ok(p);
-        }
-        let client = limiter::client_address(client);
-        let ip_key = format!("ip:{client}");
-        if check_user_name(user).is_err() {
-            // No account can have this name: refused without hashing anything, counted
-            // against the address only, and logged as a short escaped prefix (a name may be
-            // hundreds of kilobytes of anything).
-            if let Some(wait) = self.inner.limiter.wait(&ip_key, Instant::now()) {
-                crate::metrics::global().auth_failure("throttled");
-                return Err(AuthError::Throttled(wait));
-            }
-            tracing::info!(user = %name_prefix(user), %client, "login failed: no such user name can exist");
-            crate::metrics::global().auth_failure("bad_credentials");
-            self.inner.limiter.failure(&ip_key, Instant::now());
-            return Err(AuthError::BadCredentials);
-        }
-        // Failures count per address and per (user, address): a client that guesses slows
-        // itself, never the user it guesses for when they log in from elsewhere.
-        let user_key = format!("user:{user}@{client}");
-        let throttled = |now_i| {
-            for k in [&ip_key, &user_key] {
-                if let Some(wait) = self.inner.limiter.wait(k, now_i) {
-                    crate::metrics::global().auth_failure("throttled");
-                    return Err(AuthError::Throttled(wait));
-                }
-            }
-            Ok(())
-        };
-        throttled(Instant::now())?;
-        let _permit = self
-            .inner
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        // While this request waited its turn, another may have checked the same credentials
-        // or run into the throttle.
-        if let Some(p) = self.cached(&key) {
-            return Ok(p);
-        }
-        let now_i = Instant::now();
-        throttled(now_i)?;
-        let rec = self
-            .inner
-            .meta
-            .user(user)
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        self.inner.password_checks.fetch_add(1, Ordering::Relaxed);
-        // Unknown users cost the same work, so timing does not tell which names exist.
-        let stored = rec
-            .as_ref()
-            .map_or_else(|| dummy_hash().to_string(), |r| r.password_hash.clone());
-        let given = password.to_string();
-        let matched = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let ok = matched && rec.is_some();
-        let expired = rec.as_ref().is_some_and(robot_expired);
-        let Some(rec) = rec.filter(|_| ok && !expired) else {
-            tracing::info!(user, %client, "login failed");
-            crate::metrics::global().auth_failure("bad_credentials");
-            self.inner.limiter.failure(&ip_key, now_i);
-            self.inner.limiter.failure(&user_key, now_i);
-            return Err(AuthError::BadCredentials);
-        };
-        tracing::debug!(user, "verified a password hash");
-        self.inner.limiter.success(&user_key);
-        if password::is_bcrypt(&rec.password_hash) {
-            // Imported from htpasswd: upgrade to argon2id now that we know the password.
-            if let Ok(h) = password::hash(password) {
-                let upgraded = UserRecord {
-                    password_hash: h,
-                    ..rec.clone()
-                };
-                if self.inner.meta.put_user(user, &upgraded).is_ok() {
-                    tracing::info!(user, "rehashed an imported bcrypt password with argon2id");
-                }
-            }
-        }
-        let p = principal_of(user, &rec);
-        let mut cache = self.inner.cache.lock().unwrap_or_else(|x| x.into_inner());
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, (p.clone(), now_i));
-        Ok(p)
-    }
-
-    /// The principal of recently verified credentials (by the hash of name and password).
-    fn cached(&self, key: &[u8; 32]) -> Option<Principal> {
-        let cache = self.inner.cache.lock().unwrap_or_else(|x| x.into_inner());
-        cache
-            .get(key)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(p, _)| p.clone())
-    }
-
-    /// The principal behind a refresh token (docker's stored identity token).
-    pub fn redeem_refresh(&self, token: &str) -> Result<Principal, AuthError> {
-        let rec = self
-            .inner
-            .meta
-            .refresh_token(&sha256_hex(token))
-            .map_err(|e| AuthError::Internal(e.to_string()))?
-            .filter(|r| r.expires_at > now())
-            .ok_or(AuthError::BadCredentials)?;
-        let user = self
-            .inner
-            .meta
-            .user(&rec.user)
-            .map_err(|e| AuthError::Internal(e.to_string()))?
-            .ok_or(AuthError::BadCredentials)?;
-        // A robot that has expired since the token was issued is refused here too, as at a
-        // password login: every grant checks it, not just the first.
-        if robot_expired(&user) {
-            return Err(AuthError::BadCredentials);
-        }
-        Ok(principal_of(&rec.user, &user))
-    }
-
-    pub fn verify_token(&self, token: &str) -> Result<Claims, TokenError> {
-        self.inner.keys.verify(token, now())
-    }
-
-    /// Issues an access token granting, for each requested scope, the requested actions the
-    /// principal actually has (possibly none: the entry is then listed with no actions, as
-    /// the token spec describes). With `offline`, a refresh token comes too.
-    pub fn issue(
-        &self,
-        p: &Principal,
-        scopes: &[Scope],
-        offline: bool,
-    ) -> Result<TokenResponse, String> {
-        let access: Vec<Access> = scopes
-            .iter()
-            .map(|s| match s {
-                Scope::Repository { name, actions } => Access {
-                    kind: "repository".into(),
-                    name: name.clone(),
-                    actions: actions
-                        .intersect(self.allowed(p, name))
-                        .names()
-                        .into_iter()
-                        .map(String::from)
-                        .collect(),
-                },
-                Scope::Catalog => Access {
-                    kind: "registry".into(),
-                    name: "catalog".into(),
-                    actions: if matches!(p, Principal::Anonymous) {
-                        vec![]
-                    } else {
-                        vec!["*".into()]
-                    },
-                },
-                Scope::Admin => Access {
-                    kind: "registry".into(),
-                    name: "admin".into(),
-                    actions: if p.is_admin() {
-                        vec!["*".into()]
-                    } else {
-                        vec![]
-                    },
-                },
-            })
-            .collect();
-        let t = now();
-        let lifetime = self.inner.settings.token_lifetime.as_secs();
-        let claims = Claims {
-            iss: self.inner.keys.issuer().to_string(),
-            sub: p.name().to_string(),
-            aud: self.inner.keys.service().to_string(),
-            exp: t + lifetime,
-            nbf: t,
-            iat: t,
-            jti: password::random_secret()?,
-            access,
-        };
-        let token = self.inner.keys.sign(&claims)?;
-        let refresh_token = match (offline, p) {
-            (true, Principal::User { name, .. } | Principal::Robot { name, .. }) => {
-                let secret = password::random_secret()?;
-                // A robot's refresh token lives no longer than the robot.
-                let robot_end = self
-                    .inner
-                    .meta
-                    .user(name)
-                    .map_err(|e| e.to_string())?
-                    .and_then(|u| u.robot)
-                    .and_then(|r| r.expires_at);
-                let rec = RefreshRecord {
-                    user: name.clone(),
-                    created_at: t,
-                    expires_at: (t + self.inner.settings.refresh_lifetime.as_secs())
-                        .min(robot_end.unwrap_or(u64::MAX)),
-                };
-                self.inner
-                    .meta
-                    .put_refresh_token(&sha256_hex(&secret), &rec)
-                    .map_err(|e| e.to_string())?;
-                Some(secret)
-            }
-            _ => None,
-        };
-        let issued_at = time::OffsetDateTime::from_unix_timestamp(t as i64)
-            .ok()
-            .and_then(|d| {
-                d.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default();
-        Ok(TokenResponse {
-            token: token.clone(),
-            access_token: token,
-            expires_in: lifetime,
-            issued_at,
-            refresh_token,
-            scope: None,
-        })
-    }
-
     /// Whether a caller may do `needed` on `repo`.
     pub fn permits(&self, caller: &Caller, repo: &str, needed: Actions) -> bool {
         self.granted(caller, repo).contains(needed)
@@ -614,39 +380,6 @@ impl Auth {
             },
         }
     }
-}
-
-/// Whether a token was issued for the admin API (`registry:admin:*`, granted to an
-/// administrator): a token fetched for pulls does not open the admin API, even an
-/// administrator's.
-pub fn token_opens_admin_api(c: &Claims) -> bool {
-    c.access
-        .iter()
-        .any(|a| a.kind == "registry" && a.name == "admin" && a.actions.iter().any(|x| x == "*"))
-}
-
-/// What a token's access claim grants on `repo`; `None` when it does not mention `repo`.
-pub fn token_entry(c: &Claims, repo: &str) -> Option<Actions> {
-    c.access
-        .iter()
-        .filter(|a| a.kind == "repository" && a.name == repo)
-        .map(|a| Actions::parse_lenient(&a.actions.join(",")))
-        .reduce(Actions::union)
-}
-
-fn token_grants(c: &Claims, repo: &str) -> Actions {
-    token_entry(c, repo).unwrap_or(Actions::NONE)
-}
-
-/// An argon2id hash of a random string, verified against for unknown user names so that
-/// they cost the same time as known ones.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        password::random_secret()
-            .and_then(|s| password::hash(&s))
-            .unwrap_or_default()
-    })
 }
 
 #[cfg(test)]

@@ -44,6 +44,15 @@ impl Failure {
     }
 }
 
+/// A registry error as the command's failure: a refusal of what the operator asked for
+/// (`INVALID`) is a usage error (exit 2), anything else a runtime one (exit 1).
+pub fn refused(e: crate::error::Error) -> Failure {
+    match e.error_code() {
+        crate::error::ErrorCode::Invalid => Failure::Usage(e.to_string()),
+        _ => Failure::Runtime(e.to_string()),
+    }
+}
+
 /// The config file named by `--config`, or an empty one.
 pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
     match &data.config {

@@ -33,7 +33,6 @@ pub(super) fn offline<T>(
 
 fn quota(cmd: crate::cli::QuotaCommand) -> Result<(), Failure> {
     use crate::cli::QuotaCommand::*;
-    use crate::error::{Error, ErrorCode};
     match cmd {
         Add {
             repos,
@@ -51,12 +50,7 @@ fn quota(cmd: crate::cli::QuotaCommand) -> Result<(), Failure> {
                     .unwrap_or_default(),
                 None => {
                     let q2 = q.clone();
-                    offline(&target, move |r| {
-                        Box::pin(async move {
-                            crate::governance::add_quota(&r.meta_handle(), q2)
-                                .map_err(|e| Error::api(ErrorCode::Invalid, e))
-                        })
-                    })?
+                    offline(&target, move |r| Box::pin(async move { r.add_quota(q2) }))?
                 }
             };
             println!("quota {id}: {} may hold {} bytes", q.repos, q.max_bytes);
@@ -102,7 +96,6 @@ fn quota(cmd: crate::cli::QuotaCommand) -> Result<(), Failure> {
 
 fn retention(cmd: crate::cli::RetentionCommand) -> Result<(), Failure> {
     use crate::cli::RetentionCommand::*;
-    use crate::governance;
     use crate::meta::RetentionRecord;
     match cmd {
         Add {
@@ -127,11 +120,7 @@ fn retention(cmd: crate::cli::RetentionCommand) -> Result<(), Failure> {
                 None => {
                     let r2 = rule.clone();
                     offline(&target, move |r| {
-                        Box::pin(async move {
-                            governance::add_retention(&r.meta_handle(), r2).map_err(|e| {
-                                crate::error::Error::api(crate::error::ErrorCode::Invalid, e)
-                            })
-                        })
+                        Box::pin(async move { r.add_retention_rule(r2) })
                     })?
                 }
             };
@@ -142,10 +131,7 @@ fn retention(cmd: crate::cli::RetentionCommand) -> Result<(), Failure> {
             let list: serde_json::Value = match admin_client(&target)? {
                 Some(c) => c.call("GET", "/api/v1/retention", None)?,
                 None => serde_json::to_value(offline(&target, |r| {
-                    Box::pin(async move {
-                        governance::list_retention(&r.meta_handle())
-                            .map_err(|e| crate::error::Error::internal("listing", e))
-                    })
+                    Box::pin(async move { r.retention_rule_list() })
                 })?)
                 .map_err(rt)?,
             };
@@ -167,10 +153,7 @@ fn retention(cmd: crate::cli::RetentionCommand) -> Result<(), Failure> {
                 }
                 None => {
                     let found = offline(&target, move |r| {
-                        Box::pin(async move {
-                            governance::delete_retention(&r.meta_handle(), id)
-                                .map_err(|e| crate::error::Error::internal("deleting", e))
-                        })
+                        Box::pin(async move { r.delete_retention_rule(id) })
                     })?;
                     if !found {
                         return Err(Failure::Runtime(format!("no retention policy {id}")));

@@ -251,6 +251,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         })
     });
     let app = App {
+        accounts: crate::auth::Accounts::new(registry.meta_handle()),
         registry: registry.clone(),
         tls,
         auth,

@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::auth::admin::{self, AdminError, RobotInfo, RuleInfo, UserInfo};
 use crate::auth::password;
 use crate::cli::{AccessCommand, DataArgs, ImmutableCommand, RobotCommand, Target, UserCommand};
-use crate::governance::{self, ImmutabilityInfo};
 use crate::meta::{GrantRecord, ImmutabilityRecord, Meta, RuleRecord};
+use crate::registry::governance::{self, ImmutabilityInfo};
 use crate::storage::Storage;
 
 use super::client::AdminClient;
@@ -304,7 +304,7 @@ pub fn immutable(cmd: ImmutableCommand) -> Result<(), Failure> {
             let id = match open(&target)? {
                 Store::Local(meta) => {
                     let id = governance::add_immutability(&meta, rule.clone())
-                        .map_err(Failure::Usage)?;
+                        .map_err(super::refused)?;
                     flush(&meta)?;
                     id
                 }
@@ -325,7 +325,7 @@ pub fn immutable(cmd: ImmutableCommand) -> Result<(), Failure> {
         ImmutableCommand::List { target } => {
             let rules: Vec<ImmutabilityInfo> = match open(&target)? {
                 Store::Local(meta) => {
-                    governance::list_immutability(&meta).map_err(Failure::Runtime)?
+                    governance::list_immutability(&meta).map_err(super::refused)?
                 }
                 Store::Remote(c) => {
                     serde_json::from_value(c.call("GET", "/api/v1/immutability", None)?)
@@ -340,7 +340,7 @@ pub fn immutable(cmd: ImmutableCommand) -> Result<(), Failure> {
         ImmutableCommand::Del { id, target } => {
             match open(&target)? {
                 Store::Local(meta) => {
-                    if !governance::delete_immutability(&meta, id).map_err(Failure::Runtime)? {
+                    if !governance::delete_immutability(&meta, id).map_err(super::refused)? {
                         return Err(Failure::Runtime(format!("no immutability rule {id}")));
                     }
                     flush(&meta)?;

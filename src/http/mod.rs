@@ -31,6 +31,8 @@ use route::Route;
 #[derive(Clone)]
 pub struct App {
     pub registry: Registry,
+    /// Users, robots and access rules, as the admin API changes them.
+    pub accounts: crate::auth::Accounts,
     pub tls: Option<Tls>,
     pub auth: Option<Auth>,
     /// A request body that sends nothing for this long is abandoned.

@@ -83,9 +83,8 @@ impl Registry {
             self.meta().delete_manifest(repo, d)?;
         }
         let mut linked_elsewhere: HashSet<Digest> = HashSet::new();
-        let own = format!("{repo}\0");
-        for (key, d, _) in self.meta().all_links()? {
-            if !key.starts_with(own.as_bytes()) {
+        for (other, d, _) in self.meta().all_links()? {
+            if other != repo.as_str() {
                 linked_elsewhere.insert(d);
             }
         }

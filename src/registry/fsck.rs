@@ -182,12 +182,6 @@ fn digest_of(bytes: &[u8], like: &Digest) -> Digest {
     h.finish()
 }
 
-/// Repository of a `repo \0 digest` link key.
-fn repo_of_key(key: &[u8]) -> String {
-    let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
-    String::from_utf8_lossy(&key[..end]).into_owned()
-}
-
 impl Registry {
     /// Commits a verified upload file as the blob `digest` (the caller holds the GC lock
     /// for reading). An existing file is kept, since its bytes are the same by definition,
@@ -265,11 +259,8 @@ impl Registry {
     fn check_blob_files(&self, o: FsckOptions, r: &mut FsckReport) -> Result<()> {
         let io = |context| move |e: std::io::Error| Error::internal(context, e);
         let mut link_sizes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
-        for (key, d, rec) in self.meta().all_links()? {
-            link_sizes
-                .entry(d)
-                .or_default()
-                .push((repo_of_key(&key), rec.size));
+        for (repo, d, rec) in self.meta().all_links()? {
+            link_sizes.entry(d).or_default().push((repo, rec.size));
         }
         let entries = self.storage().blob_tree().map_err(io("listing blobs"))?;
         let mut buf = vec![0u8; HASH_BUFFER];
@@ -513,11 +504,10 @@ impl Registry {
                 }
             }
         }
-        for (key, digest, _) in meta.all_links()? {
+        for (repo, digest, _) in meta.all_links()? {
             r.links_checked += 1;
             needed.insert(digest.clone());
             if !marks.contains_key(&digest) && !is_present(&digest)? {
-                let repo = repo_of_key(&key);
                 r.add(
                     ProblemKind::LinkDangling,
                     format!("{repo}@{digest}"),

@@ -174,9 +174,9 @@ impl Registry {
         // Sweep, in batches, re-checking the links under the write lock.
         for batch in candidates.chunks(BATCH) {
             let _exclusive = self.inner.gc_lock.write().await;
-            let mut links: HashMap<Digest, Vec<(sled::IVec, u64)>> = HashMap::new();
-            for (key, d, rec) in self.meta().all_links()? {
-                links.entry(d).or_default().push((key, rec.linked_at));
+            let mut links: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
+            for (repo, d, rec) in self.meta().all_links()? {
+                links.entry(d).or_default().push((repo, rec.linked_at));
             }
             for (d, size) in batch {
                 let its_links = links.get(d).map(Vec::as_slice).unwrap_or(&[]);
@@ -187,8 +187,8 @@ impl Registry {
                 if !o.dry_run {
                     // Links first, then bytes: an interruption leaves at worst an orphan
                     // file for the next run, never a link to missing bytes.
-                    for (key, _) in its_links {
-                        self.meta().remove_link_key(key)?;
+                    for (repo, _) in its_links {
+                        self.meta().remove_link(repo, d)?;
                     }
                     self.meta().flush().await?;
                     let storage = self.storage().clone();

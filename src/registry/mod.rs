@@ -8,6 +8,7 @@ mod detail;
 mod evict;
 mod fsck;
 mod gc;
+pub mod governance;
 mod integrity;
 mod manifests;
 mod mirror;

@@ -1,0 +1,152 @@
+//! Tokens: issued for a login or a refresh token, verified on every request, and what a
+//! token's access entries grant.
+
+use super::*;
+
+impl Auth {
+    /// The principal behind a refresh token (docker's stored identity token).
+    pub fn redeem_refresh(&self, token: &str) -> Result<Principal, AuthError> {
+        let rec = self
+            .inner
+            .meta
+            .refresh_token(&sha256_hex(token))
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .filter(|r| r.expires_at > now())
+            .ok_or(AuthError::BadCredentials)?;
+        let user = self
+            .inner
+            .meta
+            .user(&rec.user)
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .ok_or(AuthError::BadCredentials)?;
+        // A robot that has expired since the token was issued is refused here too, as at a
+        // password login: every grant checks it, not just the first.
+        if robot_expired(&user) {
+            return Err(AuthError::BadCredentials);
+        }
+        Ok(principal_of(&rec.user, &user))
+    }
+
+    pub fn verify_token(&self, token: &str) -> Result<Claims, TokenError> {
+        self.inner.keys.verify(token, now())
+    }
+
+    /// Issues an access token granting, for each requested scope, the requested actions the
+    /// principal actually has (possibly none: the entry is then listed with no actions, as
+    /// the token spec describes). With `offline`, a refresh token comes too.
+    pub fn issue(
+        &self,
+        p: &Principal,
+        scopes: &[Scope],
+        offline: bool,
+    ) -> Result<TokenResponse, String> {
+        let access: Vec<Access> = scopes
+            .iter()
+            .map(|s| match s {
+                Scope::Repository { name, actions } => Access {
+                    kind: "repository".into(),
+                    name: name.clone(),
+                    actions: actions
+                        .intersect(self.allowed(p, name))
+                        .names()
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                },
+                Scope::Catalog => Access {
+                    kind: "registry".into(),
+                    name: "catalog".into(),
+                    actions: if matches!(p, Principal::Anonymous) {
+                        vec![]
+                    } else {
+                        vec!["*".into()]
+                    },
+                },
+                Scope::Admin => Access {
+                    kind: "registry".into(),
+                    name: "admin".into(),
+                    actions: if p.is_admin() {
+                        vec!["*".into()]
+                    } else {
+                        vec![]
+                    },
+                },
+            })
+            .collect();
+        let t = now();
+        let lifetime = self.inner.settings.token_lifetime.as_secs();
+        let claims = Claims {
+            iss: self.inner.keys.issuer().to_string(),
+            sub: p.name().to_string(),
+            aud: self.inner.keys.service().to_string(),
+            exp: t + lifetime,
+            nbf: t,
+            iat: t,
+            jti: password::random_secret()?,
+            access,
+        };
+        let token = self.inner.keys.sign(&claims)?;
+        let refresh_token = match (offline, p) {
+            (true, Principal::User { name, .. } | Principal::Robot { name, .. }) => {
+                let secret = password::random_secret()?;
+                // A robot's refresh token lives no longer than the robot.
+                let robot_end = self
+                    .inner
+                    .meta
+                    .user(name)
+                    .map_err(|e| e.to_string())?
+                    .and_then(|u| u.robot)
+                    .and_then(|r| r.expires_at);
+                let rec = RefreshRecord {
+                    user: name.clone(),
+                    created_at: t,
+                    expires_at: (t + self.inner.settings.refresh_lifetime.as_secs())
+                        .min(robot_end.unwrap_or(u64::MAX)),
+                };
+                self.inner
+                    .meta
+                    .put_refresh_token(&sha256_hex(&secret), &rec)
+                    .map_err(|e| e.to_string())?;
+                Some(secret)
+            }
+            _ => None,
+        };
+        let issued_at = time::OffsetDateTime::from_unix_timestamp(t as i64)
+            .ok()
+            .and_then(|d| {
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        Ok(TokenResponse {
+            token: token.clone(),
+            access_token: token,
+            expires_in: lifetime,
+            issued_at,
+            refresh_token,
+            scope: None,
+        })
+    }
+}
+
+/// Whether a token was issued for the admin API (`registry:admin:*`, granted to an
+/// administrator): a token fetched for pulls does not open the admin API, even an
+/// administrator's.
+pub fn token_opens_admin_api(c: &Claims) -> bool {
+    c.access
+        .iter()
+        .any(|a| a.kind == "registry" && a.name == "admin" && a.actions.iter().any(|x| x == "*"))
+}
+
+/// What a token's access claim grants on `repo`; `None` when it does not mention `repo`.
+pub fn token_entry(c: &Claims, repo: &str) -> Option<Actions> {
+    c.access
+        .iter()
+        .filter(|a| a.kind == "repository" && a.name == repo)
+        .map(|a| Actions::parse_lenient(&a.actions.join(",")))
+        .reduce(Actions::union)
+}
+
+pub(super) fn token_grants(c: &Claims, repo: &str) -> Actions {
+    token_entry(c, repo).unwrap_or(Actions::NONE)
+}

@@ -93,12 +93,31 @@ pub fn method_label(m: &http::Method) -> &'static str {
     }
 }
 
-/// Decrements the in-flight upload gauge when dropped.
-pub struct UploadGuard(());
+/// The process's metrics as the registry's observer (`Registry::set_events`).
+pub struct Observer;
 
-impl Drop for UploadGuard {
-    fn drop(&mut self) {
+impl crate::registry::Events for Observer {
+    fn bytes_received(&self, n: u64) {
+        global().bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn upload_started(&self) {
+        global().uploads_in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn upload_ended(&self) {
         global().uploads_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn gc_run(&self, blobs: u64, bytes: u64) {
+        let m = global();
+        m.gc_runs.fetch_add(1, Ordering::Relaxed);
+        m.gc_blobs.fetch_add(blobs, Ordering::Relaxed);
+        m.gc_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn mirror(&self, result: &'static str) {
+        bump(&global().mirror, result);
     }
 }
 
@@ -140,24 +159,8 @@ impl Metrics {
         self.bytes_in.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn upload_started(&self) -> UploadGuard {
-        self.uploads_in_flight.fetch_add(1, Ordering::Relaxed);
-        UploadGuard(())
-    }
-
-    pub fn gc_run(&self, blobs: u64, bytes: u64) {
-        self.gc_runs.fetch_add(1, Ordering::Relaxed);
-        self.gc_blobs.fetch_add(blobs, Ordering::Relaxed);
-        self.gc_bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
     pub fn auth_failure(&self, reason: &'static str) {
         bump(&self.auth_failures, reason);
-    }
-
-    /// A pull-through cache answer: `hit`, `fetched`, `revalidated`, `stale`, `failed`.
-    pub fn mirror(&self, result: &'static str) {
-        bump(&self.mirror, result);
     }
 
     /// The Prometheus text exposition.

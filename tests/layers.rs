@@ -36,14 +36,7 @@ const RANKS: &[(&str, u8)] = &[
 
 /// Imports that break the layering today: (file, module it imports from).
 const KNOWN_UPWARD: &[(&str, &str)] = &[
-    ("src/auth/login.rs", "metrics"),
-    ("src/auth/mod.rs", "tls"),
-    ("src/auth/token.rs", "tls"),
-    ("src/registry/gc.rs", "metrics"),
-    ("src/registry/manifests.rs", "metrics"),
-    ("src/registry/mirror.rs", "metrics"),
     ("src/registry/mirror.rs", "remote"),
-    ("src/registry/pump.rs", "metrics"),
     ("src/registry/replicate.rs", "client"),
     ("src/registry/replicate.rs", "config"),
     ("src/registry/replicate.rs", "remote"),
@@ -56,8 +49,9 @@ const KNOWN_SLED: &[&str] = &[];
 
 /// `Result<_, String>` outside `commands/` today: (file, how many).
 const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
+    ("src/auth/bootstrap.rs", 1),
     ("src/auth/issue.rs", 1),
-    ("src/auth/mod.rs", 5),
+    ("src/auth/mod.rs", 4),
     ("src/auth/password.rs", 3),
     ("src/auth/rules.rs", 2),
     ("src/auth/session.rs", 2),
@@ -74,7 +68,7 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
 
 /// Files over the limit today: (file, lines it may not grow past).
 const KNOWN_LONG: &[(&str, usize)] = &[
-    ("src/auth/mod.rs", 666),
+    ("src/auth/mod.rs", 637),
     ("src/config.rs", 657),
     ("src/registry/fsck.rs", 715),
     ("src/registry/mirror.rs", 686),

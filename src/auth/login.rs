@@ -33,11 +33,11 @@ impl Auth {
             // against the address only, and logged as a short escaped prefix (a name may be
             // hundreds of kilobytes of anything).
             if let Some(wait) = self.inner.limiter.wait(&ip_key, Instant::now()) {
-                crate::metrics::global().auth_failure("throttled");
+                self.refused("throttled");
                 return Err(AuthError::Throttled(wait));
             }
             tracing::info!(user = %name_prefix(user), %client, "login failed: no such user name can exist");
-            crate::metrics::global().auth_failure("bad_credentials");
+            self.refused("bad_credentials");
             self.inner.limiter.failure(&ip_key, Instant::now());
             return Err(AuthError::BadCredentials);
         }
@@ -47,7 +47,7 @@ impl Auth {
         let throttled = |now_i| {
             for k in [&ip_key, &user_key] {
                 if let Some(wait) = self.inner.limiter.wait(k, now_i) {
-                    crate::metrics::global().auth_failure("throttled");
+                    self.refused("throttled");
                     return Err(AuthError::Throttled(wait));
                 }
             }
@@ -85,7 +85,7 @@ impl Auth {
         let expired = rec.as_ref().is_some_and(robot_expired);
         let Some(rec) = rec.filter(|_| ok && !expired) else {
             tracing::info!(user, %client, "login failed");
-            crate::metrics::global().auth_failure("bad_credentials");
+            self.refused("bad_credentials");
             self.inner.limiter.failure(&ip_key, now_i);
             self.inner.limiter.failure(&user_key, now_i);
             return Err(AuthError::BadCredentials);

@@ -7,6 +7,7 @@
 
 mod accounts;
 pub mod admin;
+mod bootstrap;
 mod issue;
 pub mod limiter;
 mod login;
@@ -137,7 +138,13 @@ struct Inner {
     hashing: tokio::sync::Semaphore,
     /// Web console sessions (`session`).
     sessions: session::Sessions,
+    /// Told why each refused login or token was refused (the server counts them in its
+    /// metrics); nobody until set.
+    on_refusal: std::sync::OnceLock<Refusals>,
 }
+
+/// See [`Auth::count_refusals`].
+pub type Refusals = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// At most 64 characters of a name someone tried to log in with, escaped, for the log.
 fn name_prefix(name: &str) -> String {
@@ -243,61 +250,25 @@ impl Auth {
                 password_checks: AtomicU64::new(0),
                 hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
                 sessions: session::Sessions::default(),
+                on_refusal: std::sync::OnceLock::new(),
             }),
         };
         auth.bootstrap_admin(data_dir)?;
         Ok(auth)
     }
 
-    fn bootstrap_admin(&self, data_dir: &Path) -> Result<(), String> {
-        if !self
-            .inner
-            .meta
-            .users()
-            .map_err(|e| e.to_string())?
-            .is_empty()
-        {
-            return Ok(());
-        }
-        let (password, file) = match &self.inner.settings.admin_password {
-            Some(p) => (p.clone(), None),
-            None => {
-                let p = password::random_secret()?;
-                let file = data_dir.join("admin-password");
-                crate::tls::files::write_atomic(
-                    &file,
-                    format!("{p}\n").as_bytes(),
-                    crate::tls::files::SECRET,
-                )
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-                (p, Some(file))
-            }
-        };
-        let rec = UserRecord {
-            password_hash: password::hash(&password)?,
-            admin: true,
-            groups: Vec::new(),
-            created_at: now(),
-            robot: None,
-        };
-        self.inner
-            .meta
-            .put_user("admin", &rec)
-            .map_err(|e| e.to_string())?;
-        self.inner
-            .meta
-            .flush_blocking()
-            .map_err(|e| e.to_string())?;
-        match file {
-            Some(f) => tracing::warn!(
-                path = %f.display(),
-                "created the user `admin`; its password is in this file (mode 0600): log in, then delete the file"
-            ),
-            None => tracing::warn!("created the user `admin` with the configured initial password"),
-        }
-        Ok(())
+    /// Installs who is told the reason of every refused login or token: `throttled`,
+    /// `bad_credentials`, `invalid_token`, `csrf` (once; later calls are ignored).
+    pub fn count_refusals(&self, f: Refusals) {
+        let _ = self.inner.on_refusal.set(f);
     }
 
+    /// Reports a refusal (see [`Auth::count_refusals`]).
+    pub fn refused(&self, reason: &'static str) {
+        if let Some(f) = self.inner.on_refusal.get() {
+            f(reason);
+        }
+    }
     pub fn service(&self) -> &str {
         self.inner.keys.service()
     }

@@ -83,15 +83,19 @@ impl TokenKeys {
     /// Loads the key from `path`, creating it on first use.
     pub fn load_or_create(path: &Path, issuer: &str, service: &str) -> Result<TokenKeys, String> {
         let rng = SystemRandom::new();
-        let der = match crate::tls::files::read_opt(path)
+        let der = match crate::storage::files::read_opt(path)
             .map_err(|e| format!("{}: {e}", path.display()))?
         {
             Some(d) => d,
             None => {
                 let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                     .map_err(|_| "generating the token signing key failed".to_string())?;
-                crate::tls::files::write_atomic(path, doc.as_ref(), crate::tls::files::SECRET)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                crate::storage::files::write_atomic(
+                    path,
+                    doc.as_ref(),
+                    crate::storage::files::SECRET,
+                )
+                .map_err(|e| format!("{}: {e}", path.display()))?;
                 doc.as_ref().to_vec()
             }
         };

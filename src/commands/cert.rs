@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{CertCommand, DataArgs};
+use crate::storage::files;
 use crate::tls::info::{pem_certs, CertInfo};
-use crate::tls::{files, load_or_create_ca, rotation_due, start_rotation, trust, TlsPaths};
+use crate::tls::{load_or_create_ca, rotation_due, start_rotation, trust, TlsPaths};
 
 use super::{data_dir, load_file, Failure};
 

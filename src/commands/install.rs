@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::tls::files;
+use crate::storage::files;
 
 use super::Failure;
 

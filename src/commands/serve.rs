@@ -152,6 +152,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     })?;
     registry.set_disk_floor(config.disk_floor);
     registry.set_verify_pulls(config.verify_pulls);
+    registry.set_events(std::sync::Arc::new(crate::metrics::Observer));
     registry.set_max_uploads_per_client(config.limits.max_uploads_per_client);
     registry.set_mirrors(config.mirrors.clone());
     registry.set_sync_rules(config.sync.clone());
@@ -194,6 +195,9 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("authentication setup failed: {e}"))?;
+            auth.count_refusals(std::sync::Arc::new(|reason| {
+                crate::metrics::global().auth_failure(reason)
+            }));
             Some(auth)
         }
     };

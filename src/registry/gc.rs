@@ -226,7 +226,8 @@ impl Registry {
             self.meta()
                 .record_gc_run(&serde_json::to_value(&report).unwrap_or_default())?;
             self.meta().flush().await?;
-            crate::metrics::global().gc_run(report.blobs_deleted, report.bytes_freed);
+            self.events()
+                .gc_run(report.blobs_deleted, report.bytes_freed);
             *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         tracing::info!(

@@ -90,7 +90,7 @@ impl Registry {
         content_type: Option<&str>,
         bytes: &[u8],
     ) -> Result<PutOutcome> {
-        crate::metrics::global().bytes_in(bytes.len() as u64);
+        self.events().bytes_received(bytes.len() as u64);
         self.check_not_mirrored(repo)?;
         self.put_manifest_admin(repo, reference, content_type, bytes)
             .await

@@ -271,7 +271,7 @@ impl Registry {
             return self.get_manifest(repo, reference);
         };
         let m = &route.mirror;
-        let metrics = crate::metrics::global();
+        let metrics = self.events();
         let tag = match reference {
             Reference::Digest(d) => {
                 if let Ok(c) = self.get_manifest(&route.local, reference) {
@@ -460,7 +460,7 @@ impl Registry {
         let Some(route) = self.mirror_route(repo, ns) else {
             return self.read_blob(repo, digest, range).await;
         };
-        let metrics = crate::metrics::global();
+        let metrics = self.events();
         let corrupt = self.meta().is_corrupt(digest)?;
         if self.meta().is_linked(&route.local, digest)? && !corrupt {
             metrics.mirror("hit");
@@ -620,7 +620,7 @@ impl Registry {
         }
         if let Some(why) = failure {
             tracing::error!(%digest, repo = %local, reason = %why, "mirrored blob refused");
-            crate::metrics::global().mirror("failed");
+            self.events().mirror("failed");
             if let Some(c) = &client {
                 let _ = c.send(Err(std::io::Error::other(why.clone()))).await;
             }

@@ -5,6 +5,7 @@
 mod blobs;
 mod bundle;
 mod detail;
+mod events;
 mod evict;
 mod fsck;
 mod gc;
@@ -32,6 +33,7 @@ use crate::storage::{Storage, UploadFile};
 pub use blobs::{BlobRange, BlobRead};
 pub use bundle::{BundleReport, ImageClosure, Progress as BundleProgress};
 pub use detail::{ConfigSummary, TagDetail};
+pub use events::Events;
 pub use fsck::{FsckOptions, FsckReport, Problem, ProblemKind, Severity};
 pub use gc::{GcOptions, GcReport};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
@@ -83,6 +85,8 @@ struct Inner {
     mirrors: std::sync::RwLock<Arc<Vec<Arc<Mirror>>>>,
     sync_rules: std::sync::RwLock<Arc<Vec<SyncRule>>>,
     replication: std::sync::RwLock<Arc<Vec<ReplicationRule>>>,
+    /// Who counts what the registry does (see `events`); nobody until the server says.
+    events: std::sync::OnceLock<Arc<dyn Events>>,
 }
 
 /// The free space an upload needs to be accepted: the larger of a byte count and a share of
@@ -147,6 +151,7 @@ impl Registry {
                 mirrors: std::sync::RwLock::new(Arc::new(Vec::new())),
                 sync_rules: std::sync::RwLock::new(Arc::new(Vec::new())),
                 replication: std::sync::RwLock::new(Arc::new(Vec::new())),
+                events: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -260,6 +265,18 @@ impl Registry {
 
     pub fn set_disk_floor(&self, floor: DiskFloor) {
         *self.inner.floor.write().unwrap_or_else(|p| p.into_inner()) = floor;
+    }
+
+    /// Installs the observer of what the registry does (once; later calls are ignored).
+    pub fn set_events(&self, events: Arc<dyn Events>) {
+        let _ = self.inner.events.set(events);
+    }
+
+    fn events(&self) -> &dyn Events {
+        match self.inner.events.get() {
+            Some(e) => e.as_ref(),
+            None => &events::Silent,
+        }
     }
 
     /// Whether whole-blob pulls are verified as they are sent (`[storage] verify_pulls`).

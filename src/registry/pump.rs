@@ -21,7 +21,12 @@ pub struct Pumped {
 
 /// Appends `body` to `file`. `limit` is the exact number of bytes the client promised
 /// (Content-Range), if any: more is refused, the bytes past it are never written.
-pub async fn pump<B>(file: UploadFile, body: B, limit: Option<u64>) -> Pumped
+pub async fn pump<B>(
+    file: UploadFile,
+    body: B,
+    limit: Option<u64>,
+    events: &dyn super::Events,
+) -> Pumped
 where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
@@ -63,7 +68,7 @@ where
         (file, result)
     });
 
-    let _in_flight = crate::metrics::global().upload_started();
+    let _in_flight = super::events::InFlight::start(events);
     let mut body = std::pin::pin!(body);
     let mut received: u64 = 0;
     let mut failure: Option<Error> = None;
@@ -95,7 +100,7 @@ where
         }
     }
     drop(tx);
-    crate::metrics::global().bytes_in(received);
+    events.bytes_received(received);
     let (file, written) = match writer.await {
         Ok(r) => r,
         Err(e) => {

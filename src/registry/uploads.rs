@@ -250,7 +250,7 @@ impl Registry {
                 return Err(out_of_order(repo, id, offset));
             }
         }
-        let pumped = pump(file, body, range.map(|r| r.len())).await;
+        let pumped = pump(file, body, range.map(|r| r.len()), self.events()).await;
         let offset = pumped.file.len();
         let short = range.filter(|r| offset != r.end + 1);
         match (pumped.outcome, short) {

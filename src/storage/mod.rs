@@ -21,6 +21,7 @@
 //! corrupt ([`Storage::replace_blob`]).
 
 mod file_body;
+pub mod files;
 mod scrub;
 mod upload_file;
 mod verify;

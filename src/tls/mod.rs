@@ -15,7 +15,7 @@
 //! `GET /ca.crt` serves `ca.crt` followed by `ca-next.crt` while a rotation is pending, so
 //! clients that fetch it during the overlap trust both and never see a break.
 
-pub mod files;
+use crate::storage::files;
 pub mod info;
 pub mod names;
 pub mod pki;

@@ -1,6 +1,6 @@
-//! Small file helpers for certificate material: atomic replace (write a temp file, fsync,
-//! rename) with an explicit mode, so a key is never world-readable, not even for a moment,
-//! and a crash never leaves half a certificate.
+//! Small file helpers for keys and certificates (TLS, token signing): atomic replace (write
+//! a temp file, fsync, rename) with an explicit mode, so a key is never world-readable, not
+//! even for a moment, and a crash never leaves half a certificate.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};

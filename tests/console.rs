@@ -27,20 +27,7 @@ fn add_users(dir: &Path) {
         &["user", "add", "viewer", "--password-stdin"],
         &format!("{VIEWER_PW}\n"),
     );
-    edgeyard(
-        dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "user:viewer",
-            "--repos",
-            "e2e/**",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
+    access_add(dir, "user:viewer", "e2e/**", "pull");
 }
 
 /// A server with authentication and the users of [`add_users`].
@@ -59,7 +46,7 @@ struct Session {
 fn sign_in(s: &Server, user: &str, password: &str) -> (Resp, Option<Session>) {
     let r = s
         .req("POST", "/api/v1/session")
-        .header("Authorization", &basic(user, password))
+        .auth(&basic(user, password))
         .send();
     let session = (r.status == 201).then(|| {
         let set = r.header("set-cookie").expect("Set-Cookie").to_string();
@@ -188,7 +175,7 @@ fn state_changing_requests_need_the_csrf_token_and_the_same_origin() {
     );
     let info = s
         .req("GET", "/api/v1/repositories/e2e/app")
-        .header("Authorization", &root)
+        .auth(&root)
         .send()
         .json();
     assert_eq!(info["description"], "", "nothing changed");
@@ -205,7 +192,7 @@ fn state_changing_requests_need_the_csrf_token_and_the_same_origin() {
     // Clients with credentials in a header (docker, curl) need no token.
     let r = s
         .req("PUT", path)
-        .header("Authorization", &root)
+        .auth(&root)
         .body(r#"{"description":"by curl"}"#)
         .send();
     assert_eq!(r.status, 204);
@@ -277,12 +264,12 @@ fn pull_only_users_get_no_admin_rights_through_the_console() {
     // The same user with a password in a header gets the same answers.
     let r = s
         .req("GET", "/api/v1/users")
-        .header("Authorization", &basic("viewer", VIEWER_PW))
+        .auth(&basic("viewer", VIEWER_PW))
         .send();
     assert_eq!(r.status, 403);
     assert_eq!(
         s.req("GET", "/v2/e2e/app/manifests/v1")
-            .header("Authorization", &root)
+            .auth(&root)
             .send()
             .status,
         200,
@@ -306,17 +293,14 @@ fn sign_out_and_account_changes_end_sessions() {
     assert_eq!(v.req(&s, "GET", "/api/v1/session").send().status, 200);
     let r = s
         .req("PUT", "/api/v1/users/viewer/password")
-        .header("Authorization", &root)
+        .auth(&root)
         .body(r#"{"password":"viewer-password-2"}"#)
         .send();
     assert_eq!(r.status, 204);
     assert_eq!(v.req(&s, "GET", "/api/v1/session").send().status, 401);
     // So does deletion.
     let v = sign_in(&s, "viewer", "viewer-password-2").1.unwrap();
-    let r = s
-        .req("DELETE", "/api/v1/users/viewer")
-        .header("Authorization", &root)
-        .send();
+    let r = s.req("DELETE", "/api/v1/users/viewer").auth(&root).send();
     assert_eq!(r.status, 204);
     assert_eq!(v.req(&s, "GET", "/api/v1/session").send().status, 401);
     // Sessions live in memory: a restart signs everyone out.
@@ -353,7 +337,7 @@ fn tags_in_detail_and_deleted_through_the_api() {
     put_image_as(&s, Some(&root), "e2e/app", "scratch", 4, 100);
     let d = s
         .req("GET", "/api/v1/repositories/e2e/app/tags/v1")
-        .header("Authorization", &root)
+        .auth(&root)
         .send()
         .json();
     assert_eq!(d["digest"], digest);
@@ -368,14 +352,14 @@ fn tags_in_detail_and_deleted_through_the_api() {
     // An immutable tag cannot be deleted; the answer names the rule.
     let r = s
         .req("POST", "/api/v1/immutability")
-        .header("Authorization", &root)
+        .auth(&root)
         .body(r#"{"repos":"e2e/**","tags":"v*"}"#)
         .send();
     assert_eq!(r.status, 201);
     let rule = r.json()["id"].as_u64().unwrap();
     let r = s
         .req("DELETE", "/api/v1/repositories/e2e/app/tags/v1")
-        .header("Authorization", &root)
+        .auth(&root)
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
     let message = r.json()["errors"][0]["message"]
@@ -388,7 +372,7 @@ fn tags_in_detail_and_deleted_through_the_api() {
     );
     let tags = s
         .req("GET", "/api/v1/repositories/e2e/app/tags")
-        .header("Authorization", &root)
+        .auth(&root)
         .send()
         .json();
     let v1 = tags
@@ -404,37 +388,29 @@ fn tags_in_detail_and_deleted_through_the_api() {
     // Another tag goes; the image it pointed at stays until garbage collection.
     let r = s
         .req("DELETE", "/api/v1/repositories/e2e/app/tags/scratch")
-        .header("Authorization", &root)
+        .auth(&root)
         .send();
     assert_eq!(r.status, 204);
     assert_eq!(
         s.req("GET", "/v2/e2e/app/manifests/scratch")
-            .header("Authorization", &root)
+            .auth(&root)
             .send()
             .status,
         404
     );
     let r = s
         .req("DELETE", "/api/v1/repositories/e2e/app/tags/scratch")
-        .header("Authorization", &root)
+        .auth(&root)
         .send();
     assert_eq!(
         (r.status, r.error_code().as_str()),
         (404, "MANIFEST_UNKNOWN")
     );
     // Storage and CA summaries (plain HTTP here: no CA).
-    let st = s
-        .req("GET", "/api/v1/storage")
-        .header("Authorization", &root)
-        .send()
-        .json();
+    let st = s.req("GET", "/api/v1/storage").auth(&root).send().json();
     assert!(st["blob_bytes"].as_u64().unwrap() >= 5000, "{st}");
     assert!(st["free_bytes"].as_u64().unwrap() > 0);
-    let ca = s
-        .req("GET", "/api/v1/ca")
-        .header("Authorization", &root)
-        .send()
-        .json();
+    let ca = s.req("GET", "/api/v1/ca").auth(&root).send().json();
     assert_eq!(ca["available"], false);
 }
 

@@ -26,62 +26,10 @@ fn docker_login_push_pull_and_denials() {
         &["user", "add", "bob", "--password-stdin"],
         "bob-password-1\n",
     );
-    edgeyard(
-        &dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "user:alice",
-            "--repos",
-            "team/**",
-            "--actions",
-            "push",
-        ],
-        "",
-    );
-    edgeyard(
-        &dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "user:alice",
-            "--repos",
-            "public/**",
-            "--actions",
-            "push",
-        ],
-        "",
-    );
-    edgeyard(
-        &dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "user:bob",
-            "--repos",
-            "team/**",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
-    edgeyard(
-        &dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "anonymous",
-            "--repos",
-            "public/**",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
+    access_add(&dir, "user:alice", "team/**", "push");
+    access_add(&dir, "user:alice", "public/**", "push");
+    access_add(&dir, "user:bob", "team/**", "pull");
+    access_add(&dir, "anonymous", "public/**", "pull");
     let s = Server::start_auth(&dir, &[]);
     let reg = s.addr.clone();
     let app = format!("{reg}/team/app:1");
@@ -184,20 +132,7 @@ fn skopeo_with_credentials_and_robot_secret() {
         &["user", "add", "alice", "--password-stdin"],
         "alice-password-1\n",
     );
-    edgeyard(
-        &dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "user:alice",
-            "--repos",
-            "ci/**",
-            "--actions",
-            "push",
-        ],
-        "",
-    );
+    access_add(&dir, "user:alice", "ci/**", "push");
     let robot = edgeyard(&dir, &["robot", "add", "edge", "--grant", "ci/**=pull"], "");
     let secret = robot
         .lines()

@@ -617,20 +617,7 @@ fn explicit_creation_and_public_repositories() {
         &["user", "add", "alice", "--password-stdin"],
         "alice-password\n",
     );
-    edgeyard(
-        &dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "user:alice",
-            "--repos",
-            "team/**",
-            "--actions",
-            "push",
-        ],
-        "",
-    );
+    access_add(&dir, "user:alice", "team/**", "push");
     edgeyard(
         &dir,
         &[
@@ -651,13 +638,13 @@ fn explicit_creation_and_public_repositories() {
     let d = sha256(&data);
     let r = s
         .req("POST", &format!("/v2/team/app/blobs/uploads/?digest={d}"))
-        .header("Authorization", &alice)
+        .auth(&alice)
         .body(data.clone())
         .send();
     assert_eq!(r.status, 201);
     let r = s
         .req("POST", "/v2/team/new/blobs/uploads/")
-        .header("Authorization", &alice)
+        .auth(&alice)
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
     assert!(r.json()["errors"][0]["message"]
@@ -682,14 +669,14 @@ fn explicit_creation_and_public_repositories() {
     let bearer = format!("Bearer {}", t["token"].as_str().unwrap());
     assert_eq!(
         s.req("HEAD", &format!("/v2/team/app/blobs/{d}"))
-            .header("Authorization", &bearer)
+            .auth(&bearer)
             .send()
             .status,
         200
     );
     assert_eq!(
         s.req("POST", "/v2/team/app/blobs/uploads/")
-            .header("Authorization", &bearer)
+            .auth(&bearer)
             .send()
             .status,
         403
@@ -698,7 +685,7 @@ fn explicit_creation_and_public_repositories() {
     // Private again: anonymous pulls are challenged.
     let r = s
         .req("PATCH", "/api/v1/repositories/team/app")
-        .header("Authorization", &root)
+        .auth(&root)
         .body(r#"{"public":false}"#)
         .send();
     assert_eq!(r.status, 204);
@@ -710,7 +697,7 @@ fn explicit_creation_and_public_repositories() {
     );
     let info = s
         .req("GET", "/api/v1/repositories/team/app")
-        .header("Authorization", &root)
+        .auth(&root)
         .send()
         .json();
     assert_eq!(
@@ -720,20 +707,20 @@ fn explicit_creation_and_public_repositories() {
     // Administrators create repositories through the API too.
     let r = s
         .req("POST", "/api/v1/repositories")
-        .header("Authorization", &root)
+        .auth(&root)
         .body(r#"{"name":"team/new"}"#)
         .send();
     assert_eq!(r.status, 201);
     assert_eq!(
         s.req("POST", "/v2/team/new/blobs/uploads/")
-            .header("Authorization", &alice)
+            .auth(&alice)
             .send()
             .status,
         202
     );
     let r = s
         .req("POST", "/api/v1/repositories")
-        .header("Authorization", &root)
+        .auth(&root)
         .body(r#"{"name":"team/new"}"#)
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (409, "CONFLICT"));
@@ -791,7 +778,7 @@ fn the_openapi_file_matches_the_server() {
             };
             url = url.replace(&format!("{{{name}}}"), &value);
         }
-        let mut req = s.req(&method, &url).header("Authorization", &root);
+        let mut req = s.req(&method, &url).auth(&root);
         if let Some(example) =
             op["requestBody"]["content"]["application/json"]["example"].as_object()
         {

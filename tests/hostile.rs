@@ -339,7 +339,7 @@ fn token_scopes_naming_a_traversal_grant_nothing() {
         let q: String = form_urlencoded_pair("scope", scope);
         let r = s
             .req("GET", &format!("/token?service=edgeyard&{q}"))
-            .header("Authorization", &alice)
+            .auth(&alice)
             .send();
         assert_eq!(r.status, 200, "{scope}");
         let token = r.json()["token"].as_str().unwrap().to_string();
@@ -348,14 +348,14 @@ fn token_scopes_naming_a_traversal_grant_nothing() {
         // The token cannot reach anything through a traversal path either.
         let r = s
             .req("GET", "/v2/../../etc/tags/list")
-            .header("Authorization", &format!("Bearer {token}"))
+            .auth(&format!("Bearer {token}"))
             .send();
         assert_eq!((r.status, r.error_code().as_str()), (400, "NAME_INVALID"));
     }
     // A traversal as a user name is just a wrong login.
     let r = s
         .req("GET", "/v2/")
-        .header("Authorization", &basic("../../etc/passwd", "x"))
+        .auth(&basic("../../etc/passwd", "x"))
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (401, "UNAUTHORIZED"));
     assert!(!tmp.path().join("etc").exists());
@@ -683,7 +683,7 @@ fn token_and_admin_bodies_over_64_kib_get_413() {
     assert_eq!((r.status, r.error_code().as_str()), (413, "SIZE_INVALID"));
     let r = s
         .req("POST", "/api/v1/users")
-        .header("Authorization", &admin)
+        .auth(&admin)
         .body(format!("{{\"name\":\"x\",\"password\":\"{pad}\"}}"))
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (413, "SIZE_INVALID"));
@@ -691,7 +691,7 @@ fn token_and_admin_bodies_over_64_kib_get_413() {
     // one).
     let r = s
         .req("POST", "/api/v1/users")
-        .header("Authorization", &admin)
+        .auth(&admin)
         .body(format!(
             "{{\"name\":\"x\",\"password\":\"{}\"}}",
             &pad[..60_000]
@@ -994,7 +994,7 @@ fn upload_bound_counts_per_user_when_logged_in() {
     );
     let post = |who: &str| {
         s.req("POST", "/v2/team/app/blobs/uploads/")
-            .header("Authorization", who)
+            .auth(who)
             .send()
     };
     assert_eq!(post(&alice).status, 202);
@@ -1494,27 +1494,15 @@ fn log_in_every_way(s: &Server) -> Vec<String> {
     let bad = basic("alice", wrong);
     secrets.push(admin["Basic ".len()..].to_string());
     secrets.push(bad["Basic ".len()..].to_string());
-    assert_eq!(
-        s.req("GET", "/v2/")
-            .header("Authorization", &admin)
-            .send()
-            .status,
-        200
-    );
-    assert_eq!(
-        s.req("GET", "/v2/")
-            .header("Authorization", &bad)
-            .send()
-            .status,
-        401
-    );
+    assert_eq!(s.req("GET", "/v2/").auth(&admin).send().status, 200);
+    assert_eq!(s.req("GET", "/v2/").auth(&bad).send().status, 401);
     // Token endpoint, GET with Basic.
     let r = s
         .req(
             "GET",
             "/token?service=edgeyard&scope=repository:team/app:pull,push&offline_token=true",
         )
-        .header("Authorization", &admin)
+        .auth(&admin)
         .send();
     assert_eq!(r.status, 200);
     let j = r.json();
@@ -1524,7 +1512,7 @@ fn log_in_every_way(s: &Server) -> Vec<String> {
     secrets.push(refresh.clone());
     assert_eq!(
         s.req("GET", "/token?service=edgeyard")
-            .header("Authorization", &bad)
+            .auth(&bad)
             .send()
             .status,
         401
@@ -1564,7 +1552,7 @@ fn log_in_every_way(s: &Server) -> Vec<String> {
     // Bearer, right and forged.
     assert_eq!(
         s.req("GET", "/v2/")
-            .header("Authorization", &format!("Bearer {token}"))
+            .auth(&format!("Bearer {token}"))
             .send()
             .status,
         200
@@ -1573,7 +1561,7 @@ fn log_in_every_way(s: &Server) -> Vec<String> {
     secrets.push(bogus.to_string());
     assert_eq!(
         s.req("GET", "/v2/")
-            .header("Authorization", &format!("Bearer {bogus}"))
+            .auth(&format!("Bearer {bogus}"))
             .send()
             .status,
         401
@@ -1585,19 +1573,19 @@ fn log_in_every_way(s: &Server) -> Vec<String> {
     secrets.push(changed_pw.into());
     let r = s
         .req("POST", "/api/v1/users")
-        .header("Authorization", &admin)
+        .auth(&admin)
         .body(format!("{{\"name\":\"carol\",\"password\":\"{new_pw}\"}}"))
         .send();
     assert_eq!(r.status, 201);
     let r = s
         .req("PUT", "/api/v1/users/carol/password")
-        .header("Authorization", &admin)
+        .auth(&admin)
         .body(format!("{{\"password\":\"{changed_pw}\"}}"))
         .send();
     assert_eq!(r.status, 204);
     let r = s
         .req("POST", "/api/v1/users")
-        .header("Authorization", &admin)
+        .auth(&admin)
         .body(format!(
             "{{\"name\":\"dave\",\"password\":\"short\",\"bogus\":\"{new_pw}\"}}"
         ))
@@ -1605,7 +1593,7 @@ fn log_in_every_way(s: &Server) -> Vec<String> {
     assert_eq!(r.status, 400);
     let r = s
         .req("POST", "/api/v1/robots")
-        .header("Authorization", &admin)
+        .auth(&admin)
         .body(r#"{"name":"ci","grants":[{"repos":"team/**","actions":["pull"]}]}"#)
         .send();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
@@ -1614,21 +1602,21 @@ fn log_in_every_way(s: &Server) -> Vec<String> {
     secrets.push(robot_secret.clone());
     assert_eq!(
         s.req("GET", "/v2/")
-            .header("Authorization", &basic(&robot, &robot_secret))
+            .auth(&basic(&robot, &robot_secret))
             .send()
             .status,
         200
     );
     assert_eq!(
         s.req("GET", "/v2/")
-            .header("Authorization", &basic("carol", changed_pw))
+            .auth(&basic("carol", changed_pw))
             .send()
             .status,
         200
     );
     assert_eq!(
         s.req("GET", "/v2/")
-            .header("Authorization", &basic("carol", new_pw))
+            .auth(&basic("carol", new_pw))
             .send()
             .status,
         401
@@ -1638,7 +1626,7 @@ fn log_in_every_way(s: &Server) -> Vec<String> {
     secrets.push(push_pw.into());
     let r = s
         .req("POST", "/api/v1/push-to")
-        .header("Authorization", &admin)
+        .auth(&admin)
         .body(format!("{{\"url\":\"https://127.0.0.1:1\",\"images\":[\"team/app:v1\"],\"username\":\"u\",\"password\":\"{push_pw}\"}}"))
         .send();
     assert!(r.status >= 400);

@@ -52,7 +52,7 @@ fn bearer(s: &Server, user: &str, pw: &str, scopes: &[&str]) -> String {
     let q: String = scopes.iter().map(|sc| format!("&scope={sc}")).collect();
     let r = s
         .req("GET", &format!("/token?service=edgeyard{q}"))
-        .header("Authorization", &basic(user, pw))
+        .auth(&basic(user, pw))
         .send();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     format!("Bearer {}", r.json()["token"].as_str().unwrap())
@@ -91,7 +91,7 @@ fn a_mount_never_copies_a_blob_its_source_does_not_hold() {
         // Directly: refused.
         let r = s
             .req("GET", &format!("/v2/private/vault/blobs/{d}"))
-            .header("Authorization", auth)
+            .auth(auth)
             .send();
         assert!(matches!(r.status, 401 | 403), "{}", r.status);
         assert!(!holds(&r.body, &secret));
@@ -102,7 +102,7 @@ fn a_mount_never_copies_a_blob_its_source_does_not_hold() {
                 "POST",
                 &format!("/v2/alice/app/blobs/uploads/?mount={d}&from=public/x"),
             )
-            .header("Authorization", auth)
+            .auth(auth)
             .send();
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
         assert!(r
@@ -117,21 +117,21 @@ fn a_mount_never_copies_a_blob_its_source_does_not_hold() {
                 "POST",
                 &format!("/v2/alice/app/blobs/uploads/?mount={d}&from=private/vault"),
             )
-            .header("Authorization", auth)
+            .auth(auth)
             .send();
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
 
         // And without a source (only administrators may mount by digest alone).
         let r = s
             .req("POST", &format!("/v2/alice/app/blobs/uploads/?mount={d}"))
-            .header("Authorization", auth)
+            .auth(auth)
             .send();
         assert_eq!(r.status, 202);
 
         for method in ["GET", "HEAD"] {
             let r = s
                 .req(method, &format!("/v2/alice/app/blobs/{d}"))
-                .header("Authorization", auth)
+                .auth(auth)
                 .send();
             assert_eq!(r.status, 404, "{method}");
             assert!(r.body.is_empty() || r.error_code() == "BLOB_UNKNOWN");
@@ -144,12 +144,12 @@ fn a_mount_never_copies_a_blob_its_source_does_not_hold() {
             "POST",
             &format!("/v2/alice/app/blobs/uploads/?mount={d}&from=private/vault"),
         )
-        .header("Authorization", &admin)
+        .auth(&admin)
         .send();
     assert_eq!(r.status, 201);
     let r = s
         .req("GET", &format!("/v2/alice/app/blobs/{d}"))
-        .header("Authorization", &alice_basic)
+        .auth(&alice_basic)
         .send();
     assert_eq!((r.status, r.body), (200, secret));
 }
@@ -170,7 +170,7 @@ fn the_catalog_lists_what_a_tokens_subject_may_pull() {
         };
         let mut all = Vec::new();
         loop {
-            let r = s.req("GET", &path).header("Authorization", auth).send();
+            let r = s.req("GET", &path).auth(auth).send();
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
             for v in r.json()["repositories"].as_array().unwrap() {
                 all.push(v.as_str().unwrap().to_string());
@@ -214,7 +214,7 @@ fn a_token_lacking_an_action_its_rules_grant_is_challenged_not_denied() {
         let pull = bearer(&s, user, pw, &[&format!("repository:{repo}:pull")]);
         let r = s
             .req("POST", &format!("/v2/{repo}/blobs/uploads/"))
-            .header("Authorization", &pull)
+            .auth(&pull)
             .send();
         assert_eq!(
             r.status,
@@ -233,7 +233,7 @@ fn a_token_lacking_an_action_its_rules_grant_is_challenged_not_denied() {
         let push = bearer(&s, user, pw, &[&format!("repository:{repo}:pull,push")]);
         let r = s
             .req("POST", &format!("/v2/{repo}/blobs/uploads/"))
-            .header("Authorization", &push)
+            .auth(&push)
             .send();
         assert_eq!(r.status, 202, "{user}");
     }
@@ -243,14 +243,14 @@ fn a_token_lacking_an_action_its_rules_grant_is_challenged_not_denied() {
     let pull = bearer(&s, "root", ROOT_PW, &["repository:any/repo:pull"]);
     let r = s
         .req("DELETE", &format!("/v2/any/repo/blobs/{d}"))
-        .header("Authorization", &pull)
+        .auth(&pull)
         .send();
     assert_eq!(r.status, 401);
     assert!(challenge(&r).contains("scope=\"repository:any/repo:pull,delete\""));
     let del = bearer(&s, "root", ROOT_PW, &["repository:any/repo:delete"]);
     let r = s
         .req("DELETE", &format!("/v2/any/repo/blobs/{d}"))
-        .header("Authorization", &del)
+        .auth(&del)
         .send();
     assert_eq!(r.status, 202);
 
@@ -258,7 +258,7 @@ fn a_token_lacking_an_action_its_rules_grant_is_challenged_not_denied() {
     let bob = bearer(&s, "bob", BOB_PW, &["repository:alice/app:pull,push"]);
     let r = s
         .req("POST", "/v2/alice/app/blobs/uploads/")
-        .header("Authorization", &bob)
+        .auth(&bob)
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
     assert_eq!(r.header("www-authenticate"), None);
@@ -284,10 +284,7 @@ fn a_mount_challenge_asks_for_the_source_too() {
     // A token for the target alone: the rules let alice pull the source, so she is asked
     // to fetch a token covering it rather than silently uploading again.
     let target_only = bearer(&s, "alice", ALICE_PW, &["repository:alice/app:pull,push"]);
-    let r = s
-        .req("POST", &mount)
-        .header("Authorization", &target_only)
-        .send();
+    let r = s.req("POST", &mount).auth(&target_only).send();
     assert_eq!(r.status, 401);
     let c = challenge(&r);
     assert!(c.contains("error=\"insufficient_scope\""), "{c}");
@@ -300,14 +297,14 @@ fn a_mount_challenge_asks_for_the_source_too() {
         ALICE_PW,
         &["repository:alice/app:pull,push", "repository:public/x:pull"],
     );
-    let r = s.req("POST", &mount).header("Authorization", &both).send();
+    let r = s.req("POST", &mount).auth(&both).send();
     assert_eq!(r.status, 201);
     assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
 
     // A source the rules never let her pull: no challenge (which would say nothing new),
     // an upload session as for an unknown blob.
     let vault = format!("/v2/alice/app/blobs/uploads/?mount={d}&from=private/vault");
-    let r = s.req("POST", &vault).header("Authorization", &both).send();
+    let r = s.req("POST", &vault).auth(&both).send();
     assert_eq!(r.status, 202);
 }
 
@@ -331,13 +328,10 @@ fn a_token_form_may_repeat_or_join_its_scopes() {
         let auth = format!("Bearer {}", r.json()["access_token"].as_str().unwrap());
         let r = s
             .req("POST", "/v2/alice/app/blobs/uploads/")
-            .header("Authorization", &auth)
+            .auth(&auth)
             .send();
         assert_eq!(r.status, 202, "{scopes}");
-        let r = s
-            .req("GET", "/v2/public/x/tags/list")
-            .header("Authorization", &auth)
-            .send();
+        let r = s.req("GET", "/v2/public/x/tags/list").auth(&auth).send();
         assert_eq!(r.status, 404, "{scopes}: pull granted, repository unknown");
     }
 }
@@ -355,10 +349,7 @@ fn the_admin_api_needs_a_token_scoped_for_it() {
         &["registry:catalog:*"],
     ] {
         let t = bearer(&s, "root", ROOT_PW, scopes);
-        let r = s
-            .req("GET", "/api/v1/users")
-            .header("Authorization", &t)
-            .send();
+        let r = s.req("GET", "/api/v1/users").auth(&t).send();
         assert_eq!(r.status, 401, "{scopes:?}");
         let c = challenge(&r);
         assert!(c.contains("scope=\"registry:admin:*\""), "{c}");
@@ -366,23 +357,17 @@ fn the_admin_api_needs_a_token_scoped_for_it() {
         assert!(!String::from_utf8_lossy(&r.body).contains("alice"));
     }
     let admin = bearer(&s, "root", ROOT_PW, &["registry:admin:*"]);
-    let r = s
-        .req("GET", "/api/v1/users")
-        .header("Authorization", &admin)
-        .send();
+    let r = s.req("GET", "/api/v1/users").auth(&admin).send();
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body).contains("alice"));
     // Asked for by someone who is not an administrator: granted nothing.
     let alice = bearer(&s, "alice", ALICE_PW, &["registry:admin:*"]);
-    let r = s
-        .req("GET", "/api/v1/users")
-        .header("Authorization", &alice)
-        .send();
+    let r = s.req("GET", "/api/v1/users").auth(&alice).send();
     assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
     // Basic is unchanged.
     let r = s
         .req("GET", "/api/v1/users")
-        .header("Authorization", &basic("root", ROOT_PW))
+        .auth(&basic("root", ROOT_PW))
         .send();
     assert_eq!(r.status, 200);
 }

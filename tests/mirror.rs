@@ -516,20 +516,7 @@ fn upstream_token_auth_is_handled() {
         &["user", "add", "puller", "--password-stdin"],
         "puller-password\n",
     );
-    edgeyard(
-        &up_dir,
-        &[
-            "access",
-            "add",
-            "--subject",
-            "user:puller",
-            "--repos",
-            "team/**",
-            "--actions",
-            "pull",
-        ],
-        "",
-    );
+    access_add(&up_dir, "user:puller", "team/**", "pull");
     let up = Server::start_auth(&up_dir, &[]);
     let etc = tmp.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();

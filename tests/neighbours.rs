@@ -42,27 +42,21 @@ fn a_new_account_never_inherits_a_deleted_ones_rules() {
     access_add(&dir, "user:bob", "team/**", "push");
     let s = Server::start_auth(&dir, &[]);
     let root = basic("root", "root-password-1");
-    let r = s
-        .req("DELETE", "/api/v1/users/bob")
-        .header("Authorization", &root)
-        .send();
+    let r = s.req("DELETE", "/api/v1/users/bob").auth(&root).send();
     assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
     let r = s
         .req("POST", "/api/v1/users")
-        .header("Authorization", &root)
+        .auth(&root)
         .header("Content-Type", "application/json")
         .body(r#"{"name":"bob","password":"another-password-2"}"#)
         .send();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let r = s
         .req("POST", "/v2/team/app/blobs/uploads/")
-        .header("Authorization", &basic("bob", "another-password-2"))
+        .auth(&basic("bob", "another-password-2"))
         .send();
     assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
-    let r = s
-        .req("GET", "/api/v1/rules")
-        .header("Authorization", &root)
-        .send();
+    let r = s.req("GET", "/api/v1/rules").auth(&root).send();
     assert!(!String::from_utf8_lossy(&r.body).contains("user:bob"));
 }
 
@@ -191,7 +185,7 @@ fn huge_user_names_from_many_addresses_cost_no_memory() {
     // Alice is not slowed by any of it.
     let r = s
         .req("GET", "/v2/")
-        .header("Authorization", &basic("alice", "alice-password-1"))
+        .auth(&basic("alice", "alice-password-1"))
         .send();
     assert_eq!(r.status, 200);
 }

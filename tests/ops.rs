@@ -77,7 +77,7 @@ fn health_readiness_and_metrics_move_with_traffic() {
         .header("X-Request-Id", "bad id\"with spaces")
         .send();
     assert_ne!(r.header("x-request-id"), Some("bad id\"with spaces"));
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    s.wait_log("id=trace-abc.123");
     let log = s.log_text();
     assert!(log.contains(&format!("id={id}")), "{log}");
     assert!(log.contains("id=trace-abc.123"));
@@ -148,7 +148,7 @@ fn json_logs_carry_one_object_per_line_with_request_fields() {
         .header("X-Request-Id", "json-req-1")
         .send();
     assert_eq!(r.status, 200);
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    s.wait_log("json-req-1");
     let log = s.log_text();
     let lines: Vec<serde_json::Value> = log
         .lines()

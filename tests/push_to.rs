@@ -92,7 +92,7 @@ fn push_to_distribution_and_to_an_authenticated_edgeyard() {
     assert!(out.contains("4 blobs sent"), "{out}");
     let r = target
         .req("GET", "/v2/edge/multi/manifests/v1")
-        .header("Authorization", &basic("pusher", "pusher-password"))
+        .auth(&basic("pusher", "pusher-password"))
         .send();
     assert_eq!(r.status, 200);
     // Without credentials the target refuses, and push-to says so.

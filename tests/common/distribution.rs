@@ -12,42 +12,73 @@ pub struct Distribution {
 }
 
 impl Distribution {
+    /// Starts it on a port that was free a moment ago. Another process can take that port
+    /// in between (Distribution cannot be handed a bound socket), so a start whose server
+    /// exits, or whose port answers as something else, is retried on another port.
     pub fn start() -> Distribution {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry");
-        let d = Distribution {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&d.addr).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = format!("127.0.0.1:{port}");
+            let cfg = dir.path().join("config.yml");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                    dir.path().join("data").display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&cfg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("docker-registry");
+            if ready(&mut child, &addr) {
+                return Distribution {
+                    child,
+                    addr,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        d
+        panic!("docker-registry did not start on any of 5 ports");
     }
+}
+
+/// Whether the child answers `/v2/` on `addr` as a registry, within 20 s; `false` at once
+/// if it exits (the port was taken) or something else answers there.
+fn ready(child: &mut Child, addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let asked = write!(
+                c,
+                "GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = String::new();
+            if asked.is_ok() && c.read_to_string(&mut answer).is_ok() {
+                let head = answer.to_ascii_lowercase();
+                return head.contains("docker-distribution-api-version: registry/2.0")
+                    && matches!(child.try_wait(), Ok(None));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 impl Drop for Distribution {

@@ -151,6 +151,19 @@ impl Server {
     }
 
     /// Waits (up to 10 s) until the log contains `what`; the log is read by another thread.
+    /// Waits (10 s at most) until the log holds `what` at least `n` times.
+    pub fn wait_log_count(&self, what: &str, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.log_text().matches(what).count() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fewer than {n} of {what:?} in the log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn wait_log(&self, what: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !self.log_text().contains(what) {
@@ -233,6 +246,11 @@ impl Resp {
 }
 
 impl Req {
+    /// The request with an `Authorization` header (`basic(..)`, or `Bearer <token>`).
+    pub fn auth(self, value: &str) -> Req {
+        self.header("Authorization", value)
+    }
+
     pub fn header(mut self, k: &str, v: &str) -> Req {
         self.headers.push((k.to_string(), v.to_string()));
         self
@@ -326,7 +344,7 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> Resp {
 }
 
 /// Adds an access rule offline: `edgeyard access add --subject S --repos R --actions A`.
-pub fn access_add(dir: &Path, subject: &str, repos: &str, actions: &str) {
+pub fn access_add(dir: &Path, subject: &str, repos: &str, actions: &str) -> String {
     edgeyard(
         dir,
         &[
@@ -340,7 +358,7 @@ pub fn access_add(dir: &Path, subject: &str, repos: &str, actions: &str) {
             actions,
         ],
         "",
-    );
+    )
 }
 
 /// Runs `edgeyard ARGS --data-dir DIR` with `stdin` as standard input; returns stdout.
@@ -405,7 +423,7 @@ pub fn push_blob_as(s: &Server, auth: Option<&str>, repo: &str, data: &[u8]) -> 
         .req("POST", &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
         .body(data.to_vec());
     if let Some(a) = auth {
-        req = req.header("Authorization", a);
+        req = req.auth(a);
     }
     let r = req.send();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
@@ -643,7 +661,7 @@ pub fn put_image_as(
         .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         .body(m.clone());
     if let Some(a) = auth {
-        req = req.header("Authorization", a);
+        req = req.auth(a);
     }
     (req.send(), m)
 }

@@ -183,7 +183,7 @@ pub fn create_robot(
         ));
     }
     for g in &grants {
-        rules::check_glob(&g.repos).map_err(AdminError::Invalid)?;
+        rules::check_glob(&g.repos).map_err(|e| AdminError::Invalid(e.to_string()))?;
         let a =
             Actions::parse(g.actions.iter().map(String::as_str)).map_err(AdminError::Invalid)?;
         if a.is_empty() || a.contains(Actions::ADMIN) {
@@ -228,7 +228,7 @@ pub fn list_robots(meta: &Meta) -> Result<Vec<RobotInfo>> {
 
 pub fn add_rule(meta: &Meta, rule: RuleRecord) -> Result<u64> {
     rules::Subject::parse(&rule.subject).map_err(AdminError::Invalid)?;
-    rules::check_glob(&rule.repos).map_err(AdminError::Invalid)?;
+    rules::check_glob(&rule.repos).map_err(|e| AdminError::Invalid(e.to_string()))?;
     let a = Actions::parse(rule.actions.iter().map(String::as_str)).map_err(AdminError::Invalid)?;
     if a.is_empty() {
         return Err(AdminError::Invalid(

@@ -83,8 +83,20 @@ fn close(t: &[Token], reached: &mut [bool], steps: &mut u64) {
     }
 }
 
+/// A glob an operator wrote that is not one; its message says what a glob may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadGlob(String);
+
+impl std::fmt::Display for BadGlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadGlob {}
+
 /// Validates a glob as written by an operator.
-pub fn check_glob(glob: &str) -> Result<(), String> {
+pub fn check_glob(glob: &str) -> Result<(), BadGlob> {
     let ok = !glob.is_empty()
         && glob.len() <= 255
         && glob.bytes().all(|b| {
@@ -95,14 +107,14 @@ pub fn check_glob(glob: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(BadGlob(format!(
             "{glob:?} is not a repository glob (lowercase names, '/', '*', '**')"
-        ))
+        )))
     }
 }
 
 /// Validates a tag glob (tags allow upper case; no `/`).
-pub fn check_tag_glob(glob: &str) -> Result<(), String> {
+pub fn check_tag_glob(glob: &str) -> Result<(), BadGlob> {
     let ok = !glob.is_empty()
         && glob.len() <= 128
         && glob
@@ -111,9 +123,9 @@ pub fn check_tag_glob(glob: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(BadGlob(format!(
             "{glob:?} is not a tag glob (letters, digits, '.', '_', '-', '*')"
-        ))
+        )))
     }
 }
 

@@ -24,8 +24,8 @@ pub struct RetentionInfo {
     pub rule: RetentionRecord,
 }
 
-fn invalid(message: impl Into<String>) -> Error {
-    Error::api(ErrorCode::Invalid, message.into())
+fn invalid(message: impl std::fmt::Display) -> Error {
+    Error::api(ErrorCode::Invalid, message.to_string())
 }
 
 /// Adds a rule: tags matching `tags` in repositories matching `repos` become immutable.

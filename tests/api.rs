@@ -531,6 +531,36 @@ fn manifest_errors_leave_store_unchanged() {
 }
 
 #[test]
+fn a_foreign_layer_naming_a_held_blob_must_state_its_size() {
+    let s = Server::start();
+    let config = push_blob(&s, "ns/win", b"{}");
+    let held = push_blob(&s, "ns/win", b"7 bytes");
+    let manifest = |size: usize, digest: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":"{digest}","size":{size},"urls":["https://example.invalid/l"]}}]}}"#
+        )
+        .into_bytes()
+    };
+    let put = |body: Vec<u8>| {
+        s.req("PUT", "/v2/ns/win/manifests/v1")
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .body(body)
+            .send()
+    };
+    // Held here with 7 bytes: a client may fetch it from here, so 2 is refused.
+    let r = put(manifest(2, &held));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
+    assert_eq!(s.req("GET", "/v2/ns/win/manifests/v1").send().status, 404);
+    assert_eq!(put(manifest(7, &held)).status, 201);
+    // Not held: it lives at its urls, and its size is the client's to check.
+    let elsewhere = format!("sha256:{}", "3".repeat(64));
+    assert_eq!(put(manifest(2, &elsewhere)).status, 201);
+}
+
+#[test]
 fn invalid_names_tags_digests_and_traversal() {
     let s = Server::start();
     let cases: Vec<(&str, &str, u16, &str)> = vec![

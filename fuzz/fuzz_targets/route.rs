@@ -111,7 +111,7 @@ fn print(route: &Route) -> String {
         Route::UploadStart(r) => format!("/v2/{r}/blobs/uploads/"),
         Route::Upload(r, id) => format!("/v2/{r}/blobs/uploads/{id}"),
         Route::Referrers(r, d) => format!("/v2/{r}/referrers/{d}"),
-        Route::Admin(a) => {
+        Route::Api(a) => {
             let rest = match a {
                 AdminRoute::User(n) => format!("users/{}", encode(n)),
                 AdminRoute::UserPassword(n) => format!("users/{}/password", encode(n)),
@@ -152,7 +152,7 @@ fn check_path(path: &str) {
         );
     }
     match &route {
-        Route::Admin(a) => {
+        Route::Api(a) => {
             // What the path says, decoded once, is exactly the resource (less trailing '/').
             let rest = &path["/api/v1/".len()..];
             let decoded = decode_path(rest);

@@ -4,7 +4,7 @@
 //! out, which is the safe direction.
 //!
 //! Each session carries its own CSRF token, which every state-changing request made with the
-//! cookie must echo in a header (checked in `http::session`). A session remembers a hash of the
+//! cookie must echo in a header (checked in `http::cookie`). A session remembers a hash of the
 //! user's password hash when it was opened and is dropped as soon as the user is gone or that
 //! hash differs (deleted, re-created or given a new password), so a session never outlives
 //! the credentials that opened it. Ids are stored hashed: the map never holds a usable id.

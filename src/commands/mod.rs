@@ -1,8 +1,8 @@
 //! The subcommands. Each returns `Result<(), Failure>`; `main` turns that into an exit code.
 
+pub mod api_client;
 pub mod bundle;
 pub mod cert;
-pub mod client;
 pub mod config;
 pub mod fsck;
 pub mod gc;

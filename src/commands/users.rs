@@ -14,7 +14,7 @@ use crate::meta::{GrantRecord, ImmutabilityRecord, Meta, RuleRecord};
 use crate::registry::governance::{self, ImmutabilityInfo};
 use crate::storage::Storage;
 
-use super::client::AdminClient;
+use super::api_client::AdminClient;
 use super::{data_dir, load_file, Failure};
 
 /// Where the change goes: the data directory, or a running server.

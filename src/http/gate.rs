@@ -21,7 +21,7 @@ pub struct Gate {
     /// The connection's address: who an anonymous caller is, for per-client bounds.
     peer: std::net::IpAddr,
     /// The console session the caller came with (cookie), if any.
-    session: Option<super::session::SessionRef>,
+    session: Option<super::cookie::SessionRef>,
 }
 
 pub use crate::auth::limiter::client_address;
@@ -80,7 +80,7 @@ fn realm<B>(auth: &Auth, req: &Request<B>, tls: bool) -> String {
     if let Some(r) = auth.realm() {
         return r.to_string();
     }
-    let host = super::session::request_host(req)
+    let host = super::cookie::request_host(req)
         .map(str::to_string)
         // Only what a host[:port] is made of: the value lands inside a quoted challenge
         // parameter, where a quote or backslash would let a client rewrite the challenge.
@@ -133,7 +133,7 @@ impl Gate {
         let realm = realm(auth, req, tls);
         let mut session = None;
         let caller = match credentials(req)? {
-            Credentials::None => match super::session::identify(auth, req)? {
+            Credentials::None => match super::cookie::identify(auth, req)? {
                 Some((p, s)) => {
                     session = Some(s);
                     Caller::Principal(p)
@@ -168,7 +168,7 @@ impl Gate {
     }
 
     /// The console session of this request, when it was made with the session cookie.
-    pub fn session(&self) -> Option<&super::session::SessionRef> {
+    pub fn session(&self) -> Option<&super::cookie::SessionRef> {
         self.session.as_ref()
     }
 

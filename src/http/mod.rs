@@ -3,13 +3,13 @@
 //! disk or sled; that is the registry's job.
 
 pub mod body;
-pub mod console;
+pub mod cookie;
 pub mod gate;
 mod handlers;
 #[doc(hidden)] // for the fuzz targets (fuzz/)
 pub mod query;
 pub mod route;
-pub mod session;
+pub mod static_files;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -75,7 +75,7 @@ pub async fn serve(
     let result = async move {
         match route {
             Ok(Route::CaCert) => ca_cert(&app),
-            Ok(Route::Console(file)) => console::asset(&file, &req),
+            Ok(Route::Console(file)) => static_files::asset(&file, &req),
             Ok(Route::Health) => Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())),
             Ok(Route::Ready) => handlers::health::ready(&app).await,
             Ok(Route::Metrics) => handlers::health::metrics(&app).await,
@@ -94,7 +94,7 @@ pub async fn serve(
                 };
                 match gate.and_then(|g| authorize(&g, &route, &req).map(|()| g)) {
                     Ok(gate) => match route {
-                        Route::Admin(r) => handlers::console::handle(&app, &gate, r, req).await,
+                        Route::Api(r) => handlers::console::handle(&app, &gate, r, req).await,
                         route => dispatch(&app.registry, &gate, route, req).await,
                     },
                     Err(e) => Err(e),
@@ -201,7 +201,7 @@ fn authorize<B>(gate: &Gate, route: &Route, req: &Request<B>) -> Result<(), Erro
             | Route::Ready,
             _,
         ) => return Ok(()),
-        (Route::Admin(r), m) => return handlers::console::authorize(gate, r, m),
+        (Route::Api(r), m) => return handlers::console::authorize(gate, r, m),
         (Route::Tags(_) | Route::Referrers(..), _) => Actions::PULL,
         (
             Route::Manifest(..) | Route::BadReference(..) | Route::Blob(..),

@@ -15,8 +15,9 @@ pub enum Route {
     Ready,
     /// `/token`: the token endpoint of docker's token authentication
     Token,
-    /// `/api/v1/...`: the admin API
-    Admin(AdminRoute),
+    /// `/api/v1/...`: the HTTP API the console and `--server` commands use (most of it for
+    /// administrators; `handlers::console` decides who may call what)
+    Api(AdminRoute),
     /// `/` and `/console/<file>`: the web console's static files
     Console(String),
     /// `/v2/`
@@ -161,7 +162,7 @@ impl Route {
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            Route::Admin(_) => "admin",
+            Route::Api(_) => "admin",
             Route::Console(_) => "console",
             Route::CaCert => "ca_cert",
             Route::Metrics => "metrics",
@@ -181,7 +182,7 @@ impl Route {
 
     pub fn repo(&self) -> Option<&RepoName> {
         match self {
-            Route::Admin(_)
+            Route::Api(_)
             | Route::Console(_)
             | Route::CaCert
             | Route::Metrics
@@ -221,7 +222,7 @@ pub fn parse(path: &str) -> Result<Route> {
             return Err(not_found());
         };
         return AdminRoute::parse(&decoded)?
-            .map(Route::Admin)
+            .map(Route::Api)
             .ok_or_else(not_found);
     }
     let Some(rest) = path.strip_prefix("/v2/") else {
@@ -359,7 +360,7 @@ mod tests {
     #[test]
     fn console_admin_routes() {
         let admin = |p: &str| match parse(p) {
-            Ok(Route::Admin(r)) => Some(r),
+            Ok(Route::Api(r)) => Some(r),
             _ => None,
         };
         let name = |n: &str| n.parse::<RepoName>().unwrap();
@@ -452,7 +453,7 @@ mod tests {
     #[test]
     fn admin_path_plus_and_ampersand_are_literal() {
         let user = |p: &str| match parse(p) {
-            Ok(Route::Admin(AdminRoute::User(n))) => n,
+            Ok(Route::Api(AdminRoute::User(n))) => n,
             other => panic!("{p}: {other:?}"),
         };
         assert_eq!(user("/api/v1/users/a+b"), "a+b");
@@ -499,11 +500,11 @@ mod tests {
                     (format!("/v2/{n}/referrers/{d}"), Route::Referrers(name.clone(), digest)),
                     (
                         format!("/api/v1/repositories/{n}/tags"),
-                        Route::Admin(AdminRoute::RepositoryTags(name.clone())),
+                        Route::Api(AdminRoute::RepositoryTags(name.clone())),
                     ),
                     (
                         format!("/api/v1/pins/{n}:{t}"),
-                        Route::Admin(AdminRoute::Pin(name, t.parse().unwrap())),
+                        Route::Api(AdminRoute::Pin(name, t.parse().unwrap())),
                     ),
                 ];
                 for (path, want) in cases {

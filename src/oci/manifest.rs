@@ -106,7 +106,7 @@ pub struct Descriptor {
 impl Descriptor {
     /// Foreign (Windows base) and non-distributable layers live elsewhere, named by `urls`;
     /// a registry must accept manifests that reference them without holding the bytes.
-    fn is_foreign(&self) -> bool {
+    pub fn is_foreign(&self) -> bool {
         self.media_type
             .starts_with("application/vnd.oci.image.layer.nondistributable.")
             || self.media_type == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"

@@ -450,7 +450,7 @@ impl Registry {
             }
         }
         for (repo, d, bytes, media) in &order {
-            self.put_manifest_admin(repo, &Reference::Digest(d.clone()), Some(media), bytes)
+            self.put_manifest_anywhere(repo, &Reference::Digest(d.clone()), Some(media), bytes)
                 .await?;
         }
         for (repo, tag, d) in images {
@@ -468,7 +468,7 @@ impl Registry {
                     (b.clone(), m.clone())
                 }
             };
-            self.put_manifest_admin(&repo, &Reference::Tag(tag.clone()), Some(&media), &bytes)
+            self.put_manifest_anywhere(&repo, &Reference::Tag(tag.clone()), Some(&media), &bytes)
                 .await?;
             report.images.push(format!("{repo}:{tag}"));
         }

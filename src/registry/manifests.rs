@@ -92,13 +92,14 @@ impl Registry {
     ) -> Result<PutOutcome> {
         self.events().bytes_received(bytes.len() as u64);
         self.check_not_mirrored(repo)?;
-        self.put_manifest_admin(repo, reference, content_type, bytes)
+        self.put_manifest_anywhere(repo, reference, content_type, bytes)
             .await
     }
 
-    /// [`Registry::put_manifest`] for an administrator's import: mirrored namespaces take it
-    /// too (a bundle can seed a mirror's cache).
-    pub(super) async fn put_manifest_admin(
+    /// Stores a manifest in any namespace, a mirror's included: [`Registry::put_manifest`]
+    /// without the refusal of client pushes into mirrored namespaces, for imports (a bundle
+    /// can seed a mirror's cache).
+    pub(super) async fn put_manifest_anywhere(
         &self,
         repo: &RepoName,
         reference: &Reference,
@@ -156,6 +157,15 @@ impl Registry {
                 None => return Err(missing(&d.digest, "blob")),
                 Some(l) if l.size != d.size => return Err(wrong_size(d, l.size)),
                 Some(_) => {}
+            }
+        }
+        // A foreign layer need not be here, but when the repository holds its digest a client
+        // may take it from here: its size must be true then too.
+        for d in manifest.layers.iter().filter(|l| l.is_foreign()) {
+            if let Some(l) = self.meta().link(repo.as_str(), &d.digest)? {
+                if l.size != d.size {
+                    return Err(wrong_size(d, l.size));
+                }
             }
         }
         for child in &manifest.manifests {

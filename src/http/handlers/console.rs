@@ -13,10 +13,10 @@ use http::{Method, Request, StatusCode};
 use super::ok_json;
 use crate::auth::Actions;
 use crate::error::{Error, ErrorCode, Result};
+use crate::http::cookie::SessionRef;
 use crate::http::gate::{credentials, Credentials, Gate};
 use crate::http::route::AdminRoute;
-use crate::http::session::SessionRef;
-use crate::http::{empty, session, set_header, App, Resp};
+use crate::http::{cookie, empty, set_header, App, Resp};
 use crate::oci::{Reference, RepoName, Tag};
 
 /// What a caller needs for an admin-API route.
@@ -93,7 +93,7 @@ fn sign_in(app: &App, gate: &Gate, req: &Request<RequestBody>) -> Result<Resp> {
         )
         .with_status(StatusCode::NOT_FOUND));
     };
-    session::check_same_origin(req)?;
+    cookie::check_same_origin(req)?;
     if !matches!(credentials(req)?, Credentials::Basic { .. }) {
         return Err(Error::api(
             ErrorCode::Unauthorized,
@@ -107,7 +107,7 @@ fn sign_in(app: &App, gate: &Gate, req: &Request<RequestBody>) -> Result<Resp> {
     tracing::info!(user = %name, "signed in to the web console");
     let body = whoami(app, gate, Some(&opened));
     let mut r = ok_json(StatusCode::CREATED, &body)?;
-    set_header(&mut r, "set-cookie", session::set_cookie(&opened.id));
+    set_header(&mut r, "set-cookie", cookie::set_cookie(&opened.id));
     set_header(&mut r, "cache-control", "no-store");
     Ok(r)
 }
@@ -119,7 +119,7 @@ fn sign_out(app: &App, gate: &Gate) -> Resp {
         tracing::info!(user = %gate.principal().name(), "signed out of the web console");
     }
     let mut r = empty(StatusCode::NO_CONTENT);
-    set_header(&mut r, "set-cookie", session::clear_cookie());
+    set_header(&mut r, "set-cookie", cookie::clear_cookie());
     r
 }
 

@@ -60,7 +60,6 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
     ("src/config.rs", 7),
     ("src/config/mirrors.rs", 6),
     ("src/registry/mirror.rs", 1),
-    ("src/registry/mod.rs", 1),
     ("src/telemetry.rs", 3),
     ("src/tls/trust.rs", 3),
 ];

@@ -118,6 +118,13 @@ const USAGE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a metadata flush may take before the store counts as hung.
 pub const METADATA_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// One readiness check's outcome, as `/readyz` shows it: ready, or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Ready,
+    NotReady(String),
+}
+
 /// See [`Registry::metadata_health`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataHealth {
@@ -197,32 +204,35 @@ impl Registry {
     }
 
     /// What `/readyz` checks: the data directory takes writes, the metadata answers.
-    pub async fn readiness(&self) -> Vec<(&'static str, std::result::Result<(), String>)> {
+    pub async fn readiness(&self) -> Vec<(&'static str, Check)> {
         let storage = self.storage().clone();
-        let disk = blocking("probing storage", move || storage.probe_writable())
-            .await
-            .map_err(|e| e.to_string());
+        let disk = match blocking("probing storage", move || storage.probe_writable()).await {
+            Ok(()) => Check::Ready,
+            Err(e) => Check::NotReady(e.to_string()),
+        };
         let probe: crate::oci::RepoName = match "readiness/probe".parse() {
             Ok(n) => n,
             Err(_) => return vec![("storage", disk)],
         };
         let meta = match self.meta().repo_exists(&probe) {
-            Err(e) => Err(e.to_string()),
+            Err(e) => Check::NotReady(e.to_string()),
             Ok(_) => match self.metadata_health().await {
-                MetadataHealth::Ok => Ok(()),
-                MetadataHealth::Failing(e) => Err(format!("metadata cannot be written: {e}")),
-                MetadataHealth::Hung => Err(format!(
+                MetadataHealth::Ok => Check::Ready,
+                MetadataHealth::Failing(e) => {
+                    Check::NotReady(format!("metadata cannot be written: {e}"))
+                }
+                MetadataHealth::Hung => Check::NotReady(format!(
                     "metadata writes do not finish (none in {} s)",
                     METADATA_PATIENCE.as_secs()
                 )),
             },
         };
         let space = match self.free_space().await {
-            Ok((avail, floor)) if avail >= floor => Ok(()),
-            Ok((avail, floor)) => Err(format!(
+            Ok((avail, floor)) if avail >= floor => Check::Ready,
+            Ok((avail, floor)) => Check::NotReady(format!(
                 "{avail} bytes free, below the floor of {floor}: uploads are refused"
             )),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Check::NotReady(e.to_string()),
         };
         vec![("storage", disk), ("metadata", meta), ("free_space", space)]
     }

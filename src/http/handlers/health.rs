@@ -6,15 +6,22 @@ use http::StatusCode;
 use crate::error::{Error, Result};
 use crate::http::{json, set_header, App, Resp, ResponseBody};
 use crate::metrics::{global, Gauges};
+use crate::registry::Check;
 
 pub async fn ready(app: &App) -> Result<Resp> {
     let checks = app.registry.readiness().await;
-    let ok = checks.iter().all(|(_, r)| r.is_ok());
+    let ok = checks.iter().all(|(_, c)| *c == Check::Ready);
     let body = serde_json::json!({
         "status": if ok { "ready" } else { "not ready" },
         "checks": checks
             .iter()
-            .map(|(name, r)| (name.to_string(), serde_json::json!(match r { Ok(()) => "ok".to_string(), Err(e) => e.clone() })))
+            .map(|(name, c)| {
+                let said = match c {
+                    Check::Ready => "ok".to_string(),
+                    Check::NotReady(why) => why.clone(),
+                };
+                (name.to_string(), serde_json::json!(said))
+            })
             .collect::<serde_json::Map<_, _>>(),
     });
     let status = if ok {

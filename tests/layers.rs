@@ -49,13 +49,6 @@ const KNOWN_SLED: &[&str] = &[];
 
 /// `Result<_, String>` outside `commands/` today: (file, how many).
 const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
-    ("src/auth/bootstrap.rs", 1),
-    ("src/auth/issue.rs", 1),
-    ("src/auth/mod.rs", 4),
-    ("src/auth/password.rs", 3),
-    ("src/auth/rules.rs", 2),
-    ("src/auth/session.rs", 2),
-    ("src/auth/token.rs", 2),
     ("src/client.rs", 7),
     ("src/config.rs", 7),
     ("src/config/mirrors.rs", 6),
@@ -66,7 +59,7 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
 
 /// Files over the limit today: (file, lines it may not grow past).
 const KNOWN_LONG: &[(&str, usize)] = &[
-    ("src/auth/mod.rs", 637),
+    ("src/auth/mod.rs", 631),
     ("src/config.rs", 657),
     ("src/registry/fsck.rs", 715),
     ("src/registry/mirror.rs", 686),

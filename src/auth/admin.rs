@@ -85,7 +85,7 @@ pub fn create_user(
     admin: bool,
     groups: Vec<String>,
 ) -> Result<()> {
-    check_user_name(name).map_err(AdminError::Invalid)?;
+    check_user_name(name).map_err(|e| AdminError::Invalid(e.0))?;
     if name.starts_with(ROBOT_PREFIX) {
         return Err(AdminError::Invalid(
             "robot accounts are made as robots".into(),
@@ -176,7 +176,7 @@ pub fn create_robot(
     expires_days: Option<u64>,
 ) -> Result<String> {
     let full = robot_name(name);
-    check_user_name(&full).map_err(AdminError::Invalid)?;
+    check_user_name(&full).map_err(|e| AdminError::Invalid(e.0))?;
     if grants.is_empty() {
         return Err(AdminError::Invalid(
             "a robot needs at least one grant".into(),
@@ -184,8 +184,8 @@ pub fn create_robot(
     }
     for g in &grants {
         rules::check_glob(&g.repos).map_err(|e| AdminError::Invalid(e.to_string()))?;
-        let a =
-            Actions::parse(g.actions.iter().map(String::as_str)).map_err(AdminError::Invalid)?;
+        let a = Actions::parse(g.actions.iter().map(String::as_str))
+            .map_err(|e| AdminError::Invalid(e.0))?;
         if a.is_empty() || a.contains(Actions::ADMIN) {
             return Err(AdminError::Invalid(format!(
                 "{}: robots get pull, push or delete",
@@ -227,9 +227,10 @@ pub fn list_robots(meta: &Meta) -> Result<Vec<RobotInfo>> {
 }
 
 pub fn add_rule(meta: &Meta, rule: RuleRecord) -> Result<u64> {
-    rules::Subject::parse(&rule.subject).map_err(AdminError::Invalid)?;
+    rules::Subject::parse(&rule.subject).map_err(|e| AdminError::Invalid(e.0))?;
     rules::check_glob(&rule.repos).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    let a = Actions::parse(rule.actions.iter().map(String::as_str)).map_err(AdminError::Invalid)?;
+    let a = Actions::parse(rule.actions.iter().map(String::as_str))
+        .map_err(|e| AdminError::Invalid(e.0))?;
     if a.is_empty() {
         return Err(AdminError::Invalid(
             "a rule names at least one action".into(),
@@ -256,7 +257,7 @@ pub fn list_rules(meta: &Meta) -> Result<Vec<RuleInfo>> {
 
 /// Adds a user whose bcrypt hash comes from an htpasswd file (rehashed at first login).
 pub fn import_bcrypt_user(meta: &Meta, name: &str, hash: &str) -> Result<()> {
-    check_user_name(name).map_err(AdminError::Invalid)?;
+    check_user_name(name).map_err(|e| AdminError::Invalid(e.0))?;
     if !password::is_bcrypt(hash) {
         return Err(AdminError::Invalid("not a bcrypt hash".into()));
     }

@@ -3,14 +3,8 @@
 use super::*;
 
 impl Auth {
-    pub(super) fn bootstrap_admin(&self, data_dir: &Path) -> Result<(), String> {
-        if !self
-            .inner
-            .meta
-            .users()
-            .map_err(|e| e.to_string())?
-            .is_empty()
-        {
+    pub(super) fn bootstrap_admin(&self, data_dir: &Path) -> crate::error::Result<()> {
+        if !self.inner.meta.users()?.is_empty() {
             return Ok(());
         }
         let (password, file) = match &self.inner.settings.admin_password {
@@ -23,7 +17,9 @@ impl Auth {
                     format!("{p}\n").as_bytes(),
                     crate::storage::files::SECRET,
                 )
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+                .map_err(|e| {
+                    crate::error::Error::internal("writing the first admin password", e)
+                })?;
                 (p, Some(file))
             }
         };
@@ -34,14 +30,8 @@ impl Auth {
             created_at: now(),
             robot: None,
         };
-        self.inner
-            .meta
-            .put_user("admin", &rec)
-            .map_err(|e| e.to_string())?;
-        self.inner
-            .meta
-            .flush_blocking()
-            .map_err(|e| e.to_string())?;
+        self.inner.meta.put_user("admin", &rec)?;
+        self.inner.meta.flush_blocking()?;
         match file {
             Some(f) => tracing::warn!(
                 path = %f.display(),

@@ -9,15 +9,13 @@ impl Auth {
         let rec = self
             .inner
             .meta
-            .refresh_token(&sha256_hex(token))
-            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .refresh_token(&sha256_hex(token))?
             .filter(|r| r.expires_at > now())
             .ok_or(AuthError::BadCredentials)?;
         let user = self
             .inner
             .meta
-            .user(&rec.user)
-            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .user(&rec.user)?
             .ok_or(AuthError::BadCredentials)?;
         // A robot that has expired since the token was issued is refused here too, as at a
         // password login: every grant checks it, not just the first.
@@ -39,7 +37,7 @@ impl Auth {
         p: &Principal,
         scopes: &[Scope],
         offline: bool,
-    ) -> Result<TokenResponse, String> {
+    ) -> crate::error::Result<TokenResponse> {
         let access: Vec<Access> = scopes
             .iter()
             .map(|s| match s {
@@ -93,8 +91,7 @@ impl Auth {
                 let robot_end = self
                     .inner
                     .meta
-                    .user(name)
-                    .map_err(|e| e.to_string())?
+                    .user(name)?
                     .and_then(|u| u.robot)
                     .and_then(|r| r.expires_at);
                 let rec = RefreshRecord {
@@ -105,8 +102,7 @@ impl Auth {
                 };
                 self.inner
                     .meta
-                    .put_refresh_token(&sha256_hex(&secret), &rec)
-                    .map_err(|e| e.to_string())?;
+                    .put_refresh_token(&sha256_hex(&secret), &rec)?;
                 Some(secret)
             }
             _ => None,

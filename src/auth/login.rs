@@ -59,7 +59,7 @@ impl Auth {
             .hashing
             .acquire()
             .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+            .map_err(|e| crate::error::Error::internal("waiting to hash a password", e))?;
         // While this request waited its turn, another may have checked the same credentials
         // or run into the throttle.
         if let Some(p) = self.cached(&key) {
@@ -67,11 +67,7 @@ impl Auth {
         }
         let now_i = Instant::now();
         throttled(now_i)?;
-        let rec = self
-            .inner
-            .meta
-            .user(user)
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let rec = self.inner.meta.user(user)?;
         self.inner.password_checks.fetch_add(1, Ordering::Relaxed);
         // Unknown users cost the same work, so timing does not tell which names exist.
         let stored = rec
@@ -80,7 +76,7 @@ impl Auth {
         let given = password.to_string();
         let matched = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
             .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+            .map_err(|e| crate::error::Error::internal("verifying a password", e))?;
         let ok = matched && rec.is_some();
         let expired = rec.as_ref().is_some_and(robot_expired);
         let Some(rec) = rec.filter(|_| ok && !expired) else {

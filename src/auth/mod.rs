@@ -11,6 +11,7 @@ mod bootstrap;
 mod issue;
 pub mod limiter;
 mod login;
+mod names;
 pub mod password;
 pub mod rules;
 pub mod scope;
@@ -32,6 +33,7 @@ pub use crate::meta::{GrantRecord, RuleRecord};
 pub use accounts::Accounts;
 use issue::token_grants;
 pub use issue::{token_entry, token_opens_admin_api};
+pub use names::{check_user_name, Invalid};
 pub use rules::{Actions, Principal, Rule, Subject};
 pub use scope::Scope;
 pub use token::{Access, Claims, TokenError, TokenKeys};
@@ -95,7 +97,14 @@ impl Default for AuthSettings {
 pub enum AuthError {
     BadCredentials,
     Throttled(Duration),
-    Internal(String),
+    /// The store or the machine failed, not the caller.
+    Internal(crate::error::Error),
+}
+
+impl From<crate::error::Error> for AuthError {
+    fn from(e: crate::error::Error) -> AuthError {
+        AuthError::Internal(e)
+    }
 }
 
 /// The caller of one request.
@@ -163,26 +172,11 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-/// Checks a user name for the CLI and the admin API.
-pub fn check_user_name(name: &str) -> Result<(), String> {
-    let body = name.strip_prefix(ROBOT_PREFIX).unwrap_or(name);
-    let ok = !body.is_empty()
-        && name.len() <= 64
-        && body.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{name:?}: user names are 1 to 64 of a-z 0-9 . _ -"))
-    }
-}
-
 /// Parses stored rules; a rule that no longer parses is skipped with an error in the log
 /// rather than silently granting anything.
-pub fn load_rules(meta: &Meta) -> Result<Vec<Rule>, String> {
+pub fn load_rules(meta: &Meta) -> crate::error::Result<Vec<Rule>> {
     let mut out = Vec::new();
-    for (id, r) in meta.rules().map_err(|e| e.to_string())? {
+    for (id, r) in meta.rules()? {
         let parsed = Subject::parse(&r.subject)
             .and_then(|s| Actions::parse(r.actions.iter().map(String::as_str)).map(|a| (s, a)));
         match parsed {
@@ -232,7 +226,7 @@ pub fn principal_of(name: &str, rec: &UserRecord) -> Principal {
 
 impl Auth {
     /// Opens the user store and token key; creates the first admin account if there is none.
-    pub fn open(meta: Meta, data_dir: &Path, settings: AuthSettings) -> Result<Auth, String> {
+    pub fn open(meta: Meta, data_dir: &Path, settings: AuthSettings) -> crate::error::Result<Auth> {
         let keys = TokenKeys::load_or_create(
             &data_dir.join("auth/token-signing.key"),
             &settings.issuer,
@@ -283,7 +277,7 @@ impl Auth {
     }
 
     /// Re-reads the access rules (after the admin API changed them).
-    pub fn reload_rules(&self) -> Result<(), String> {
+    pub fn reload_rules(&self) -> crate::error::Result<()> {
         let rules = load_rules(&self.inner.meta)?;
         *self.inner.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
         Ok(())

@@ -5,15 +5,18 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
+use crate::error::{Error, Result};
+
 /// Hashes a password with argon2id and a random salt (PHC string format).
-pub fn hash(password: &str) -> Result<String, String> {
+pub fn hash(password: &str) -> Result<String> {
     let mut raw = [0u8; 16];
-    getrandom::getrandom(&mut raw).map_err(|e| format!("random source: {e}"))?;
-    let salt = SaltString::encode_b64(&raw).map_err(|e| format!("salt: {e}"))?;
+    getrandom::getrandom(&mut raw).map_err(|e| Error::internal("drawing a salt", e.to_string()))?;
+    let salt = SaltString::encode_b64(&raw)
+        .map_err(|e| Error::internal("encoding a salt", e.to_string()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| format!("hashing a password failed: {e}"))
+        .map_err(|e| Error::internal("hashing a password", e.to_string()))
 }
 
 /// Whether `password` matches `stored` (argon2 PHC string or bcrypt `$2a$/$2b$/$2y$`). Both
@@ -38,15 +41,16 @@ pub fn is_bcrypt(stored: &str) -> bool {
 
 /// A random secret of 24 bytes, URL-safe base64 (32 characters): initial admin passwords,
 /// robot secrets and refresh tokens.
-pub fn random_secret() -> Result<String, String> {
+pub fn random_secret() -> Result<String> {
     random_url_safe(24)
 }
 
 /// `len` random bytes, URL-safe base64 without padding.
-pub fn random_url_safe(len: usize) -> Result<String, String> {
+pub fn random_url_safe(len: usize) -> Result<String> {
     use base64::Engine;
     let mut b = vec![0u8; len];
-    getrandom::getrandom(&mut b).map_err(|e| format!("random source: {e}"))?;
+    getrandom::getrandom(&mut b)
+        .map_err(|e| Error::internal("drawing random bytes", e.to_string()))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }
 

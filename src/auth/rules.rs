@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::Invalid;
+
 /// A set of actions on a repository. `push` and `delete` imply `pull` (a client cannot push
 /// without checking what exists), and `admin` implies everything.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,7 +47,7 @@ impl Actions {
     }
 
     /// Parses `pull`, `push`, `delete`, `admin` and `*` (all); unknown words are an error.
-    pub fn parse<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<Actions, String> {
+    pub fn parse<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<Actions, Invalid> {
         let mut a = Actions::NONE;
         for w in words {
             a = a.union(match w.trim() {
@@ -55,9 +57,9 @@ impl Actions {
                 "admin" | "*" => Actions::ADMIN,
                 "" => continue,
                 other => {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "unknown action {other:?} (pull, push, delete, admin)"
-                    ))
+                    )))
                 }
             });
         }
@@ -104,16 +106,16 @@ pub enum Subject {
 }
 
 impl Subject {
-    pub fn parse(s: &str) -> Result<Subject, String> {
+    pub fn parse(s: &str) -> Result<Subject, Invalid> {
         match s {
             "anonymous" => Ok(Subject::Anonymous),
             "authenticated" => Ok(Subject::Authenticated),
             _ => match s.split_once(':') {
                 Some(("user", n)) if !n.is_empty() => Ok(Subject::User(n.to_string())),
                 Some(("group", n)) if !n.is_empty() => Ok(Subject::Group(n.to_string())),
-                _ => Err(format!(
+                _ => Err(Invalid(format!(
                     "{s:?}: a rule applies to user:NAME, group:NAME, authenticated or anonymous"
-                )),
+                ))),
             },
         }
     }

@@ -75,7 +75,7 @@ impl Default for Sessions {
     }
 }
 
-fn random_token() -> Result<String, String> {
+fn random_token() -> crate::error::Result<String> {
     super::password::random_url_safe(SECRET_BYTES)
 }
 
@@ -112,10 +112,17 @@ impl Sessions {
     }
 
     /// Opens a session for `user`, whose current password hash is `password_hash`.
-    pub fn open(&self, user: &str, password_hash: &str, now: Instant) -> Result<Opened, String> {
+    pub fn open(
+        &self,
+        user: &str,
+        password_hash: &str,
+        now: Instant,
+    ) -> crate::error::Result<Opened> {
         let id = random_token()?;
         let csrf = random_token()?;
-        let key = key_of(&id).ok_or("session id encoding")?;
+        let key = key_of(&id).ok_or_else(|| {
+            crate::error::Error::internal("encoding a session id", "not decodable")
+        })?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let mine: Vec<([u8; 32], Instant)> = map
             .iter()
@@ -204,8 +211,7 @@ impl Auth {
         let rec = self
             .inner
             .meta
-            .user(user)
-            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .user(user)?
             .ok_or(AuthError::BadCredentials)?;
         self.inner
             .sessions

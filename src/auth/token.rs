@@ -81,26 +81,33 @@ pub struct TokenKeys {
 
 impl TokenKeys {
     /// Loads the key from `path`, creating it on first use.
-    pub fn load_or_create(path: &Path, issuer: &str, service: &str) -> Result<TokenKeys, String> {
+    pub fn load_or_create(
+        path: &Path,
+        issuer: &str,
+        service: &str,
+    ) -> crate::error::Result<TokenKeys> {
+        let failed = |what: &'static str, e: String| {
+            crate::error::Error::internal(what, format!("{}: {e}", path.display()))
+        };
         let rng = SystemRandom::new();
         let der = match crate::storage::files::read_opt(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(|e| failed("reading the token signing key", e.to_string()))?
         {
             Some(d) => d,
             None => {
                 let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(|_| "generating the token signing key failed".to_string())?;
+                    .map_err(|e| failed("generating the token signing key", e.to_string()))?;
                 crate::storage::files::write_atomic(
                     path,
                     doc.as_ref(),
                     crate::storage::files::SECRET,
                 )
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|e| failed("writing the token signing key", e.to_string()))?;
                 doc.as_ref().to_vec()
             }
         };
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
-            .map_err(|e| format!("{}: unusable token signing key: {e}", path.display()))?;
+            .map_err(|e| failed("loading the token signing key (unusable)", e.to_string()))?;
         let kid = hex::encode(&sha2::Sha256::digest(key.public_key().as_ref())[..12]);
         Ok(TokenKeys {
             key,
@@ -119,20 +126,21 @@ impl TokenKeys {
         &self.issuer
     }
 
-    pub fn sign(&self, claims: &Claims) -> Result<String, String> {
+    pub fn sign(&self, claims: &Claims) -> crate::error::Result<String> {
         let header = Header {
             alg: "ES256".into(),
             typ: "JWT".into(),
             kid: self.kid.clone(),
         };
         let enc = |v: &[u8]| B64.encode(v);
-        let h = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
-        let c = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+        let json = |e| crate::error::Error::internal("encoding a token", e);
+        let h = serde_json::to_vec(&header).map_err(json)?;
+        let c = serde_json::to_vec(claims).map_err(json)?;
         let signing_input = format!("{}.{}", enc(&h), enc(&c));
         let sig = self
             .key
             .sign(&self.rng, signing_input.as_bytes())
-            .map_err(|_| "signing a token failed".to_string())?;
+            .map_err(|e| crate::error::Error::internal("signing a token", e.to_string()))?;
         Ok(format!("{signing_input}.{}", enc(sig.as_ref())))
     }
 

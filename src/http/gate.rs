@@ -71,7 +71,7 @@ pub fn login_error(e: AuthError) -> Error {
             )
             .with_header(http::header::RETRY_AFTER, secs.to_string())
         }
-        AuthError::Internal(e) => Error::internal("checking credentials", e),
+        AuthError::Internal(e) => e,
     }
 }
 

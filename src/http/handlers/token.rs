@@ -78,9 +78,7 @@ async fn get<B>(auth: &Auth, peer: SocketAddr, req: &Request<B>) -> Result<Resp>
             .map(|(_, v)| v.as_str()),
     );
     let offline = first(&q, "offline_token") == Some("true");
-    let resp = auth
-        .issue(&principal, &scopes, offline)
-        .map_err(|e| Error::internal("issuing a token", e))?;
+    let resp = auth.issue(&principal, &scopes, offline)?;
     respond(&resp)
 }
 
@@ -125,9 +123,7 @@ async fn post(auth: &Auth, peer: SocketAddr, req: Request<RequestBody>) -> Resul
     let scopes = Scope::parse_all([scope_text.as_str()]);
     let offline = first(&form, "access_type") == Some("offline")
         && first(&form, "grant_type") == Some("password");
-    let mut resp = auth
-        .issue(&principal, &scopes, offline)
-        .map_err(|e| Error::internal("issuing a token", e))?;
+    let mut resp = auth.issue(&principal, &scopes, offline)?;
     resp.scope = Some(scope_text);
     respond(&resp)
 }

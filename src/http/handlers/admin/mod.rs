@@ -68,8 +68,7 @@ async fn finish(app: &App) -> Result<()> {
     app.registry.reload_immutability()?;
     if let Some(auth) = &app.auth {
         auth.clear_cache();
-        auth.reload_rules()
-            .map_err(|e| Error::internal("reloading rules", e))?;
+        auth.reload_rules()?;
     }
     app.registry.flush_metadata().await
 }

@@ -61,7 +61,6 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
 const KNOWN_LONG: &[(&str, usize)] = &[
     ("src/auth/mod.rs", 631),
     ("src/config.rs", 657),
-    ("src/registry/fsck.rs", 715),
     ("src/registry/mirror.rs", 686),
     ("src/tls/mod.rs", 669),
 ];

@@ -1,11 +1,13 @@
-//! Serving only sound blobs: a blob recorded corrupt is refused in every repository, and a
-//! whole-blob pull checks the bytes it sends (see `storage::verify`), recording the blob
-//! corrupt, as a scrub would, when they turn out wrong.
+//! Only sound blobs: a blob is committed only as bytes that matched its digest (replacing,
+//! and so healing, one recorded corrupt), a blob recorded corrupt is refused in every
+//! repository, and a whole-blob pull checks the bytes it sends (see `storage::verify`),
+//! recording the blob corrupt, as a scrub would, when they turn out wrong.
 
 use super::fsck::FsckOptions;
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
-use crate::oci::Digest;
+use crate::oci::{Digest, UploadId};
+use crate::storage::UploadFile;
 use crate::storage::{Expect, Outcome, Verify, HASH_BUFFER};
 
 /// 409 `UNSUPPORTED` for content the registry holds but will not serve because it is
@@ -101,5 +103,42 @@ impl Registry {
         if let Err(e) = self.condemn(digest, &hashed, FsckOptions { quarantine: false }) {
             tracing::error!(%digest, error = %e, "could not record the blob corrupt");
         }
+    }
+
+    /// Commits a verified upload file as the blob `digest` (the caller holds the GC lock
+    /// for reading). An existing file is kept, since its bytes are the same by definition,
+    /// unless the blob is recorded corrupt: then the upload replaces it and the mark is
+    /// cleared. A sound blob is never overwritten; a bad one heals on its next upload.
+    pub(super) async fn commit_blob(
+        &self,
+        id: &UploadId,
+        file: UploadFile,
+        digest: &Digest,
+    ) -> Result<()> {
+        let corrupt = self.meta().is_corrupt(digest)?;
+        let checksum = file.checksum();
+        let storage = self.storage().clone();
+        let (id2, d2) = (id.clone(), digest.clone());
+        match tokio::task::spawn_blocking(move || {
+            if corrupt {
+                storage.replace_blob(&id2, file, &d2)
+            } else {
+                storage.commit_upload(&id2, file, &d2)
+            }
+        })
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(super::pump::storage_error(e)),
+            Err(e) => return Err(Error::internal("committing a blob", e)),
+        }
+        if corrupt && self.meta().clear_corrupt(digest)? {
+            tracing::info!(%digest, "a corrupt blob was replaced by an upload of its bytes");
+        }
+        // The bytes matched the digest, so their checksum is the blob's (whichever file is
+        // kept): pulls check it from the first. Not flushed; a lost record costs only a
+        // digest check on the next pull.
+        self.meta().set_blob_checksum(digest, checksum)?;
+        Ok(())
     }
 }

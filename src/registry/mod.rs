@@ -8,6 +8,7 @@ mod detail;
 mod events;
 mod evict;
 mod fsck;
+mod fsck_report;
 mod gc;
 pub mod governance;
 mod integrity;

@@ -13,7 +13,7 @@
 //!    governance rules: retention, immutability, quotas).
 //! 4. [`client`]: a small HTTP(S) client. 5. [`remote`]: another registry, spoken to as
 //!    docker would, for mirrors, sync and push-to.
-//! 6. [`auth`]: users, rules, tokens, sessions; [`tls`]: the CA, certificates, trust.
+//! 6. [`auth`]: users, rules, tokens, sessions; [`tls`]: the CA, certificates, rotation.
 //! 7. [`metrics`]: counters and histograms for `/metrics`.
 //! 8. [`http`]: routes, the gate, one handler file per resource, the error-to-response
 //!    mapping; it never touches sled.

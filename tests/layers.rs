@@ -54,7 +54,6 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
     ("src/config/mirrors.rs", 6),
     ("src/registry/mirror.rs", 1),
     ("src/telemetry.rs", 3),
-    ("src/tls/trust.rs", 3),
 ];
 
 /// Files over the limit today: (file, lines it may not grow past).
@@ -62,7 +61,7 @@ const KNOWN_LONG: &[(&str, usize)] = &[
     ("src/auth/mod.rs", 631),
     ("src/config.rs", 657),
     ("src/registry/mirror.rs", 686),
-    ("src/tls/mod.rs", 669),
+    ("src/tls/mod.rs", 668),
 ];
 
 const MAX_LINES: usize = 600;

@@ -5,10 +5,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use super::cert_trust as trust;
 use crate::cli::{CertCommand, DataArgs};
 use crate::storage::files;
 use crate::tls::info::{pem_certs, CertInfo};
-use crate::tls::{load_or_create_ca, rotation_due, start_rotation, trust, TlsPaths};
+use crate::tls::{load_or_create_ca, rotation_due, start_rotation, TlsPaths};
 
 use super::{data_dir, load_file, Failure};
 

@@ -3,6 +3,7 @@
 pub mod api_client;
 pub mod bundle;
 pub mod cert;
+pub mod cert_trust;
 pub mod config;
 pub mod fsck;
 pub mod gc;

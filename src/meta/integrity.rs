@@ -2,7 +2,7 @@
 //! restarts, and from an offline `edgeyard fsck` to the server started after it). And the
 //! checksums pulls verify blobs with (see `storage::verify`).
 
-use super::{db_err, decode, encode, CorruptRecord, Meta, TagRecord};
+use super::{db_err, decode, encode, CorruptRecord, Meta};
 use crate::error::Result;
 use crate::oci::Digest;
 
@@ -67,26 +67,6 @@ impl Meta {
             if let Ok(d) = String::from_utf8_lossy(&k).parse::<Digest>() {
                 out.push((d, decode(&v)?));
             }
-        }
-        Ok(out)
-    }
-}
-
-impl Meta {
-    /// Every tag of every repository: (repository, tag, digest it points at).
-    pub fn all_tag_entries(&self) -> Result<Vec<(String, String, Digest)>> {
-        let mut out = Vec::new();
-        for kv in self.tags.iter() {
-            let (k, v) = kv.map_err(db_err("reading tags"))?;
-            let Some(pos) = k.iter().position(|&b| b == 0) else {
-                continue;
-            };
-            let rec: TagRecord = decode(&v)?;
-            out.push((
-                String::from_utf8_lossy(&k[..pos]).into_owned(),
-                String::from_utf8_lossy(&k[pos + 1..]).into_owned(),
-                rec.digest,
-            ));
         }
         Ok(out)
     }

@@ -21,8 +21,8 @@ impl Meta {
             .collect()
     }
 
-    /// Every tag of every repository: (repository, digest it points at).
-    pub fn all_tags(&self) -> Result<Vec<(String, Digest)>> {
+    /// Every tag of every repository: (repository, tag, digest it points at).
+    pub fn all_tag_entries(&self) -> Result<Vec<(String, String, Digest)>> {
         let mut out = Vec::new();
         for kv in self.tags.iter() {
             let (k, v) = kv.map_err(db_err("reading tags"))?;
@@ -30,12 +30,24 @@ impl Meta {
                 continue;
             };
             let rec: TagRecord = decode(&v)?;
-            out.push((String::from_utf8_lossy(&k[..pos]).into_owned(), rec.digest));
+            out.push((
+                String::from_utf8_lossy(&k[..pos]).into_owned(),
+                String::from_utf8_lossy(&k[pos + 1..]).into_owned(),
+                rec.digest,
+            ));
         }
         Ok(out)
     }
 
-    /// Every blob link: (key, digest, record), to find the links of collected blobs.
+    /// Every tag of every repository: (repository, digest it points at).
+    pub fn all_tags(&self) -> Result<Vec<(String, Digest)>> {
+        Ok(self
+            .all_tag_entries()?
+            .into_iter()
+            .map(|(repo, _, digest)| (repo, digest))
+            .collect())
+    }
+
     /// Every blob link of every repository: (repository, digest, record).
     pub fn all_links(&self) -> Result<Vec<(String, Digest, LinkRecord)>> {
         let mut out = Vec::new();

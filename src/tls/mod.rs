@@ -19,7 +19,6 @@ use crate::storage::files;
 pub mod info;
 pub mod names;
 pub mod pki;
-pub mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};

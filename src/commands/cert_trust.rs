@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::files;
-use super::info::{fingerprint, normalize_fingerprint, pem_certs};
+use crate::storage::files;
+use crate::tls::info::{fingerprint, normalize_fingerprint, pem_certs};
 
 /// A `HOST[:PORT]` as clients name the registry; checked because it becomes a directory name.
 pub fn validate_registry(s: &str) -> Result<(), String> {

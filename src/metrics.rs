@@ -98,7 +98,7 @@ pub struct Observer;
 
 impl crate::registry::Events for Observer {
     fn bytes_received(&self, n: u64) {
-        global().bytes_in.fetch_add(n, Ordering::Relaxed);
+        global().bytes_in(n);
     }
 
     fn upload_started(&self) {

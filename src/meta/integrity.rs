@@ -59,6 +59,11 @@ impl Meta {
             .map_err(db_err("forgetting a blob checksum"))
     }
 
+    /// How many blobs are recorded corrupt (read on every metrics scrape: counted, not decoded).
+    pub fn corrupt_count(&self) -> u64 {
+        self.corrupt.len() as u64
+    }
+
     /// Every blob recorded corrupt.
     pub fn corrupt_blobs(&self) -> Result<Vec<(Digest, CorruptRecord)>> {
         let mut out = Vec::new();

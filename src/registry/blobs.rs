@@ -118,9 +118,10 @@ impl Registry {
         match range {
             None => {
                 let body = FileBody::spawn(file, 0, size);
-                let body = match self.inner.verify_pulls.load(Ordering::Relaxed) {
-                    true => body.verified(self.verify_served(digest)?),
-                    false => body,
+                let body = if self.inner.verify_pulls.load(Ordering::Relaxed) {
+                    body.verified(self.verify_served(digest)?)
+                } else {
+                    body
                 };
                 Ok(BlobRead {
                     size,

@@ -117,8 +117,11 @@ impl Registry {
             r.bytes_hashed += hashed.len;
             let recorded = link_sizes.get(&digest).map(Vec::as_slice).unwrap_or(&[]);
             if hashed.actual == digest {
-                // Pulls then check the cheap checksum from the start.
-                self.meta().set_blob_checksum(&digest, hashed.checksum)?;
+                // Pulls then check the cheap checksum from the start. Recorded only when it is
+                // not already: a scrub of a large store rewrites nothing it need not.
+                if self.meta().blob_checksum(&digest)? != Some(hashed.checksum) {
+                    self.meta().set_blob_checksum(&digest, hashed.checksum)?;
+                }
                 if self.meta().clear_corrupt(&digest)? {
                     r.cleared.push(digest.to_string());
                 }

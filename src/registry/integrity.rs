@@ -51,8 +51,8 @@ impl Registry {
     }
 
     /// Blobs recorded corrupt (a lookup in a tree that is normally empty).
-    pub fn corrupt_blob_count(&self) -> Result<u64> {
-        Ok(self.meta().corrupt_blobs()?.len() as u64)
+    pub fn corrupt_blob_count(&self) -> u64 {
+        self.meta().corrupt_count()
     }
 
     /// What a whole-blob pull of `digest` checks as it sends it: the digest on its first

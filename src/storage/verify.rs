@@ -43,26 +43,39 @@ pub struct Verify {
 
 /// A check under way: fed each piece in order.
 pub(super) struct Check {
-    hasher: Option<Hasher>,
+    /// The digest's hasher runs only when the digest is what is checked.
+    against: Against,
     crc: crc32fast::Hasher,
-    verify: Verify,
+    report: Box<dyn FnOnce(Outcome) + Send>,
+}
+
+enum Against {
+    /// Boxed: the hasher is large, and this arm is the rare one (a blob with no checksum).
+    Digest {
+        expected: Digest,
+        hasher: Box<Hasher>,
+    },
+    Checksum(u32),
 }
 
 impl Check {
     pub(super) fn new(verify: Verify) -> Check {
         Check {
-            hasher: match &verify.expect {
-                Expect::Digest(d) => Some(Hasher::new(d.algorithm())),
-                Expect::Checksum(_) => None,
+            against: match verify.expect {
+                Expect::Digest(expected) => Against::Digest {
+                    hasher: Box::new(Hasher::new(expected.algorithm())),
+                    expected,
+                },
+                Expect::Checksum(c) => Against::Checksum(c),
             },
             crc: crc32fast::Hasher::new(),
-            verify,
+            report: verify.report,
         }
     }
 
     pub(super) fn feed(&mut self, piece: &[u8]) {
-        if let Some(h) = &mut self.hasher {
-            h.update(piece);
+        if let Against::Digest { hasher, .. } = &mut self.against {
+            hasher.update(piece);
         }
         self.crc.update(piece);
     }
@@ -71,20 +84,18 @@ impl Check {
     /// client's stream ends with.
     pub(super) fn conclude(self) -> io::Result<()> {
         let checksum = self.crc.finalize();
-        let sound = match (&self.verify.expect, self.hasher) {
-            (Expect::Digest(d), Some(h)) => h.finish() == *d,
-            (Expect::Checksum(c), _) => *c == checksum,
-            (Expect::Digest(_), None) => false,
-        };
-        let what = match &self.verify.expect {
-            Expect::Digest(_) => "its digest",
-            Expect::Checksum(_) => "the checksum recorded when its digest last matched",
+        let (sound, what) = match self.against {
+            Against::Digest { expected, hasher } => (hasher.finish() == expected, "its digest"),
+            Against::Checksum(c) => (
+                c == checksum,
+                "the checksum recorded when its digest last matched",
+            ),
         };
         if sound {
-            (self.verify.report)(Outcome::Sound { checksum });
+            (self.report)(Outcome::Sound { checksum });
             return Ok(());
         }
-        (self.verify.report)(Outcome::Wrong);
+        (self.report)(Outcome::Wrong);
         Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("the blob read back from disk does not match {what}: not sent"),

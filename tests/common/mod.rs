@@ -165,15 +165,7 @@ impl Server {
     }
 
     pub fn wait_log(&self, what: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !self.log_text().contains(what) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {what:?} in the log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_log_count(what, 1)
     }
 
     pub fn req(&self, method: &str, path: &str) -> Req {

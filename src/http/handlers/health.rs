@@ -37,7 +37,7 @@ pub async fn metrics(app: &App) -> Result<Resp> {
     let gauges = Gauges {
         storage_bytes: usage.map(|u| u.bytes),
         blob_count: usage.map(|u| u.blobs),
-        corrupt_blobs: app.registry.corrupt_blob_count().ok(),
+        corrupt_blobs: Some(app.registry.corrupt_blob_count()),
         certificate_expiry: app.tls.as_ref().and_then(|t| t.served_expiry()),
     };
     let text = global().render(&gauges);

@@ -10,8 +10,7 @@ use serde::Deserialize;
 
 mod mirrors;
 pub use mirrors::{
-    build as mirrors_of, replication_rules, MirrorFileConfig, ReplicationFileConfig,
-    SyncFileConfig, SYSTEM_CA_BUNDLE,
+    build as mirrors_of, replication_rules, MirrorFileConfig, ReplicationFileConfig, SyncFileConfig,
 };
 
 use crate::auth::AuthSettings;
@@ -224,9 +223,9 @@ pub struct ServeConfig {
     pub verify_pulls: bool,
     pub limits: crate::server::Limits,
     pub repository_creation: RepositoryCreation,
-    pub mirrors: Vec<crate::registry::MirrorSettings>,
-    pub sync: Vec<crate::registry::SyncRule>,
-    pub replication: Vec<crate::registry::ReplicationRule>,
+    pub mirrors: Vec<crate::edge::MirrorSettings>,
+    pub sync: Vec<crate::edge::SyncRule>,
+    pub replication: Vec<crate::edge::ReplicationRule>,
 }
 
 /// Flags from the command line; `None` means "not given".

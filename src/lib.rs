@@ -10,9 +10,11 @@
 //! 2. [`storage`]: blob bytes on disk (layout, uploads, atomic commit, verified streaming
 //!    reads); [`meta`]: metadata in sled, no sled type outside it.
 //! 3. [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle (with the
-//!    governance rules: retention, immutability, quotas).
-//! 4. [`client`]: a small HTTP(S) client. 5. [`remote`]: another registry, spoken to as
-//!    docker would, for mirrors, sync and push-to.
+//!    governance rules: retention, immutability, quotas), and a narrow ingest API for
+//!    content that comes from elsewhere.
+//! 4. [`edge`]: everything that talks to other registries or carries images between sites:
+//!    pull-through mirrors, sync, replication and push-to, bundles, and the HTTP client and
+//!    remote-registry speaker they use.
 //! 6. [`auth`]: users, rules, tokens, sessions; [`tls`]: the CA, certificates, rotation.
 //! 7. [`metrics`]: counters and histograms for `/metrics`.
 //! 8. [`http`]: routes, the gate, one handler file per resource, the error-to-response
@@ -26,16 +28,17 @@
 
 pub mod auth;
 pub mod cli;
-pub mod client;
+
 pub mod commands;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod http;
 pub mod meta;
 pub mod metrics;
 pub mod oci;
 pub mod registry;
-pub mod remote;
+
 pub mod server;
 pub mod storage;
 pub mod systemd;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
-use crate::client::{location_path, Conn, Error, ReqBody, Target};
+use crate::edge::client::{location_path, Conn, Error, ReqBody, Target};
 
 /// A blob to push: `len` bytes cut from a repeating random pattern (distinct per seed).
 #[derive(Clone)]

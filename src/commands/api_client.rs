@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::client::{send_any, Verify};
+use crate::edge::client::{send_any, Verify};
 use crate::tls::info::pem_certs;
 
 use super::Failure;
@@ -100,7 +100,7 @@ impl AdminClient {
                     }
                     frame
                 });
-                crate::client::send_any(
+                crate::edge::client::send_any(
                     "POST",
                     &url,
                     &headers,
@@ -135,7 +135,7 @@ impl AdminClient {
         ];
         let bytes = serde_json::to_vec(&body).map_err(|e| Failure::Runtime(e.to_string()))?;
         runtime.block_on(async {
-            let mut s = crate::client::open(
+            let mut s = crate::edge::client::open(
                 "POST",
                 &url,
                 &headers,

@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use crate::cli::{DataArgs, Target};
+use crate::edge::{BundleProgress, Edge};
 use crate::oci::{Reference, RepoName};
-use crate::registry::{BundleProgress, Registry};
+use crate::registry::Registry;
 
 /// Ends the updating progress line on a terminal.
 fn end_progress_line() {
@@ -104,7 +105,7 @@ pub fn export(images: &[String], output: &Path, target: &Target) -> Result<(), F
         return Ok(());
     }
     let registry = open(&target.data)?;
-    let report = registry
+    let report = Edge::new(registry)
         .export(&parsed, writer, progress("exported"))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -138,7 +139,7 @@ pub fn import(file: &Path, repo: Option<&str>, target: &Target) -> Result<(), Fa
             Some(r) => format!("/api/v1/import?repo={r}"),
             None => "/api/v1/import".to_string(),
         };
-        let report: crate::registry::BundleReport =
+        let report: crate::edge::BundleReport =
             serde_json::from_value(c.upload(&path, file, byte_progress("sent"))?)
                 .map_err(|e| Failure::Runtime(e.to_string()))?;
         end_progress_line();
@@ -158,7 +159,7 @@ pub fn import(file: &Path, repo: Option<&str>, target: &Target) -> Result<(), Fa
         .build()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     let report = runtime
-        .block_on(registry.import(
+        .block_on(Edge::new(registry.clone()).import(
             std::io::BufReader::with_capacity(1 << 20, input),
             repo,
             progress("read"),

@@ -101,12 +101,12 @@ pub async fn fetch_ca(base: &str) -> Result<Vec<u8>, String> {
     if !base.starts_with("https://") {
         return Err(format!("{base:?}: --from takes an https:// address"));
     }
-    let (status, body) = crate::client::request(
+    let (status, body) = crate::edge::client::request(
         "GET",
         &format!("{base}/ca.crt"),
         &[],
         Vec::new(),
-        crate::client::Verify::Unverified,
+        crate::edge::client::Verify::Unverified,
     )
     .await?;
     if status != 200 {

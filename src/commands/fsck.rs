@@ -29,9 +29,9 @@ pub fn run(quarantine: bool, json: bool, target: &Target) -> Result<(), Failure>
             let file = super::load_file(&target.data)?;
             let (mirrors, _) =
                 crate::config::mirrors_of(file.mirror, file.sync).map_err(Failure::Usage)?;
-            super::repos::offline(target, move |r| {
-                r.set_mirrors(mirrors);
-                Box::pin(async move { r.fsck(options).await })
+            super::repos::offline_edge(target, move |edge| {
+                edge.set_mirrors(mirrors);
+                Box::pin(async move { edge.registry().fsck(options).await })
             })?
         }
     };

@@ -5,7 +5,7 @@
 //! `EDGEYARD_PUSH_PASSWORD` when set.
 
 use crate::cli::Target;
-use crate::registry::{Pushed, ReplicationReport};
+use crate::edge::{Pushed, ReplicationReport};
 
 use super::bundle::parse_image;
 use super::users::admin_client;
@@ -63,8 +63,9 @@ pub fn run(
         }
         None => {
             let url = url.to_string();
-            super::repos::offline(target, move |r| {
-                Box::pin(async move { r.push_images(&url, credentials, ca_pem, &parsed).await })
+            let roots = crate::tls::info::roots_or_system(ca_pem.as_deref());
+            super::repos::offline_edge(target, move |edge| {
+                Box::pin(async move { edge.push_images(&url, credentials, roots, &parsed).await })
             })?
         }
     };
@@ -80,9 +81,9 @@ pub fn replicate(rule: Option<&str>, target: &Target) -> Result<(), Failure> {
             let rules =
                 crate::config::replication_rules(file.replication).map_err(Failure::Usage)?;
             let rule = rule.map(str::to_string);
-            super::repos::offline(target, move |r| {
-                r.set_replication_rules(rules);
-                Box::pin(async move { r.replicate_all(rule.as_deref()).await })
+            super::repos::offline_edge(target, move |edge| {
+                edge.set_replication_rules(rules);
+                Box::pin(async move { edge.replicate_all(rule.as_deref()).await })
             })?
         }
     };

@@ -31,6 +31,17 @@ pub(super) fn offline<T>(
     Ok(out)
 }
 
+/// [`offline`] for commands that talk to other registries (sync, push-to, replicate) or need
+/// to know the mirrors (fsck): the registry's edge, which the closure configures and uses.
+pub(super) fn offline_edge<T>(
+    target: &Target,
+    f: impl FnOnce(
+        crate::edge::Edge,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>>>>,
+) -> Result<T, Failure> {
+    offline(target, move |r| f(crate::edge::Edge::new(r.clone())))
+}
+
 fn quota(cmd: crate::cli::QuotaCommand) -> Result<(), Failure> {
     use crate::cli::QuotaCommand::*;
     match cmd {

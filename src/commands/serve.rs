@@ -5,6 +5,7 @@ use crate::cli::ServeArgs;
 use std::path::PathBuf;
 
 use crate::config::{FileConfig, ServeConfig, ServeFlags};
+use crate::edge::Edge;
 use crate::http::App;
 use crate::registry::Registry;
 use crate::telemetry::FilterReload;
@@ -77,12 +78,7 @@ fn exit_if_stop_hangs() {
 /// the log filter and everything TLS (names, certificate files, client auth, intervals; the
 /// certificate is reloaded or re-issued as needed). Other changes are reported as needing a
 /// restart. A configuration that does not parse is refused and the running one kept.
-async fn reload_on_hup(
-    r: Reloader,
-    mut current: ServeConfig,
-    tls: Option<Tls>,
-    registry: Registry,
-) {
+async fn reload_on_hup(r: Reloader, mut current: ServeConfig, tls: Option<Tls>, edge: Edge) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
@@ -125,15 +121,15 @@ async fn reload_on_hup(
             t.reconfigure(new.tls.clone()).await;
         }
         if new.mirrors != current.mirrors {
-            registry.set_mirrors(new.mirrors.clone());
+            edge.set_mirrors(new.mirrors.clone());
             tracing::info!(mirrors = new.mirrors.len(), "mirrors reconfigured");
         }
         if new.sync != current.sync {
-            registry.set_sync_rules(new.sync.clone());
+            edge.set_sync_rules(new.sync.clone());
             tracing::info!(rules = new.sync.len(), "sync rules reconfigured");
         }
         if new.replication != current.replication {
-            registry.set_replication_rules(new.replication.clone());
+            edge.set_replication_rules(new.replication.clone());
             tracing::info!(
                 rules = new.replication.len(),
                 "replication rules reconfigured"
@@ -154,9 +150,10 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     registry.set_verify_pulls(config.verify_pulls);
     registry.set_events(std::sync::Arc::new(crate::metrics::Observer));
     registry.set_max_uploads_per_client(config.limits.max_uploads_per_client);
-    registry.set_mirrors(config.mirrors.clone());
-    registry.set_sync_rules(config.sync.clone());
-    registry.set_replication_rules(config.replication.clone());
+    let edge = Edge::new(registry.clone());
+    edge.set_mirrors(config.mirrors.clone());
+    edge.set_sync_rules(config.sync.clone());
+    edge.set_replication_rules(config.replication.clone());
     for m in &config.mirrors {
         tracing::info!(name = %m.name, upstream = %m.url, namespace = m.prefix.as_deref().unwrap_or("(default)"), tag_ttl_secs = m.tag_ttl.as_secs(), "mirroring");
     }
@@ -235,9 +232,9 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
         reloader,
         config.clone(),
         tls.clone(),
-        registry.clone(),
+        edge.clone(),
     ));
-    let scheduled_sync = tokio::spawn(schedule(registry.clone()));
+    let scheduled_sync = tokio::spawn(schedule(edge.clone()));
     let trim = tokio::spawn(return_freed_memory());
     let scheduled_gc = config.gc.map(|(every, options)| {
         let registry = registry.clone();
@@ -257,6 +254,7 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     let app = App {
         accounts: crate::auth::Accounts::new(registry.meta_handle()),
         registry: registry.clone(),
+        edge,
         tls,
         auth,
         body_read_timeout: config.limits.body_read_timeout,
@@ -355,9 +353,9 @@ async fn supervise_store(
 }
 
 /// Runs each `[[sync]]` and `[[replication]]` rule that has an interval: once at start,
-/// then every interval. The rules are read from the registry each round, so a SIGHUP can
+/// then every interval. The rules are read from the edge each round, so a SIGHUP can
 /// change them.
-async fn schedule(registry: Registry) {
+async fn schedule(edge: Edge) {
     use std::collections::HashMap;
     use std::time::Instant;
     let mut last: HashMap<String, Instant> = HashMap::new();
@@ -369,14 +367,14 @@ async fn schedule(registry: Registry) {
         true
     };
     loop {
-        for rule in registry.sync_rules().iter() {
+        for rule in edge.sync_rules().iter() {
             match rule.interval {
                 Some(every) if due(format!("sync {rule:?}"), every) => {}
                 _ => continue,
             }
-            let progress: crate::registry::SyncProgress =
+            let progress: crate::edge::SyncProgress =
                 std::sync::Arc::new(|line: &str| tracing::debug!("sync: {line}"));
-            match registry.sync(rule, progress).await {
+            match edge.sync(rule, progress).await {
                 Ok(r) => {
                     for f in &r.failures {
                         tracing::warn!(mirror = %rule.mirror, failure = %f, "scheduled sync: not synced");
@@ -388,12 +386,12 @@ async fn schedule(registry: Registry) {
                 }
             }
         }
-        for rule in registry.replication_rules().iter() {
+        for rule in edge.replication_rules().iter() {
             match rule.interval {
                 Some(every) if due(format!("replication {rule:?}"), every) => {}
                 _ => continue,
             }
-            match registry.replicate(rule).await {
+            match edge.replicate(rule).await {
                 Ok(r) => {
                     for f in &r.failures {
                         tracing::warn!(rule = %rule.name, failure = %f, "scheduled replication: not pushed");

@@ -2,7 +2,7 @@
 //! server stopped) or through a running server's admin API.
 
 use crate::cli::Target;
-use crate::registry::{SyncProgress, SyncReport};
+use crate::edge::{SyncProgress, SyncReport};
 
 use super::users::admin_client;
 use super::Failure;
@@ -16,11 +16,11 @@ pub fn run(mirror: Option<&str>, target: &Target) -> Result<(), Failure> {
                 crate::config::mirrors_of(file.mirror, file.sync).map_err(Failure::Usage)?;
             let progress: SyncProgress = std::sync::Arc::new(|line: &str| println!("{line}"));
             let mirror = mirror.map(str::to_string);
-            super::repos::offline(target, move |r| {
-                r.set_mirrors(mirrors);
-                r.set_sync_rules(rules);
+            super::repos::offline_edge(target, move |edge| {
+                edge.set_mirrors(mirrors);
+                edge.set_sync_rules(rules);
                 Box::pin(async move {
-                    let runs = r.sync_all(mirror.as_deref(), progress).await?;
+                    let runs = edge.sync_all(mirror.as_deref(), progress).await?;
                     Ok(runs
                         .into_iter()
                         .map(|(rule, rep)| (rule.mirror, rep))

@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::registry::{MirrorSettings, ReplicationRule, SyncRule};
-
-/// Where CA certificates for upstreams with public certificates are found.
-pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+use crate::edge::{MirrorSettings, ReplicationRule, SyncRule};
+use crate::tls::info::SYSTEM_CA_BUNDLE;
 
 /// Tag TTL when none is configured.
 pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(300);

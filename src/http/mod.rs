@@ -31,6 +31,8 @@ use route::Route;
 #[derive(Clone)]
 pub struct App {
     pub registry: Registry,
+    /// Mirrors, sync, replication and bundles: the registry's traffic with other sites.
+    pub edge: crate::edge::Edge,
     /// Users, robots and access rules, as the admin API changes them.
     pub accounts: crate::auth::Accounts,
     pub tls: Option<Tls>,
@@ -95,7 +97,7 @@ pub async fn serve(
                 match gate.and_then(|g| authorize(&g, &route, &req).map(|()| g)) {
                     Ok(gate) => match route {
                         Route::Api(r) => handlers::console::handle(&app, &gate, r, req).await,
-                        route => dispatch(&app.registry, &gate, route, req).await,
+                        route => dispatch(&app.edge, &gate, route, req).await,
                     },
                     Err(e) => Err(e),
                 }
@@ -231,20 +233,23 @@ fn authorize<B>(gate: &Gate, route: &Route, req: &Request<B>) -> Result<(), Erro
     gate.require_mounting(repo.as_str(), needed, mount_from.as_deref())
 }
 
+/// The registry API: pulls go through the edge (a mirrored repository is filled from its
+/// upstream), everything else to the registry.
 async fn dispatch(
-    reg: &Registry,
+    edge: &crate::edge::Edge,
     gate: &Gate,
     route: Route,
     req: Request<RequestBody>,
 ) -> Result<Resp, Error> {
     use handlers::*;
+    let reg = edge.registry();
     let method = req.method().clone();
     match (route, method) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(json(StatusCode::OK, b"{}".to_vec())),
         (Route::Catalog, Method::GET) => catalog::list(reg, gate, &req),
         (Route::Tags(repo), Method::GET) => tags::list(reg, &repo, &req),
         (Route::Manifest(repo, r), Method::GET | Method::HEAD) => {
-            manifests::get(reg, &repo, &r, &req).await
+            manifests::get(edge, &repo, &r, &req).await
         }
         (Route::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
         (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, gate, &repo, &r).await,
@@ -253,7 +258,7 @@ async fn dispatch(
         }
         (Route::BadReference(_, text), Method::PUT) => Err(manifests::unstorable(&text)),
         (Route::Blob(repo, d), Method::GET | Method::HEAD) => {
-            blobs::get(reg, &repo, &d, &req).await
+            blobs::get(edge, &repo, &d, &req).await
         }
         (Route::Blob(repo, d), Method::DELETE) => blobs::delete(reg, gate, &repo, &d).await,
         (Route::UploadStart(repo), Method::POST) => uploads::start(reg, gate, &repo, req).await,

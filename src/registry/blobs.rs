@@ -66,7 +66,8 @@ pub struct BlobRead {
 }
 
 impl Registry {
-    pub(super) fn blob_unknown(digest: &Digest) -> Error {
+    /// BLOB_UNKNOWN naming the digest.
+    pub fn blob_unknown(digest: &Digest) -> Error {
         Error::code(ErrorCode::BlobUnknown)
             .with_detail(serde_json::json!({ "digest": digest.to_string() }))
     }

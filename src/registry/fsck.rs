@@ -285,9 +285,7 @@ impl Registry {
             // A mirror caches manifests first and blobs as they are pulled: absent ones are
             // not problems there, and corrupt ones are fetched again by the next pull.
             let name = repo.parse::<RepoName>().ok();
-            let mirrored = name
-                .as_ref()
-                .is_some_and(|n| self.mirror_route(n, None).is_some());
+            let mirrored = name.as_ref().is_some_and(|n| self.mirror_of(n).is_some());
             let repair = if mirrored {
                 "the next pull through the mirror fetches it again"
             } else {

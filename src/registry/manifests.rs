@@ -99,7 +99,7 @@ impl Registry {
     /// Stores a manifest in any namespace, a mirror's included: [`Registry::put_manifest`]
     /// without the refusal of client pushes into mirrored namespaces, for imports (a bundle
     /// can seed a mirror's cache).
-    pub(super) async fn put_manifest_anywhere(
+    pub async fn put_manifest_anywhere(
         &self,
         repo: &RepoName,
         reference: &Reference,

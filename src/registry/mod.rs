@@ -1,9 +1,11 @@
 //! The registry's use cases behind one cheap-to-clone handle: uploads, blobs, manifests,
-//! tags, referrers, the catalog, and the scrub that checks them all (`fsck`). This layer decides what is allowed; `storage` and `meta`
-//! only keep bytes and records, and `http` only translates requests and responses.
+//! tags, referrers, the catalog, governance, garbage collection, and the scrub that checks
+//! them all (`fsck`). This layer decides what is allowed; `storage` and `meta` only keep
+//! bytes and records, `http` only translates requests and responses, and `edge` brings
+//! content from other registries and sites through the narrow API in `ingest`.
 
 mod blobs;
-mod bundle;
+mod closure;
 mod detail;
 mod events;
 mod evict;
@@ -11,15 +13,13 @@ mod fsck;
 mod fsck_report;
 mod gc;
 pub mod governance;
+mod ingest;
 mod integrity;
 mod manifests;
-mod mirror;
 mod pump;
 mod quota;
-mod replicate;
 mod repos;
 mod retention;
-mod sync;
 mod uploads;
 
 use std::collections::HashMap;
@@ -32,18 +32,16 @@ use crate::oci::UploadId;
 use crate::storage::{Storage, UploadFile};
 
 pub use blobs::{BlobRange, BlobRead};
-pub use bundle::{BundleReport, ImageClosure, Progress as BundleProgress};
+pub use closure::ImageClosure;
 pub use detail::{ConfigSummary, TagDetail};
 pub use events::Events;
 pub use fsck::{FsckOptions, FsckReport, Problem, ProblemKind, Severity};
 pub use gc::{GcOptions, GcReport};
+pub use ingest::{Incoming, MirrorOf, Mirrored};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
-pub use mirror::{Mirror, MirrorRoute, MirrorSettings};
 pub use quota::QuotaUsage;
-pub use replicate::{Pushed, ReplicationReport, ReplicationRule};
 pub use repos::{RepoInfo, TagInfo};
 pub use retention::{Expired, Pin};
-pub use sync::{SyncProgress, SyncReport, SyncRule};
 pub use uploads::{range_header, upload_location, ContentRange, UploadState};
 
 /// Largest manifest accepted, as in CNCF Distribution and the OCI conformance suite.
@@ -82,10 +80,9 @@ struct Inner {
     verify_pulls: std::sync::atomic::AtomicBool,
     /// Repositories exist only once an administrator created them (no creation on push).
     explicit_creation: std::sync::atomic::AtomicBool,
-    /// Pull-through mirrors, replaced whole when the configuration changes.
-    mirrors: std::sync::RwLock<Arc<Vec<Arc<Mirror>>>>,
-    sync_rules: std::sync::RwLock<Arc<Vec<SyncRule>>>,
-    replication: std::sync::RwLock<Arc<Vec<ReplicationRule>>>,
+    /// Who says which repositories a mirror fills (see `ingest`); nobody until the edge
+    /// installs its mirrors.
+    mirrored: std::sync::RwLock<Arc<dyn Mirrored>>,
     /// Who counts what the registry does (see `events`); nobody until the server says.
     events: std::sync::OnceLock<Arc<dyn Events>>,
 }
@@ -156,9 +153,7 @@ impl Registry {
                 floor: std::sync::RwLock::new(DiskFloor::default()),
                 verify_pulls: std::sync::atomic::AtomicBool::new(true),
                 explicit_creation: std::sync::atomic::AtomicBool::new(false),
-                mirrors: std::sync::RwLock::new(Arc::new(Vec::new())),
-                sync_rules: std::sync::RwLock::new(Arc::new(Vec::new())),
-                replication: std::sync::RwLock::new(Arc::new(Vec::new())),
+                mirrored: std::sync::RwLock::new(Arc::new(ingest::NoMirrors)),
                 events: std::sync::OnceLock::new(),
             }),
         })
@@ -283,7 +278,8 @@ impl Registry {
         let _ = self.inner.events.set(events);
     }
 
-    fn events(&self) -> &dyn Events {
+    /// Who counts what the registry (and the edge above it) does.
+    pub fn events(&self) -> &dyn Events {
         match self.inner.events.get() {
             Some(e) => e.as_ref(),
             None => &events::Silent,
@@ -313,7 +309,7 @@ impl Registry {
     /// Refuses an upload while free space is below the floor, after evicting what mirrors
     /// cached (unpinned, least recently used first) to make room. Never called with the GC
     /// lock held: eviction takes it for writing.
-    pub(crate) async fn check_free_space(&self) -> Result<()> {
+    pub async fn check_free_space(&self) -> Result<()> {
         let (mut avail, floor) = self.free_space().await?;
         if avail < floor {
             // Nothing to evict costs one read of the (empty) cache records.

@@ -58,6 +58,18 @@ pub fn normalize_fingerprint(s: &str) -> String {
         .collect()
 }
 
+/// Where Debian keeps the system's trusted CA certificates.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The CA certificates (DER) in `pem`, or else the system's (none when it has no bundle):
+/// what verifies another registry when its CA is not given.
+pub fn roots_or_system(pem: Option<&[u8]>) -> Vec<Vec<u8>> {
+    match pem {
+        Some(p) => pem_certs(p),
+        None => pem_certs(&std::fs::read(SYSTEM_CA_BUNDLE).unwrap_or_default()),
+    }
+}
+
 /// Every certificate (DER) in a PEM text.
 pub fn pem_certs(pem: &[u8]) -> Vec<Vec<u8>> {
     use rustls_pki_types::pem::PemObject;

@@ -2,6 +2,7 @@
 
 use http::{Method, Request, StatusCode};
 
+use crate::edge::Edge;
 use crate::error::Result;
 use crate::http::{empty, set_header, Resp, ResponseBody};
 use crate::oci::{Digest, RepoName};
@@ -17,14 +18,14 @@ fn blob_headers(r: &mut Resp, digest: &Digest, len: u64) {
 }
 
 pub async fn get<B>(
-    reg: &Registry,
+    edge: &Edge,
     repo: &RepoName,
     digest: &Digest,
     req: &Request<B>,
 ) -> Result<Resp> {
     let ns = super::manifests::namespace(req);
     if req.method() == Method::HEAD {
-        let size = reg.pull_blob_size(repo, digest, ns.as_deref()).await?;
+        let size = edge.pull_blob_size(repo, digest, ns.as_deref()).await?;
         let mut r = empty(StatusCode::OK);
         blob_headers(&mut r, digest, size);
         return Ok(r);
@@ -34,7 +35,7 @@ pub async fn get<B>(
         .get(http::header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(BlobRange::parse);
-    let mut read = reg.pull_blob(repo, digest, range, ns.as_deref()).await?;
+    let mut read = edge.pull_blob(repo, digest, range, ns.as_deref()).await?;
     // Read within the connection's and the client's share of buffers, set by the server.
     if let Some(share) = req.extensions().get::<crate::storage::ReadShare>() {
         read.body.within(share.clone());

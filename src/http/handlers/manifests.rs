@@ -2,6 +2,7 @@
 
 use http::{Method, Request, StatusCode};
 
+use crate::edge::Edge;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::body::{collect_limited, too_large, Collect};
 use crate::http::{empty, set_header, RequestBody, Resp, ResponseBody};
@@ -14,12 +15,12 @@ pub fn namespace<B>(req: &Request<B>) -> Option<String> {
 }
 
 pub async fn get<B>(
-    reg: &Registry,
+    edge: &Edge,
     repo: &RepoName,
     reference: &Reference,
     req: &Request<B>,
 ) -> Result<Resp> {
-    let m = reg
+    let m = edge
         .pull_manifest(repo, reference, namespace(req).as_deref())
         .await?;
     let mut r = empty(StatusCode::OK);

@@ -57,7 +57,7 @@ pub(super) async fn handle(
     match (route, method) {
         (AdminRoute::Mirrors, Method::GET) => {
             let mirrors: Vec<serde_json::Value> = app
-                .registry
+                .edge
                 .mirrors()
                 .iter()
                 .map(|m| {
@@ -71,7 +71,7 @@ pub(super) async fn handle(
                 })
                 .collect();
             let sync: Vec<serde_json::Value> = app
-                .registry
+                .edge
                 .sync_rules()
                 .iter()
                 .map(|r| {
@@ -89,9 +89,9 @@ pub(super) async fn handle(
         }
         (AdminRoute::Sync, Method::POST) => {
             let o: SyncRequest = body(req).await?;
-            let progress: crate::registry::SyncProgress =
+            let progress: crate::edge::SyncProgress =
                 std::sync::Arc::new(|line: &str| tracing::debug!("sync: {line}"));
-            let runs = app.registry.sync_all(o.mirror.as_deref(), progress).await?;
+            let runs = app.edge.sync_all(o.mirror.as_deref(), progress).await?;
             let out: Vec<serde_json::Value> = runs
                 .into_iter()
                 .map(
@@ -110,16 +110,16 @@ pub(super) async fn handle(
                 None => None,
             };
             let reader = crate::http::body::BodyReader::spawn(req.into_body());
-            let progress: crate::registry::BundleProgress =
+            let progress: crate::edge::BundleProgress =
                 std::sync::Arc::new(|path: &str, size: u64| tracing::debug!(path, size, "import"));
-            let report = app.registry.import(reader, repo, progress).await?;
+            let report = app.edge.import(reader, repo, progress).await?;
             tracing::info!(images = ?report.images, blobs = report.blobs, bytes = report.bytes, "admin API: imported a bundle");
             ok_json(StatusCode::OK, &report)
         }
         (AdminRoute::PushTo, Method::POST) => push_to(app, body(req).await?).await,
         (AdminRoute::Replicate, Method::POST) => {
             let o: ReplicateRequest = body(req).await?;
-            let runs = app.registry.replicate_all(o.rule.as_deref()).await?;
+            let runs = app.edge.replicate_all(o.rule.as_deref()).await?;
             let out: Vec<serde_json::Value> = runs
                 .into_iter()
                 .map(|(rule, report)| serde_json::json!({ "rule": rule, "report": report }))
@@ -150,10 +150,10 @@ async fn export(app: &App, o: ImagesRequest) -> Result<Resp> {
         app.registry.image_closure(repo, reference)?;
     }
     let (mut writer, stream) = crate::http::body::StreamWriter::new();
-    let registry = app.registry.clone();
+    let edge = app.edge.clone();
     tokio::task::spawn_blocking(move || {
-        let progress: crate::registry::BundleProgress = std::sync::Arc::new(|_: &str, _: u64| {});
-        match registry.export(&images, &mut writer, progress) {
+        let progress: crate::edge::BundleProgress = std::sync::Arc::new(|_: &str, _: u64| {});
+        match edge.export(&images, &mut writer, progress) {
             Ok(r) => {
                 tracing::info!(images = ?r.images, blobs = r.blobs, bytes = r.bytes, "admin API: exported a bundle");
             }
@@ -174,10 +174,10 @@ async fn export(app: &App, o: ImagesRequest) -> Result<Resp> {
 async fn push_to(app: &App, o: PushToRequest) -> Result<Resp> {
     let images = parse_images(&o.images)?;
     let credentials = o.username.clone().zip(o.password.clone());
-    let ca = o.ca_pem.map(String::into_bytes);
+    let roots = crate::tls::info::roots_or_system(o.ca_pem.as_deref().map(str::as_bytes));
     let pushed = app
-        .registry
-        .push_images(&o.url, credentials, ca, &images)
+        .edge
+        .push_images(&o.url, credentials, roots, &images)
         .await?;
     tracing::info!(target = %o.url, images = pushed.len(), "admin API: pushed images");
     ok_json(StatusCode::OK, &pushed)

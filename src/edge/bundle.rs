@@ -10,11 +10,11 @@ use std::io::{Read, Write};
 
 use serde::Serialize;
 
-use super::Registry;
+use super::Edge;
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::manifest::{DOCKER_MANIFEST, OCI_INDEX};
-use crate::oci::{Digest, Manifest, Reference, RepoName, Tag, UploadId};
-use crate::storage::UploadFile;
+use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
+use crate::registry::Incoming;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -36,16 +36,11 @@ fn io(context: &'static str) -> impl Fn(std::io::Error) -> Error {
     move |e| Error::internal(context, e)
 }
 
-/// A blob read from a bundle into an upload file, verified, not yet committed.
-struct Pending {
-    id: UploadId,
-    file: UploadFile,
-}
-
 /// What the read phase found.
 #[derive(Default)]
 struct Staged {
-    blobs: HashMap<Digest, Pending>,
+    /// Blobs read into private files, verified, not yet committed (removed if dropped).
+    blobs: HashMap<Digest, Incoming>,
     /// docker save: tar path -> digest of that file.
     by_path: HashMap<String, Digest>,
     index_json: Option<Vec<u8>>,
@@ -66,7 +61,16 @@ fn split_image_name(full: &str) -> Option<(RepoName, Tag)> {
     Some((parts.join("/").parse().ok()?, tag.parse().ok()?))
 }
 
-impl Registry {
+/// The staged bytes of a blob (manifests and configs are small).
+fn staged_bytes(staged: &Staged, d: &Digest) -> Result<Vec<u8>> {
+    let p = staged
+        .blobs
+        .get(d)
+        .ok_or_else(|| invalid(format!("the bundle lacks {d}")))?;
+    p.read_all().map_err(io("reading a staged blob"))
+}
+
+impl Edge {
     /// Writes the images (`NAME:TAG` or `NAME@DIGEST`) as an OCI image layout tarball.
     pub fn export(
         &self,
@@ -91,7 +95,7 @@ impl Registry {
                 .map_err(io("writing the bundle"))
         };
         for (repo, reference) in images {
-            let closure = self.image_closure(repo, reference)?;
+            let closure = self.registry().image_closure(repo, reference)?;
             for m in &closure.manifests {
                 if written.insert(m.digest.clone()) {
                     let d = &m.digest;
@@ -103,15 +107,7 @@ impl Registry {
                 if !written.insert(b.clone()) {
                     continue;
                 }
-                self.check_not_corrupt(b, false)?;
-                let mut f = self
-                    .storage()
-                    .open_blob(b)
-                    .map_err(io("reading a blob"))?
-                    .ok_or_else(|| {
-                        Error::code(ErrorCode::BlobUnknown)
-                            .with_detail(serde_json::json!({ "digest": b.to_string() }))
-                    })?;
+                let mut f = self.registry().open_blob_file(b)?;
                 let size = f.metadata().map_err(io("reading a blob"))?.len();
                 let path = format!("blobs/{}/{}", b.algorithm().as_str(), b.hex());
                 add(&mut tar, path, &mut f, size)?;
@@ -168,45 +164,25 @@ impl Registry {
         progress: Progress,
     ) -> Result<BundleReport> {
         let me = self.clone();
-        let staged = tokio::task::spawn_blocking(move || me.stage(input, progress))
+        // Whatever is staged and not committed is removed when `staged` is dropped.
+        let mut staged = tokio::task::spawn_blocking(move || me.stage(input, progress))
             .await
-            .map_err(|e| Error::internal("reading the bundle", e))?;
-        let mut staged = match staged {
-            Ok(s) => s,
-            Err((e, pending)) => {
-                self.drop_pending(pending);
-                return Err(e);
-            }
-        };
-        let result = self.store(&mut staged, repo).await;
-        self.drop_pending(std::mem::take(&mut staged.blobs).into_values().collect());
-        result
-    }
-
-    fn drop_pending(&self, pending: Vec<Pending>) {
-        for p in pending {
-            drop(p.file);
-            let _ = self.storage().remove_upload(&p.id);
-        }
+            .map_err(|e| Error::internal("reading the bundle", e))??;
+        self.store(&mut staged, repo).await
     }
 
     /// Read phase: every file of the tarball into an upload file, hashed on the way.
-    fn stage(
-        &self,
-        input: impl Read,
-        progress: Progress,
-    ) -> std::result::Result<Staged, (Error, Vec<Pending>)> {
+    fn stage(&self, input: impl Read, progress: Progress) -> Result<Staged> {
         let mut staged = Staged::default();
-        let fail = |staged: Staged, e: Error| (e, staged.blobs.into_values().collect::<Vec<_>>());
         let mut archive = tar::Archive::new(input);
         let entries = match archive.entries() {
             Ok(e) => e,
-            Err(e) => return Err(fail(staged, invalid(format!("not a tar archive: {e}")))),
+            Err(e) => return Err(invalid(format!("not a tar archive: {e}"))),
         };
         for entry in entries {
             let mut entry = match entry {
                 Ok(e) => e,
-                Err(e) => return Err(fail(staged, invalid(format!("the bundle is damaged: {e}")))),
+                Err(e) => return Err(invalid(format!("the bundle is damaged: {e}"))),
             };
             if entry.header().entry_type() != tar::EntryType::Regular {
                 continue;
@@ -219,10 +195,7 @@ impl Registry {
                 "index.json" | "manifest.json" | "repositories" | "oci-layout" => {
                     let mut buf = Vec::new();
                     if entry.by_ref().take(8 << 20).read_to_end(&mut buf).is_err() {
-                        return Err(fail(
-                            staged,
-                            invalid(format!("cannot read {path} from the bundle")),
-                        ));
+                        return Err(invalid(format!("cannot read {path} from the bundle")));
                     }
                     match path.as_str() {
                         "index.json" => staged.index_json = Some(buf),
@@ -234,66 +207,40 @@ impl Registry {
                 _ => {}
             }
             // A blob (OCI: blobs/<alg>/<hex>) or any other file (docker save: configs, layers).
-            let id = match UploadId::random() {
-                Ok(id) => id,
-                Err(e) => return Err(fail(staged, Error::internal("drawing an upload id", e))),
-            };
-            let mut file = match self.storage().create_upload(&id) {
-                Ok(f) => f,
-                Err(e) => return Err(fail(staged, Error::internal("staging a blob", e))),
-            };
+            let mut file = self.registry().open_incoming()?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
-                let n = match entry.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = self.storage().remove_upload(&id);
-                        return Err(fail(staged, invalid(format!("cannot read {path}: {e}"))));
-                    }
-                };
+                let n = entry
+                    .read(&mut buf)
+                    .map_err(|e| invalid(format!("cannot read {path}: {e}")))?;
                 if n == 0 {
                     break;
                 }
-                if let Err(e) = file.append(&buf[..n]) {
-                    let _ = self.storage().remove_upload(&id);
-                    return Err(fail(staged, super::pump::storage_error(e)));
-                }
+                file.append(&buf[..n])
+                    .map_err(|e| Error::internal("staging a blob", e))?;
             }
-            let actual = file.digest();
+            let actual = file
+                .sha256()
+                .ok_or_else(|| Error::internal("staging a blob", "no digest"))?;
             if let Some(named) = path
                 .strip_prefix("blobs/")
                 .map(|rest| rest.replacen('/', ":", 1))
                 .and_then(|s| s.parse::<Digest>().ok())
             {
                 if named != actual {
-                    let _ = self.storage().remove_upload(&id);
-                    return Err(fail(
-                        staged,
-                        Error::api(
-                            ErrorCode::DigestInvalid,
-                            format!("the bundle is corrupt: {path} should have digest {named} but has {actual}; nothing was imported"),
-                        )
-                        .with_detail(serde_json::json!({ "digest": named.to_string(), "actual": actual.to_string() })),
-                    ));
+                    return Err(Error::api(
+                        ErrorCode::DigestInvalid,
+                        format!("the bundle is corrupt: {path} should have digest {named} but has {actual}; nothing was imported"),
+                    )
+                    .with_detail(serde_json::json!({ "digest": named.to_string(), "actual": actual.to_string() })));
                 }
             }
             progress(&path, file.len());
             staged.by_path.insert(path, actual.clone());
-            if let Some(old) = staged.blobs.insert(actual, Pending { id, file }) {
-                drop(old.file);
-                let _ = self.storage().remove_upload(&old.id);
-            }
+            // A file seen twice: the older copy is dropped, which removes it.
+            staged.blobs.insert(actual, file);
         }
         Ok(staged)
-    }
-
-    /// The staged bytes of a blob (manifests and configs are small).
-    fn staged_bytes(staged: &Staged, d: &Digest) -> Result<Vec<u8>> {
-        let p = staged
-            .blobs
-            .get(d)
-            .ok_or_else(|| invalid(format!("the bundle lacks {d}")))?;
-        p.file.read_all().map_err(io("reading a staged blob"))
     }
 
     /// Store phase: commit the blobs, then manifests (children first), then tags.
@@ -341,11 +288,11 @@ impl Registry {
                         .ok_or_else(|| invalid(format!("the bundle lacks {p}")))
                 };
                 let config = by_path(img["Config"].as_str().unwrap_or(""))?;
-                let config_size = staged.blobs.get(&config).map(|p| p.file.len()).unwrap_or(0);
+                let config_size = staged.blobs.get(&config).map(|p| p.len()).unwrap_or(0);
                 let mut layers = Vec::new();
                 for l in img["Layers"].as_array().into_iter().flatten() {
                     let d = by_path(l.as_str().unwrap_or(""))?;
-                    let size = staged.blobs.get(&d).map(|p| p.file.len()).unwrap_or(0);
+                    let size = staged.blobs.get(&d).map(|p| p.len()).unwrap_or(0);
                     layers.push(serde_json::json!({ "mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": d.to_string(), "size": size }));
                 }
                 let bytes = serde_json::to_vec(&serde_json::json!({
@@ -396,7 +343,7 @@ impl Registry {
                 let (bytes, media) = match generated.get(&d) {
                     Some((b, m)) => (b.clone(), m.to_string()),
                     None => {
-                        let b = Self::staged_bytes(staged, &d)?;
+                        let b = staged_bytes(staged, &d)?;
                         let m = Manifest::parse(None, &b)
                             .map_err(|e| invalid(format!("manifest {d}: {e}")))?;
                         (b, m.kind.media_type().to_string())
@@ -424,33 +371,27 @@ impl Registry {
 
         // Commit: blobs, then manifests, then tags.
         let mut report = BundleReport::default();
-        let needed: HashSet<Digest> = blobs_for.values().flatten().cloned().collect();
-        for d in needed {
-            let Some(p) = staged.blobs.remove(&d) else {
-                continue;
-            };
-            let size = p.file.len();
-            // Shared with other commits, exclusive with a scrub condemning this blob.
-            let _shared = self.inner.gc_lock.read().await;
-            self.commit_blob(&p.id, p.file, &d).await?;
-            report.blobs += 1;
-            report.bytes += size;
-        }
+        let reg = self.registry();
+        let mut repos_of: BTreeMap<Digest, Vec<RepoName>> = BTreeMap::new();
         for (repo, blobs) in &blobs_for {
             let Ok(repo) = repo.parse::<RepoName>() else {
                 continue;
             };
             for d in blobs {
-                let size = self
-                    .storage()
-                    .blob_size(d)
-                    .map_err(io("reading a blob"))?
-                    .unwrap_or(0);
-                self.meta().link_blob(&repo, d, size)?;
+                repos_of.entry(d.clone()).or_default().push(repo.clone());
             }
         }
+        for (d, repos) in repos_of {
+            let Some(p) = staged.blobs.remove(&d) else {
+                continue;
+            };
+            let size = p.len();
+            reg.commit_incoming(p, &d, &repos).await?;
+            report.blobs += 1;
+            report.bytes += size;
+        }
         for (repo, d, bytes, media) in &order {
-            self.put_manifest_anywhere(repo, &Reference::Digest(d.clone()), Some(media), bytes)
+            reg.put_manifest_anywhere(repo, &Reference::Digest(d.clone()), Some(media), bytes)
                 .await?;
         }
         for (repo, tag, d) in images {
@@ -468,56 +409,11 @@ impl Registry {
                     (b.clone(), m.clone())
                 }
             };
-            self.put_manifest_anywhere(&repo, &Reference::Tag(tag.clone()), Some(&media), &bytes)
+            reg.put_manifest_anywhere(&repo, &Reference::Tag(tag.clone()), Some(&media), &bytes)
                 .await?;
             report.images.push(format!("{repo}:{tag}"));
         }
-        self.meta().flush().await?;
         Ok(report)
-    }
-}
-
-/// An image with everything a copy of it needs: manifests children first (the top one last)
-/// and the blobs they reference, with sizes.
-pub struct ImageClosure {
-    pub manifests: Vec<super::ManifestContent>,
-    pub blobs: Vec<(Digest, u64)>,
-}
-
-impl Registry {
-    pub fn image_closure(&self, repo: &RepoName, reference: &Reference) -> Result<ImageClosure> {
-        let top = self.get_manifest(repo, reference)?;
-        let mut manifests = Vec::new();
-        let mut blobs = Vec::new();
-        let mut seen: HashSet<Digest> = HashSet::new();
-        // Depth-first, emitting a manifest after its children.
-        let mut stack = vec![(top.digest.clone(), false)];
-        while let Some((d, children_done)) = stack.pop() {
-            let rec = self
-                .meta()
-                .manifest(repo, &d)?
-                .ok_or_else(|| Error::code(ErrorCode::ManifestUnknown))?;
-            if !children_done {
-                if !seen.insert(d.clone()) {
-                    continue;
-                }
-                stack.push((d, true));
-                stack.extend(rec.children.iter().map(|c| (c.clone(), false)));
-                continue;
-            }
-            for b in &rec.blobs {
-                if seen.insert(b.clone()) {
-                    let size = self
-                        .meta()
-                        .link(repo.as_str(), b)?
-                        .map(|l| l.size)
-                        .unwrap_or(0);
-                    blobs.push((b.clone(), size));
-                }
-            }
-            manifests.push(self.get_manifest(repo, &Reference::Digest(d))?);
-        }
-        Ok(ImageClosure { manifests, blobs })
     }
 }
 

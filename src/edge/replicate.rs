@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Registry;
+use super::client::Answer;
+use super::remote::{Remote, RemoteError, MANIFEST_ACCEPT};
+use super::Edge;
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::glob::glob_match;
 use crate::oci::{Reference, RepoName};
-use crate::remote::Remote;
+use crate::registry::PAGE_MAX;
 
 /// One `[[replication]]` table, validated.
 #[derive(Clone)]
@@ -68,7 +70,7 @@ pub struct ReplicationReport {
     pub failures: Vec<String>,
 }
 
-fn refused(what: String, a: &crate::client::Answer) -> Error {
+fn refused(what: String, a: &Answer) -> Error {
     Error::api(
         ErrorCode::Denied,
         format!(
@@ -79,11 +81,11 @@ fn refused(what: String, a: &crate::client::Answer) -> Error {
     )
 }
 
-fn unreachable(e: crate::remote::RemoteError) -> Error {
+fn unreachable(e: RemoteError) -> Error {
     Error::api(ErrorCode::Unknown, format!("the target: {e}"))
 }
 
-impl Registry {
+impl Edge {
     /// Pushes one image (a tag or a digest, with everything it references) to `remote`.
     pub async fn push_image(
         &self,
@@ -91,7 +93,7 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<Pushed> {
-        let closure = self.image_closure(repo, reference)?;
+        let closure = self.registry().image_closure(repo, reference)?;
         let mut out = Pushed {
             image: format!("{repo}:{reference}"),
             ..Pushed::default()
@@ -105,7 +107,7 @@ impl Registry {
                     r,
                     PUSH,
                     &format!("/v2/{r}/manifests/{t}"),
-                    vec![("accept", crate::remote::MANIFEST_ACCEPT.into())],
+                    vec![("accept", MANIFEST_ACCEPT.into())],
                     vec![],
                 )
                 .await
@@ -160,7 +162,7 @@ impl Registry {
                 format!("{}{location}", remote.base())
             };
             let sep = if location.contains('?') { '&' } else { '?' };
-            let read = self.read_blob(repo, d, None).await?;
+            let read = self.registry().read_blob(repo, d, None).await?;
             let put = remote
                 .send(
                     "PUT",
@@ -205,20 +207,15 @@ impl Registry {
         Ok(out)
     }
 
-    /// Pushes images to the registry at `url`, verified with `ca_pem` (PEM) or else the
-    /// system's CA bundle; for `push-to`.
+    /// Pushes images to the registry at `url`, verified with `roots` (CA certificates,
+    /// DER); for `push-to`.
     pub async fn push_images(
         &self,
         url: &str,
         credentials: Option<(String, String)>,
-        ca_pem: Option<Vec<u8>>,
+        roots: Vec<Vec<u8>>,
         images: &[(RepoName, Reference)],
     ) -> Result<Vec<Pushed>> {
-        let pem = match ca_pem {
-            Some(p) => p,
-            None => std::fs::read(crate::config::SYSTEM_CA_BUNDLE).unwrap_or_default(),
-        };
-        let roots = crate::tls::info::pem_certs(&pem);
         if url.starts_with("https://") && roots.is_empty() {
             return Err(Error::api(
                 ErrorCode::Invalid,
@@ -233,35 +230,24 @@ impl Registry {
         Ok(pushed)
     }
 
-    /// The `[[replication]]` rules in force.
-    pub fn set_replication_rules(&self, rules: Vec<ReplicationRule>) {
-        *self
-            .inner
-            .replication
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(rules);
-    }
-
-    pub fn replication_rules(&self) -> std::sync::Arc<Vec<ReplicationRule>> {
-        self.inner
-            .replication
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// Runs one replication rule: every matching tag of every matching repository.
     pub async fn replicate(&self, rule: &ReplicationRule) -> Result<ReplicationReport> {
         let remote = Remote::new(&rule.url, rule.roots.clone(), rule.credentials.clone());
-        let (repos, _) = self.meta().list_repos(None, usize::MAX, &|name| {
-            rule.repositories.iter().any(|g| glob_match(g, name))
-        })?;
+        let reg = self.registry();
+        let wanted = |name: &str| rule.repositories.iter().any(|g| glob_match(g, name));
+        let repos = every_page(|last| reg.catalog(last, PAGE_MAX, &wanted))?;
         let mut report = ReplicationReport::default();
         for name in repos {
             let Ok(repo) = name.parse::<RepoName>() else {
                 continue;
             };
-            for (tag, _) in self.meta().tags_of(&repo)? {
+            let tags = match every_page(|last| reg.tags(&repo, last, PAGE_MAX)) {
+                Ok(t) => t,
+                // Deleted since the catalog was read: nothing to push.
+                Err(e) if e.error_code() == ErrorCode::NameUnknown => continue,
+                Err(e) => return Err(e),
+            };
+            for tag in tags {
                 if !rule.tags.iter().any(|g| glob_match(g, &tag)) {
                     continue;
                 }
@@ -298,5 +284,18 @@ impl Registry {
             out.push((r.name.clone(), self.replicate(r).await?));
         }
         Ok(out)
+    }
+}
+
+/// Every entry of a paged listing (the catalog, a repository's tags), page after page.
+fn every_page(page: impl Fn(Option<&str>) -> Result<(Vec<String>, bool)>) -> Result<Vec<String>> {
+    let mut all: Vec<String> = Vec::new();
+    loop {
+        let (items, more) = page(all.last().map(String::as_str))?;
+        let done = !more || items.is_empty();
+        all.extend(items);
+        if done {
+            return Ok(all);
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 
-use crate::client::{open, Streamed, Verify};
+use crate::edge::client::{open, Streamed, Verify};
 use crate::oci::Digest;
 
 /// Every manifest type a pull accepts, as docker and containerd send it.
@@ -451,7 +451,7 @@ impl Remote {
         path_or_url: &str,
         mut headers: Vec<(&str, String)>,
         body: B,
-    ) -> RemoteResult<crate::client::Answer>
+    ) -> RemoteResult<crate::edge::client::Answer>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -475,7 +475,7 @@ impl Remote {
         .map_err(|_| unavailable(format!("{url} did not answer within an hour")))?
         .map_err(unavailable)?;
         let body = read_small(s.body, 4 << 20).await?;
-        Ok(crate::client::Answer {
+        Ok(crate::edge::client::Answer {
             status: s.status,
             headers: s.headers,
             body: body.to_vec(),
@@ -491,7 +491,7 @@ impl Remote {
         path: &str,
         headers: Vec<(&str, String)>,
         body: Vec<u8>,
-    ) -> RemoteResult<crate::client::Answer> {
+    ) -> RemoteResult<crate::edge::client::Answer> {
         self.send(
             method,
             repo,

@@ -11,10 +11,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::mirror::MirrorRoute;
-use super::Registry;
+use super::remote::{RemoteError, RemoteManifest};
+use super::Edge;
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::glob::glob_match;
-use crate::oci::{Digest, Manifest, Tag, UploadId};
+use crate::oci::{Digest, Manifest, Reference, Tag};
 
 /// One `[[sync]]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,24 +59,7 @@ fn platform_of(d: &crate::oci::Descriptor) -> Option<String> {
     })
 }
 
-impl Registry {
-    /// The `[[sync]]` rules in force (replaced when the configuration changes).
-    pub fn set_sync_rules(&self, rules: Vec<SyncRule>) {
-        *self
-            .inner
-            .sync_rules
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(rules);
-    }
-
-    pub fn sync_rules(&self) -> std::sync::Arc<Vec<SyncRule>> {
-        self.inner
-            .sync_rules
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
+impl Edge {
     /// Runs every configured rule (or those of one mirror) now; a report per rule (none
     /// when no rule is configured).
     pub async fn sync_all(
@@ -170,10 +154,10 @@ impl Registry {
         report: &mut SyncReport,
         progress: &SyncProgress,
     ) -> Result<()> {
+        let reg = self.registry();
         let remote = route.mirror.remote();
-        let upstream_err = |e: crate::remote::RemoteError| {
-            Error::api(ErrorCode::ManifestUnknown, format!("the upstream: {e}"))
-        };
+        let upstream_err =
+            |e: RemoteError| Error::api(ErrorCode::ManifestUnknown, format!("the upstream: {e}"));
         let top = remote
             .manifest(&route.upstream, tag.as_str(), false)
             .await
@@ -181,7 +165,7 @@ impl Registry {
             .ok_or_else(|| {
                 Error::api(ErrorCode::ManifestUnknown, "the upstream has no such tag")
             })?;
-        let parse = |m: &crate::remote::RemoteManifest| {
+        let parse = |m: &RemoteManifest| {
             Manifest::parse(
                 Some(m.media_type.as_str()).filter(|t| !t.is_empty()),
                 &m.bytes,
@@ -196,15 +180,14 @@ impl Registry {
             if !wanted {
                 continue;
             }
-            let bytes = match self.meta().manifest_bytes(&c.digest)? {
-                Some(b) if self.meta().manifest(&route.local, &c.digest)?.is_some() => {
-                    crate::remote::RemoteManifest {
-                        media_type: c.media_type.clone(),
-                        digest: c.digest.clone(),
-                        bytes: bytes::Bytes::copy_from_slice(&b),
-                    }
-                }
-                _ => remote
+            let here = reg.get_manifest(&route.local, &Reference::Digest(c.digest.clone()));
+            let bytes = match here {
+                Ok(b) => RemoteManifest {
+                    media_type: c.media_type.clone(),
+                    digest: b.digest,
+                    bytes: b.bytes,
+                },
+                Err(_) => remote
                     .manifest(&route.upstream, &c.digest.to_string(), false)
                     .await
                     .map_err(upstream_err)?
@@ -230,11 +213,11 @@ impl Registry {
             self.sync_blob(route, d, report, progress).await?;
         }
         for (m, parsed) in &children {
-            self.store_manifest(&route.local, &m.digest, None, parsed, &m.bytes)
+            reg.store_fetched_manifest(&route.local, &m.digest, None, parsed, &m.bytes)
                 .await?;
             report.manifests += 1;
         }
-        self.store_manifest(
+        reg.store_fetched_manifest(
             &route.local,
             &top.digest,
             Some(tag),
@@ -243,11 +226,11 @@ impl Registry {
         )
         .await?;
         report.manifests += 1;
-        self.mark_checked(&route.local, tag)?;
+        reg.mark_checked(&route.local, tag)?;
         if rule.pin {
-            self.meta().pin(&route.local, tag)?;
+            reg.pin(&route.local, tag).await?;
         }
-        self.meta().flush().await
+        Ok(())
     }
 
     /// Makes one blob present in the route's repository: linked when its bytes are here,
@@ -259,25 +242,15 @@ impl Registry {
         report: &mut SyncReport,
         progress: &SyncProgress,
     ) -> Result<()> {
+        let reg = self.registry();
         // A blob recorded corrupt is fetched again, which repairs it.
-        let corrupt = self.meta().is_corrupt(digest)?;
-        if self.meta().is_linked(&route.local, digest)? && !corrupt {
-            report.blobs_present += 1;
-            return Ok(());
-        }
-        if let Some(size) = self
-            .storage()
-            .blob_size(digest)
-            .ok()
-            .flatten()
-            .filter(|_| !corrupt)
+        if reg.holds_sound(&route.local, digest)?
+            || reg.link_present(&route.local, digest).await?.is_some()
         {
-            let _shared = self.inner.gc_lock.read().await;
-            self.meta().link_blob(&route.local, digest, size)?;
             report.blobs_present += 1;
             return Ok(());
         }
-        self.check_free_space().await?;
+        reg.check_free_space().await?;
         let failed =
             |why: String| Error::api(ErrorCode::BlobUnknown, format!("blob {digest}: {why}"));
         let (size, body) = match route
@@ -294,25 +267,21 @@ impl Registry {
             Err(e) => return Err(failed(e.to_string())),
         };
         progress(&format!("  {digest} ({size} bytes)"));
-        let id = UploadId::random().map_err(|e| Error::internal("drawing an upload id", e))?;
-        let file = self
-            .storage()
-            .create_upload(&id)
-            .map_err(super::pump::storage_error)?;
+        let file = reg.open_incoming()?;
         // Nobody reads along: the tee only stores.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         drop(rx);
-        self.clone()
-            .tee(
-                route.local.clone(),
-                digest.clone(),
-                size,
-                body,
-                Some((id, file)),
-                tx,
-            )
-            .await
-            .map_err(failed)?;
+        super::tee::tee(
+            reg.clone(),
+            route.local.clone(),
+            digest.clone(),
+            size,
+            body,
+            Some(file),
+            tx,
+        )
+        .await
+        .map_err(|e| failed(e.0))?;
         report.blobs_fetched += 1;
         report.bytes_fetched += size;
         Ok(())

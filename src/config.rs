@@ -2,13 +2,15 @@
 //! Nothing downstream sees raw strings.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-
+use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
+mod file;
 mod mirrors;
+pub use file::{
+    AuthFileConfig, FileConfig, GcFileConfig, LogFormat, RepositoryCreation, ServerFileConfig,
+    StorageFileConfig, TlsFileConfig,
+};
 pub use mirrors::{
     build as mirrors_of, replication_rules, MirrorFileConfig, ReplicationFileConfig, SyncFileConfig,
 };
@@ -16,87 +18,48 @@ pub use mirrors::{
 use crate::auth::AuthSettings;
 use crate::tls::{ClientAuth, TlsSettings, UserCert};
 
+/// A configuration the server cannot run with: the message names the table or key and says
+/// what is wrong, for the operator who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError(message)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(message: &str) -> Self {
+        ConfigError(message.to_string())
+    }
+}
+
 /// Where data lives when nothing says otherwise: a folder in the working directory, so a
 /// developer's first `edgeyard serve` needs no root and no setup.
 pub const DEFAULT_DATA_DIR: &str = "edgeyard-data";
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5000";
 
-/// The config file as written; every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub insecure_http: Option<bool>,
-    pub log: Option<String>,
-    pub log_format: Option<LogFormat>,
-    /// "implicit": a push creates its repository; "explicit": only administrators do.
-    pub repository_creation: Option<RepositoryCreation>,
-    #[serde(default)]
-    pub tls: TlsFileConfig,
-    #[serde(default)]
-    pub auth: AuthFileConfig,
-    #[serde(default)]
-    pub gc: GcFileConfig,
-    #[serde(default)]
-    pub storage: StorageFileConfig,
-    #[serde(default)]
-    pub server: ServerFileConfig,
-    /// `[[mirror]]`: upstream registries served through this one.
-    #[serde(default)]
-    pub mirror: Vec<MirrorFileConfig>,
-    /// `[[sync]]`: what to fetch from them ahead of time.
-    #[serde(default)]
-    pub sync: Vec<SyncFileConfig>,
-    /// `[[replication]]`: other registries to push images to.
-    #[serde(default)]
-    pub replication: Vec<ReplicationFileConfig>,
-}
-
-/// The `[storage]` table: the free-space floor below which uploads are refused, and whether
-/// pulls verify what they send.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageFileConfig {
-    /// Bytes that must stay free (default 256 MiB).
-    pub min_free_bytes: Option<u64>,
-    /// Share of the filesystem that must stay free, percent (default 0); the larger wins.
-    pub min_free_percent: Option<u8>,
-    /// Hash every whole-blob pull as it is sent and end it in an error, not a clean end,
-    /// if the bytes on disk no longer match the digest (default true).
-    pub verify_pulls: Option<bool>,
-}
-
-/// The `[server]` table: what one client may hold (see `server::Limits`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerFileConfig {
-    /// Seconds a client has to send a request's headers (default 30).
-    pub header_read_timeout_secs: Option<u64>,
-    /// Seconds a request body may deliver nothing before it is abandoned (default 60).
-    pub body_read_timeout_secs: Option<u64>,
-    /// Seconds a connection's answers may take nothing while they are being sent before the
-    /// connection is closed (default 30).
-    pub send_timeout_secs: Option<u64>,
-    /// Open connections in all (default 1024).
-    pub max_connections: Option<usize>,
-    /// Open connections from one client address (default 128).
-    pub max_connections_per_client: Option<usize>,
-    /// Open upload sessions per client: user, or address when anonymous (default 64).
-    pub max_uploads_per_client: Option<usize>,
-}
-
-fn server_limits(file: ServerFileConfig) -> Result<crate::server::Limits, String> {
+/// The `[server]` table, checked: timeouts of 1 s to an hour, counts up to a million.
+fn server_limits(file: ServerFileConfig) -> Result<crate::server::Limits, ConfigError> {
     let d = crate::server::Limits::default();
     let secs = |v: Option<u64>, default: Duration, key: &str| match v {
         None => Ok(default),
         Some(s) if (1..=3600).contains(&s) => Ok(Duration::from_secs(s)),
-        Some(_) => Err(format!("server.{key} must be 1 to 3600")),
+        Some(_) => Err(ConfigError(format!("server.{key} must be 1 to 3600"))),
     };
     let count = |v: Option<usize>, default: usize, key: &str| match v {
         None => Ok(default),
         Some(n) if (1..=1_000_000).contains(&n) => Ok(n),
-        Some(_) => Err(format!("server.{key} must be 1 to 1000000")),
+        Some(_) => Err(ConfigError(format!("server.{key} must be 1 to 1000000"))),
     };
     Ok(crate::server::Limits {
         header_read_timeout: secs(
@@ -122,88 +85,6 @@ fn server_limits(file: ServerFileConfig) -> Result<crate::server::Limits, String
             "max_uploads_per_client",
         )?,
     })
-}
-
-/// The `[gc]` table: scheduled garbage collection.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GcFileConfig {
-    /// Seconds between runs; 0 turns scheduled runs off (default one day).
-    pub interval_secs: Option<u64>,
-    /// Keep anything committed, linked or referenced this recently (default one hour).
-    pub grace_secs: Option<u64>,
-    /// Expire upload sessions older than this (default one day).
-    pub upload_ttl_secs: Option<u64>,
-}
-
-/// The `[auth]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthFileConfig {
-    /// Authentication is on unless this is false (or `serve --no-auth`).
-    pub enabled: Option<bool>,
-    /// The service name tokens are issued for (default "edgeyard").
-    pub service: Option<String>,
-    /// Token endpoint URL to announce (default: `https://<Host>/token` of each request).
-    pub realm: Option<String>,
-    /// Access token lifetime, seconds (default 300).
-    pub token_lifetime_secs: Option<u64>,
-    /// A file holding the initial admin password (else `$EDGEYARD_ADMIN_PASSWORD`, else random).
-    pub admin_password_file: Option<PathBuf>,
-}
-
-/// The `[tls]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFileConfig {
-    /// Extra DNS names or IP addresses the server certificate must cover.
-    pub names: Option<Vec<String>>,
-    /// Whether every interface address goes into the certificate (default true).
-    pub interface_addresses: Option<bool>,
-    /// Operator-supplied certificate chain and key (PEM), replacing the built-in CA.
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    /// CA for client certificates when `cert_file` is used with client auth.
-    pub client_ca_file: Option<PathBuf>,
-    pub client_auth: Option<ClientAuth>,
-    /// Lifetime of generated server certificates, seconds (default 90 days).
-    pub server_cert_lifetime_secs: Option<u64>,
-    /// How often certificates are checked for renewal or change, seconds (default 3600).
-    pub check_interval_secs: Option<u64>,
-}
-
-impl FileConfig {
-    pub fn load(path: &Path) -> Result<FileConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        FileConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    pub fn parse(text: &str) -> Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
-    }
-}
-
-/// Who creates repositories.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RepositoryCreation {
-    /// The first push creates the repository.
-    #[default]
-    Implicit,
-    /// Only administrators create repositories; pushes to others are refused.
-    Explicit,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines (colours only on a terminal).
-    #[default]
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
 }
 
 /// What `serve` runs with.
@@ -243,7 +124,10 @@ pub struct ServeFlags {
     pub no_auth: bool,
 }
 
-fn auth_settings(file: AuthFileConfig, flags: &ServeFlags) -> Result<Option<AuthSettings>, String> {
+fn auth_settings(
+    file: AuthFileConfig,
+    flags: &ServeFlags,
+) -> Result<Option<AuthSettings>, ConfigError> {
     if flags.no_auth || file.enabled == Some(false) {
         return Ok(None);
     }
@@ -262,7 +146,7 @@ fn auth_settings(file: AuthFileConfig, flags: &ServeFlags) -> Result<Option<Auth
     }
     if let Some(r) = &file.realm {
         if !(r.starts_with("https://") || r.starts_with("http://")) || r.contains('"') {
-            return Err(format!("auth.realm {r:?} must be an http(s) URL"));
+            return Err(format!("auth.realm {r:?} must be an http(s) URL").into());
         }
     }
     Ok(Some(AuthSettings {
@@ -278,15 +162,13 @@ fn auth_settings(file: AuthFileConfig, flags: &ServeFlags) -> Result<Option<Auth
     }))
 }
 
-fn tls_settings(file: TlsFileConfig, flags: &ServeFlags) -> Result<TlsSettings, String> {
+fn tls_settings(file: TlsFileConfig, flags: &ServeFlags) -> Result<TlsSettings, ConfigError> {
     let d = TlsSettings::default();
     let mut names = file.names.unwrap_or_default();
     names.extend(flags.tls_names.iter().cloned());
     for n in &names {
         if n.parse::<std::net::IpAddr>().is_err() && !crate::tls::pki::valid_dns_name(n) {
-            return Err(format!(
-                "tls name {n:?} is neither an IP address nor a DNS name"
-            ));
+            return Err(format!("tls name {n:?} is neither an IP address nor a DNS name").into());
         }
     }
     let cert = flags.tls_cert.clone().or(file.cert_file);
@@ -309,10 +191,10 @@ fn tls_settings(file: TlsFileConfig, flags: &ServeFlags) -> Result<TlsSettings, 
     {
         return Err("client_auth with your own certificate needs client_ca_file".into());
     }
-    let secs = |v: Option<u64>, default: Duration, key: &str| -> Result<Duration, String> {
+    let secs = |v: Option<u64>, default: Duration, key: &str| -> Result<Duration, ConfigError> {
         match v {
             None => Ok(default),
-            Some(0) => Err(format!("tls.{key} must be above 0")),
+            Some(0) => Err(format!("tls.{key} must be above 0").into()),
             Some(s) => Ok(Duration::from_secs(s)),
         }
     };
@@ -336,7 +218,7 @@ fn tls_settings(file: TlsFileConfig, flags: &ServeFlags) -> Result<TlsSettings, 
 
 impl ServeConfig {
     /// Flags win over the file, the file over defaults.
-    pub fn build(file: FileConfig, flags: ServeFlags) -> Result<ServeConfig, String> {
+    pub fn build(file: FileConfig, flags: ServeFlags) -> Result<ServeConfig, ConfigError> {
         let tls = tls_settings(file.tls, &flags)?;
         let auth = auth_settings(file.auth, &flags)?;
         let gc = {
@@ -643,13 +525,18 @@ mod tests {
         ] {
             let f = FileConfig::parse(&format!("[server]\n{bad}\n")).unwrap();
             let e = ServeConfig::build(f, ServeFlags::default()).unwrap_err();
-            assert!(e.contains(bad.split(' ').next().unwrap()), "{e}");
+            assert!(
+                e.to_string().contains(bad.split(' ').next().unwrap()),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = FileConfig::parse("listen = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        let e = FileConfig::parse("listen = \"127.0.0.1:1\"\nlisen = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lisen"), "{e}");
         assert!(e.contains("line 2") || e.contains("2 |"), "{e}");
     }

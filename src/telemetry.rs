@@ -14,16 +14,39 @@ use tracing_subscriber::{fmt, reload};
 
 use crate::config::LogFormat;
 
-/// Replaces the log filter of the running process.
-pub type FilterReload = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
-
-fn parse(filter: &str) -> Result<Targets, String> {
-    filter
-        .parse::<Targets>()
-        .map_err(|e| format!("invalid log filter {filter:?}: {e}"))
+/// Why logging could not be set up or its filter changed.
+#[derive(Debug)]
+pub enum LogError {
+    /// The filter is not in RUST_LOG's syntax.
+    BadFilter { filter: String, why: String },
+    /// Logging was set up already, or its filter is gone.
+    Subscriber(String),
 }
 
-pub fn init(filter: &str, format: LogFormat) -> Result<FilterReload, String> {
+impl std::fmt::Display for LogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogError::BadFilter { filter, why } => {
+                write!(f, "invalid log filter {filter:?}: {why}")
+            }
+            LogError::Subscriber(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+/// Replaces the log filter of the running process.
+pub type FilterReload = Box<dyn Fn(&str) -> Result<(), LogError> + Send + Sync>;
+
+fn parse(filter: &str) -> Result<Targets, LogError> {
+    filter.parse::<Targets>().map_err(|e| LogError::BadFilter {
+        filter: filter.to_string(),
+        why: e.to_string(),
+    })
+}
+
+pub fn init(filter: &str, format: LogFormat) -> Result<FilterReload, LogError> {
     let (filter, handle) = reload::Layer::new(parse(filter)?);
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
@@ -43,9 +66,11 @@ pub fn init(filter: &str, format: LogFormat) -> Result<FilterReload, String> {
             )
             .try_init(),
     };
-    installed.map_err(|e| e.to_string())?;
+    installed.map_err(|e| LogError::Subscriber(e.to_string()))?;
     Ok(Box::new(move |f| {
-        handle.reload(parse(f)?).map_err(|e| e.to_string())
+        handle
+            .reload(parse(f)?)
+            .map_err(|e| LogError::Subscriber(e.to_string()))
     }))
 }
 

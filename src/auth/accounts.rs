@@ -19,7 +19,7 @@ impl From<AdminError> for Error {
             AdminError::Invalid(m) => Error::api(ErrorCode::Invalid, m),
             AdminError::Exists(m) => Error::api(ErrorCode::Conflict, m),
             AdminError::NotFound(m) => Error::api(ErrorCode::NotFound, m),
-            AdminError::Internal(m) => Error::internal("administration", m),
+            AdminError::Internal(e) => e,
         }
     }
 }

@@ -40,24 +40,25 @@ pub enum AdminError {
     Invalid(String),
     Exists(String),
     NotFound(String),
-    Internal(String),
+    /// The store failed (or drawing randomness did): not the caller's fault.
+    Internal(crate::error::Error),
 }
 
 impl std::fmt::Display for AdminError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AdminError::Invalid(m)
-            | AdminError::Exists(m)
-            | AdminError::NotFound(m)
-            | AdminError::Internal(m) => f.write_str(m),
+            AdminError::Invalid(m) | AdminError::Exists(m) | AdminError::NotFound(m) => {
+                f.write_str(m)
+            }
+            AdminError::Internal(e) => e.fmt(f),
         }
     }
 }
 
 type Result<T> = std::result::Result<T, AdminError>;
 
-fn internal(e: impl std::fmt::Display) -> AdminError {
-    AdminError::Internal(e.to_string())
+fn internal(e: crate::error::Error) -> AdminError {
+    AdminError::Internal(e)
 }
 
 pub fn check_password(p: &str) -> Result<()> {

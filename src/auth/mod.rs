@@ -350,16 +350,17 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{GrantRecord, RobotRecord, RuleRecord};
+    use crate::meta::{GrantRecord, RobotRecord};
 
-    fn setup() -> (tempfile::TempDir, Auth, Meta) {
+    /// A fresh store and `Auth` on it (for the tests of every auth module).
+    pub(super) fn setup() -> (tempfile::TempDir, Auth, Meta) {
         let tmp = tempfile::tempdir().unwrap();
         let meta = Meta::open(&tmp.path().join("meta")).unwrap();
         let auth = Auth::open(meta.clone(), tmp.path(), AuthSettings::default()).unwrap();
         (tmp, auth, meta)
     }
 
-    fn add_user(meta: &Meta, name: &str, pw: &str) {
+    pub(super) fn add_user(meta: &Meta, name: &str, pw: &str) {
         meta.put_user(
             name,
             &UserRecord {
@@ -458,77 +459,6 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!login.is_finished(), "the hash ran on the async thread");
         assert_eq!(login.await.unwrap().unwrap().name(), "alice");
-    }
-
-    #[tokio::test]
-    async fn tokens_grant_the_intersection_of_request_and_rules() {
-        let (_t, auth, meta) = setup();
-        add_user(&meta, "alice", "pw");
-        meta.add_rule(&RuleRecord {
-            subject: "user:alice".into(),
-            repos: "team/**".into(),
-            actions: vec!["pull".into()],
-        })
-        .unwrap();
-        auth.reload_rules().unwrap();
-        let p = auth
-            .login("alice", "pw", "127.0.0.1".parse().unwrap())
-            .await
-            .unwrap();
-        let scopes = Scope::parse_all(["repository:team/app:pull,push repository:other/x:pull"]);
-        let resp = auth.issue(&p, &scopes, true).unwrap();
-        let claims = auth.verify_token(&resp.token).unwrap();
-        assert_eq!(token_entry(&claims, "team/app"), Some(Actions::PULL));
-        assert_eq!(token_entry(&claims, "other/x"), Some(Actions::NONE));
-        assert_eq!(token_entry(&claims, "unmentioned/x"), None);
-        assert!(auth.permits(&Caller::Token(claims.clone()), "team/app", Actions::PULL));
-        assert!(!auth.permits(&Caller::Token(claims), "team/app", Actions::PUSH));
-        // The refresh token stands for alice until she is deleted.
-        let refresh = resp.refresh_token.unwrap();
-        assert_eq!(auth.redeem_refresh(&refresh).unwrap().name(), "alice");
-        assert!(matches!(
-            auth.redeem_refresh("made-up"),
-            Err(AuthError::BadCredentials)
-        ));
-        meta.delete_user("alice").unwrap();
-        assert!(auth.redeem_refresh(&refresh).is_err());
-    }
-
-    /// Regression: an expired robot kept its access for 90 days through the refresh token
-    /// docker stores, since the refresh grant never checked the robot's expiry.
-    #[tokio::test]
-    async fn a_robots_refresh_token_ends_with_the_robot() {
-        let (_t, auth, meta) = setup();
-        let robot = |expires_at| UserRecord {
-            password_hash: password::hash("robot-secret").unwrap(),
-            admin: false,
-            groups: vec![],
-            created_at: 0,
-            robot: Some(RobotRecord {
-                grants: vec![GrantRecord {
-                    repos: "edge/**".into(),
-                    actions: vec!["pull".into()],
-                }],
-                expires_at: Some(expires_at),
-            }),
-        };
-        let day = now() + 86_400;
-        meta.put_user("robot$line3", &robot(day)).unwrap();
-        let p = auth
-            .login("robot$line3", "robot-secret", "127.0.0.1".parse().unwrap())
-            .await
-            .unwrap();
-        let refresh = auth.issue(&p, &[], true).unwrap().refresh_token.unwrap();
-        let rec = meta.refresh_token(&sha256_hex(&refresh)).unwrap().unwrap();
-        assert_eq!(rec.expires_at, day, "no longer than the robot");
-        assert_eq!(auth.redeem_refresh(&refresh).unwrap().name(), "robot$line3");
-
-        // The robot expires: its refresh token is refused from then on.
-        meta.put_user("robot$line3", &robot(now() - 1)).unwrap();
-        assert!(matches!(
-            auth.redeem_refresh(&refresh),
-            Err(AuthError::BadCredentials)
-        ));
     }
 
     /// Regression: five wrong passwords for a user from one address throttled that user's

@@ -110,7 +110,7 @@ impl AdminClient {
                 )
                 .await
             })
-            .map_err(Failure::Runtime)?;
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
         if !(200..300).contains(&answer.status) {
             return Err(Self::refusal("POST", path, answer.status, &answer.body));
         }
@@ -143,7 +143,7 @@ impl AdminClient {
                 self.verify(),
             )
             .await
-            .map_err(Failure::Runtime)?;
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
             if !(200..300).contains(&s.status) {
                 let b = http_body_util::Limited::new(s.body, 1 << 20)
                     .collect()
@@ -225,7 +225,7 @@ impl AdminClient {
                 self.verify(),
                 timeout,
             ))
-            .map_err(Failure::Runtime)?;
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
         let (status, body) = (answer.status, answer.body);
         let value: serde_json::Value = if body.is_empty() {
             serde_json::Value::Null

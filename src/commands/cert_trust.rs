@@ -108,7 +108,8 @@ pub async fn fetch_ca(base: &str) -> Result<Vec<u8>, String> {
         Vec::new(),
         crate::edge::client::Verify::Unverified,
     )
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     if status != 200 {
         return Err(format!("{base}/ca.crt answered {status}"));
     }

@@ -5,14 +5,14 @@ use crate::config::{FileConfig, ServeConfig, ServeFlags};
 use super::Failure;
 
 pub fn check(file: &std::path::Path) -> Result<(), Failure> {
-    let parsed = FileConfig::load(file).map_err(Failure::Usage)?;
+    let parsed = FileConfig::load(file)?;
     let flags = ServeFlags {
         listen: env_parse("EDGEYARD_LISTEN")?,
         data_dir: std::env::var_os("EDGEYARD_DATA_DIR").map(Into::into),
         log: std::env::var("EDGEYARD_LOG").ok(),
         ..ServeFlags::default()
     };
-    let config = ServeConfig::build(parsed, flags).map_err(Failure::Usage)?;
+    let config = ServeConfig::build(parsed, flags)?;
     println!("# {} is valid; effective configuration:", file.display());
     print!("{}", config.describe());
     Ok(())

@@ -27,8 +27,7 @@ pub fn run(quarantine: bool, json: bool, target: &Target) -> Result<(), Failure>
             // Mirrors' repositories hold manifests whose blobs are fetched on demand: the
             // configuration says which they are, so their absent blobs are not reported.
             let file = super::load_file(&target.data)?;
-            let (mirrors, _) =
-                crate::config::mirrors_of(file.mirror, file.sync).map_err(Failure::Usage)?;
+            let (mirrors, _) = crate::config::mirrors_of(file.mirror, file.sync)?;
             super::repos::offline_edge(target, move |edge| {
                 edge.set_mirrors(mirrors);
                 Box::pin(async move { edge.registry().fsck(options).await })

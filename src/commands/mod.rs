@@ -29,6 +29,13 @@ pub enum Failure {
     Problems(String),
 }
 
+/// A configuration that cannot be used is a usage error (exit 2).
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Failure::Usage(e.to_string())
+    }
+}
+
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -57,7 +64,7 @@ pub fn refused(e: crate::error::Error) -> Failure {
 /// The config file named by `--config`, or an empty one.
 pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
     match &data.config {
-        Some(path) => FileConfig::load(path).map_err(Failure::Usage),
+        Some(path) => FileConfig::load(path).map_err(Failure::from),
         None => Ok(FileConfig::default()),
     }
 }

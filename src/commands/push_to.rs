@@ -78,8 +78,7 @@ pub fn replicate(rule: Option<&str>, target: &Target) -> Result<(), Failure> {
         Some(c) => c.run_rules("/api/v1/replicate", "rule", rule)?,
         None => {
             let file = super::load_file(&target.data)?;
-            let rules =
-                crate::config::replication_rules(file.replication).map_err(Failure::Usage)?;
+            let rules = crate::config::replication_rules(file.replication)?;
             let rule = rule.map(str::to_string);
             super::repos::offline_edge(target, move |edge| {
                 edge.set_replication_rules(rules);

@@ -35,8 +35,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         client_auth: args.client_auth,
         no_auth: args.no_auth,
     };
-    let config = ServeConfig::build(file, flags.clone()).map_err(Failure::Usage)?;
-    let log = crate::telemetry::init(&config.log, config.log_format).map_err(Failure::Usage)?;
+    let config = ServeConfig::build(file, flags.clone())?;
+    let log = crate::telemetry::init(&config.log, config.log_format)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let reloader = Reloader {
         file: args.data.config.clone(),
         flags,

@@ -12,8 +12,7 @@ pub fn run(mirror: Option<&str>, target: &Target) -> Result<(), Failure> {
         Some(c) => c.run_rules("/api/v1/sync", "mirror", mirror)?,
         None => {
             let file = super::load_file(&target.data)?;
-            let (mirrors, rules) =
-                crate::config::mirrors_of(file.mirror, file.sync).map_err(Failure::Usage)?;
+            let (mirrors, rules) = crate::config::mirrors_of(file.mirror, file.sync)?;
             let progress: SyncProgress = std::sync::Arc::new(|line: &str| println!("{line}"));
             let mirror = mirror.map(str::to_string);
             super::repos::offline_edge(target, move |edge| {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::ConfigError;
 use crate::edge::{MirrorSettings, ReplicationRule, SyncRule};
 use crate::tls::info::SYSTEM_CA_BUNDLE;
 
@@ -66,25 +67,21 @@ fn endpoint(
     username: &Option<String>,
     password_file: &Option<PathBuf>,
     ca_file: &Option<PathBuf>,
-) -> Result<Endpoint, String> {
+) -> Result<Endpoint, ConfigError> {
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        return Err(ctx("name must be letters, digits, '-', '_' or '.'".into()));
+        return Err(ctx("name must be letters, digits, '-', '_' or '.'".into()).into());
     }
     let url = url.trim_end_matches('/').to_string();
     let https = url.starts_with("https://");
     if !https && !url.starts_with("http://") {
-        return Err(ctx(format!(
-            "url {url:?} must start with https:// or http://"
-        )));
+        return Err(ctx(format!("url {url:?} must start with https:// or http://")).into());
     }
     if url.split("://").nth(1).is_some_and(|r| r.contains('/')) {
-        return Err(ctx(format!(
-            "url {url:?} must be only scheme, host and port"
-        )));
+        return Err(ctx(format!("url {url:?} must be only scheme, host and port")).into());
     }
     let credentials = match (username, password_file) {
         (Some(u), Some(f)) => {
@@ -93,7 +90,7 @@ fn endpoint(
             Some((u.clone(), pw.trim_end_matches(['\n', '\r']).to_string()))
         }
         (None, None) => None,
-        _ => return Err(ctx("username and password_file go together".into())),
+        _ => return Err(ctx("username and password_file go together".into()).into()),
     };
     let roots = if https {
         let file = ca_file.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
@@ -101,7 +98,7 @@ fn endpoint(
             .map_err(|e| ctx(format!("cannot read CA file {}: {e}", file.display())))?;
         let roots = crate::tls::info::pem_certs(&pem);
         if roots.is_empty() {
-            return Err(ctx(format!("no certificates in {}", file.display())));
+            return Err(ctx(format!("no certificates in {}", file.display())).into());
         }
         roots
     } else {
@@ -114,7 +111,7 @@ fn endpoint(
     })
 }
 
-fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
+fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, ConfigError> {
     let ctx = |msg: String| format!("[[mirror]] {:?}: {msg}", m.name);
     let Endpoint {
         url,
@@ -130,7 +127,7 @@ fn mirror_settings(m: MirrorFileConfig) -> Result<MirrorSettings, String> {
     )?;
     if let Some(p) = &m.prefix {
         if format!("{p}/x").parse::<crate::oci::RepoName>().is_err() || p.is_empty() {
-            return Err(ctx(format!("prefix {p:?} is not a repository namespace")));
+            return Err(ctx(format!("prefix {p:?} is not a repository namespace")).into());
         }
     }
     let mut aliases = m.aliases.unwrap_or_default();
@@ -175,7 +172,7 @@ pub struct ReplicationFileConfig {
 /// Validates the `[[replication]]` tables: names unique, at least one repository glob.
 pub fn replication_rules(
     tables: Vec<ReplicationFileConfig>,
-) -> Result<Vec<ReplicationRule>, String> {
+) -> Result<Vec<ReplicationRule>, ConfigError> {
     let mut out: Vec<ReplicationRule> = Vec::new();
     for t in tables {
         let ctx = |msg: String| format!("[[replication]] {:?}: {msg}", t.name);
@@ -188,10 +185,10 @@ pub fn replication_rules(
             &t.ca_file,
         )?;
         if t.repositories.is_empty() {
-            return Err(ctx("repositories lists no glob".into()));
+            return Err(ctx("repositories lists no glob".into()).into());
         }
         if out.iter().any(|r| r.name == t.name) {
-            return Err(ctx("another [[replication]] table has this name".into()));
+            return Err(ctx("another [[replication]] table has this name".into()).into());
         }
         out.push(ReplicationRule {
             name: t.name.clone(),
@@ -211,7 +208,7 @@ pub fn replication_rules(
 pub fn build(
     mirrors: Vec<MirrorFileConfig>,
     sync: Vec<SyncFileConfig>,
-) -> Result<(Vec<MirrorSettings>, Vec<SyncRule>), String> {
+) -> Result<(Vec<MirrorSettings>, Vec<SyncRule>), ConfigError> {
     let mirrors = mirrors
         .into_iter()
         .map(mirror_settings)
@@ -219,7 +216,7 @@ pub fn build(
     for (i, a) in mirrors.iter().enumerate() {
         for b in &mirrors[i + 1..] {
             if a.name == b.name {
-                return Err(format!("two [[mirror]] tables are named {:?}", a.name));
+                return Err(format!("two [[mirror]] tables are named {:?}", a.name).into());
             }
             let nested = match (&a.prefix, &b.prefix) {
                 (None, None) => true,
@@ -232,7 +229,7 @@ pub fn build(
                 return Err(format!(
                     "[[mirror]] {:?} and {:?} cover the same namespace (at most one mirror without a prefix; prefixes may not nest)",
                     a.name, b.name
-                ));
+                ).into());
             }
         }
     }
@@ -243,19 +240,19 @@ pub fn build(
                 return Err(format!(
                     "[[sync]] names mirror {:?}, which is not configured",
                     s.mirror
-                ));
+                )
+                .into());
             }
             if s.repositories.is_empty() {
-                return Err(format!(
-                    "[[sync]] for mirror {:?} lists no repositories",
-                    s.mirror
-                ));
+                return Err(
+                    format!("[[sync]] for mirror {:?} lists no repositories", s.mirror).into(),
+                );
             }
             for r in &s.repositories {
                 if r.parse::<crate::oci::RepoName>().is_err() {
-                    return Err(format!(
-                        "[[sync]] repository {r:?} is not a repository name"
-                    ));
+                    return Err(
+                        format!("[[sync]] repository {r:?} is not a repository name").into(),
+                    );
                 }
             }
             Ok(SyncRule {
@@ -267,7 +264,7 @@ pub fn build(
                 pin: s.pin.unwrap_or(true),
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, ConfigError>>()?;
     Ok((mirrors, rules))
 }
 
@@ -276,7 +273,7 @@ mod tests {
     use super::*;
     use crate::config::FileConfig;
 
-    fn parse(text: &str) -> Result<(Vec<MirrorSettings>, Vec<SyncRule>), String> {
+    fn parse(text: &str) -> Result<(Vec<MirrorSettings>, Vec<SyncRule>), ConfigError> {
         let f = FileConfig::parse(text)?;
         build(f.mirror, f.sync)
     }
@@ -329,6 +326,7 @@ interval_secs = 600
         .unwrap();
         assert!(replication_rules(f.replication)
             .unwrap_err()
+            .to_string()
             .contains("no glob"));
     }
 
@@ -377,7 +375,7 @@ interval_secs = 600
             ("[[sync]]\nmirror = \"nope\"\nrepositories = [\"a/b\"]\n", "not configured"),
             ("[[mirror]]\nname = \"a\"\nurl = \"http://x\"\nttl = 5\n", "unknown field"),
         ] {
-            let e = parse(text).err().unwrap_or_default();
+            let e = parse(text).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(says), "{text}: {e}");
         }
     }

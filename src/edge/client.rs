@@ -20,6 +20,37 @@ pub enum Verify {
     Unverified,
 }
 
+/// Why a request got no (complete) answer. The message says what to check.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The URL cannot be used: not http(s), no host, a bad port.
+    BadUrl(String),
+    /// TLS could not be set up: a CA certificate that does not parse, a host that cannot be
+    /// a server name.
+    Tls(String),
+    /// No connection, a failed handshake, or an exchange that broke off.
+    Connection(String),
+    /// No complete answer in time.
+    Timeout { url: String, after: Duration },
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::BadUrl(m) | ClientError::Tls(m) | ClientError::Connection(m) => {
+                f.write_str(m)
+            }
+            ClientError::Timeout { url, after } => {
+                write!(f, "{url} did not answer within {after:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+type ClientResult<T> = Result<T, ClientError>;
+
 /// Largest response body read.
 const BODY_MAX: usize = 4 << 20;
 
@@ -73,11 +104,11 @@ impl ServerCertVerifier for Unverified {
     }
 }
 
-fn tls_config(verify: Verify) -> Result<rustls::ClientConfig, String> {
+fn tls_config(verify: Verify) -> ClientResult<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
     Ok(match verify {
         Verify::Unverified => builder
             .dangerous()
@@ -88,7 +119,7 @@ fn tls_config(verify: Verify) -> Result<rustls::ClientConfig, String> {
             for r in roots {
                 store
                     .add(CertificateDer::from(r))
-                    .map_err(|e| format!("CA certificate: {e}"))?;
+                    .map_err(|e| ClientError::Tls(format!("CA certificate: {e}")))?;
             }
             builder.with_root_certificates(store).with_no_client_auth()
         }
@@ -96,13 +127,14 @@ fn tls_config(verify: Verify) -> Result<rustls::ClientConfig, String> {
 }
 
 /// `(scheme is https, host, port, path-and-query)` of an http(s) URL.
-fn split_url(url: &str) -> Result<(bool, String, u16, String), String> {
+fn split_url(url: &str) -> ClientResult<(bool, String, u16, String)> {
+    let bad = |why: String| ClientError::BadUrl(why);
     let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("http://") {
         (false, r)
     } else {
-        return Err(format!("{url:?} is not an http(s) URL"));
+        return Err(bad(format!("{url:?} is not an http(s) URL")));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -112,13 +144,13 @@ fn split_url(url: &str) -> Result<(bool, String, u16, String), String> {
         Some((h, p)) if !p.contains(']') => (
             h,
             p.parse::<u16>()
-                .map_err(|_| format!("bad port in {url:?}"))?,
+                .map_err(|_| bad(format!("bad port in {url:?}")))?,
         ),
         _ => (authority, if tls { 443 } else { 80 }),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
-        return Err(format!("no host in {url:?}"));
+        return Err(bad(format!("no host in {url:?}")));
     }
     Ok((tls, host.to_string(), port, path.to_string()))
 }
@@ -137,7 +169,7 @@ pub async fn request(
     headers: &[(&str, String)],
     body: Vec<u8>,
     verify: Verify,
-) -> Result<(u16, Vec<u8>), String> {
+) -> ClientResult<(u16, Vec<u8>)> {
     let a = send_any(
         method,
         url,
@@ -166,7 +198,7 @@ pub async fn send_any<B>(
     body: B,
     verify: Verify,
     timeout: Duration,
-) -> Result<Answer, String>
+) -> ClientResult<Answer>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -176,7 +208,7 @@ where
         let body = Limited::new(s.body, BODY_MAX)
             .collect()
             .await
-            .map_err(|e| format!("reading the answer from {url}: {e}"))?
+            .map_err(|e| ClientError::Connection(format!("reading the answer from {url}: {e}")))?
             .to_bytes()
             .to_vec();
         Ok(Answer {
@@ -187,7 +219,10 @@ where
     };
     tokio::time::timeout(timeout, work)
         .await
-        .map_err(|_| format!("{url} did not answer within {timeout:?}"))?
+        .map_err(|_| ClientError::Timeout {
+            url: url.to_string(),
+            after: timeout,
+        })?
 }
 
 /// Sends one request and returns as soon as the answer's head has arrived; the caller reads
@@ -198,7 +233,7 @@ pub async fn open<B>(
     headers: &[(&str, String)],
     body: B,
     verify: Verify,
-) -> Result<Streamed, String>
+) -> ClientResult<Streamed>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -229,7 +264,7 @@ async fn open_boxed(
     headers: &[(&str, String)],
     body: AnyBody,
     verify: Verify,
-) -> Result<Streamed, String> {
+) -> ClientResult<Streamed> {
     let (tls, host, port, path) = split_url(url)?;
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
@@ -243,17 +278,22 @@ async fn open_boxed(
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    let req = req.body(body).map_err(|e| e.to_string())?;
+    let req = req
+        .body(body)
+        .map_err(|e| ClientError::BadUrl(e.to_string()))?;
     {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+            .map_err(|e| ClientError::Connection(format!("cannot connect to {authority}: {e}")))?;
         let io: Box<dyn Stream> = if tls {
-            let name = ServerName::try_from(host.clone()).map_err(|e| format!("{host:?}: {e}"))?;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| ClientError::Tls(format!("{host:?}: {e}")))?;
             let stream = tokio_rustls::TlsConnector::from(Arc::new(tls_config(verify)?))
                 .connect(name, tcp)
                 .await
-                .map_err(|e| format!("TLS with {authority} failed: {e}"))?;
+                .map_err(|e| {
+                    ClientError::Connection(format!("TLS with {authority} failed: {e}"))
+                })?;
             Box::new(hyper_util::rt::TokioIo::new(stream))
         } else {
             Box::new(hyper_util::rt::TokioIo::new(tcp))
@@ -271,12 +311,13 @@ async fn open_boxed(
 async fn send(
     io: Box<dyn Stream>,
     req: http::Request<AnyBody>,
-) -> Result<http::Response<hyper::body::Incoming>, String> {
+) -> ClientResult<http::Response<hyper::body::Incoming>> {
+    let broke = |e: hyper::Error| ClientError::Connection(e.to_string());
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(broke)?;
     tokio::spawn(conn);
-    sender.send_request(req).await.map_err(|e| e.to_string())
+    sender.send_request(req).await.map_err(broke)
 }
 
 #[cfg(test)]

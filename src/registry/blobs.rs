@@ -119,7 +119,7 @@ impl Registry {
         match range {
             None => {
                 let body = FileBody::spawn(file, 0, size);
-                let body = if self.inner.verify_pulls.load(Ordering::Relaxed) {
+                let body = if self.inner.policy.verify_pulls.load(Ordering::Relaxed) {
                     body.verified(self.verify_served(digest)?)
                 } else {
                     body

@@ -95,6 +95,7 @@ impl Registry {
     pub fn set_mirrored(&self, mirrored: Arc<dyn Mirrored>) {
         *self
             .inner
+            .policy
             .mirrored
             .write()
             .unwrap_or_else(|p| p.into_inner()) = mirrored;
@@ -104,6 +105,7 @@ impl Registry {
     pub fn mirror_of(&self, repo: &RepoName) -> Option<MirrorOf> {
         let m = self
             .inner
+            .policy
             .mirrored
             .read()
             .unwrap_or_else(|p| p.into_inner())

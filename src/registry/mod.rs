@@ -20,16 +20,16 @@ mod pump;
 mod quota;
 mod repos;
 mod retention;
+mod sessions;
 mod uploads;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::meta::{ImmutabilityRecord, Meta};
-use crate::oci::UploadId;
-use crate::storage::{Storage, UploadFile};
+use crate::storage::Storage;
 
 pub use blobs::{BlobRange, BlobRead};
 pub use closure::ImageClosure;
@@ -50,10 +50,6 @@ pub const MANIFEST_MAX: usize = 4 << 20;
 /// Most entries one tags or catalog page returns, whatever `n` asks for.
 pub const PAGE_MAX: usize = 10_000;
 
-/// An open upload: the in-memory half of a session whose record lives in sled. `None` while
-/// a request is using the file, or before a restarted server has reopened it.
-type Session = Arc<tokio::sync::Mutex<Option<UploadFile>>>;
-
 #[derive(Clone)]
 pub struct Registry {
     inner: Arc<Inner>,
@@ -62,29 +58,35 @@ pub struct Registry {
 struct Inner {
     storage: Storage,
     meta: Meta,
-    sessions: Mutex<HashMap<UploadId, Session>>,
-    /// Who opened each session this process knows of, for the per-client bound.
-    owners: Mutex<HashMap<UploadId, uploads::Owner>>,
-    max_uploads_per_client: std::sync::atomic::AtomicUsize,
+    /// Upload sessions open in this process (see `uploads`).
+    uploads: sessions::Sessions,
+    /// What the operator set that decides what is allowed.
+    policy: Policy,
     /// Last storage usage and when it was measured: walking the blob tree on every scrape
     /// would cost too much on a large store.
     usage: Mutex<Option<(std::time::Instant, crate::storage::Usage)>>,
-    /// Immutability rules, read on every tag change; reloaded when they change.
-    immutable: std::sync::RwLock<Arc<Vec<(u64, ImmutabilityRecord)>>>,
     /// Held for reading while a blob is committed, linked or referenced; for writing while
     /// garbage collection deletes (see `gc`).
     gc_lock: tokio::sync::RwLock<()>,
-    floor: std::sync::RwLock<DiskFloor>,
-    /// Whole-blob pulls hash what they send and hold back the last piece until it checks
-    /// out (see `storage::Verify`); on unless the operator turned it off.
-    verify_pulls: std::sync::atomic::AtomicBool,
-    /// Repositories exist only once an administrator created them (no creation on push).
-    explicit_creation: std::sync::atomic::AtomicBool,
-    /// Who says which repositories a mirror fills (see `ingest`); nobody until the edge
-    /// installs its mirrors.
-    mirrored: std::sync::RwLock<Arc<dyn Mirrored>>,
     /// Who counts what the registry does (see `events`); nobody until the server says.
     events: std::sync::OnceLock<Arc<dyn Events>>,
+}
+
+/// What the operator set (in the configuration, or through the admin API) that decides what
+/// is allowed: read on every request, replaced whole when it changes.
+struct Policy {
+    /// Immutability rules, read on every tag change; reloaded when they change.
+    immutable: RwLock<Arc<Vec<(u64, ImmutabilityRecord)>>>,
+    /// The free space below which uploads are refused.
+    floor: RwLock<DiskFloor>,
+    /// Whole-blob pulls hash what they send and hold back the last piece until it checks
+    /// out (see `storage::Verify`); on unless the operator turned it off.
+    verify_pulls: AtomicBool,
+    /// Repositories exist only once an administrator created them (no creation on push).
+    explicit_creation: AtomicBool,
+    /// Who says which repositories a mirror fills (see `ingest`); nobody until the edge
+    /// installs its mirrors.
+    mirrored: RwLock<Arc<dyn Mirrored>>,
 }
 
 /// The free space an upload needs to be accepted: the larger of a byte count and a share of
@@ -144,16 +146,16 @@ impl Registry {
             inner: Arc::new(Inner {
                 storage,
                 meta,
-                sessions: Mutex::new(HashMap::new()),
-                owners: Mutex::new(HashMap::new()),
-                max_uploads_per_client: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                uploads: sessions::Sessions::default(),
+                policy: Policy {
+                    immutable: RwLock::new(Arc::new(immutable)),
+                    floor: RwLock::new(DiskFloor::default()),
+                    verify_pulls: AtomicBool::new(true),
+                    explicit_creation: AtomicBool::new(false),
+                    mirrored: RwLock::new(Arc::new(ingest::NoMirrors)),
+                },
                 usage: Mutex::new(None),
-                immutable: std::sync::RwLock::new(Arc::new(immutable)),
                 gc_lock: tokio::sync::RwLock::new(()),
-                floor: std::sync::RwLock::new(DiskFloor::default()),
-                verify_pulls: std::sync::atomic::AtomicBool::new(true),
-                explicit_creation: std::sync::atomic::AtomicBool::new(false),
-                mirrored: std::sync::RwLock::new(Arc::new(ingest::NoMirrors)),
                 events: std::sync::OnceLock::new(),
             }),
         })
@@ -248,6 +250,7 @@ impl Registry {
     /// Whether pushes may create repositories (`false`) or only administrators (`true`).
     pub fn set_explicit_creation(&self, explicit: bool) {
         self.inner
+            .policy
             .explicit_creation
             .store(explicit, std::sync::atomic::Ordering::Relaxed);
     }
@@ -256,6 +259,7 @@ impl Registry {
     pub(crate) fn check_may_receive(&self, repo: &crate::oci::RepoName) -> Result<()> {
         if self
             .inner
+            .policy
             .explicit_creation
             .load(std::sync::atomic::Ordering::Relaxed)
             && !self.meta().repo_exists(repo)?
@@ -270,7 +274,12 @@ impl Registry {
     }
 
     pub fn set_disk_floor(&self, floor: DiskFloor) {
-        *self.inner.floor.write().unwrap_or_else(|p| p.into_inner()) = floor;
+        *self
+            .inner
+            .policy
+            .floor
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = floor;
     }
 
     /// Installs the observer of what the registry does (once; later calls are ignored).
@@ -289,6 +298,7 @@ impl Registry {
     /// Whether whole-blob pulls are verified as they are sent (`[storage] verify_pulls`).
     pub fn set_verify_pulls(&self, on: bool) {
         self.inner
+            .policy
             .verify_pulls
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
@@ -299,6 +309,7 @@ impl Registry {
         let (avail, total) = blocking("measuring free space", move || storage.free_space()).await?;
         let floor = self
             .inner
+            .policy
             .floor
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -334,6 +345,7 @@ impl Registry {
         let rules = self.meta().immutability_rules()?;
         *self
             .inner
+            .policy
             .immutable
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
@@ -348,6 +360,7 @@ impl Registry {
     ) -> Option<(u64, ImmutabilityRecord)> {
         use crate::oci::glob::glob_match;
         self.inner
+            .policy
             .immutable
             .read()
             .unwrap_or_else(|p| p.into_inner())

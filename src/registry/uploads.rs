@@ -10,7 +10,8 @@ use http_body::Body;
 
 use super::pump::pump;
 use super::quota::Content;
-use super::{blocking, Registry, Session};
+use super::sessions::Session;
+use super::{blocking, Registry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::UploadRecord;
 use crate::oci::{Digest, RepoName, UploadId};
@@ -60,88 +61,7 @@ pub struct UploadState {
     pub offset: u64,
 }
 
-/// Who opened a session, and when a request last used it.
-pub(super) struct Owner {
-    client: std::sync::Arc<str>,
-    used: std::time::Instant,
-}
-
-/// A session unused for this long no longer counts against its client's bound, and its file
-/// is closed (it stays resumable: the file is reopened on its next use). An abandoned push
-/// therefore never locks its client out, and idle sessions hold no file descriptors.
-const IDLE_SESSION: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// What a client over its bound is told to wait, seconds.
-const UPLOADS_RETRY_AFTER: u64 = 10;
-
 impl Registry {
-    /// Bounds the upload sessions one client may have open at once.
-    pub fn set_max_uploads_per_client(&self, n: usize) {
-        self.inner
-            .max_uploads_per_client
-            .store(n, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn owners(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UploadId, Owner>> {
-        self.inner.owners.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Counts `id` against `client`, or answers 429 when the client already has its bound
-    /// of sessions in use (busy, or used within [`IDLE_SESSION`]). Idle sessions met on the
-    /// way have their files closed.
-    fn admit_upload(&self, client: &str, id: &UploadId) -> Result<()> {
-        let max = self
-            .inner
-            .max_uploads_per_client
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let mut owners = self.owners();
-        let mut in_use = 0;
-        let mut shared: Option<std::sync::Arc<str>> = None;
-        for (other, o) in owners.iter() {
-            if &*o.client != client {
-                continue;
-            }
-            shared = Some(o.client.clone());
-            if o.used.elapsed() < IDLE_SESSION || self.session_busy(other) {
-                in_use += 1;
-            } else if let Some(s) = self.sessions().get(other) {
-                if let Ok(mut slot) = s.try_lock() {
-                    *slot = None;
-                }
-            }
-        }
-        if in_use >= max {
-            tracing::warn!(
-                client,
-                open = in_use,
-                "upload refused: max_uploads_per_client reached"
-            );
-            return Err(Error::api(
-                ErrorCode::TooManyRequests,
-                format!(
-                    "too many upload sessions open ({in_use}, the limit per client is {max}): finish or cancel one, or retry later"
-                ),
-            )
-            .with_header(http::header::RETRY_AFTER, UPLOADS_RETRY_AFTER.to_string()));
-        }
-        let client = shared.unwrap_or_else(|| client.into());
-        owners.insert(
-            id.clone(),
-            Owner {
-                client,
-                used: std::time::Instant::now(),
-            },
-        );
-        Ok(())
-    }
-
-    /// Marks a session as used now (it counts against its client again).
-    fn touch_upload(&self, id: &UploadId) {
-        if let Some(o) = self.owners().get_mut(id) {
-            o.used = std::time::Instant::now();
-        }
-    }
-
     /// Opens a new upload session in `repo` for `client` (see [`Registry::admit_upload`]).
     pub async fn start_upload(&self, repo: &RepoName, client: &str) -> Result<UploadState> {
         self.check_not_mirrored(repo)?;
@@ -159,12 +79,12 @@ impl Registry {
         {
             Ok(f) => f,
             Err(e) => {
-                self.owners().remove(&id);
+                self.forget_session(&id);
                 return Err(e);
             }
         };
         if let Err(e) = self.meta().put_upload(&id, &UploadRecord::new(repo)) {
-            self.owners().remove(&id);
+            self.forget_session(&id);
             return Err(e);
         }
         self.sessions().insert(
@@ -172,15 +92,6 @@ impl Registry {
             std::sync::Arc::new(tokio::sync::Mutex::new(Some(file))),
         );
         Ok(UploadState { id, offset: 0 })
-    }
-
-    fn sessions(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UploadId, Session>> {
-        // A poisoned lock only means another request panicked while holding it; the map
-        // itself is always valid.
-        self.inner
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Finds a session that belongs to `repo`, whether opened by this process or recorded
@@ -363,16 +274,8 @@ impl Registry {
         }
         self.meta().finish_upload(id, repo, expected, size)?;
         self.meta().flush().await?;
-        self.sessions().remove(id);
-        self.owners().remove(id);
+        self.forget_session(id);
         Ok(size)
-    }
-
-    /// Whether a request is using the session right now.
-    pub(super) fn session_busy(&self, id: &UploadId) -> bool {
-        self.sessions()
-            .get(id)
-            .is_some_and(|s| s.try_lock().is_err())
     }
 
     /// Forgets an expired session and deletes its bytes (garbage collection).
@@ -382,8 +285,7 @@ impl Registry {
 
     /// Forgets a session and deletes its bytes.
     async fn discard(&self, id: &UploadId) -> Result<()> {
-        self.sessions().remove(id);
-        self.owners().remove(id);
+        self.forget_session(id);
         self.meta().remove_upload(id)?;
         let storage = self.storage().clone();
         let id2 = id.clone();

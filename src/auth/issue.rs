@@ -149,10 +149,10 @@ pub(super) fn token_grants(c: &Claims, repo: &str) -> Actions {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{add_user, setup};
+    use super::super::tests::{add_user, robot, setup};
     use super::*;
-    use crate::auth::{password, AuthError, Caller, Scope};
-    use crate::meta::{now, GrantRecord, RobotRecord, RuleRecord, UserRecord};
+    use crate::auth::{AuthError, Caller, Scope};
+    use crate::meta::{now, RuleRecord};
 
     #[tokio::test]
     async fn tokens_grant_the_intersection_of_request_and_rules() {
@@ -193,19 +193,7 @@ mod tests {
     #[tokio::test]
     async fn a_robots_refresh_token_ends_with_the_robot() {
         let (_t, auth, meta) = setup();
-        let robot = |expires_at| UserRecord {
-            password_hash: password::hash("robot-secret").unwrap(),
-            admin: false,
-            groups: vec![],
-            created_at: 0,
-            robot: Some(RobotRecord {
-                grants: vec![GrantRecord {
-                    repos: "edge/**".into(),
-                    actions: vec!["pull".into()],
-                }],
-                expires_at: Some(expires_at),
-            }),
-        };
+        let robot = |expires_at| robot("edge/**", "pull", Some(expires_at));
         let day = now() + 86_400;
         meta.put_user("robot$line3", &robot(day)).unwrap();
         let p = auth

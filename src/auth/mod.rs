@@ -360,6 +360,23 @@ mod tests {
         (tmp, auth, meta)
     }
 
+    /// A robot with password `robot-secret` granted `action` on `repos`.
+    pub(super) fn robot(repos: &str, action: &str, expires_at: Option<u64>) -> UserRecord {
+        UserRecord {
+            password_hash: password::hash("robot-secret").unwrap(),
+            admin: false,
+            groups: vec![],
+            created_at: 0,
+            robot: Some(RobotRecord {
+                grants: vec![GrantRecord {
+                    repos: repos.into(),
+                    actions: vec![action.into()],
+                }],
+                expires_at,
+            }),
+        }
+    }
+
     pub(super) fn add_user(meta: &Meta, name: &str, pw: &str) {
         meta.put_user(
             name,
@@ -513,23 +530,8 @@ mod tests {
     #[tokio::test]
     async fn robots_and_bcrypt_upgrade() {
         let (_t, auth, meta) = setup();
-        meta.put_user(
-            "robot$ci",
-            &UserRecord {
-                password_hash: password::hash("robot-secret").unwrap(),
-                admin: false,
-                groups: vec![],
-                created_at: 0,
-                robot: Some(RobotRecord {
-                    grants: vec![GrantRecord {
-                        repos: "ci/**".into(),
-                        actions: vec!["push".into()],
-                    }],
-                    expires_at: None,
-                }),
-            },
-        )
-        .unwrap();
+        meta.put_user("robot$ci", &robot("ci/**", "push", None))
+            .unwrap();
         let p = auth
             .login("robot$ci", "robot-secret", "127.0.0.1".parse().unwrap())
             .await

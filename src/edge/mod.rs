@@ -61,6 +61,27 @@ impl Mirrored for Mirrors {
     }
 }
 
+/// The rules `key` selects (every rule when it is `None`); NAME_UNKNOWN, saying `unknown`,
+/// when a key selects none.
+fn chosen<'a, R>(
+    rules: &'a [R],
+    key: Option<&str>,
+    key_of: impl Fn(&R) -> &str,
+    unknown: impl FnOnce(&str) -> String,
+) -> crate::error::Result<Vec<&'a R>> {
+    let out: Vec<&R> = rules
+        .iter()
+        .filter(|r| key.is_none_or(|k| key_of(r) == k))
+        .collect();
+    match key {
+        Some(k) if out.is_empty() => Err(crate::error::Error::api(
+            crate::error::ErrorCode::NameUnknown,
+            unknown(k),
+        )),
+        _ => Ok(out),
+    }
+}
+
 /// Replaces the contents of a rule list.
 fn replace<T>(slot: &RwLock<Arc<T>>, value: T) {
     *slot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(value);

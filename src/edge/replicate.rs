@@ -269,16 +269,12 @@ impl Edge {
         name: Option<&str>,
     ) -> Result<Vec<(String, ReplicationReport)>> {
         let rules = self.replication_rules();
-        let chosen: Vec<&ReplicationRule> = rules
-            .iter()
-            .filter(|r| name.is_none_or(|n| r.name == n))
-            .collect();
-        if let (true, Some(n)) = (chosen.is_empty(), name) {
-            return Err(Error::api(
-                ErrorCode::NameUnknown,
-                format!("no [[replication]] rule is named {n:?}"),
-            ));
-        }
+        let chosen = super::chosen(
+            &rules,
+            name,
+            |r| &r.name,
+            |n| format!("no [[replication]] rule is named {n:?}"),
+        )?;
         let mut out = Vec::new();
         for r in chosen {
             out.push((r.name.clone(), self.replicate(r).await?));

@@ -68,16 +68,12 @@ impl Edge {
         progress: SyncProgress,
     ) -> Result<Vec<(SyncRule, SyncReport)>> {
         let rules = self.sync_rules();
-        let chosen: Vec<&SyncRule> = rules
-            .iter()
-            .filter(|r| mirror.is_none_or(|m| r.mirror == m))
-            .collect();
-        if let (true, Some(m)) = (chosen.is_empty(), mirror) {
-            return Err(Error::api(
-                ErrorCode::NameUnknown,
-                format!("no [[sync]] rule uses mirror {m:?}"),
-            ));
-        }
+        let chosen = super::chosen(
+            &rules,
+            mirror,
+            |r| &r.mirror,
+            |m| format!("no [[sync]] rule uses mirror {m:?}"),
+        )?;
         let mut out = Vec::new();
         for r in chosen {
             let report = self.sync(r, progress.clone()).await?;

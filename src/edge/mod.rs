@@ -149,3 +149,23 @@ impl Edge {
         read(&self.inner.replication)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn rules_are_chosen_by_their_key_or_all_of_them() {
+        let rules = ["line-1", "line-2", "line-1"].map(String::from);
+        let pick = |key| super::chosen(&rules, key, |r| r.as_str(), |k| format!("no {k}"));
+        assert_eq!(pick(None).unwrap().len(), 3);
+        assert_eq!(pick(Some("line-1")).unwrap(), vec![&rules[0], &rules[2]]);
+        let e = pick(Some("line-9")).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::NameUnknown);
+        assert!(e.to_string().contains("no line-9"), "{e}");
+        let none: [String; 0] = [];
+        assert!(super::chosen(&none, None, |r| r.as_str(), |k| k.into())
+            .unwrap()
+            .is_empty());
+    }
+}

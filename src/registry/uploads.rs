@@ -73,7 +73,9 @@ impl Registry {
         let storage = self.storage().clone();
         let id2 = id.clone();
         let file = match blocking("creating an upload file", move || {
-            storage.create_upload(&id2)
+            let f = storage.create_upload(&id2)?;
+            storage.sync_uploads()?;
+            Ok(f)
         })
         .await
         {
@@ -83,8 +85,16 @@ impl Registry {
                 return Err(e);
             }
         };
-        if let Err(e) = self.meta().put_upload(&id, &UploadRecord::new(repo)) {
+        // The session is durable before the client hears of it: an upload cut off by a
+        // crash or a power cut resumes rather than being unknown.
+        let recorded = match self.meta().put_upload(&id, &UploadRecord::new(repo)) {
+            Ok(()) => self.meta().flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
             self.forget_session(&id);
+            let _ = self.meta().remove_upload(&id);
+            let _ = self.storage().remove_upload(&id);
             return Err(e);
         }
         self.sessions().insert(

@@ -132,6 +132,13 @@ impl Storage {
         Ok(UploadFile::new(file))
     }
 
+    /// Makes the upload files created so far survive a power cut (their directory entries
+    /// are only on disk once `uploads/` is synced): a session the client was told about
+    /// must still have its file after a restart.
+    pub fn sync_uploads(&self) -> io::Result<()> {
+        sync_dir(&self.root.join("uploads"))
+    }
+
     /// Reopens the file of an upload that survived a restart and re-hashes what it holds,
     /// the only time uploaded bytes are read back.
     pub fn reopen_upload(&self, id: &UploadId) -> io::Result<Option<UploadFile>> {

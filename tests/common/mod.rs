@@ -5,7 +5,9 @@
 
 pub mod distribution;
 pub mod docker;
+pub mod pushload;
 pub mod soft;
+pub mod vm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -54,10 +54,20 @@ pub fn call(
     let len = hs
         .iter()
         .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut out = vec![0; if method == "HEAD" { 0 } else { len }];
-    r.read_exact(&mut out)?;
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let mut out = Vec::new();
+    match len {
+        _ if method == "HEAD" || status == 204 || status == 304 => {}
+        Some(n) => {
+            out.resize(n, 0);
+            r.read_exact(&mut out)?;
+        }
+        // No length (a CGI script's answer, say): the body runs to the close this request
+        // asked for.
+        None => {
+            r.read_to_end(&mut out)?;
+        }
+    }
     Ok((status, hs, out))
 }
 

@@ -119,7 +119,9 @@ fn acknowledged_pushes_survive_power_cuts() {
     let disk = tmp.path().join("disk.img");
     vm::disk(&disk, 1 << 30);
 
-    let ledger = Arc::new(Ledger::default());
+    // Garbage collection keeps unreferenced blobs for 60 s (tests/vm/edgeyard.toml): a
+    // blob no tag references must be there for 40 s after it was acknowledged.
+    let ledger = Arc::new(Ledger::with_gc(Duration::from_secs(40)));
     let mut rng = Rng(seed);
     let counter = Arc::new(AtomicU64::new(0));
     let (mut blobs, mut tags, mut deletes, mut resumed, mut unknown) = (0, 0, 0, 0, 0);

@@ -45,9 +45,22 @@ impl Durability {
         })
     }
 
-    /// Held while a transaction runs.
+    /// Held while a transaction runs. While a flush holds the gate, the wait is an fsync's:
+    /// on one of tokio's workers it would stall every task queued there (on a 2-core box,
+    /// half the server), so the worker is first handed over to tokio (`block_in_place`),
+    /// which moves those tasks to another thread.
     pub(super) fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.gate.write().unwrap_or_else(|p| p.into_inner())
+        if let Ok(g) = self.gate.try_write() {
+            return g;
+        }
+        let wait = || self.gate.write().unwrap_or_else(|p| p.into_inner());
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            // Offline commands run a current-thread runtime (or none): nothing else to stall.
+            _ => wait(),
+        }
     }
 
     /// A flush outside the group (at shutdown, in offline commands).

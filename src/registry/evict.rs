@@ -88,25 +88,31 @@ impl Registry {
                 linked_elsewhere.insert(d);
             }
         }
-        let (mut count, mut bytes) = (0u64, 0u64);
+        let mut files: Vec<Digest> = Vec::new();
         for d in blobs.difference(&still_used) {
             self.meta().unlink_blob(repo, d)?;
-            if linked_elsewhere.contains(d) {
-                continue;
+            if !linked_elsewhere.contains(d) {
+                files.push(d.clone());
             }
-            let storage = self.storage().clone();
-            let d2 = d.clone();
-            let size = super::blocking("evicting a blob", move || {
-                let size = storage.blob_size(&d2)?.unwrap_or(0);
-                storage.delete_blob(&d2)?;
-                Ok(size)
-            })
-            .await?;
-            self.meta().blob_file_deleted(d)?;
-            count += 1;
-            bytes += size;
         }
+        // Records first, then bytes: a crash between them leaves orphan files for the next
+        // collection, never a link or a manifest pointing at missing bytes.
         self.meta().flush().await?;
+        let storage = self.storage().clone();
+        let doomed_files = files.clone();
+        let bytes = super::blocking("evicting blobs", move || {
+            let mut bytes = 0;
+            for d in &doomed_files {
+                bytes += storage.blob_size(d)?.unwrap_or(0);
+                storage.delete_blob(d)?;
+            }
+            Ok(bytes)
+        })
+        .await?;
+        for d in &files {
+            self.meta().blob_file_deleted(d)?;
+        }
+        let count = files.len() as u64;
         *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok((count, bytes))
     }

@@ -178,6 +178,7 @@ impl Registry {
             for (repo, d, rec) in self.meta().all_links()? {
                 links.entry(d).or_default().push((repo, rec.linked_at));
             }
+            let mut doomed: Vec<Digest> = Vec::new();
             for (d, size) in batch {
                 let its_links = links.get(d).map(Vec::as_slice).unwrap_or(&[]);
                 if its_links.iter().any(|(_, at)| *at >= cutoff) {
@@ -185,22 +186,32 @@ impl Registry {
                     continue;
                 }
                 if !o.dry_run {
-                    // Links first, then bytes: an interruption leaves at worst an orphan
-                    // file for the next run, never a link to missing bytes.
                     for (repo, _) in its_links {
                         self.meta().remove_link(repo, d)?;
                     }
-                    self.meta().flush().await?;
-                    let storage = self.storage().clone();
-                    let d2 = d.clone();
-                    blocking("deleting a blob", move || storage.delete_blob(&d2)).await?;
-                    self.meta().blob_file_deleted(d)?;
+                    doomed.push(d.clone());
                 }
                 report.blobs_deleted += 1;
                 report.bytes_freed += size;
                 if report.deleted.len() < 1000 {
                     report.deleted.push(d.to_string());
                 }
+            }
+            if doomed.is_empty() {
+                continue;
+            }
+            // Links first, then bytes: an interruption leaves at worst orphan files for the
+            // next run, never a link to missing bytes. One flush for the whole batch, so the
+            // pushes waiting on this lock wait for one fsync, not one per blob.
+            self.meta().flush().await?;
+            let storage = self.storage().clone();
+            let files = doomed.clone();
+            blocking("deleting blobs", move || {
+                files.iter().try_for_each(|d| storage.delete_blob(d))
+            })
+            .await?;
+            for d in &doomed {
+                self.meta().blob_file_deleted(d)?;
             }
         }
 

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::soft::{call, header, Rng};
 use super::{bytes, closing, image_manifest, sha256};
@@ -53,7 +54,11 @@ struct TagState {
 #[derive(Default)]
 struct State {
     cut: bool,
-    blobs: Vec<(String, String, BlobSpec)>,
+    /// Acknowledged blobs, with when: (repository, digest, spec, acknowledged at).
+    blobs: Vec<(String, String, BlobSpec, Instant)>,
+    /// With garbage collection running: how long an acknowledged blob must stay (shorter
+    /// than its grace period); after that only what a tag references must.
+    blobs_kept_for: Option<Duration>,
     tags: BTreeMap<(String, String), TagState>,
     /// Manifests whose delete was acknowledged: (repository, digest).
     deleted: Vec<(String, String)>,
@@ -75,6 +80,15 @@ pub struct Checked {
 }
 
 impl Ledger {
+    /// A ledger for a server whose garbage collection keeps unreferenced blobs for a grace
+    /// period: acknowledged blobs are checked while younger than `window` (keep it well
+    /// inside the grace period); older ones only through the tags that reference them.
+    pub fn with_gc(window: Duration) -> Ledger {
+        let l = Ledger::default();
+        l.state().blobs_kept_for = Some(window);
+        l
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.0.lock().unwrap()
     }
@@ -82,7 +96,8 @@ impl Ledger {
     fn blob_acked(&self, repo: &str, digest: String, spec: BlobSpec) {
         let mut s = self.state();
         if !s.cut {
-            s.blobs.push((repo.to_string(), digest, spec));
+            s.blobs
+                .push((repo.to_string(), digest, spec, Instant::now()));
         }
     }
 
@@ -181,8 +196,14 @@ impl Ledger {
         }
         let mut keep =
             |i: usize, n: usize, newest: usize| !sample || i + newest >= n || rng.below(8) == 0;
-        let blobs = self.state().blobs.clone();
-        for (i, (repo, d, spec)) in blobs.iter().enumerate() {
+        let blobs = {
+            let mut s = self.state();
+            if let Some(window) = s.blobs_kept_for {
+                s.blobs.retain(|(_, _, _, at)| at.elapsed() < window);
+            }
+            s.blobs.clone()
+        };
+        for (i, (repo, d, spec, _)) in blobs.iter().enumerate() {
             if keep(i, blobs.len(), 40) {
                 verify_blob(addr, repo, d, *spec);
                 c.blobs += 1;

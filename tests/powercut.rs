@@ -20,7 +20,8 @@
 //! suspend that switches the table holds in-flight writes and drops them (`--noflush`).
 //!
 //! `EDGEYARD_POWERCUT_CUTS` (default 20) sets the number of cuts; `EDGEYARD_POWERCUT_SEED`
-//! replays a run (the seed is printed). SECURITY.md gives the long run's figures.
+//! replays a run (the seed is printed); `EDGEYARD_POWERCUT_BIN` tests another build of
+//! edgeyard (a release build, say). SECURITY.md gives the long run's figures and command.
 
 mod common;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
-use crate::edge::client::{location_path, Conn, Error, ReqBody, Target};
+use crate::client::{location_path, Conn, Error, ReqBody, Target};
 
 /// A blob to push: `len` bytes cut from a repeating random pattern (distinct per seed).
 #[derive(Clone)]
@@ -62,7 +62,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn sha256_of(b: &[u8]) -> String {
+pub(crate) fn sha256_of(b: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(b)))
 }
 
@@ -175,7 +175,7 @@ pub async fn concurrent_pull(
 }
 
 /// An OCI image manifest for a config and layers (digest, size).
-fn manifest(config: (&str, u64), layers: &[(String, u64)]) -> Vec<u8> {
+pub(crate) fn manifest(config: (&str, u64), layers: &[(String, u64)]) -> Vec<u8> {
     let layers: Vec<serde_json::Value> = layers
         .iter()
         .map(|(d, n)| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n}))
@@ -190,7 +190,7 @@ fn manifest(config: (&str, u64), layers: &[(String, u64)]) -> Vec<u8> {
 }
 
 /// Pushes a small blob in two requests (POST, PUT with the body).
-async fn push_small(c: &mut Conn, repo: &str, data: Bytes) -> Result<String, Error> {
+pub(crate) async fn push_small(c: &mut Conn, repo: &str, data: Bytes) -> Result<String, Error> {
     let digest = sha256_of(&data);
     let loc = start_upload(c, repo).await?;
     c.call(
@@ -204,7 +204,12 @@ async fn push_small(c: &mut Conn, repo: &str, data: Bytes) -> Result<String, Err
     Ok(digest)
 }
 
-async fn put_manifest(c: &mut Conn, repo: &str, tag: &str, m: Vec<u8>) -> Result<(), Error> {
+pub(crate) async fn put_manifest(
+    c: &mut Conn,
+    repo: &str,
+    tag: &str,
+    m: Vec<u8>,
+) -> Result<(), Error> {
     c.call(
         "PUT",
         &format!("/v2/{repo}/manifests/{tag}"),
@@ -332,4 +337,57 @@ pub async fn small_blobs(
     )
     .await?;
     Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Manifest GETs as in [`manifest_get`], while `writers` clients push small images (a 4 KiB
+/// layer, a config, a tagged manifest) and delete each one's previous image, so every push
+/// commits and flushes and a server that collects garbage has something to sweep. Requests
+/// per second, the GETs' 99th percentile in milliseconds, and images pushed per second.
+pub async fn manifest_get_under_writes(
+    t: &Target,
+    repo: &str,
+    conns: usize,
+    writers: usize,
+    secs: f64,
+) -> Result<(f64, f64, f64), Error> {
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let mut pushers = Vec::new();
+    for w in 0..writers {
+        let mut c = Conn::open(t).await?;
+        let repo = format!("{repo}-w{w}");
+        pushers.push(tokio::spawn(async move {
+            let mut pushed = 0u64;
+            let mut previous: Option<String> = None;
+            while Instant::now() < until {
+                let n = pushed + 1;
+                let mut layer = Blob::new(4096, (w as u64) << 32 | n).pattern.to_vec();
+                layer.truncate(4096);
+                let ld = push_small(&mut c, &repo, Bytes::from(layer)).await?;
+                let config = Bytes::from(format!(r#"{{"writer":{w},"n":{n}}}"#));
+                let cn = config.len() as u64;
+                let cd = push_small(&mut c, &repo, config).await?;
+                let m = manifest((&cd, cn), &[(ld, 4096)]);
+                let md = sha256_of(&m);
+                put_manifest(&mut c, &repo, &format!("t{n}"), m).await?;
+                if let Some(old) = previous.replace(md) {
+                    c.call(
+                        "DELETE",
+                        &format!("/v2/{repo}/manifests/{old}"),
+                        &[],
+                        ReqBody::Empty,
+                        202,
+                    )
+                    .await?;
+                }
+                pushed += 1;
+            }
+            Ok::<_, Error>(pushed)
+        }));
+    }
+    let (rps, p99) = manifest_get(t, repo, conns, secs).await?;
+    let mut images = 0;
+    for p in pushers {
+        images += p.await??;
+    }
+    Ok((rps, p99, images as f64 / secs))
 }

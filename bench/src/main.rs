@@ -7,6 +7,7 @@
 //! means edgeyard is better).
 
 mod client;
+mod fill;
 mod load;
 mod servers;
 
@@ -17,16 +18,17 @@ use client::Target;
 use load::Blob;
 use servers::{Kind, Setup};
 
-struct Sizes {
+pub(crate) struct Sizes {
     big: u64,
     chunk: u64,
     reps: usize,
-    manifest_secs: f64,
+    pub manifest_secs: f64,
     manifest_conns: usize,
     small_n: usize,
     concurrent: usize,
     concurrent_len: u64,
-    startup_reps: usize,
+    pub startup_reps: usize,
+    pub fill: fill::Shape,
 }
 
 impl Sizes {
@@ -41,6 +43,13 @@ impl Sizes {
             concurrent: 50,
             concurrent_len: 64 << 20,
             startup_reps: 5,
+            // 100,000 blobs and 20,000 tagged manifests.
+            fill: fill::Shape {
+                repos: 1000,
+                blobs: 100,
+                manifests: 20,
+                clients: 8,
+            },
         }
     }
 
@@ -55,6 +64,13 @@ impl Sizes {
             concurrent: 50,
             concurrent_len: 16 << 20,
             startup_reps: 3,
+            // A fifth of the full store.
+            fill: fill::Shape {
+                repos: 200,
+                blobs: 100,
+                manifests: 20,
+                clients: 8,
+            },
         }
     }
 }
@@ -87,18 +103,25 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 const MIB: f64 = (1u64 << 20) as f64;
 
-struct Args {
-    quick: bool,
+pub(crate) struct Args {
+    pub quick: bool,
+    /// Only the full-store workload (fill.rs), printed as it goes: for trying store settings.
+    pub fill_only: bool,
+    /// With `--fill-only`: edgeyard alone (Distribution's fill of the full store takes
+    /// minutes and does not change with edgeyard's settings).
+    pub edgeyard_only: bool,
 
-    edgeyard: PathBuf,
-    distribution: PathBuf,
-    work: PathBuf,
+    pub edgeyard: PathBuf,
+    pub distribution: PathBuf,
+    pub work: PathBuf,
     out: PathBuf,
 }
 
 fn args() -> Args {
     let mut a = Args {
         quick: false,
+        fill_only: false,
+        edgeyard_only: false,
         edgeyard: "target/release/edgeyard".into(),
         distribution: "/usr/bin/docker-registry".into(),
         work: "target/bench/work".into(),
@@ -109,6 +132,8 @@ fn args() -> Args {
         let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
         match k.as_str() {
             "--quick" => a.quick = true,
+            "--fill-only" => a.fill_only = true,
+            "--edgeyard-only" => a.edgeyard_only = true,
 
             "--edgeyard" => a.edgeyard = v().into(),
             "--distribution" => a.distribution = v().into(),
@@ -182,6 +207,10 @@ async fn main() {
     } else {
         Sizes::full()
     };
+    if a.fill_only {
+        fill::measure(&a, &sizes).await;
+        return;
+    }
     // The previous run's files are deleted only after this run: ext4 skips inodes freed in
     // the last minutes when it allocates new ones, and after tens of thousands of deletions
     // that search made every file creation (every upload) several times slower.
@@ -230,7 +259,8 @@ async fn main() {
 
     // Plain HTTP workloads.
     let mut figures: HashMap<(&str, Kind), f64> = Default::default();
-    let mut p99: HashMap<Kind, f64> = Default::default();
+    // 99th-percentile latencies, by row.
+    let mut p99: HashMap<(&str, Kind), f64> = Default::default();
     // Figures that explain a row (disk ceiling, CPU per GiB, memory after a workload).
     let mut notes: HashMap<&str, Vec<(String, serde_json::Value)>> = Default::default();
     let mut note = |row: &'static str, key: String, v: f64| {
@@ -388,7 +418,7 @@ async fn main() {
         .await
         .expect("manifest gets");
         figures.insert(("manifest_get", *k), rps);
-        p99.insert(*k, lat);
+        p99.insert(("manifest_get", *k), lat);
     }
 
     say(&format!(
@@ -544,6 +574,50 @@ async fn main() {
         }
     }
 
+    // Manifest GETs (8 connections) while 8 clients push small images and delete each one's
+    // previous image, and edgeyard collects garbage every second: the latency a pull sees
+    // on a box that is busy storing. Distribution collects garbage only offline, so it has
+    // the pushes alone.
+    say(&format!(
+        "manifest_get_under_writes, 8 readers, 8 writers, {} s",
+        sizes.manifest_secs
+    ));
+    let busy = a.work.join("gc-busy.toml");
+    std::fs::write(&busy, "[gc]\ninterval_secs = 1\ngrace_secs = 2\n").expect("config");
+    let busy_args = ["--config", busy.to_str().expect("utf-8 path")];
+    for k in kinds {
+        let s = setup.start_with(k, false, &busy_args);
+        let t = Target::http(&s.addr);
+        load::small_image(&t, "bench/busy")
+            .await
+            .expect("small image");
+        let (rps, lat, images) =
+            load::manifest_get_under_writes(&t, "bench/busy", 8, 8, sizes.manifest_secs)
+                .await
+                .expect("manifest gets under writes");
+        say(&format!(
+            "  {}: {rps:.0} GETs/s, p99 {lat:.1} ms, {images:.0} images pushed/s",
+            k.name()
+        ));
+        figures.insert(("manifest_get_under_writes", k), rps);
+        p99.insert(("manifest_get_under_writes", k), lat);
+        note(
+            "manifest_get_under_writes",
+            format!("{}_images_pushed_per_s", k.name()),
+            images,
+        );
+    }
+
+    // A full store (fill.rs) on fresh data directories, then what that size costs.
+    for (k, f) in fill::measure(&a, &sizes).await {
+        for (row, v) in f.rows() {
+            figures.insert((row, k), v);
+        }
+        for (key, v) in f.notes(k) {
+            note("fill", key, v);
+        }
+    }
+
     let get = |n: &str, k: Kind| figures.get(&(n, k)).copied().unwrap_or(0.0);
     for (name, unit, higher) in [
         ("push_monolithic", "MiB/s", true),
@@ -551,8 +625,14 @@ async fn main() {
         ("pull_http", "MiB/s", true),
         ("pull_https", "MiB/s", true),
         ("manifest_get", "requests/s", true),
+        ("manifest_get_under_writes", "requests/s", true),
         ("small_blobs", "blobs/s", true),
         ("concurrent_pull", "MiB/s", true),
+        ("fill", "objects/s", true),
+        ("full_store_rss", "MiB", false),
+        ("full_store_startup", "ms", false),
+        ("full_store_manifest_p99", "ms", false),
+        ("full_store_tags_list", "ms", false),
         ("idle_rss", "MiB", false),
         ("peak_rss", "MiB", false),
     ] {
@@ -576,10 +656,10 @@ async fn main() {
                 extra.push((key, serde_json::json!(v)));
             }
         }
-        if name == "manifest_get" {
+        if name.starts_with("manifest_get") {
             let (pe, pd) = (
-                p99.get(&Kind::Edgeyard).copied().unwrap_or(0.0),
-                p99.get(&Kind::Distribution).copied().unwrap_or(0.0),
+                p99.get(&(name, Kind::Edgeyard)).copied().unwrap_or(0.0),
+                p99.get(&(name, Kind::Distribution)).copied().unwrap_or(0.0),
             );
             extra.push(("edgeyard_p99_ms".to_string(), serde_json::json!(pe)));
             extra.push(("distribution_p99_ms".to_string(), serde_json::json!(pd)));
@@ -596,22 +676,22 @@ async fn main() {
     rows.sort_by_key(|r| ORDER.iter().position(|n| *n == r.name).unwrap_or(99));
 
     println!(
-        "{:<18} {:>14} {:>14} {:>8}  unit",
+        "{:<26} {:>14} {:>14} {:>8}  unit",
         "workload", "edgeyard", "distribution", "ratio"
     );
     for r in &rows {
         println!(
-            "{:<18} {:>14.1} {:>14.1} {:>7.2}x  {}{}",
+            "{:<26} {:>14.1} {:>14.1} {:>7.2}x  {}{}",
             r.name,
             r.edgeyard,
             r.distribution,
             r.ratio(),
             r.unit,
-            if r.name == "manifest_get" {
+            if r.name.starts_with("manifest_get") {
                 format!(
                     " (p99 {:.1} ms vs {:.1} ms)",
-                    p99.get(&Kind::Edgeyard).unwrap_or(&0.0),
-                    p99.get(&Kind::Distribution).unwrap_or(&0.0)
+                    p99.get(&(r.name, Kind::Edgeyard)).unwrap_or(&0.0),
+                    p99.get(&(r.name, Kind::Distribution)).unwrap_or(&0.0)
                 )
             } else {
                 String::new()
@@ -645,14 +725,20 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&old);
 }
 
-const ORDER: [&str; 11] = [
+const ORDER: [&str; 17] = [
     "push_monolithic",
     "push_chunked",
     "pull_http",
     "pull_https",
     "manifest_get",
+    "manifest_get_under_writes",
     "small_blobs",
     "concurrent_pull",
+    "fill",
+    "full_store_rss",
+    "full_store_startup",
+    "full_store_manifest_p99",
+    "full_store_tags_list",
     "idle_rss",
     "peak_rss",
     "startup",

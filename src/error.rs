@@ -1,7 +1,7 @@
 //! The one error type of the request path. Every failure a client can cause maps to one of the
 //! distribution spec's error codes (status, code string and default message in one `match`);
 //! everything else is `Internal`: logged with its source chain, answered as a bare 500 UNKNOWN
-//! without details, because internals (paths, sled messages) are not the client's business.
+//! without details, because internals (paths, database messages) are not the client's business.
 
 use std::fmt;
 
@@ -77,7 +77,7 @@ pub enum Error {
         status: Option<StatusCode>,
         headers: Vec<(HeaderName, HeaderValue)>,
     },
-    /// Ours: I/O, sled, a bug. `context` says what we were doing.
+    /// Ours: I/O, the metadata store, a bug. `context` says what we were doing.
     Internal {
         context: &'static str,
         source: Box<dyn std::error::Error + Send + Sync>,

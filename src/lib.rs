@@ -8,7 +8,7 @@
 //! 0. [`oci`]: pure vocabulary: digests and hashing, names/tags/references, manifests, globs.
 //! 1. [`error`]: the one error type, mapped to the spec's error codes.
 //! 2. [`storage`]: blob bytes on disk (layout, uploads, atomic commit, verified streaming
-//!    reads); [`meta`]: metadata in sled, no sled type outside it.
+//!    reads); [`meta`]: metadata in redb, no redb (or sled) type outside it.
 //! 3. [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle (with the
 //!    governance rules: retention, immutability, quotas), and a narrow ingest API for
 //!    content that comes from elsewhere.
@@ -18,7 +18,7 @@
 //! 6. [`auth`]: users, rules, tokens, sessions; [`tls`]: the CA, certificates, rotation.
 //! 7. [`metrics`]: counters and histograms for `/metrics`.
 //! 8. [`http`]: routes, the gate, one handler file per resource, the error-to-response
-//!    mapping; it never touches sled.
+//!    mapping; it never touches the metadata store directly.
 //! 9. [`server`]: the accept loop, what one connection may hold, graceful shutdown.
 //! 10. [`config`]; 11. [`cli`], [`telemetry`], [`systemd`]; 12. [`commands`]: the CLI, where
 //!     errors may be plain strings.

@@ -312,10 +312,13 @@ fn a_pull_that_reads_a_flipped_byte_ends_in_an_error_and_records_it() {
     // Two blobs as an older version stored them, with no checksum recorded: their pulls
     // check the digest.
     assert!(s.terminate().success());
-    with_sled(&dir, |db| {
-        let sums = db.open_tree("checksums").unwrap();
+    with_store(&dir, |tx| {
+        let mut sums = tx.open_table(table("checksums")).unwrap();
         for d in [&digest, &other_digest, &old_digest] {
-            assert!(sums.contains_key(d.as_bytes()).unwrap(), "recorded at push");
+            assert!(
+                sums.get(d.as_bytes()).unwrap().is_some(),
+                "recorded at push"
+            );
         }
         sums.remove(other_digest.as_bytes()).unwrap();
         sums.remove(old_digest.as_bytes()).unwrap();
@@ -378,10 +381,14 @@ fn a_pull_that_reads_a_flipped_byte_ends_in_an_error_and_records_it() {
     let (_, body) = raw_get(&s, &format!("/v2/rot/app/blobs/{old_digest}"));
     assert!(body == old);
     assert!(s.terminate().success());
-    with_sled(&dir, |db| {
-        let sums = db.open_tree("checksums").unwrap();
+    with_store(&dir, |tx| {
+        let sums = tx.open_table(table("checksums")).unwrap();
         let got = sums.get(old_digest.as_bytes()).unwrap();
-        assert_eq!(got.map(|v| v.len()), Some(4), "recorded by the pull");
+        assert_eq!(
+            got.map(|v| v.value().len()),
+            Some(4),
+            "recorded by the pull"
+        );
     });
     let s = Server::start_in(&dir);
     assert_refused(&s, "rot/app", &digest, &bad);
@@ -511,11 +518,19 @@ fn quarantine_moves_the_file_intact_and_deletes_nothing() {
     );
 }
 
-/// Raw surgery on the metadata, to make damage the API cannot.
-fn with_sled(dir: &Path, f: impl FnOnce(&sled::Db)) {
-    let db = sled::open(dir.join("meta")).unwrap();
-    f(&db);
-    db.flush().unwrap();
+use redb::ReadableTable;
+
+/// Raw surgery on the metadata, to make damage the API cannot: one durable transaction.
+fn with_store(dir: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
+    let db = redb::Database::open(dir.join("meta/store.redb")).unwrap();
+    let tx = db.begin_write().unwrap();
+    f(&tx);
+    tx.commit().unwrap();
+}
+
+/// One of the metadata tables (byte keys, byte values).
+fn table(name: &str) -> redb::TableDefinition<'_, &'static [u8], &'static [u8]> {
+    redb::TableDefinition::new(name)
 }
 
 #[test]
@@ -555,16 +570,16 @@ fn missing_blobs_manifests_and_truncated_blobs_are_reported() {
     let short = std::fs::read(&f3).unwrap()[..12_345].to_vec();
     std::fs::write(&f3, &short).unwrap();
     let (d1, d2, d3, d4) = (sha256(&m1), sha256(&m2), sha256(&m3), sha256(&m4));
-    with_sled(&dir, |db| {
-        let manifests = db.open_tree("manifests").unwrap();
+    with_store(&dir, |tx| {
+        let mut manifests = tx.open_table(table("manifests")).unwrap();
         assert!(manifests
             .remove(format!("miss/two\0{d2}").as_bytes())
             .unwrap()
             .is_some());
-        let bytes = db.open_tree("manifest_bytes").unwrap();
+        let mut bytes = tx.open_table(table("manifest_bytes")).unwrap();
         let mut altered = m4.clone();
         altered[10] ^= 1;
-        bytes.insert(d4.as_bytes(), altered).unwrap();
+        bytes.insert(d4.as_bytes(), altered.as_slice()).unwrap();
     });
     // A leftover upload file (old enough to be a crash's) and a stray file: warnings only.
     let stray = dir.join("blobs/sha256/notes.txt");

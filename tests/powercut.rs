@@ -12,10 +12,9 @@
 //! - every tag names its last acknowledged manifest (or one pushed after it, which the cut
 //!   may or may not have caught), with every blob it references;
 //! - every acknowledged delete still holds;
-//! - uploads cut off resume from the offset the server reports, or are cleanly unknown (a
-//!   session opened before the cut and unknown after it is counted and reported, not yet
-//!   fatal: with sled as the metadata store a long run lost one in 27 cuts; see
-//!   `Ledger::counting_lost_sessions`);
+//! - uploads cut off resume from the offset the server reports, or are cleanly unknown; a
+//!   session whose `202` came before the cut is never unknown after it (the server's log is
+//!   shown if one is: with sled as the metadata store a long run lost one in 27 cuts);
 //! - the recovered server logged no error.
 //!
 //! Why dm-flakey rather than dm-log-writes replayed to a mark: the cut happens while the
@@ -131,7 +130,6 @@ fn acknowledged_pushes_survive_power_cuts() {
     let mut rng = Rng(seed);
     let counter = Arc::new(AtomicU64::new(0));
     let (mut blobs, mut tags, mut deletes, mut resumed, mut unknown) = (0, 0, 0, 0, 0);
-    let mut lost_sessions = 0;
     let mut recoveries: Vec<Duration> = Vec::new();
     for round in 0..=cuts {
         let booted = Instant::now();
@@ -153,8 +151,11 @@ fn acknowledged_pushes_survive_power_cuts() {
         let c = ledger.check(&vm.addr, &mut rng, round < cuts, false);
         (blobs, tags, deletes) = (blobs + c.blobs, tags + c.tags, deletes + c.deletes);
         (resumed, unknown) = (resumed + c.resumed, unknown + c.unknown);
-        lost_sessions += c.lost_sessions;
         let log = vm.control("log");
+        assert_eq!(
+            c.lost_sessions, 0,
+            "after cut {round} (seed {seed}) upload sessions acknowledged before the cut were unknown; the server's log:\n{log}"
+        );
         assert!(
             !log.contains(" ERROR "),
             "the server logged errors after cut {round} (seed {seed}):\n{log}"
@@ -213,7 +214,7 @@ fn acknowledged_pushes_survive_power_cuts() {
     let mean = recoveries.iter().sum::<Duration>() / recoveries.len().max(1) as u32;
     let max = recoveries.iter().max().copied().unwrap_or_default();
     eprintln!(
-        "power-cut test: {cuts} cuts, 0 lost, 0 corrupt, fsck clean after each; checks of acknowledged objects: {blobs} blobs, {tags} tags, {deletes} deletes; cut-off uploads {resumed} resumed, {unknown} cleanly unknown, {lost_sessions} sessions lost (opened before the cut, unknown after: a known open defect, see Ledger::counting_lost_sessions); boot to serving after a cut: mean {:.1} s, max {:.1} s (seed {seed})",
+        "power-cut test: {cuts} cuts, 0 lost, 0 corrupt, fsck clean after each; checks of acknowledged objects: {blobs} blobs, {tags} tags, {deletes} deletes; cut-off uploads {resumed} resumed, {unknown} cleanly unknown, 0 sessions lost; boot to serving after a cut: mean {:.1} s, max {:.1} s (seed {seed})",
         mean.as_secs_f64(),
         max.as_secs_f64()
     );

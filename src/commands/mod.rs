@@ -69,7 +69,7 @@ pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
     }
 }
 
-/// Opens the registry in the data directory for a command that works offline. sled lets
+/// Opens the registry in the data directory for a command that works offline. The metadata store lets
 /// one process at a time open it, so with a server running this fails; `hint` says what to do.
 pub fn open_registry(data: &DataArgs, hint: &str) -> Result<crate::registry::Registry, Failure> {
     let file = load_file(data)?;

@@ -303,13 +303,13 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
 
 /// Watches the metadata store and pings systemd's watchdog while it is sound.
 ///
-/// After a failed write (a full disk) sled refuses every later write for the life of the
-/// process, even once space is back; a fresh start recovers it. So when the store has
-/// failed and the disk has room again, or when its writes hang, a process run by systemd
-/// stops cleanly with status 1 (`restart`), and systemd's `Restart=on-failure` starts a
-/// fresh one. While the disk is still full a restart would not help: the process stays up,
-/// not ready (`/readyz` says why), serving pulls. Without systemd nothing would start it
-/// again, so it only says, once a minute, that it needs a restart.
+/// After a failed write (a full disk) the store refuses every later write until it is
+/// reopened. While the disk is still full the process stays up, not ready (`/readyz` says
+/// why), serving pulls. Once the disk has room again the store is reopened in place and
+/// writes work again, with no restart. Only if that reopen fails, or writes hang, does a
+/// process run by systemd stop cleanly with status 1 (`restart`) for systemd's
+/// `Restart=on-failure` to start a fresh one; without systemd it says, once a minute, that
+/// it needs a restart.
 async fn supervise_store(
     registry: Registry,
     watchdog: Option<std::time::Duration>,
@@ -322,16 +322,24 @@ async fn supervise_store(
     let mut last_said: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
-        let broken = match registry.metadata_health().await {
-            MetadataHealth::Ok => None,
-            MetadataHealth::Hung => Some("metadata writes do not finish".to_string()),
-            MetadataHealth::Failing(e) => match registry.free_space().await {
-                Ok((avail, floor)) if avail >= floor => Some(format!(
-                    "metadata cannot be written ({e}) though the disk has room again"
-                )),
-                _ => None,
-            },
-        };
+        let broken =
+            match registry.metadata_health().await {
+                MetadataHealth::Ok => None,
+                MetadataHealth::Hung => Some("metadata writes do not finish".to_string()),
+                MetadataHealth::Failing(e) => {
+                    match registry.free_space().await {
+                        Ok((avail, floor)) if avail >= floor => {
+                            match registry.reopen_metadata().await {
+                        Ok(()) => None,
+                        Err(reopen) => Some(format!(
+                            "metadata cannot be written ({e}) though the disk has room again, and reopening the store failed ({reopen})"
+                        )),
+                    }
+                        }
+                        _ => None,
+                    }
+                }
+            };
         match broken {
             None => {
                 if watchdog.is_some() {

@@ -1,6 +1,6 @@
 //! `edgeyard user|access|robot ...`: accounts and access rules. With `--server URL` they go
 //! through the admin API of a running server (as an admin: `EDGEYARD_USER`, default `admin`,
-//! and `EDGEYARD_PASSWORD`); otherwise they edit the data directory, which sled lets only one
+//! and `EDGEYARD_PASSWORD`); otherwise they edit the data directory, which the metadata store lets only one
 //! process open, so the server must be stopped.
 
 use std::io::{BufRead, IsTerminal};

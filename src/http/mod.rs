@@ -1,6 +1,6 @@
 //! HTTP: route parsing, one handler file per resource, the single `Error` -> response mapping,
 //! and the per-request entry point that logs one line per request. Nothing here touches the
-//! disk or sled; that is the registry's job.
+//! disk or the metadata store; that is the registry's job.
 
 pub mod body;
 pub mod cookie;

@@ -1,58 +1,57 @@
 //! User accounts and refresh tokens.
 
 use super::*;
+use store::{REFRESH, USERS};
 
 impl Meta {
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>> {
-        Self::get_json(&self.users, name.as_bytes())
+        self.get(USERS, name.as_bytes())
     }
 
     pub fn put_user(&self, name: &str, rec: &UserRecord) -> Result<()> {
-        self.users
-            .insert(name.as_bytes(), encode(rec))
-            .map(|_| ())
-            .map_err(db_err("storing a user"))
+        self.put("storing a user", USERS, name.as_bytes(), rec)
     }
 
-    /// Deletes a user and every refresh token issued to it.
+    /// Deletes a user and every refresh token issued to it, in one transaction.
     pub fn delete_user(&self, name: &str) -> Result<bool> {
-        let existed = self
-            .users
-            .remove(name.as_bytes())
-            .map_err(db_err("deleting a user"))?
-            .is_some();
-        self.revoke_refresh_tokens(name)?;
-        Ok(existed)
+        self.write("deleting a user", |tx| {
+            let existed = tx.open_table(USERS)?.remove(name.as_bytes())?.is_some();
+            revoke_in(tx, name)?;
+            Ok(existed)
+        })
     }
 
     pub fn users(&self) -> Result<Vec<(String, UserRecord)>> {
-        Ok(Self::list_json(&self.users)?
+        Ok(self
+            .scan(USERS, b"")?
             .into_iter()
             .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
             .collect())
     }
 
     pub fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>> {
-        Self::get_json(&self.refresh, hash.as_bytes())
+        self.get(REFRESH, hash.as_bytes())
     }
 
     pub fn put_refresh_token(&self, hash: &str, rec: &RefreshRecord) -> Result<()> {
-        self.refresh
-            .insert(hash.as_bytes(), encode(rec))
-            .map(|_| ())
-            .map_err(db_err("storing a refresh token"))
+        self.put("storing a refresh token", REFRESH, hash.as_bytes(), rec)
     }
 
     pub fn revoke_refresh_tokens(&self, user: &str) -> Result<usize> {
-        let mut n = 0;
-        for (k, rec) in Self::list_json::<RefreshRecord>(&self.refresh)? {
-            if rec.user == user {
-                self.refresh
-                    .remove(k)
-                    .map_err(db_err("revoking a refresh token"))?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.write("revoking refresh tokens", |tx| revoke_in(tx, user))
     }
+}
+
+/// Removes every refresh token of `user`; how many there were.
+fn revoke_in(tx: &redb::WriteTransaction, user: &str) -> Tx<usize> {
+    let mut t = tx.open_table(REFRESH)?;
+    let theirs: Vec<Vec<u8>> = scan_json::<RefreshRecord>(&t, b"")?
+        .into_iter()
+        .filter(|(_, rec)| rec.user == user)
+        .map(|(k, _)| k)
+        .collect();
+    for k in &theirs {
+        t.remove(k.as_slice())?;
+    }
+    Ok(theirs.len())
 }

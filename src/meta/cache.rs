@@ -1,7 +1,8 @@
 //! Pull-through cache state: when mirrored tags were last confirmed upstream and used, and
 //! which tags are pinned against eviction.
 
-use super::{db_err, decode, encode, key2, prefix, CacheRecord, Meta, PinRecord};
+use super::store::{MIRROR_TAGS, PINS};
+use super::{key2, prefix, CacheRecord, Meta, PinRecord};
 use crate::error::Result;
 use crate::oci::{RepoName, Tag};
 
@@ -16,70 +17,57 @@ fn split(k: &[u8]) -> Option<(String, String)> {
 
 impl Meta {
     pub fn cache_record(&self, repo: &RepoName, tag: &Tag) -> Result<Option<CacheRecord>> {
-        Self::get_json(&self.mirror_tags, &key2(repo.as_str(), tag.as_str()))
+        self.get(MIRROR_TAGS, &key2(repo.as_str(), tag.as_str()))
     }
 
     /// Not flushed: losing it in a crash only means one extra revalidation.
     pub fn put_cache_record(&self, repo: &RepoName, tag: &Tag, rec: &CacheRecord) -> Result<()> {
-        self.mirror_tags
-            .insert(key2(repo.as_str(), tag.as_str()), encode(rec))
-            .map(|_| ())
-            .map_err(db_err("recording a mirrored tag"))
+        let k = key2(repo.as_str(), tag.as_str());
+        self.put("recording a mirrored tag", MIRROR_TAGS, &k, rec)
     }
 
     pub fn remove_cache_record(&self, repo: &str, tag: &str) -> Result<()> {
-        self.mirror_tags
-            .remove(key2(repo, tag))
+        self.remove("forgetting a mirrored tag", MIRROR_TAGS, &key2(repo, tag))
             .map(|_| ())
-            .map_err(db_err("forgetting a mirrored tag"))
     }
 
     /// Every mirrored tag: (repository, tag, record).
     pub fn cache_records(&self) -> Result<Vec<(String, String, CacheRecord)>> {
-        let mut out = Vec::new();
-        for kv in self.mirror_tags.iter() {
-            let (k, v) = kv.map_err(db_err("listing mirrored tags"))?;
-            if let Some((r, t)) = split(&k) {
-                out.push((r, t, decode(&v)?));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .scan::<CacheRecord>(MIRROR_TAGS, b"")?
+            .into_iter()
+            .filter_map(|(k, v)| split(&k).map(|(r, t)| (r, t, v)))
+            .collect())
     }
 
     pub fn pin(&self, repo: &RepoName, tag: &Tag) -> Result<()> {
         let rec = PinRecord {
             pinned_at: super::now(),
         };
-        self.pins
-            .insert(key2(repo.as_str(), tag.as_str()), encode(&rec))
-            .map(|_| ())
-            .map_err(db_err("pinning a tag"))
+        self.put(
+            "pinning a tag",
+            PINS,
+            &key2(repo.as_str(), tag.as_str()),
+            &rec,
+        )
     }
 
     pub fn unpin(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
-        self.pins
-            .remove(key2(repo.as_str(), tag.as_str()))
-            .map(|o| o.is_some())
-            .map_err(db_err("unpinning a tag"))
+        self.remove("unpinning a tag", PINS, &key2(repo.as_str(), tag.as_str()))
     }
 
     pub fn is_pinned(&self, repo: &str, tag: &str) -> Result<bool> {
-        self.pins
-            .contains_key(key2(repo, tag))
-            .map_err(db_err("reading a pin"))
+        self.has(PINS, &key2(repo, tag))
     }
 
     /// Pinned tags, of one repository or (with `None`) of all: (repository, tag, record).
     pub fn pins(&self, repo: Option<&RepoName>) -> Result<Vec<(String, String, PinRecord)>> {
         let pre = repo.map(|r| prefix(r.as_str())).unwrap_or_default();
-        let mut out = Vec::new();
-        for kv in self.pins.scan_prefix(pre) {
-            let (k, v) = kv.map_err(db_err("listing pins"))?;
-            if let Some((r, t)) = split(&k) {
-                out.push((r, t, decode(&v)?));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .scan::<PinRecord>(PINS, &pre)?
+            .into_iter()
+            .filter_map(|(k, v)| split(&k).map(|(r, t)| (r, t, v)))
+            .collect())
     }
 }
 

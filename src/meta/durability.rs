@@ -1,15 +1,13 @@
-//! Making metadata durable: group commit, and a guard against a sled 0.34 deadlock.
+//! Making metadata durable: group commit.
 //!
-//! A sled flush holds sled's global read lock while it waits for its log to reach the disk;
-//! a transaction queues for the matching write lock; sled's log flusher then queues behind
-//! the transaction for a read lock, and nothing moves again (seen under 16 concurrent
-//! uploads). So flushes run one at a time, on one blocking thread, and a transaction never
-//! starts while one runs (the `gate`).
-//!
-//! One flush at a time is also group commit: every caller waits for a flush that began after
-//! its own write, and one flush serves every write made before it began.
+//! Writes commit without an fsync (see [`super::store`]); a flush is one empty durable commit
+//! that persists all of them. Flushes run one at a time on one blocking thread: every caller
+//! waits for a flush that began after its own write, and one flush serves every write made
+//! before it began, however many there were.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use super::store::Store;
 
 use crate::error::{Error, Result};
 
@@ -29,8 +27,6 @@ struct State {
 }
 
 pub(super) struct Durability {
-    /// Shared by flushes, exclusive for transactions.
-    gate: RwLock<()>,
     state: Mutex<State>,
     /// The last ticket covered by a finished flush, and that flush's error, if any.
     done: tokio::sync::watch::Sender<(u64, Option<FlushError>)>,
@@ -39,38 +35,13 @@ pub(super) struct Durability {
 impl Durability {
     pub(super) fn new() -> Arc<Durability> {
         Arc::new(Durability {
-            gate: RwLock::new(()),
             state: Mutex::new(State::default()),
             done: tokio::sync::watch::channel((0, None)).0,
         })
     }
 
-    /// Held while a transaction runs. While a flush holds the gate, the wait is an fsync's:
-    /// on one of tokio's workers it would stall every task queued there (on a 2-core box,
-    /// half the server), so the worker is first handed over to tokio (`block_in_place`),
-    /// which moves those tasks to another thread.
-    pub(super) fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        if let Ok(g) = self.gate.try_write() {
-            return g;
-        }
-        let wait = || self.gate.write().unwrap_or_else(|p| p.into_inner());
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            // Offline commands run a current-thread runtime (or none): nothing else to stall.
-            _ => wait(),
-        }
-    }
-
-    /// A flush outside the group (at shutdown, in offline commands).
-    pub(super) fn flush_now(&self, db: &sled::Db) -> sled::Result<usize> {
-        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        db.flush()
-    }
-
     /// Returns once a flush that began after this call has finished.
-    pub(super) async fn flush(self: &Arc<Self>, db: &sled::Db) -> Result<()> {
+    pub(super) async fn flush(self: &Arc<Self>, store: &Arc<Store>) -> Result<()> {
         let mut rx = self.done.subscribe();
         let (ticket, start) = {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,8 +51,8 @@ impl Durability {
             (s.requested, start)
         };
         if start {
-            let (me, db) = (self.clone(), db.clone());
-            tokio::task::spawn_blocking(move || me.run(&db));
+            let (me, store) = (self.clone(), store.clone());
+            tokio::task::spawn_blocking(move || me.run(&store));
         }
         loop {
             {
@@ -89,7 +60,7 @@ impl Durability {
                 if *covered >= ticket {
                     return match error {
                         None => Ok(()),
-                        Some(e) if e.disk_full => Err(super::disk_full()),
+                        Some(e) if e.disk_full => Err(super::store::disk_full()),
                         Some(e) => Err(Error::internal("flushing metadata", e.text.clone())),
                     };
                 }
@@ -101,7 +72,7 @@ impl Durability {
     }
 
     /// The flushing thread: flush until every ticket handed out is covered.
-    fn run(&self, db: &sled::Db) {
+    fn run(&self, store: &Store) {
         loop {
             let target = {
                 let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -111,9 +82,8 @@ impl Durability {
                 }
                 s.requested
             };
-            let result = self.flush_now(db);
-            let error = result.err().map(|e| FlushError {
-                disk_full: super::is_disk_full(&e),
+            let error = store.sync().err().map(|e| FlushError {
+                disk_full: e.status() == http::StatusCode::INSUFFICIENT_STORAGE,
                 text: e.to_string(),
             });
             self.done.send_replace((target, error));

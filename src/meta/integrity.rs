@@ -2,78 +2,77 @@
 //! restarts, and from an offline `edgeyard fsck` to the server started after it). And the
 //! checksums pulls verify blobs with (see `storage::verify`).
 
-use super::{db_err, decode, encode, CorruptRecord, Meta};
+use redb::ReadableTable;
+
+use super::store::{CHECKSUMS, CORRUPT};
+use super::{CorruptRecord, Meta};
 use crate::error::Result;
 use crate::oci::Digest;
 
 impl Meta {
     pub fn mark_corrupt(&self, digest: &Digest, rec: &CorruptRecord) -> Result<()> {
-        self.corrupt
-            .insert(digest.to_key(), encode(rec))
-            .map(|_| ())
-            .map_err(db_err("recording a corrupt blob"))
+        self.put("recording a corrupt blob", CORRUPT, &digest.to_key(), rec)
     }
 
-    /// Whether the blob is recorded corrupt: one lookup in a tree that is normally empty,
+    /// Whether the blob is recorded corrupt: one lookup in a table that is normally empty,
     /// made on every blob read.
     pub fn is_corrupt(&self, digest: &Digest) -> Result<bool> {
-        self.corrupt
-            .contains_key(digest.to_key())
-            .map_err(db_err("reading corrupt blobs"))
+        self.has(CORRUPT, &digest.to_key())
     }
 
     /// Forgets a mark (the blob was replaced by good bytes, or deleted); whether there was one.
     pub fn clear_corrupt(&self, digest: &Digest) -> Result<bool> {
-        self.corrupt
-            .remove(digest.to_key())
-            .map(|old| old.is_some())
-            .map_err(db_err("clearing a corrupt blob"))
+        self.remove("clearing a corrupt blob", CORRUPT, &digest.to_key())
     }
 
     /// The checksum (CRC-32) of a blob's bytes, recorded when a pull found them matching
     /// the digest; `None` until then.
     pub fn blob_checksum(&self, digest: &Digest) -> Result<Option<u32>> {
-        let v = self
-            .checksums
-            .get(digest.to_key())
-            .map_err(db_err("reading a blob checksum"))?;
-        Ok(v.and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
-            .map(u32::from_be_bytes))
+        self.read("reading a blob checksum", |tx| {
+            let t = tx.open_table(CHECKSUMS)?;
+            let v = t.get(digest.to_key().as_slice())?;
+            Ok(v.and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+                .map(u32::from_be_bytes))
+        })
     }
 
     /// Records a blob's checksum. Not flushed: a record lost in a crash only means the next
     /// pull checks the digest again.
     pub fn set_blob_checksum(&self, digest: &Digest, checksum: u32) -> Result<()> {
-        self.checksums
-            .insert(digest.to_key(), &checksum.to_be_bytes())
-            .map(|_| ())
-            .map_err(db_err("recording a blob checksum"))
+        self.write("recording a blob checksum", |tx| {
+            tx.open_table(CHECKSUMS)?.insert(
+                digest.to_key().as_slice(),
+                checksum.to_be_bytes().as_slice(),
+            )?;
+            Ok(())
+        })
     }
 
     /// Forgets what was recorded about a blob's file once the file is deleted.
     pub fn blob_file_deleted(&self, digest: &Digest) -> Result<()> {
-        self.clear_corrupt(digest)?;
-        self.checksums
-            .remove(digest.to_key())
-            .map(|_| ())
-            .map_err(db_err("forgetting a blob checksum"))
+        let k = digest.to_key();
+        self.write("forgetting a blob's checks", |tx| {
+            tx.open_table(CORRUPT)?.remove(k.as_slice())?;
+            tx.open_table(CHECKSUMS)?.remove(k.as_slice())?;
+            Ok(())
+        })
     }
 
     /// How many blobs are recorded corrupt (read on every metrics scrape: counted, not decoded).
     pub fn corrupt_count(&self) -> u64 {
-        self.corrupt.len() as u64
+        self.count(CORRUPT).unwrap_or(0)
     }
 
     /// Every blob recorded corrupt.
     pub fn corrupt_blobs(&self) -> Result<Vec<(Digest, CorruptRecord)>> {
-        let mut out = Vec::new();
-        for kv in self.corrupt.iter() {
-            let (k, v) = kv.map_err(db_err("listing corrupt blobs"))?;
-            if let Ok(d) = String::from_utf8_lossy(&k).parse::<Digest>() {
-                out.push((d, decode(&v)?));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .scan::<CorruptRecord>(CORRUPT, b"")?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let d = String::from_utf8_lossy(&k).parse::<Digest>();
+                d.ok().map(|d| (d, v))
+            })
+            .collect())
     }
 }
 

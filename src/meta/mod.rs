@@ -1,9 +1,9 @@
-//! Registry metadata in sled: typed trees, key encoding and the transactions that change
-//! several trees at once. Nothing here touches blob bytes.
+//! Registry metadata in redb: typed tables, key encoding and the transactions that change
+//! several tables at once. Nothing here touches blob bytes.
 //!
-//! Trees and keys (`\0` separates parts; it cannot occur in names, tags or digests):
+//! Tables and keys (`\0` separates parts; it cannot occur in names, tags or digests):
 //!
-//! | tree             | key                          | value                    |
+//! | table            | key                          | value                    |
 //! |------------------|------------------------------|--------------------------|
 //! | `repos`          | repo                         | [`RepoRecord`]           |
 //! | `links`          | repo `\0` digest             | [`LinkRecord`] (blob linked to repo) |
@@ -23,12 +23,15 @@
 //! | `pins`           | repo `\0` tag                | [`PinRecord`]           |
 //! | `corrupt`        | digest                       | [`CorruptRecord`] (blob found corrupt) |
 //! | `checksums`      | digest                       | CRC-32 of the blob's bytes (4 bytes, big-endian) |
+//! | `counters`       | name (`next_id`)             | u64                      |
 //!
 //! One file per record family, each an `impl Meta` block: `repos`, `links`, `manifests`,
 //! `tags` (and referrers), `uploads`, `accounts` (users, refresh tokens), `rules` (records
 //! under numeric ids: access, immutability, retention, quotas), `cache` (mirrored tags,
 //! pins), `integrity` (corrupt blobs, checksums) and `sweep` (whole-store listings for GC
-//! and fsck). This file holds the store itself and what they share.
+//! and fsck). `store` holds the database and its transactions, `durability` the group
+//! commit, `migrate` the one-time move from the sled store earlier versions kept. This file
+//! holds what they share.
 
 mod accounts;
 mod cache;
@@ -36,20 +39,23 @@ mod durability;
 mod integrity;
 mod links;
 mod manifests;
+mod migrate;
 mod records;
 mod repos;
 mod rules;
+mod store;
 mod sweep;
 mod tags;
 mod uploads;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
+use store::{Bytes, Fail, Store, Tx};
 
 pub use records::{
     CacheRecord, CorruptRecord, GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord,
@@ -57,56 +63,11 @@ pub use records::{
     TagRecord, UploadRecord, UserRecord,
 };
 
-/// Handle to the metadata database. Cheap to clone (sled trees are reference counted).
+/// Handle to the metadata database. Cheap to clone.
 #[derive(Clone)]
 pub struct Meta {
-    db: sled::Db,
-    repos: sled::Tree,
-    links: sled::Tree,
-    manifests: sled::Tree,
-    manifest_bytes: sled::Tree,
-    tags: sled::Tree,
-    referrers: sled::Tree,
-    uploads: sled::Tree,
-    users: sled::Tree,
-    rules: sled::Tree,
-    refresh: sled::Tree,
-    immutability: sled::Tree,
-    gc_runs: sled::Tree,
-    retention: sled::Tree,
-    quotas: sled::Tree,
-    mirror_tags: sled::Tree,
-    pins: sled::Tree,
-    corrupt: sled::Tree,
-    checksums: sled::Tree,
-    durability: std::sync::Arc<durability::Durability>,
-}
-
-fn db_err(context: &'static str) -> impl FnOnce(sled::Error) -> Error {
-    move |e| match &e {
-        _ if is_disk_full(&e) => {
-            tracing::error!(error = %e, "{context}: the metadata store's disk is full");
-            disk_full()
-        }
-        _ => Error::internal(context, e),
-    }
-}
-
-/// Whether sled failed for want of space. sled clones its errors by text, which loses the
-/// OS error number but keeps the kind.
-fn is_disk_full(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io)
-        if io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull)
-}
-
-/// A metadata write that failed on a full disk: the client should know the registry is
-/// full (507, as for uploads), not that it broke.
-fn disk_full() -> Error {
-    Error::api(
-        crate::error::ErrorCode::Denied,
-        "the registry's disk is full: nothing more can be stored until space is freed",
-    )
-    .with_status(http::StatusCode::INSUFFICIENT_STORAGE)
+    store: Arc<Store>,
+    durability: Arc<durability::Durability>,
 }
 
 fn key2(a: &str, b: &str) -> Vec<u8> {
@@ -130,6 +91,50 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::internal("decoding a metadata record", e))
+}
+
+/// A table's JSON record under `key`.
+fn get_json<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Tx<Option<T>> {
+    match table.get(key)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Every JSON record of a table whose key starts with `pre` (all of them for an empty
+/// prefix), with its key.
+fn scan_json<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    pre: &[u8],
+) -> Tx<Vec<(Vec<u8>, T)>> {
+    let mut out = Vec::new();
+    for kv in table.range(pre..)? {
+        let (k, v) = kv?;
+        if !k.value().starts_with(pre) {
+            break;
+        }
+        out.push((k.value().to_vec(), decode(v.value())?));
+    }
+    Ok(out)
+}
+
+/// The keys of a table that start with `pre`.
+fn scan_keys(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    pre: &[u8],
+) -> Tx<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for kv in table.range(pre..)? {
+        let (k, _) = kv?;
+        if !k.value().starts_with(pre) {
+            break;
+        }
+        out.push(k.value().to_vec());
+    }
+    Ok(out)
 }
 
 /// Seconds since the Unix epoch, for pushed-at and created-at stamps.
@@ -163,87 +168,106 @@ pub enum PutResult {
 }
 
 impl Meta {
+    /// Opens the metadata store in `dir`, first moving a sled store found there (from an
+    /// earlier version) into redb.
     pub fn open(dir: &Path) -> Result<Meta> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(16 << 20)
-            .open()
-            .map_err(|e| match e {
-                // sled holds an exclusive lock on its files while a process has them open.
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    Error::internal(
-                        "opening the metadata database",
-                        "it is in use by another edgeyard process (a running server?)",
-                    )
-                }
-                e => Error::internal("opening the metadata database", e),
-            })?;
-        let tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(db_err("opening a metadata tree"))
-        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal("creating the metadata directory", e))?;
+        migrate::from_sled_if_present(dir)?;
         Ok(Meta {
-            repos: tree("repos")?,
-            links: tree("links")?,
-            manifests: tree("manifests")?,
-            manifest_bytes: tree("manifest_bytes")?,
-            tags: tree("tags")?,
-            referrers: tree("referrers")?,
-            uploads: tree("uploads")?,
-            users: tree("users")?,
-            rules: tree("rules")?,
-            refresh: tree("refresh_tokens")?,
-            immutability: tree("immutability")?,
-            gc_runs: tree("gc_runs")?,
-            retention: tree("retention")?,
-            quotas: tree("quotas")?,
-            mirror_tags: tree("mirror_tags")?,
-            pins: tree("pins")?,
-            corrupt: tree("corrupt")?,
-            checksums: tree("checksums")?,
+            store: Arc::new(Store::open(dir)?),
             durability: durability::Durability::new(),
-            db,
         })
     }
 
     /// Makes every committed change durable; awaited before a write is acknowledged.
     /// Concurrent callers share flushes (group commit).
     pub async fn flush(&self) -> Result<()> {
-        self.durability.flush(&self.db).await
+        self.durability.flush(&self.store).await
     }
 
     pub fn flush_blocking(&self) -> Result<()> {
-        self.durability
-            .flush_now(&self.db)
-            .map(|_| ())
-            .map_err(db_err("flushing metadata"))
+        store::off_worker(|| self.store.sync())
     }
-}
 
-/// JSON records in a tree, shared by the record families.
-impl Meta {
-    fn get_json<T: serde::de::DeserializeOwned>(
-        tree: &sled::Tree,
+    /// The I/O failure (a full disk) after which the store takes no writes, until
+    /// [`Meta::reopen`] succeeds.
+    pub fn failure(&self) -> Option<String> {
+        self.store.failure()
+    }
+
+    /// Closes and reopens the store after an I/O failure, so that writes work again once
+    /// the cause (a full disk) is gone. Blocking: run it off the async workers.
+    pub fn reopen(&self) -> Result<()> {
+        self.store.reopen()
+    }
+
+    fn read<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&redb::ReadTransaction) -> Tx<T>,
+    ) -> Result<T> {
+        self.store.read(context, f)
+    }
+
+    fn write<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&redb::WriteTransaction) -> Tx<T>,
+    ) -> Result<T> {
+        self.store.write(context, f)
+    }
+
+    /// One JSON record.
+    fn get<T: serde::de::DeserializeOwned>(&self, table: Bytes, key: &[u8]) -> Result<Option<T>> {
+        self.read("reading a record", |tx| {
+            get_json(&tx.open_table(table)?, key)
+        })
+    }
+
+    /// Whether a key is present.
+    fn has(&self, table: Bytes, key: &[u8]) -> Result<bool> {
+        self.read("reading a record", |tx| {
+            Ok(tx.open_table(table)?.get(key)?.is_some())
+        })
+    }
+
+    /// Every JSON record whose key starts with `pre`, with its key.
+    fn scan<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Bytes,
+        pre: &[u8],
+    ) -> Result<Vec<(Vec<u8>, T)>> {
+        self.read("listing records", |tx| {
+            scan_json(&tx.open_table(table)?, pre)
+        })
+    }
+
+    /// Stores one JSON record.
+    fn put<T: serde::Serialize>(
+        &self,
+        context: &'static str,
+        table: Bytes,
         key: &[u8],
-    ) -> Result<Option<T>> {
-        match tree.get(key).map_err(db_err("reading a record"))? {
-            Some(v) => decode(&v).map(Some),
-            None => Ok(None),
-        }
+        rec: &T,
+    ) -> Result<()> {
+        let v = encode(rec);
+        self.write(context, |tx| {
+            tx.open_table(table)?.insert(key, v.as_slice())?;
+            Ok(())
+        })
     }
 
-    fn list_json<T: serde::de::DeserializeOwned>(
-        tree: &sled::Tree,
-    ) -> Result<Vec<(sled::IVec, T)>> {
-        tree.iter()
-            .map(|kv| {
-                let (k, v) = kv.map_err(db_err("listing records"))?;
-                Ok((k, decode(&v)?))
-            })
-            .collect()
+    /// Removes one key; whether it was there.
+    fn remove(&self, context: &'static str, table: Bytes, key: &[u8]) -> Result<bool> {
+        self.write(context, |tx| {
+            Ok(tx.open_table(table)?.remove(key)?.is_some())
+        })
+    }
+
+    /// How many records a table holds.
+    fn count(&self, table: Bytes) -> Result<u64> {
+        self.read("counting records", |tx| Ok(tx.open_table(table)?.len()?))
     }
 }
 
@@ -255,26 +279,27 @@ fn id_of(k: &[u8]) -> u64 {
     u64::from_be_bytes(id)
 }
 
-fn tx_err(context: &'static str) -> impl FnOnce(TransactionError<()>) -> Error {
-    move |e| match e {
-        TransactionError::Storage(e) => db_err(context)(e),
-        TransactionError::Abort(()) => Error::internal(context, "transaction aborted"),
-    }
+/// Takes the next number from the `next_id` counter (rules and GC runs share it, as they
+/// shared sled's id generator).
+fn next_id(tx: &redb::WriteTransaction) -> Tx<u64> {
+    let mut counters = tx.open_table(store::COUNTERS)?;
+    let id = counters.get("next_id")?.map(|v| v.value()).unwrap_or(1);
+    counters.insert("next_id", id + 1)?;
+    Ok(id)
 }
 
-/// Collects at most `n` items from a key iterator and tells whether another one follows.
-fn page<I, F>(iter: I, n: usize, f: F) -> Result<(Vec<String>, bool)>
+/// Collects at most `n` keys (mapped by `f`) and tells whether another one follows.
+fn page<F>(keys: impl Iterator<Item = Tx<Vec<u8>>>, n: usize, f: F) -> Tx<(Vec<String>, bool)>
 where
-    I: Iterator<Item = sled::Result<sled::IVec>>,
-    F: Fn(sled::IVec) -> Result<String>,
+    F: Fn(&[u8]) -> String,
 {
     let mut out = Vec::new();
-    for k in iter {
-        let k = k.map_err(db_err("listing metadata"))?;
+    for k in keys {
+        let k = k?;
         if out.len() == n {
             return Ok((out, true));
         }
-        out.push(f(k)?);
+        out.push(f(&k));
     }
     Ok((out, false))
 }

@@ -1,65 +1,68 @@
 //! Records under numeric ids: access, immutability and retention rules, quotas.
 
 use super::*;
+use store::{IMMUTABILITY, QUOTAS, RETENTION, RULES};
 
 impl Meta {
-    /// Every record of an id-keyed tree, by id.
-    fn by_id<T: serde::de::DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<(u64, T)>> {
-        Ok(Self::list_json(tree)?
+    /// Every record of an id-keyed table, by id.
+    fn by_id<T: serde::de::DeserializeOwned>(&self, table: Bytes) -> Result<Vec<(u64, T)>> {
+        Ok(self
+            .scan(table, b"")?
             .into_iter()
             .map(|(k, v)| (id_of(&k), v))
             .collect())
     }
 
-    /// Stores a record under a fresh id (ids are unique across all such trees).
-    fn insert_new<T: serde::Serialize>(&self, tree: &sled::Tree, rec: &T) -> Result<u64> {
-        let id = self.db.generate_id().map_err(db_err("numbering a rule"))? + 1;
-        tree.insert(id.to_be_bytes(), encode(rec))
-            .map_err(db_err("storing a rule"))?;
-        Ok(id)
+    /// Stores a record under a fresh id (ids are unique across all such tables).
+    fn insert_new<T: serde::Serialize>(&self, table: Bytes, rec: &T) -> Result<u64> {
+        let v = encode(rec);
+        self.write("storing a rule", |tx| {
+            let id = next_id(tx)?;
+            tx.open_table(table)?
+                .insert(id.to_be_bytes().as_slice(), v.as_slice())?;
+            Ok(id)
+        })
     }
 
     /// Removes a record; whether it existed.
-    fn remove_id(tree: &sled::Tree, id: u64) -> Result<bool> {
-        tree.remove(id.to_be_bytes())
-            .map(|o| o.is_some())
-            .map_err(db_err("deleting a rule"))
+    fn remove_id(&self, table: Bytes, id: u64) -> Result<bool> {
+        self.remove("deleting a rule", table, &id.to_be_bytes())
     }
 
     pub fn rules(&self) -> Result<Vec<(u64, RuleRecord)>> {
-        Self::by_id(&self.rules)
+        self.by_id(RULES)
     }
     pub fn add_rule(&self, rule: &RuleRecord) -> Result<u64> {
-        self.insert_new(&self.rules, rule)
+        self.insert_new(RULES, rule)
     }
     pub fn delete_rule(&self, id: u64) -> Result<bool> {
-        Self::remove_id(&self.rules, id)
+        self.remove_id(RULES, id)
     }
     pub fn immutability_rules(&self) -> Result<Vec<(u64, ImmutabilityRecord)>> {
-        Self::by_id(&self.immutability)
+        self.by_id(IMMUTABILITY)
     }
     pub fn add_immutability_rule(&self, rule: &ImmutabilityRecord) -> Result<u64> {
-        self.insert_new(&self.immutability, rule)
+        self.insert_new(IMMUTABILITY, rule)
     }
     pub fn delete_immutability_rule(&self, id: u64) -> Result<bool> {
-        Self::remove_id(&self.immutability, id)
+        self.remove_id(IMMUTABILITY, id)
     }
     pub fn retention_rules(&self) -> Result<Vec<(u64, RetentionRecord)>> {
-        Self::by_id(&self.retention)
+        self.by_id(RETENTION)
     }
     pub fn add_retention_rule(&self, rule: &RetentionRecord) -> Result<u64> {
-        self.insert_new(&self.retention, rule)
+        self.insert_new(RETENTION, rule)
     }
     pub fn delete_retention_rule(&self, id: u64) -> Result<bool> {
-        Self::remove_id(&self.retention, id)
+        self.remove_id(RETENTION, id)
     }
     pub fn quotas(&self) -> Result<Vec<(u64, QuotaRecord)>> {
-        Self::by_id(&self.quotas)
+        self.by_id(QUOTAS)
     }
     pub fn add_quota(&self, q: &QuotaRecord) -> Result<u64> {
-        self.insert_new(&self.quotas, q)
+        self.insert_new(QUOTAS, q)
     }
     pub fn delete_quota(&self, id: u64) -> Result<bool> {
-        Self::remove_id(&self.quotas, id)
+        self.remove_id(QUOTAS, id)
     }
 }

@@ -1,24 +1,15 @@
 //! Tags and referrers.
 
 use super::*;
+use store::{REFERRERS, TAGS};
 
 impl Meta {
     pub fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<TagRecord>> {
-        match self
-            .tags
-            .get(key2(repo.as_str(), tag.as_str()))
-            .map_err(db_err("reading a tag"))?
-        {
-            Some(v) => decode(&v).map(Some),
-            None => Ok(None),
-        }
+        self.get(TAGS, &key2(repo.as_str(), tag.as_str()))
     }
 
     pub fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
-        self.tags
-            .remove(key2(repo.as_str(), tag.as_str()))
-            .map(|old| old.is_some())
-            .map_err(db_err("deleting a tag"))
+        self.remove("deleting a tag", TAGS, &key2(repo.as_str(), tag.as_str()))
     }
 
     /// Tags of a repository in lexical order, strictly after `last`, at most `n`.
@@ -29,18 +20,22 @@ impl Meta {
         n: usize,
     ) -> Result<(Vec<String>, bool)> {
         let pre = prefix(repo.as_str());
-        let start = match last {
-            Some(l) => std::ops::Bound::Excluded(key2(repo.as_str(), l)),
-            None => std::ops::Bound::Included(pre.clone()),
-        };
-        let iter = self
-            .tags
-            .range((start, std::ops::Bound::Unbounded))
-            .keys()
-            .take_while(|k| k.as_ref().map(|k| k.starts_with(&pre)).unwrap_or(true));
-        let plen = pre.len();
-        page(iter, n, |k| {
-            Ok(String::from_utf8_lossy(&k[plen..]).into_owned())
+        let after = last.map(|l| key2(repo.as_str(), l));
+        self.read("listing tags", |tx| {
+            let t = tx.open_table(TAGS)?;
+            let range = match &after {
+                Some(a) => t.range((
+                    std::ops::Bound::Excluded(a.as_slice()),
+                    std::ops::Bound::Unbounded,
+                ))?,
+                None => t.range(pre.as_slice()..)?,
+            };
+            let keys = range
+                .map(|kv| -> Tx<Vec<u8>> { Ok(kv?.0.value().to_vec()) })
+                .take_while(|k| k.as_ref().map(|k| k.starts_with(&pre)).unwrap_or(true));
+            page(keys, n, |k| {
+                String::from_utf8_lossy(&k[pre.len()..]).into_owned()
+            })
         })
     }
 
@@ -49,10 +44,10 @@ impl Meta {
     pub fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
         let mut pre = key2(repo.as_str(), &subject.to_string());
         pre.push(0);
-        self.referrers
-            .scan_prefix(pre)
-            .values()
-            .map(|v| decode(&v.map_err(db_err("reading referrers"))?))
-            .collect()
+        Ok(self
+            .scan::<Descriptor>(REFERRERS, &pre)?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
     }
 }

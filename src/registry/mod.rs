@@ -247,6 +247,16 @@ impl Registry {
         }
     }
 
+    /// Closes and reopens the metadata store after an I/O failure (a full disk whose space
+    /// is back), so that writes work again without a restart.
+    pub async fn reopen_metadata(&self) -> Result<()> {
+        let meta = self.meta().clone();
+        match tokio::task::spawn_blocking(move || meta.reopen()).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::internal("reopening the metadata store", e)),
+        }
+    }
+
     /// Whether pushes may create repositories (`false`) or only administrators (`true`).
     pub fn set_explicit_creation(&self, explicit: bool) {
         self.inner

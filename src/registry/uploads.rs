@@ -126,6 +126,9 @@ impl Registry {
         match blocking("reopening an upload", move || storage.reopen_upload(&id2)).await? {
             Some(f) => Ok(f),
             None => {
+                // The record survived and the file did not: a durability bug (the file's
+                // directory is synced before the session is recorded), so say so.
+                tracing::warn!(upload = %id, "an upload's record was found without its file; the session is forgotten");
                 self.meta().remove_upload(id)?;
                 Err(Error::code(ErrorCode::BlobUploadUnknown))
             }

@@ -12,7 +12,7 @@
 //! ├── quarantine/             created by `edgeyard fsck --quarantine` (see `scrub`)
 //! │   └── sha256/
 //! │       └── ab12…ef         a blob file that failed its integrity check, moved here as is
-//! └── meta/                   the sled database (owned by `meta`)
+//! └── meta/                   the redb metadata store (owned by `meta`)
 //! ```
 //!
 //! A blob file appears under its digest only by `rename` of a complete, fsynced upload file,
@@ -75,7 +75,7 @@ impl Storage {
         private_dir(root)?;
         private_dir(&root.join("blobs"))?;
         private_dir(&root.join("uploads"))?;
-        // Before sled creates anything in it: it holds password hashes.
+        // Before the metadata store creates anything in it: it holds password hashes.
         private_dir(&root.join("meta"))?;
         Ok(Storage {
             root: root.to_path_buf(),

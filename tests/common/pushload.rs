@@ -96,10 +96,8 @@ impl Ledger {
     }
 
     /// Sessions opened before the outage and unknown after it are counted
-    /// ([`Checked::lost_sessions`]) instead of failing the check. For the power-cut test
-    /// only, while the metadata store is sled: a long run lost one such session in 27 cuts
-    /// although its record had been flushed before the `202` (issue 19 moves the store to
-    /// redb and makes this fatal again). The crash test keeps it fatal.
+    /// ([`Checked::lost_sessions`]) instead of failing the check at once, so that the
+    /// power-cut test can show the guest's log with the failure. The crash test fails at once.
     pub fn counting_lost_sessions(self) -> Ledger {
         self.state().count_lost_sessions = true;
         self

@@ -1,0 +1,316 @@
+//! The redb database under [`Meta`]: opening it, running read and write transactions off
+//! tokio's workers, and reopening it in place after an I/O failure (a full disk).
+//!
+//! Every write commits with redb's `Durability::None`: in the file and visible to readers at
+//! once, but not fsynced. [`super::durability`] then makes a batch of them durable with one
+//! empty `Durability::Immediate` commit, which persists every commit before it (group
+//! commit). A write is acknowledged only after that flush.
+//!
+//! redb, like most engines, refuses every write after an I/O error until the database is
+//! closed and reopened. [`Store::reopen`] does that inside the process, so a registry whose
+//! disk filled up recovers once space is back, with no restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use redb::{ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+
+use crate::error::{Error, Result};
+
+/// A table of byte keys and byte values (the record families, JSON-encoded).
+pub(super) type Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+pub(super) const REPOS: Bytes = TableDefinition::new("repos");
+pub(super) const LINKS: Bytes = TableDefinition::new("links");
+pub(super) const MANIFESTS: Bytes = TableDefinition::new("manifests");
+pub(super) const MANIFEST_BYTES: Bytes = TableDefinition::new("manifest_bytes");
+pub(super) const TAGS: Bytes = TableDefinition::new("tags");
+pub(super) const REFERRERS: Bytes = TableDefinition::new("referrers");
+pub(super) const UPLOADS: Bytes = TableDefinition::new("uploads");
+pub(super) const USERS: Bytes = TableDefinition::new("users");
+pub(super) const RULES: Bytes = TableDefinition::new("rules");
+pub(super) const REFRESH: Bytes = TableDefinition::new("refresh_tokens");
+pub(super) const IMMUTABILITY: Bytes = TableDefinition::new("immutability");
+pub(super) const GC_RUNS: Bytes = TableDefinition::new("gc_runs");
+pub(super) const RETENTION: Bytes = TableDefinition::new("retention");
+pub(super) const QUOTAS: Bytes = TableDefinition::new("quotas");
+pub(super) const MIRROR_TAGS: Bytes = TableDefinition::new("mirror_tags");
+pub(super) const PINS: Bytes = TableDefinition::new("pins");
+pub(super) const CORRUPT: Bytes = TableDefinition::new("corrupt");
+pub(super) const CHECKSUMS: Bytes = TableDefinition::new("checksums");
+/// Counters, by name: `next_id` numbers rules and GC runs.
+pub(super) const COUNTERS: TableDefinition<'static, &'static str, u64> =
+    TableDefinition::new("counters");
+
+/// Every byte table, with the name the sled store gave the same records (for migration).
+pub(super) const TABLES: [Bytes; 18] = [
+    REPOS,
+    LINKS,
+    MANIFESTS,
+    MANIFEST_BYTES,
+    TAGS,
+    REFERRERS,
+    UPLOADS,
+    USERS,
+    RULES,
+    REFRESH,
+    IMMUTABILITY,
+    GC_RUNS,
+    RETENTION,
+    QUOTAS,
+    MIRROR_TAGS,
+    PINS,
+    CORRUPT,
+    CHECKSUMS,
+];
+
+/// The database file inside the metadata directory.
+pub(super) const FILE: &str = "store.redb";
+
+/// redb's page cache. Small on purpose: the records are small, the OS caches the file too,
+/// and edge boxes have little memory (redb's default is 1 GiB).
+const CACHE_BYTES: usize = 4 << 20;
+
+/// Why a transaction failed: the store, or a record in it.
+pub(super) enum Fail {
+    Store(redb::Error),
+    Record(Error),
+}
+
+macro_rules! store_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Fail {
+            fn from(e: $t) -> Fail {
+                Fail::Store(e.into())
+            }
+        }
+    )*};
+}
+store_errors!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::SetDurabilityError,
+    redb::DatabaseError
+);
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail::Record(e)
+    }
+}
+
+pub(super) type Tx<T> = std::result::Result<T, Fail>;
+
+/// Whether an error is the disk's being full.
+fn is_disk_full(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(io)
+        if io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull)
+}
+
+/// Whether the database refuses writes until it is reopened.
+fn needs_reopen(e: &redb::Error) -> bool {
+    matches!(
+        e,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::Backend(_)
+    )
+}
+
+/// A metadata write that failed on a full disk: the client should know the registry is
+/// full (507, as for uploads), not that it broke.
+pub(super) fn disk_full() -> Error {
+    Error::api(
+        crate::error::ErrorCode::Denied,
+        "the registry's disk is full: nothing more can be stored until space is freed",
+    )
+    .with_status(http::StatusCode::INSUFFICIENT_STORAGE)
+}
+
+pub(super) struct Store {
+    path: PathBuf,
+    /// `None` only while a reopen that failed is waiting to be retried.
+    db: RwLock<Option<Arc<redb::Database>>>,
+    /// The I/O failure that left the database refusing writes, until a reopen.
+    failed: Mutex<Option<String>>,
+}
+
+impl Store {
+    pub(super) fn open(dir: &Path) -> Result<Store> {
+        let path = dir.join(FILE);
+        let db = open_file(&path)?;
+        Ok(Store {
+            path,
+            db: RwLock::new(Some(Arc::new(db))),
+            failed: Mutex::new(None),
+        })
+    }
+
+    fn db(&self) -> Tx<Arc<redb::Database>> {
+        self.db
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Fail::Store(redb::Error::DatabaseClosed))
+    }
+
+    /// Runs `f` in a read transaction. Reads never wait for writers (redb keeps the last
+    /// committed version for them).
+    pub(super) fn read<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&ReadTransaction) -> Tx<T>,
+    ) -> Result<T> {
+        let run = || -> Tx<T> {
+            let tx = self.db()?.begin_read()?;
+            f(&tx)
+        };
+        run().map_err(|e| self.error(context, e))
+    }
+
+    /// Runs `f` in a write transaction and commits it (not yet durable: see the module doc).
+    /// redb runs one write transaction at a time, and one may be waiting for an fsync, so on
+    /// a tokio worker the wait is handed over to tokio first (`block_in_place`: the worker's
+    /// other tasks move to another thread instead of stalling behind the disk).
+    pub(super) fn write<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&WriteTransaction) -> Tx<T>,
+    ) -> Result<T> {
+        let run = || -> Tx<T> {
+            let mut tx = self.db()?.begin_write()?;
+            tx.set_durability(redb::Durability::None)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        off_worker(run).map_err(|e| self.error(context, e))
+    }
+
+    /// Makes every commit so far durable: one fsync (an empty durable commit). Blocking: the
+    /// group commit runs it on its own thread.
+    pub(super) fn sync(&self) -> Result<()> {
+        let run = || -> Tx<()> {
+            let tx = self.db()?.begin_write()?;
+            tx.commit()?;
+            Ok(())
+        };
+        run().map_err(|e| self.error("flushing metadata", e))
+    }
+
+    fn error(&self, context: &'static str, e: Fail) -> Error {
+        match e {
+            Fail::Record(e) => e,
+            Fail::Store(e) => {
+                if needs_reopen(&e) {
+                    let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+                    if failed.is_none() {
+                        tracing::error!(error = %e, "{context}: the metadata store failed; it takes no writes until it is reopened");
+                        *failed = Some(e.to_string());
+                    }
+                }
+                if is_disk_full(&e) {
+                    return disk_full();
+                }
+                Error::internal(context, e)
+            }
+        }
+    }
+
+    /// The I/O failure that stopped writes, if one did and no reopen has cleared it.
+    pub(super) fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Closes and reopens the database after an I/O failure. redb repairs it on open: commits
+    /// made durable are kept, later ones were never acknowledged. Waits (boundedly) for the
+    /// transactions in flight to end, since the file must be closed before it is reopened.
+    pub(super) fn reopen(&self) -> Result<()> {
+        let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut old) = slot.take() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still) if std::time::Instant::now() < deadline => {
+                        old = still;
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    Err(still) => {
+                        *slot = Some(still);
+                        return Err(Error::internal(
+                            "reopening the metadata store",
+                            "transactions still hold it after 10 s",
+                        ));
+                    }
+                }
+            }
+        }
+        let db = open_file(&self.path)?;
+        *slot = Some(Arc::new(db));
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::info!("the metadata store was reopened and takes writes again");
+        Ok(())
+    }
+}
+
+/// Opens (or creates) the database file and makes sure every table exists, so that read
+/// transactions never meet a missing table.
+pub(super) fn open_file(path: &Path) -> Result<redb::Database> {
+    private_file(path).map_err(|e| Error::internal("creating the metadata database", e))?;
+    let db = redb::Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::internal(
+                "opening the metadata database",
+                "it is in use by another edgeyard process (a running server?)",
+            ),
+            e => Error::internal("opening the metadata database", e),
+        })?;
+    let create = || -> Tx<()> {
+        let tx = db.begin_write()?;
+        for t in TABLES {
+            tx.open_table(t)?;
+        }
+        tx.open_table(COUNTERS)?;
+        tx.commit()?;
+        Ok(())
+    };
+    create().map_err(|e| match e {
+        Fail::Store(e) if is_disk_full(&e) => disk_full(),
+        Fail::Store(e) => Error::internal("creating the metadata tables", e),
+        Fail::Record(e) => e,
+    })?;
+    Ok(db)
+}
+
+/// Creates the database file owner-only (it holds password hashes), whatever the umask, or
+/// makes an existing one so. redb initialises an empty file as a new database.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+/// Runs blocking work from async code without stalling a tokio worker (see [`Store::write`]).
+pub(super) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        // Offline commands run a current-thread runtime (or none): nothing else to stall.
+        _ => f(),
+    }
+}

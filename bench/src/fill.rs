@@ -177,6 +177,7 @@ pub async fn measure(a: &Args, sizes: &Sizes) -> Vec<(Kind, Figures)> {
         edgeyard: a.edgeyard.clone(),
         distribution: a.distribution.clone(),
         work,
+        env: Vec::new(),
     };
     let mut out = Vec::new();
     let kinds: &[Kind] = if a.edgeyard_only {

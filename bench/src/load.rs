@@ -391,3 +391,36 @@ pub async fn manifest_get_under_writes(
     }
     Ok((rps, p99, images as f64 / secs))
 }
+
+/// Tag writes: `writers` clients each PUT the same small manifest under tags of their own for
+/// `secs`, so every request is one metadata commit that must be durable before its `201`.
+/// Tag writes per second.
+pub async fn tag_writes(t: &Target, repo: &str, writers: usize, secs: f64) -> Result<f64, Error> {
+    let mut c = Conn::open(t).await?;
+    let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
+    let mut layer = Blob::new(4096, 99).pattern.to_vec();
+    layer.truncate(4096);
+    let cn = config.len() as u64;
+    let cd = push_small(&mut c, repo, config).await?;
+    let ld = push_small(&mut c, repo, Bytes::from(layer)).await?;
+    let m = manifest((&cd, cn), &[(ld, 4096)]);
+    let started = Instant::now();
+    let until = started + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (mut c, m, repo) = (Conn::open(t).await?, m.clone(), repo.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                put_manifest(&mut c, &repo, &format!("w{w}-{n}"), m.clone()).await?;
+                n += 1;
+            }
+            Ok::<_, Error>(n)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}

@@ -10,6 +10,7 @@ mod client;
 mod fill;
 mod load;
 mod servers;
+mod slow;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -110,6 +111,8 @@ pub(crate) struct Args {
     /// With `--fill-only`: edgeyard alone (Distribution's fill of the full store takes
     /// minutes and does not change with edgeyard's settings).
     pub edgeyard_only: bool,
+    /// Only the slow-storage workload (slow.rs), with this `LD_PRELOAD` library.
+    pub slow_disk: Option<PathBuf>,
 
     pub edgeyard: PathBuf,
     pub distribution: PathBuf,
@@ -122,6 +125,7 @@ fn args() -> Args {
         quick: false,
         fill_only: false,
         edgeyard_only: false,
+        slow_disk: None,
         edgeyard: "target/release/edgeyard".into(),
         distribution: "/usr/bin/docker-registry".into(),
         work: "target/bench/work".into(),
@@ -134,6 +138,7 @@ fn args() -> Args {
             "--quick" => a.quick = true,
             "--fill-only" => a.fill_only = true,
             "--edgeyard-only" => a.edgeyard_only = true,
+            "--slow-disk" => a.slow_disk = Some(v().into()),
 
             "--edgeyard" => a.edgeyard = v().into(),
             "--distribution" => a.distribution = v().into(),
@@ -211,6 +216,10 @@ async fn main() {
         fill::measure(&a, &sizes).await;
         return;
     }
+    if let Some(lib) = &a.slow_disk {
+        slow::measure(&a, lib, a.quick).await;
+        return;
+    }
     // The previous run's files are deleted only after this run: ext4 skips inodes freed in
     // the last minutes when it allocates new ones, and after tens of thousands of deletions
     // that search made every file creation (every upload) several times slower.
@@ -222,6 +231,7 @@ async fn main() {
         edgeyard: a.edgeyard.clone(),
         distribution: a.distribution.clone(),
         work: a.work.clone(),
+        env: Vec::new(),
     };
     let kinds = [Kind::Edgeyard, Kind::Distribution];
     let mut rows: Vec<Row> = Vec::new();

@@ -35,6 +35,8 @@ pub struct Setup {
     pub edgeyard: PathBuf,
     pub distribution: PathBuf,
     pub work: PathBuf,
+    /// Environment for edgeyard's process (the slow-storage workload's `LD_PRELOAD`).
+    pub env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -77,6 +79,7 @@ impl Setup {
                     c.arg("--insecure-http");
                 }
                 c.args(extra);
+                c.envs(self.env.iter().map(|(k, v)| (k, v)));
                 c
             }
             Kind::Distribution => {

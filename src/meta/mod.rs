@@ -187,7 +187,7 @@ impl Meta {
     }
 
     pub fn flush_blocking(&self) -> Result<()> {
-        store::off_worker(|| self.store.sync())
+        store::off_worker(|| self.store.sync()).map(|_| ())
     }
 
     /// The I/O failure (a full disk) after which the store takes no writes, until
@@ -199,7 +199,9 @@ impl Meta {
     /// Closes and reopens the store after an I/O failure, so that writes work again once
     /// the cause (a full disk) is gone. Blocking: run it off the async workers.
     pub fn reopen(&self) -> Result<()> {
-        self.store.reopen()
+        self.store.reopen()?;
+        self.durability.reset(self.store.committed());
+        Ok(())
     }
 
     fn read<T>(

@@ -11,6 +11,7 @@
 //! disk filled up recovers once space is back, with no restart.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
@@ -128,12 +129,20 @@ pub(super) fn disk_full() -> Error {
     .with_status(http::StatusCode::INSUFFICIENT_STORAGE)
 }
 
+/// How long a flush waits for the writers already queued to commit first (group commit).
+pub(super) const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+
 pub(super) struct Store {
     path: PathBuf,
     /// `None` only while a reopen that failed is waiting to be retried.
     db: RwLock<Option<Arc<redb::Database>>>,
-    /// The I/O failure that left the database refusing writes, until a reopen.
-    failed: Mutex<Option<String>>,
+    /// The I/O failure that left the database refusing writes (and whether the disk was
+    /// full), until a reopen.
+    failed: Mutex<Option<(String, bool)>>,
+    /// Write transactions committed so far (numbering them for group commit).
+    committed: AtomicU64,
+    /// Write transactions waiting for redb's writer slot or running.
+    writers: AtomicUsize,
 }
 
 impl Store {
@@ -144,6 +153,8 @@ impl Store {
             path,
             db: RwLock::new(Some(Arc::new(db))),
             failed: Mutex::new(None),
+            committed: AtomicU64::new(0),
+            writers: AtomicUsize::new(0),
         })
     }
 
@@ -183,18 +194,38 @@ impl Store {
             tx.set_durability(redb::Durability::None)?;
             let out = f(&tx)?;
             tx.commit()?;
+            self.committed.fetch_add(1, Ordering::AcqRel);
             Ok(out)
         };
-        off_worker(run).map_err(|e| self.error(context, e))
+        self.writers.fetch_add(1, Ordering::AcqRel);
+        let out = off_worker(run);
+        self.writers.fetch_sub(1, Ordering::AcqRel);
+        out.map_err(|e| self.error(context, e))
     }
 
-    /// Makes every commit so far durable: one fsync (an empty durable commit). Blocking: the
-    /// group commit runs it on its own thread.
-    pub(super) fn sync(&self) -> Result<()> {
-        let run = || -> Tx<()> {
+    /// How many write transactions have committed.
+    pub(super) fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Waits (at most [`GATHER`]) for the write transactions already queued to commit.
+    pub(super) fn gather_writers(&self) {
+        let until = std::time::Instant::now() + GATHER;
+        while self.writers.load(Ordering::Acquire) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+
+    /// Makes every commit so far durable: one fsync (an empty durable commit). Returns the
+    /// number of the last commit it covered. Blocking: the group commit runs it on its own
+    /// thread.
+    pub(super) fn sync(&self) -> Result<u64> {
+        let run = || -> Tx<u64> {
             let tx = self.db()?.begin_write()?;
+            // No other write transaction runs now: every commit counted is in this one.
+            let covered = self.committed();
             tx.commit()?;
-            Ok(())
+            Ok(covered)
         };
         run().map_err(|e| self.error("flushing metadata", e))
     }
@@ -207,7 +238,7 @@ impl Store {
                     let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
                     if failed.is_none() {
                         tracing::error!(error = %e, "{context}: the metadata store failed; it takes no writes until it is reopened");
-                        *failed = Some(e.to_string());
+                        *failed = Some((e.to_string(), is_disk_full(&e)));
                     }
                 }
                 if is_disk_full(&e) {
@@ -223,7 +254,17 @@ impl Store {
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(text, _)| text.clone())
+    }
+
+    /// That failure as the error a write is answered with.
+    pub(super) fn failed_error(&self) -> Option<Error> {
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        failed.as_ref().map(|(text, full)| match full {
+            true => disk_full(),
+            false => Error::internal("writing metadata", text.clone()),
+        })
     }
 
     /// Closes and reopens the database after an I/O failure. redb repairs it on open: commits

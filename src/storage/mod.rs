@@ -207,6 +207,18 @@ pub struct Usage {
     pub blobs: u64,
 }
 
+/// A listed file's metadata, or `None` if it went away since the directory was read (an
+/// upload that finished, a blob collected): listing races with pushes and deletions, and
+/// a vanished file is not an error. (The power-cut test's log check caught a garbage
+/// collection that failed on an upload completing while it listed them.)
+fn still_there(entry: &fs::DirEntry) -> io::Result<Option<fs::Metadata>> {
+    match entry.metadata() {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl Storage {
     /// Walks the blob tree (a directory read per two-hex-digit fan-out folder).
     pub fn usage(&self) -> io::Result<Usage> {
@@ -214,8 +226,7 @@ impl Storage {
         for alg in fs::read_dir(self.root.join("blobs"))? {
             for fan in fs::read_dir(alg?.path())? {
                 for blob in fs::read_dir(fan?.path())? {
-                    let m = blob?.metadata()?;
-                    if m.is_file() {
+                    if let Some(m) = still_there(&blob?)?.filter(|m| m.is_file()) {
                         u.bytes += m.len();
                         u.blobs += 1;
                     }
@@ -239,8 +250,7 @@ impl Storage {
                     let Ok(digest) = name.parse::<Digest>() else {
                         continue;
                     };
-                    let m = blob.metadata()?;
-                    if m.is_file() {
+                    if let Some(m) = still_there(&blob)?.filter(|m| m.is_file()) {
                         out.push((digest, m.len(), m.modified()?));
                     }
                 }
@@ -264,7 +274,9 @@ impl Storage {
         for f in fs::read_dir(self.root.join("uploads"))? {
             let f = f?;
             if let Ok(id) = f.file_name().to_string_lossy().parse::<UploadId>() {
-                out.push((id, f.metadata()?.modified()?));
+                if let Some(m) = still_there(&f)? {
+                    out.push((id, m.modified()?));
+                }
             }
         }
         Ok(out)

@@ -430,6 +430,10 @@ fn repository_info_descriptions_tags_and_deletion() {
     );
     let out = edgeyard(&dir, &["gc", "--grace-secs", "0"], "");
     assert!(out.contains("freed"), "{out}");
+    // Offline, the collection also compacts the metadata store.
+    assert!(out.contains("metadata store compacted: "), "{out}");
+    let show = edgeyard(&dir, &["repo", "show", "info/keep"], "");
+    assert!(show.contains("v1\tsha256:"), "{show}");
 }
 
 #[test]

@@ -20,14 +20,26 @@ pub fn run(
         grace: Duration::from_secs(grace_secs),
         upload_ttl: Duration::from_secs(upload_ttl_secs),
     };
-    let report: GcReport = match admin_client(target)? {
+    let (report, compacted): (GcReport, Option<(u64, u64)>) = match admin_client(target)? {
         Some(c) => serde_json::from_value(c.call(
             "POST",
             "/api/v1/gc",
             Some(serde_json::json!({"dry_run": dry_run, "grace_secs": grace_secs, "upload_ttl_secs": upload_ttl_secs})),
         )?)
+        .map(|report| (report, None))
         .map_err(|e| Failure::Runtime(e.to_string()))?,
-        None => super::repos::offline(target, |r| Box::pin(async move { r.gc(options).await }))?,
+        // Offline, nothing else uses the store: the moment to give the space of deleted
+        // records back to the disk.
+        None => super::repos::offline(target, |r| {
+            Box::pin(async move {
+                let report = r.gc(options).await?;
+                let compacted = match dry_run {
+                    true => None,
+                    false => Some(r.compact_metadata().await?),
+                };
+                Ok((report, compacted))
+            })
+        })?,
     };
     let verb = if report.dry_run {
         "would free"
@@ -40,6 +52,13 @@ pub fn run(
     );
     for d in &report.deleted {
         println!("  {d}");
+    }
+    if let Some((before, after)) = compacted {
+        println!(
+            "metadata store compacted: {:.1} MiB -> {:.1} MiB",
+            before as f64 / (1 << 20) as f64,
+            after as f64 / (1 << 20) as f64
+        );
     }
     Ok(())
 }

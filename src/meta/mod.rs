@@ -204,6 +204,11 @@ impl Meta {
         Ok(())
     }
 
+    /// Compacts the store's file (see `Store::compact`): its size before and after, bytes.
+    pub fn compact(&self) -> Result<(u64, u64)> {
+        store::off_worker(|| self.store.compact())
+    }
+
     fn read<T>(
         &self,
         context: &'static str,
@@ -361,6 +366,56 @@ mod tests {
             m.list_repos(None, 1, &|n| n != "a/b").unwrap(),
             (vec!["a/b/c".into()], false)
         );
+    }
+
+    #[test]
+    fn compaction_gives_the_space_of_deleted_records_back() {
+        let (t, m) = meta();
+        let r: RepoName = "big/repo".parse().unwrap();
+        let pad = vec![b'x'; 16 << 10];
+        let digests: Vec<Digest> = (0..400u32)
+            .map(|i| Digest::sha256_of(&i.to_be_bytes()))
+            .collect();
+        for (i, d) in digests.iter().enumerate() {
+            let tag: Tag = format!("t{i}").parse().unwrap();
+            m.put_manifest(&ManifestPut {
+                repo: &r,
+                digest: d,
+                bytes: &pad,
+                record: &ManifestRecord::default(),
+                tag: Some(&tag),
+                referrer: None,
+                tag_immutable: false,
+            })
+            .unwrap();
+        }
+        m.flush_blocking().unwrap();
+        for d in &digests {
+            m.delete_manifest(&r, d).unwrap();
+            m.delete_manifest_bytes(d).unwrap();
+        }
+        m.flush_blocking().unwrap();
+        let (before, after) = m.compact().unwrap();
+        assert!(before > 2 << 20, "{before}");
+        assert!(after < before / 2, "{before} -> {after}");
+        assert_eq!(
+            std::fs::metadata(t.path().join("meta").join(store::FILE))
+                .unwrap()
+                .len(),
+            after
+        );
+        // Still a working store.
+        assert!(m.list_tags(&r, None, 10).unwrap().0.is_empty());
+        m.put_repo_record(
+            &r,
+            &RepoRecord {
+                created_at: 1,
+                description: String::new(),
+                public: false,
+            },
+        )
+        .unwrap();
+        assert!(m.repo_exists(&r).unwrap());
     }
 
     #[test]

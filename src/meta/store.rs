@@ -267,38 +267,73 @@ impl Store {
         })
     }
 
-    /// Closes and reopens the database after an I/O failure. redb repairs it on open: commits
-    /// made durable are kept, later ones were never acknowledged. Waits (boundedly) for the
-    /// transactions in flight to end, since the file must be closed before it is reopened.
-    pub(super) fn reopen(&self) -> Result<()> {
+    /// Runs `f` with the database to itself: new transactions wait, and the ones in
+    /// flight are waited for (at most 10 s). `f` gets the handle out of its slot and must
+    /// put one back (or leave `None` for the next reopen).
+    fn exclusive<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&mut Option<redb::Database>) -> Result<T>,
+    ) -> Result<T> {
         let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut old) = slot.take() {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                match Arc::try_unwrap(old) {
-                    Ok(db) => {
-                        drop(db);
-                        break;
-                    }
-                    Err(still) if std::time::Instant::now() < deadline => {
-                        old = still;
-                        std::thread::sleep(std::time::Duration::from_millis(2));
-                    }
-                    Err(still) => {
-                        *slot = Some(still);
-                        return Err(Error::internal(
-                            "reopening the metadata store",
-                            "transactions still hold it after 10 s",
-                        ));
+        let mut db = match slot.take() {
+            None => None,
+            Some(mut shared) => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    match Arc::try_unwrap(shared) {
+                        Ok(db) => break Some(db),
+                        Err(still) if std::time::Instant::now() < deadline => {
+                            shared = still;
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        }
+                        Err(still) => {
+                            *slot = Some(still);
+                            return Err(Error::internal(
+                                context,
+                                "transactions still hold the metadata store after 10 s",
+                            ));
+                        }
                     }
                 }
             }
-        }
-        let db = open_file(&self.path)?;
-        *slot = Some(Arc::new(db));
+        };
+        let out = f(&mut db);
+        *slot = db.map(Arc::new);
+        out
+    }
+
+    /// Closes and reopens the database after an I/O failure. redb repairs it on open: commits
+    /// made durable are kept, later ones were never acknowledged.
+    pub(super) fn reopen(&self) -> Result<()> {
+        self.exclusive("reopening the metadata store", |db| {
+            // Closed first: the file is locked while open.
+            drop(db.take());
+            *db = Some(open_file(&self.path)?);
+            Ok(())
+        })?;
         *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tracing::info!("the metadata store was reopened and takes writes again");
         Ok(())
+    }
+
+    /// Compacts the database file (space freed by deleted records goes back to the disk):
+    /// its size before and after. Everything else waits meanwhile, so it runs when nothing
+    /// else does (offline garbage collection).
+    pub(super) fn compact(&self) -> Result<(u64, u64)> {
+        let size = || std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let before = size();
+        self.exclusive("compacting the metadata store", |db| match db {
+            Some(db) => db
+                .compact(redb::CompactionMode::Balanced)
+                .map(|_| ())
+                .map_err(|e| Error::internal("compacting the metadata store", e)),
+            None => Err(Error::internal(
+                "compacting the metadata store",
+                "it is closed after a failure",
+            )),
+        })?;
+        Ok((before, size()))
     }
 }
 

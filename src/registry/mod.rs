@@ -257,6 +257,16 @@ impl Registry {
         }
     }
 
+    /// Compacts the metadata store's file: its size before and after, bytes. Every metadata
+    /// read and write waits meanwhile, so only the offline `edgeyard gc` runs it.
+    pub async fn compact_metadata(&self) -> Result<(u64, u64)> {
+        let meta = self.meta().clone();
+        match tokio::task::spawn_blocking(move || meta.compact()).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::internal("compacting the metadata store", e)),
+        }
+    }
+
     /// Whether pushes may create repositories (`false`) or only administrators (`true`).
     pub fn set_explicit_creation(&self, explicit: bool) {
         self.inner

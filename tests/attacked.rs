@@ -345,9 +345,9 @@ fn a_victim_works_while_every_attack_runs_at_once() {
 
     // Memory back near where it was once the attackers are gone (the server hands freed
     // memory back after 10 to 20 quiet seconds).
-    // The metadata store (sled 0.34) keeps the manifests it stores in its cache and log
-    // buffers, about 2.5 times their size as measured here: what the filler got stored (up
-    // to its quota) stays resident, and is allowed for (issue 19 weighs that store).
+    // What the filler got stored (up to its quota) may stay resident for a while (the
+    // metadata store's page cache, the allocator's free lists), so three times its size is
+    // allowed for. Measured: 44.9 MiB after with sled as the store, 43.0 MiB with redb.
     let stored_kib = c[5] * 3 * 1024 + 1024;
     let allowed = rss_before + 16 * 1024 + 3 * stored_kib;
     let quiet = Instant::now();

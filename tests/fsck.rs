@@ -766,3 +766,51 @@ fn docker_pull_of_a_corrupt_layer_fails_loudly_whoever_finds_it_and_a_push_repai
     assert!(s.log_text().contains("a pull read the blob back wrong"));
     let _ = docker.cmd(&["rmi", "-f", &image]).output();
 }
+
+/// A metadata file damaged on disk (every page but the header overwritten): redb trusts a
+/// cleanly closed file and panicked on its first read. Now the damage is found by checking
+/// every page, and what cannot be repaired is said plainly, by fsck and by a server start,
+/// with what to do; nothing is served from it.
+#[test]
+fn a_damaged_metadata_file_is_named_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    let (r, _) = put_image(&s, "dmg/app", "v1", 71, 10_000);
+    assert_eq!(r.status, 201);
+    assert!(s.terminate().success());
+    let (code, out, err) = fsck(&dir, &[]);
+    assert_eq!(code, 0, "sound before: {out}{err}");
+
+    let file = dir.join("meta/store.redb");
+    let mut b = std::fs::read(&file).unwrap();
+    for x in &mut b[4096..] {
+        *x ^= 0x5a;
+    }
+    std::fs::write(&file, &b).unwrap();
+    let (code, out, err) = fsck(&dir, &[]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("store.redb is damaged and could not be repaired")
+            && err.contains("restore it from a backup")
+            && !err.contains("stop the server"),
+        "{err}"
+    );
+    let serve = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+        .args([
+            "serve",
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&serve.stderr);
+    assert!(!serve.status.success());
+    assert!(
+        text.contains("store.redb is damaged and could not be repaired"),
+        "{text}"
+    );
+}

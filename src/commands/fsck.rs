@@ -14,7 +14,10 @@ use super::Failure;
 const SERVER_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 pub fn run(quarantine: bool, json: bool, target: &Target) -> Result<(), Failure> {
-    let options = FsckOptions { quarantine };
+    let options = FsckOptions {
+        quarantine,
+        metadata_pages: false,
+    };
     let report: FsckReport = match admin_client(target)? {
         Some(c) => serde_json::from_value(c.call_within(
             "POST",
@@ -28,6 +31,11 @@ pub fn run(quarantine: bool, json: bool, target: &Target) -> Result<(), Failure>
             // configuration says which they are, so their absent blobs are not reported.
             let file = super::load_file(&target.data)?;
             let (mirrors, _) = crate::config::mirrors_of(file.mirror, file.sync)?;
+            // Offline, the store is ours alone: its pages are checked too.
+            let options = FsckOptions {
+                metadata_pages: true,
+                ..options
+            };
             super::repos::offline_edge(target, move |edge| {
                 edge.set_mirrors(mirrors);
                 Box::pin(async move { edge.registry().fsck(options).await })

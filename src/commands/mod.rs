@@ -73,8 +73,12 @@ pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
 /// one process at a time open it, so with a server running this fails; `hint` says what to do.
 pub fn open_registry(data: &DataArgs, hint: &str) -> Result<crate::registry::Registry, Failure> {
     let file = load_file(data)?;
-    crate::registry::Registry::open(&data_dir(data, &file))
-        .map_err(|e| Failure::Runtime(format!("{e}\nstop the server first{hint}")))
+    crate::registry::Registry::open(&data_dir(data, &file)).map_err(
+        |e| match crate::meta::is_in_use(&e) {
+            true => Failure::Runtime(format!("{e}\nstop the server first{hint}")),
+            false => Failure::Runtime(e.to_string()),
+        },
+    )
 }
 
 /// The data directory: flag, then config file, then the development default.

@@ -67,7 +67,7 @@ fn copy(dir: &Path, to: &Path) -> Result<u64> {
                 "opening the sled metadata store to move it to redb",
                 match e {
                     sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                        "it is in use by another edgeyard process (a running server?)".to_string()
+                        store::IN_USE.to_string()
                     }
                     e => e.to_string(),
                 },

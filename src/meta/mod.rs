@@ -62,6 +62,7 @@ pub use records::{
     PinRecord, QuotaRecord, RefreshRecord, RepoRecord, RetentionRecord, RobotRecord, RuleRecord,
     TagRecord, UploadRecord, UserRecord,
 };
+pub use store::Integrity;
 
 /// Handle to the metadata database. Cheap to clone.
 #[derive(Clone)]
@@ -137,6 +138,11 @@ fn scan_keys(
     Ok(out)
 }
 
+/// Whether opening the store failed because another process (a running server) has it.
+pub fn is_in_use(e: &Error) -> bool {
+    e.to_string().ends_with(store::IN_USE)
+}
+
 /// Seconds since the Unix epoch, for pushed-at and created-at stamps.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -202,6 +208,11 @@ impl Meta {
         self.store.reopen()?;
         self.durability.reset(self.store.committed());
         Ok(())
+    }
+
+    /// Verifies every page against its checksum (see `Store::check_integrity`).
+    pub fn check_integrity(&self) -> Integrity {
+        store::off_worker(|| self.store.check_integrity())
     }
 
     /// Compacts the store's file (see `Store::compact`): its size before and after, bytes.

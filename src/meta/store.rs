@@ -65,6 +65,9 @@ pub(super) const TABLES: [Bytes; 18] = [
     CHECKSUMS,
 ];
 
+/// Why the store cannot be opened while a server runs (see [`super::is_in_use`]).
+pub(super) const IN_USE: &str = "it is in use by another edgeyard process (a running server?)";
+
 /// The database file inside the metadata directory.
 pub(super) const FILE: &str = "store.redb";
 
@@ -317,6 +320,25 @@ impl Store {
         Ok(())
     }
 
+    /// Verifies every page of the file against its checksum. Everything else waits
+    /// meanwhile, so only the offline fsck runs it.
+    pub(super) fn check_integrity(&self) -> Integrity {
+        let checked = self.exclusive("checking the metadata store", |db| match db {
+            Some(db) => db
+                .check_integrity()
+                .map_err(|e| Error::internal("checking the metadata store", e)),
+            None => Err(Error::internal(
+                "checking the metadata store",
+                "it is closed after a failure",
+            )),
+        });
+        match checked {
+            Ok(true) => Integrity::Sound,
+            Ok(false) => Integrity::Repaired,
+            Err(e) => Integrity::Corrupt(e.to_string()),
+        }
+    }
+
     /// Compacts the database file (space freed by deleted records goes back to the disk):
     /// its size before and after. Everything else waits meanwhile, so it runs when nothing
     /// else does (offline garbage collection).
@@ -337,35 +359,85 @@ impl Store {
     }
 }
 
+/// What a check of every page found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Integrity {
+    Sound,
+    /// Pages failed their checksums; redb went back to the last sound durable commit.
+    Repaired,
+    Corrupt(String),
+}
+
 /// Opens (or creates) the database file and makes sure every table exists, so that read
 /// transactions never meet a missing table.
 pub(super) fn open_file(path: &Path) -> Result<redb::Database> {
     private_file(path).map_err(|e| Error::internal("creating the metadata database", e))?;
-    let db = redb::Database::builder()
-        .set_cache_size(CACHE_BYTES)
-        .create(path)
-        .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::internal(
-                "opening the metadata database",
-                "it is in use by another edgeyard process (a running server?)",
-            ),
-            e => Error::internal("opening the metadata database", e),
-        })?;
-    let create = || -> Tx<()> {
-        let tx = db.begin_write()?;
-        for t in TABLES {
-            tx.open_table(t)?;
+    match open_as(path, false) {
+        Opened::Yes(db) => Ok(db),
+        Opened::No(e) => Err(e),
+        // redb trusts a cleanly closed file without reading it, and a damaged page can then
+        // fail (or panic) the first read. Verifying every page finds the damage and goes
+        // back to the last sound commit when there is one.
+        Opened::Damaged(why) => {
+            tracing::warn!(path = %path.display(), %why, "the metadata store is damaged: checking every page to repair it");
+            match open_as(path, true) {
+                Opened::Yes(db) => {
+                    tracing::warn!(path = %path.display(), "the metadata store was repaired to its last sound commit; run edgeyard fsck to see what it holds");
+                    Ok(db)
+                }
+                Opened::No(e) => Err(e),
+                Opened::Damaged(why) => Err(Error::internal(
+                    "opening the metadata database",
+                    format!(
+                        "{} is damaged and could not be repaired ({why}): restore it from a backup",
+                        path.display()
+                    ),
+                )),
+            }
         }
-        tx.open_table(COUNTERS)?;
-        tx.commit()?;
-        Ok(())
-    };
-    create().map_err(|e| match e {
-        Fail::Store(e) if is_disk_full(&e) => disk_full(),
-        Fail::Store(e) => Error::internal("creating the metadata tables", e),
-        Fail::Record(e) => e,
-    })?;
-    Ok(db)
+    }
+}
+
+enum Opened {
+    Yes(redb::Database),
+    No(Error),
+    Damaged(String),
+}
+
+/// Opens the file (verifying every page first if `check`) and makes sure every table
+/// exists. A panic inside redb on a damaged file is caught and reported as damage.
+fn open_as(path: &Path, check: bool) -> Opened {
+    let attempt =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Tx<redb::Database> {
+            let db = redb::Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .set_check_integrity_on_open(check)
+                .create(path)?;
+            let tx = db.begin_write()?;
+            for t in TABLES {
+                tx.open_table(t)?;
+            }
+            tx.open_table(COUNTERS)?;
+            tx.commit()?;
+            Ok(db)
+        }));
+    match attempt {
+        Ok(Ok(db)) => Opened::Yes(db),
+        Ok(Err(Fail::Store(redb::Error::DatabaseAlreadyOpen))) => {
+            Opened::No(Error::internal("opening the metadata database", IN_USE))
+        }
+        Ok(Err(Fail::Store(redb::Error::Corrupted(why)))) => Opened::Damaged(why),
+        Ok(Err(Fail::Store(e))) if is_disk_full(&e) => Opened::No(disk_full()),
+        Ok(Err(Fail::Store(e))) => Opened::No(Error::internal("opening the metadata database", e)),
+        Ok(Err(Fail::Record(e))) => Opened::No(e),
+        Err(panic) => Opened::Damaged(
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "it failed to read its own pages".into()),
+        ),
+    }
 }
 
 /// Creates the database file owner-only (it holds password hashes), whatever the umask, or

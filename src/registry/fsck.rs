@@ -70,12 +70,34 @@ impl Registry {
             quarantine: o.quarantine,
             ..FsckReport::default()
         };
+        if o.metadata_pages {
+            self.check_metadata_pages(&mut r);
+        }
         self.check_blob_files(o, &mut r)?;
         self.check_metadata(&mut r)?;
         self.check_uploads(&mut r)?;
         r.problems.sort_by_key(|p| p.severity);
         r.duration_ms = started.elapsed().as_millis() as u64;
         Ok(r)
+    }
+
+    /// Verifies the metadata store's page checksums (offline only: see [`FsckOptions`]).
+    fn check_metadata_pages(&self, r: &mut FsckReport) {
+        use crate::meta::Integrity;
+        let object = "meta/store.redb";
+        match self.meta().check_integrity() {
+            Integrity::Sound => {}
+            Integrity::Repaired => r.add(
+                ProblemKind::MetadataRepaired,
+                object,
+                "pages failed their checksums; the store was repaired to its last sound durable commit (what was acknowledged after it is checked below)",
+            ),
+            Integrity::Corrupt(why) => r.add(
+                ProblemKind::MetadataCorrupt,
+                object,
+                format!("pages failed their checksums and the store could not be repaired ({why}): restore the metadata from a backup"),
+            ),
+        }
     }
 
     /// Re-hashes every blob file; condemns the bad ones, clears marks of restored ones.

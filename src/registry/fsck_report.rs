@@ -8,6 +8,9 @@ const LIST_MAX: usize = 1000;
 pub struct FsckOptions {
     /// Move the files of corrupt blobs to `<data-dir>/quarantine/`.
     pub quarantine: bool,
+    /// Verify every page of the metadata store against its checksum first. It needs the
+    /// store to itself, so only the offline `edgeyard fsck` asks for it.
+    pub metadata_pages: bool,
 }
 
 /// Errors make `edgeyard fsck` fail; warnings are reported but are harmless leftovers.
@@ -49,15 +52,22 @@ pub enum ProblemKind {
     UploadWithoutFile,
     /// An upload file without a session (garbage collection removes it).
     UploadFileWithoutRecord,
+    /// The metadata store failed its page checksums and was repaired (to its last sound
+    /// durable commit).
+    MetadataRepaired,
+    /// The metadata store failed its page checksums and could not be repaired.
+    MetadataCorrupt,
 }
 
 impl ProblemKind {
     pub fn severity(self) -> Severity {
         use ProblemKind::*;
         match self {
-            BlobSizeMismatch | StrayFile | UploadWithoutFile | UploadFileWithoutRecord => {
-                Severity::Warning
-            }
+            BlobSizeMismatch
+            | StrayFile
+            | UploadWithoutFile
+            | UploadFileWithoutRecord
+            | MetadataRepaired => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -79,6 +89,8 @@ impl ProblemKind {
             TagDangling => "tag_dangling",
             UploadWithoutFile => "upload_without_file",
             UploadFileWithoutRecord => "upload_file_without_record",
+            MetadataRepaired => "metadata_repaired",
+            MetadataCorrupt => "metadata_corrupt",
         }
     }
 }

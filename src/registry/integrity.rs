@@ -100,7 +100,7 @@ impl Registry {
             tracing::warn!(%digest, "the blob's file hashes right when read again: the bad read was transient (memory or I/O); it stays served");
             return;
         }
-        if let Err(e) = self.condemn(digest, &hashed, FsckOptions { quarantine: false }) {
+        if let Err(e) = self.condemn(digest, &hashed, FsckOptions::default()) {
             tracing::error!(%digest, error = %e, "could not record the blob corrupt");
         }
     }

@@ -59,6 +59,8 @@ pub(super) async fn handle(
                 .registry
                 .fsck(FsckOptions {
                     quarantine: o.quarantine,
+                    // Pages need the store to itself: a running server does not stop for it.
+                    metadata_pages: false,
                 })
                 .await?;
             // Problems are the report's content, not a failure of the request.

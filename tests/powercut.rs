@@ -202,8 +202,9 @@ fn acknowledged_pushes_survive_power_cuts() {
         }
         vm.kill();
         let (b, t, d, cut_off) = ledger.counts();
+        // Running totals on every line, so that a long run stopped early still reports.
         eprintln!(
-            "cut {round}: acknowledged so far {b} blobs, {t} tags, {d} deletes; {cut_off} uploads cut off"
+            "cut {round}: acknowledged so far {b} blobs, {t} tags, {d} deletes; {cut_off} uploads cut off; checked so far {blobs} blobs, {tags} tags, {deletes} deletes, {resumed} uploads resumed, {unknown} cleanly unknown"
         );
     }
     let (b, t, d, _) = ledger.counts();

@@ -8,7 +8,8 @@
 //! 0. [`oci`]: pure vocabulary: digests and hashing, names/tags/references, manifests, globs.
 //! 1. [`error`]: the one error type, mapped to the spec's error codes.
 //! 2. [`storage`]: blob bytes on disk (layout, uploads, atomic commit, verified streaming
-//!    reads); [`meta`]: metadata in redb, no redb (or sled) type outside it.
+//!    reads); [`meta`]: metadata in redb, no redb (or sled) type outside it; [`trust`]:
+//!    signature verification, bytes in and a verdict out (no store, no network).
 //! 3. [`registry`]: the use cases, behind one cheap-to-clone `Registry` handle (with the
 //!    governance rules: retention, immutability, quotas), and a narrow ingest API for
 //!    content that comes from elsewhere.
@@ -44,3 +45,4 @@ pub mod storage;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;
+pub mod trust;

@@ -20,6 +20,7 @@ const RANKS: &[(&str, u8)] = &[
     ("error", 1),
     ("storage", 2),
     ("meta", 2),
+    ("trust", 2),
     ("registry", 3),
     ("edge", 4),
     ("auth", 6),

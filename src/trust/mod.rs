@@ -1,0 +1,13 @@
+//! Content trust: verifying image signatures offline, against keys the operator installed.
+//! Nothing here touches the network or the store: callers hand in bytes (a public key, a
+//! signature payload, a signature) and get a verdict.
+//!
+//! - `keys`: public keys as operators install them (PEM SubjectPublicKeyInfo), with the
+//!   fingerprint they are shown by, and signature checks with `ring`.
+//! - `cosign`: cosign's key-based signatures (the "simple signing" payload and its
+//!   signature), as found under the `sha256-<hex>.sig` tag scheme.
+//!
+//! The formats are described in `docs/research/content-trust-formats.md`.
+
+pub mod cosign;
+pub mod keys;

@@ -9,7 +9,7 @@
 use base64::Engine;
 
 use super::keys::PublicKey;
-use crate::oci::Digest;
+use crate::oci::{Digest, Manifest};
 
 /// The media type of a signature layer (its blob is the payload).
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -23,6 +23,38 @@ const PAYLOAD_MAX: usize = 64 << 10;
 /// The tag cosign keeps an image's signatures under.
 pub fn signature_tag(image: &Digest) -> String {
     image.to_string().replacen(':', "-", 1) + ".sig"
+}
+
+/// One signature in a signature manifest: the payload blob to fetch (by digest) and the
+/// signature over it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SignatureLayer {
+    pub payload: Digest,
+    pub payload_size: u64,
+    pub signature: String,
+}
+
+/// The signatures a manifest tagged `sha256-<hex>.sig` carries: its layers of type
+/// [`SIMPLE_SIGNING`] with a signature annotation. Other layers (attestations, unknown
+/// types) are not signatures and are skipped.
+pub fn signatures_in(manifest: &Manifest) -> Vec<SignatureLayer> {
+    manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == SIMPLE_SIGNING)
+        .filter_map(|l| {
+            let sig = l
+                .annotations
+                .as_ref()?
+                .get(SIGNATURE_ANNOTATION)?
+                .as_str()?;
+            Some(SignatureLayer {
+                payload: l.digest.clone(),
+                payload_size: l.size,
+                signature: sig.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Why a signature does not make an image trusted.
@@ -160,6 +192,34 @@ mod tests {
             "optional": null,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_signatures_of_a_signature_manifest() {
+        let payload = Digest::sha256_of(b"payload");
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": Digest::sha256_of(b"{}").to_string(), "size": 2},
+            "layers": [
+                {"mediaType": SIMPLE_SIGNING, "digest": payload.to_string(), "size": 7,
+                 "annotations": {SIGNATURE_ANNOTATION: "c2ln"}},
+                {"mediaType": SIMPLE_SIGNING, "digest": payload.to_string(), "size": 7},
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                 "digest": payload.to_string(), "size": 7,
+                 "annotations": {SIGNATURE_ANNOTATION: "c2ln"}},
+            ]
+        });
+        let m = Manifest::parse(None, &serde_json::to_vec(&m).unwrap()).unwrap();
+        assert_eq!(
+            signatures_in(&m),
+            vec![SignatureLayer {
+                payload,
+                payload_size: 7,
+                signature: "c2ln".into()
+            }]
+        );
     }
 
     #[test]

@@ -166,11 +166,7 @@ mod tests {
         let alg = &ECDSA_P256_SHA256_ASN1_SIGNING;
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
-        let mut der = vec![
-            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
-            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-        ];
-        der.extend_from_slice(pair.public_key().as_ref());
+        let der = super::super::keys::p256_spki_der(pair.public_key().as_ref());
         let key = PublicKey::from_spki_der(&der).unwrap();
         Signer { pair, key }
     }

@@ -148,20 +148,27 @@ impl PublicKey {
     }
 }
 
+/// A DER SubjectPublicKeyInfo for a P-256 point (ring gives the point alone): the fixed
+/// prefix of id-ecPublicKey with prime256v1, then the point. For tests.
+#[cfg(test)]
+pub(crate) fn p256_spki_der(point: &[u8]) -> Vec<u8> {
+    let mut der = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    der.extend_from_slice(point);
+    der
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ring::rand::SystemRandom;
     use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
-    /// A PEM SubjectPublicKeyInfo for a P-256 point, built by hand (the fixed DER prefix of
-    /// id-ecPublicKey with prime256v1, then the point).
+    /// The same as PEM, as `cosign.pub` holds it.
     fn p256_pem(point: &[u8]) -> String {
-        let mut der = vec![
-            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
-            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-        ];
-        der.extend_from_slice(point);
+        let der = p256_spki_der(point);
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
         format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")

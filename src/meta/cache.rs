@@ -2,18 +2,9 @@
 //! which tags are pinned against eviction.
 
 use super::store::{MIRROR_TAGS, PINS};
-use super::{key2, prefix, CacheRecord, Meta, PinRecord};
+use super::{key2, prefix, split, CacheRecord, Meta, PinRecord};
 use crate::error::Result;
 use crate::oci::{RepoName, Tag};
-
-/// Splits a `repo \0 tag` key.
-fn split(k: &[u8]) -> Option<(String, String)> {
-    let i = k.iter().position(|b| *b == 0)?;
-    Some((
-        String::from_utf8_lossy(&k[..i]).into_owned(),
-        String::from_utf8_lossy(&k[i + 1..]).into_owned(),
-    ))
-}
 
 impl Meta {
     pub fn cache_record(&self, repo: &RepoName, tag: &Tag) -> Result<Option<CacheRecord>> {

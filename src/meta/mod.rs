@@ -79,6 +79,15 @@ fn key2(a: &str, b: &str) -> Vec<u8> {
     k
 }
 
+/// Splits a `a \0 b` key back into its two parts (the inverse of [`key2`]).
+fn split(k: &[u8]) -> Option<(String, String)> {
+    let i = k.iter().position(|b| *b == 0)?;
+    Some((
+        String::from_utf8_lossy(&k[..i]).into_owned(),
+        String::from_utf8_lossy(&k[i + 1..]).into_owned(),
+    ))
+}
+
 fn prefix(a: &str) -> Vec<u8> {
     let mut k = a.as_bytes().to_vec();
     k.push(0);

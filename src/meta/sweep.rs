@@ -3,15 +3,6 @@
 use super::*;
 use store::{GC_RUNS, LINKS, MANIFESTS, MANIFEST_BYTES, REFERRERS, TAGS, UPLOADS};
 
-/// Splits a `repo \0 rest` key.
-fn split(k: &[u8]) -> Option<(String, String)> {
-    let pos = k.iter().position(|&b| b == 0)?;
-    Some((
-        String::from_utf8_lossy(&k[..pos]).into_owned(),
-        String::from_utf8_lossy(&k[pos + 1..]).into_owned(),
-    ))
-}
-
 impl Meta {
     /// Every manifest record of every repository: (repository, digest, record).
     pub fn all_manifests(&self) -> Result<Vec<(String, Digest, ManifestRecord)>> {

@@ -250,20 +250,27 @@ impl Registry {
     /// Closes and reopens the metadata store after an I/O failure (a full disk whose space
     /// is back), so that writes work again without a restart.
     pub async fn reopen_metadata(&self) -> Result<()> {
-        let meta = self.meta().clone();
-        match tokio::task::spawn_blocking(move || meta.reopen()).await {
-            Ok(r) => r,
-            Err(e) => Err(Error::internal("reopening the metadata store", e)),
-        }
+        self.meta_maintenance("reopening the metadata store", |m| m.reopen())
+            .await
     }
 
     /// Compacts the metadata store's file: its size before and after, bytes. Every metadata
     /// read and write waits meanwhile, so only the offline `edgeyard gc` runs it.
     pub async fn compact_metadata(&self) -> Result<(u64, u64)> {
+        self.meta_maintenance("compacting the metadata store", |m| m.compact())
+            .await
+    }
+
+    /// Runs work that takes the metadata store to itself on a blocking thread.
+    async fn meta_maintenance<T: Send + 'static>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&crate::meta::Meta) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let meta = self.meta().clone();
-        match tokio::task::spawn_blocking(move || meta.compact()).await {
+        match tokio::task::spawn_blocking(move || f(&meta)).await {
             Ok(r) => r,
-            Err(e) => Err(Error::internal("compacting the metadata store", e)),
+            Err(e) => Err(Error::internal(context, e)),
         }
     }
 

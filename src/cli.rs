@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 
 use crate::tls::ClientAuth;
 
+mod trust;
+pub use trust::{TrustCommand, TrustKeyCommand, TrustPolicyCommand};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "edgeyard",
@@ -37,6 +40,10 @@ pub enum Command {
     /// Repository governance: immutable tags.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Content trust: the keys trusted to sign images, and which repositories serve only
+    /// images they signed.
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Garbage collection: free the disk space of deleted images and abandoned uploads.
     Gc {
         /// Report what would be freed, delete nothing.

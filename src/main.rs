@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             target,
         } => commands::fsck::run(quarantine, json, &target),
         Command::Repo(cmd) => commands::repos::run(cmd),
+        Command::Trust(cmd) => commands::trust::run(cmd),
         Command::PushTo {
             url,
             images,

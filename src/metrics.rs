@@ -31,6 +31,7 @@ pub struct Metrics {
     uploads_in_flight: AtomicI64,
     auth_failures: Mutex<HashMap<&'static str, u64>>,
     mirror: Mutex<HashMap<&'static str, u64>>,
+    trust: Mutex<HashMap<&'static str, u64>>,
     gc_runs: AtomicU64,
     gc_blobs: AtomicU64,
     gc_bytes: AtomicU64,
@@ -118,6 +119,10 @@ impl crate::registry::Events for Observer {
 
     fn mirror(&self, result: &'static str) {
         bump(&global().mirror, result);
+    }
+
+    fn trust(&self, result: &'static str) {
+        bump(&global().trust, result);
     }
 }
 
@@ -262,6 +267,13 @@ impl Metrics {
             "Pull-through cache answers: hit (fresh in the cache), fetched (from the upstream), revalidated (upstream confirmed the cached tag), stale (upstream unreachable, cache served), failed.",
             "result",
             &self.mirror,
+        );
+        labelled(
+            &mut s,
+            "edgeyard_trust_checks_total",
+            "Manifest pulls a trust policy covers: served (its policies met), refused (an enforced policy unmet), audit_unmet (an audit policy unmet, served anyway).",
+            "result",
+            &self.trust,
         );
         let gauge = |s: &mut String, name: &str, help: &str, v: Option<String>| {
             if let Some(v) = v {

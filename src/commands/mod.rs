@@ -12,6 +12,7 @@ pub mod push_to;
 pub mod repos;
 pub mod serve;
 pub mod sync;
+pub mod trust;
 pub mod users;
 
 use std::path::PathBuf;

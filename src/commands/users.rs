@@ -18,7 +18,7 @@ use super::api_client::AdminClient;
 use super::{data_dir, load_file, Failure};
 
 /// Where the change goes: the data directory, or a running server.
-enum Store {
+pub(super) enum Store {
     Local(Meta),
     Remote(AdminClient),
 }
@@ -37,7 +37,7 @@ pub(super) fn admin_client(target: &Target) -> Result<Option<AdminClient>, Failu
     AdminClient::new(url, ca.as_deref()).map(Some)
 }
 
-fn open(target: &Target) -> Result<Store, Failure> {
+pub(super) fn open(target: &Target) -> Result<Store, Failure> {
     if let Some(c) = admin_client(target)? {
         return Ok(Store::Remote(c));
     }
@@ -66,7 +66,7 @@ fn admin_err(e: AdminError) -> Failure {
     }
 }
 
-fn flush(meta: &Meta) -> Result<(), Failure> {
+pub(super) fn flush(meta: &Meta) -> Result<(), Failure> {
     meta.flush_blocking().map_err(rt)
 }
 

@@ -54,6 +54,12 @@ pub enum AdminRoute {
     Rule(u64),
     Immutability,
     ImmutabilityRule(u64),
+    /// `/api/v1/trust/keys`: keys trusted to sign images
+    TrustKeys,
+    TrustKey(String),
+    /// `/api/v1/trust/policies`: which repositories need which signatures
+    TrustPolicies,
+    TrustPolicy(u64),
     Gc,
     /// `/api/v1/fsck`: check the store
     Fsck,
@@ -153,6 +159,10 @@ impl AdminRoute {
             ["retention", "apply"] => AdminRoute::RetentionApply,
             ["retention", id] => AdminRoute::RetentionRule(id.parse().ok()?),
             ["immutability", id] => AdminRoute::ImmutabilityRule(id.parse().ok()?),
+            ["trust", "keys"] => AdminRoute::TrustKeys,
+            ["trust", "keys", n] => AdminRoute::TrustKey(n.to_string()),
+            ["trust", "policies"] => AdminRoute::TrustPolicies,
+            ["trust", "policies", id] => AdminRoute::TrustPolicy(id.parse().ok()?),
             _ => return None,
         })
     }

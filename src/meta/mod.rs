@@ -23,11 +23,13 @@
 //! | `pins`           | repo `\0` tag                | [`PinRecord`]           |
 //! | `corrupt`        | digest                       | [`CorruptRecord`] (blob found corrupt) |
 //! | `checksums`      | digest                       | CRC-32 of the blob's bytes (4 bytes, big-endian) |
+//! | `trust_keys`     | key name                     | [`TrustKeyRecord`] (signing key trusted) |
+//! | `trust_policies` | policy id (8 bytes, big-endian) | [`TrustPolicyRecord`] |
 //! | `counters`       | name (`next_id`)             | u64                      |
 //!
 //! One file per record family, each an `impl Meta` block: `repos`, `links`, `manifests`,
 //! `tags` (and referrers), `uploads`, `accounts` (users, refresh tokens), `rules` (records
-//! under numeric ids: access, immutability, retention, quotas), `cache` (mirrored tags,
+//! under numeric ids: access, immutability, retention, quotas, trust policies; and trust keys), `cache` (mirrored tags,
 //! pins), `integrity` (corrupt blobs, checksums) and `sweep` (whole-store listings for GC
 //! and fsck). `store` holds the database and its transactions, `durability` the group
 //! commit, `migrate` the one-time move from the sled store earlier versions kept. This file
@@ -58,9 +60,10 @@ use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
 use store::{Bytes, Fail, Store, Tx};
 
 pub use records::{
-    CacheRecord, CorruptRecord, GrantRecord, ImmutabilityRecord, LinkRecord, ManifestRecord,
-    PinRecord, QuotaRecord, RefreshRecord, RepoRecord, RetentionRecord, RobotRecord, RuleRecord,
-    TagRecord, UploadRecord, UserRecord,
+    CacheRecord, CorruptRecord, GrantRecord, ImmutabilityRecord, IndexTrust, LinkRecord,
+    ManifestRecord, PinRecord, QuotaRecord, RefreshRecord, RepoRecord, Require, RetentionRecord,
+    RobotRecord, RuleRecord, TagRecord, TrustKeyRecord, TrustMode, TrustPolicyRecord, UploadRecord,
+    UserRecord,
 };
 pub use store::Integrity;
 

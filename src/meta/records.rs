@@ -158,3 +158,59 @@ pub struct CorruptRecord {
     #[serde(default)]
     pub quarantined: Option<String>,
 }
+
+/// A public key trusted to sign images, under the name the operator installed it by. The
+/// PEM is kept as given; the registry parses it (and shows its fingerprint) when it loads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustKeyRecord {
+    pub pem: String,
+    pub added_at: u64,
+}
+
+/// Which signatures an image needs before it is served from repositories matching `repos`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustPolicyRecord {
+    pub repos: String,
+    /// Names of installed keys.
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub require: Require,
+    #[serde(default)]
+    pub mode: TrustMode,
+    #[serde(default)]
+    pub index: IndexTrust,
+}
+
+/// How many of a policy's keys must have signed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Require {
+    /// One signature by any of them.
+    #[default]
+    Any,
+    /// One signature by each of them (every listed signer must have approved).
+    Each,
+}
+
+/// What a policy does with an image that does not meet it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustMode {
+    /// Refuse to serve it.
+    #[default]
+    Enforce,
+    /// Serve it, and log and count that it would have been refused.
+    Audit,
+}
+
+/// How a multi-platform image (an index) is judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IndexTrust {
+    /// The index carries the signature; the platform images it lists are trusted through it.
+    #[default]
+    Whole,
+    /// Each platform image carries its own signature; the index is only a list.
+    Platforms,
+}

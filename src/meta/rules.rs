@@ -1,7 +1,8 @@
-//! Records under numeric ids: access, immutability and retention rules, quotas.
+//! Records under numeric ids: access, immutability and retention rules, quotas, trust
+//! policies; and the keys trust policies name.
 
 use super::*;
-use store::{IMMUTABILITY, QUOTAS, RETENTION, RULES};
+use store::{IMMUTABILITY, QUOTAS, RETENTION, RULES, TRUST_KEYS, TRUST_POLICIES};
 
 impl Meta {
     /// Every record of an id-keyed table, by id.
@@ -64,5 +65,37 @@ impl Meta {
     }
     pub fn delete_quota(&self, id: u64) -> Result<bool> {
         self.remove_id(QUOTAS, id)
+    }
+    pub fn trust_policies(&self) -> Result<Vec<(u64, TrustPolicyRecord)>> {
+        self.by_id(TRUST_POLICIES)
+    }
+    pub fn add_trust_policy(&self, p: &TrustPolicyRecord) -> Result<u64> {
+        self.insert_new(TRUST_POLICIES, p)
+    }
+    pub fn delete_trust_policy(&self, id: u64) -> Result<bool> {
+        self.remove_id(TRUST_POLICIES, id)
+    }
+    /// Trusted keys by name.
+    pub fn trust_keys(&self) -> Result<Vec<(String, TrustKeyRecord)>> {
+        Ok(self
+            .scan(TRUST_KEYS, b"")?
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect())
+    }
+    /// Installs a key under `name`; `Ok(false)` (and nothing changed) when the name is taken.
+    pub fn add_trust_key(&self, name: &str, rec: &TrustKeyRecord) -> Result<bool> {
+        let v = encode(rec);
+        self.write("installing a trusted key", |tx| {
+            let mut t = tx.open_table(TRUST_KEYS)?;
+            if t.get(name.as_bytes())?.is_some() {
+                return Ok(false);
+            }
+            t.insert(name.as_bytes(), v.as_slice())?;
+            Ok(true)
+        })
+    }
+    pub fn delete_trust_key(&self, name: &str) -> Result<bool> {
+        self.remove("removing a trusted key", TRUST_KEYS, name.as_bytes())
     }
 }

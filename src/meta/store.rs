@@ -39,12 +39,14 @@ pub(super) const MIRROR_TAGS: Bytes = TableDefinition::new("mirror_tags");
 pub(super) const PINS: Bytes = TableDefinition::new("pins");
 pub(super) const CORRUPT: Bytes = TableDefinition::new("corrupt");
 pub(super) const CHECKSUMS: Bytes = TableDefinition::new("checksums");
+pub(super) const TRUST_KEYS: Bytes = TableDefinition::new("trust_keys");
+pub(super) const TRUST_POLICIES: Bytes = TableDefinition::new("trust_policies");
 /// Counters, by name: `next_id` numbers rules and GC runs.
 pub(super) const COUNTERS: TableDefinition<'static, &'static str, u64> =
     TableDefinition::new("counters");
 
 /// Every byte table, with the name the sled store gave the same records (for migration).
-pub(super) const TABLES: [Bytes; 18] = [
+pub(super) const TABLES: [Bytes; 20] = [
     REPOS,
     LINKS,
     MANIFESTS,
@@ -63,6 +65,8 @@ pub(super) const TABLES: [Bytes; 18] = [
     PINS,
     CORRUPT,
     CHECKSUMS,
+    TRUST_KEYS,
+    TRUST_POLICIES,
 ];
 
 /// Why the store cannot be opened while a server runs (see [`super::is_in_use`]).

@@ -21,6 +21,8 @@ mod quota;
 mod repos;
 mod retention;
 mod sessions;
+pub mod trust_rules;
+mod trusted;
 mod uploads;
 
 use std::path::Path;
@@ -70,6 +72,8 @@ struct Inner {
     gc_lock: tokio::sync::RwLock<()>,
     /// Who counts what the registry does (see `events`); nobody until the server says.
     events: std::sync::OnceLock<Arc<dyn Events>>,
+    /// What images' signatures proved (see `trusted`).
+    proofs: trusted::ProofCache,
 }
 
 /// What the operator set (in the configuration, or through the admin API) that decides what
@@ -87,6 +91,8 @@ struct Policy {
     /// Who says which repositories a mirror fills (see `ingest`); nobody until the edge
     /// installs its mirrors.
     mirrored: RwLock<Arc<dyn Mirrored>>,
+    /// Trusted keys and trust policies (see `trusted`); reloaded when they change.
+    trust: RwLock<Arc<trusted::TrustState>>,
 }
 
 /// The free space an upload needs to be accepted: the larger of a byte count and a share of
@@ -142,7 +148,7 @@ impl Registry {
             .map_err(|e| Error::internal("creating the data directory layout", e))?;
         let meta = Meta::open(&storage.meta_dir())?;
         let immutable = meta.immutability_rules()?;
-        Ok(Registry {
+        let registry = Registry {
             inner: Arc::new(Inner {
                 storage,
                 meta,
@@ -153,12 +159,16 @@ impl Registry {
                     verify_pulls: AtomicBool::new(true),
                     explicit_creation: AtomicBool::new(false),
                     mirrored: RwLock::new(Arc::new(ingest::NoMirrors)),
+                    trust: RwLock::new(Arc::new(trusted::TrustState::empty())),
                 },
                 usage: Mutex::new(None),
                 gc_lock: tokio::sync::RwLock::new(()),
                 events: std::sync::OnceLock::new(),
+                proofs: trusted::ProofCache::default(),
             }),
-        })
+        };
+        registry.reload_trust()?;
+        Ok(registry)
     }
 
     fn storage(&self) -> &Storage {

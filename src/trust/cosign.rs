@@ -18,7 +18,7 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// `critical.type` of a cosign payload.
 const PAYLOAD_TYPE: &str = "cosign container image signature";
 /// Payloads are a few hundred bytes; anything far larger is not one.
-const PAYLOAD_MAX: usize = 64 << 10;
+pub const PAYLOAD_MAX: usize = 64 << 10;
 
 /// The tag cosign keeps an image's signatures under.
 pub fn signature_tag(image: &Digest) -> String {
@@ -153,42 +153,7 @@ pub fn verify<'k>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::rand::SystemRandom;
-    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
-
-    struct Signer {
-        pair: EcdsaKeyPair,
-        key: PublicKey,
-    }
-
-    fn signer() -> Signer {
-        let rng = SystemRandom::new();
-        let alg = &ECDSA_P256_SHA256_ASN1_SIGNING;
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
-        let der = super::super::keys::p256_spki_der(pair.public_key().as_ref());
-        let key = PublicKey::from_spki_der(&der).unwrap();
-        Signer { pair, key }
-    }
-
-    impl Signer {
-        fn sign(&self, payload: &[u8]) -> String {
-            let sig = self.pair.sign(&SystemRandom::new(), payload).unwrap();
-            base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
-        }
-    }
-
-    fn payload(digest: &str, kind: &str) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({
-            "critical": {
-                "identity": {"docker-reference": "edge.example/prod/app"},
-                "image": {"docker-manifest-digest": digest},
-                "type": kind,
-            },
-            "optional": null,
-        }))
-        .unwrap()
-    }
+    use crate::trust::testkit::{payload, signer};
 
     #[test]
     fn the_signatures_of_a_signature_manifest() {

@@ -148,58 +148,29 @@ impl PublicKey {
     }
 }
 
-/// A DER SubjectPublicKeyInfo for a P-256 point (ring gives the point alone): the fixed
-/// prefix of id-ecPublicKey with prime256v1, then the point. For tests.
-#[cfg(test)]
-pub(crate) fn p256_spki_der(point: &[u8]) -> Vec<u8> {
-    let mut der = vec![
-        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-    ];
-    der.extend_from_slice(point);
-    der
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ring::rand::SystemRandom;
-    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
-
-    /// The same as PEM, as `cosign.pub` holds it.
-    fn p256_pem(point: &[u8]) -> String {
-        let der = p256_spki_der(point);
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
-        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
-    }
+    use ring::signature::{Ed25519KeyPair, KeyPair};
 
     #[test]
     fn a_p256_key_verifies_its_signatures_and_nothing_else() {
-        let rng = SystemRandom::new();
-        let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
-        let key = PublicKey::from_pem(p256_pem(pair.public_key().as_ref()).as_bytes()).unwrap();
+        let s = crate::trust::testkit::signer();
+        let key = &s.key;
         assert_eq!(key.kind(), KeyKind::EcdsaP256);
         assert!(key.fingerprint().starts_with("SHA256:") && key.fingerprint().len() == 71);
-        let sig = pair.sign(&rng, b"payload").unwrap();
-        assert!(key.verifies_cosign(b"payload", sig.as_ref()));
-        assert!(!key.verifies_cosign(b"payload!", sig.as_ref()));
-        let mut bad = sig.as_ref().to_vec();
+        let sig = s.sign_raw(b"payload");
+        assert!(key.verifies_cosign(b"payload", &sig));
+        assert!(!key.verifies_cosign(b"payload!", &sig));
+        let mut bad = sig.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(!key.verifies_cosign(b"payload", &bad));
         // Another key does not verify it.
-        let other = EcdsaKeyPair::from_pkcs8(
-            alg,
-            EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap().as_ref(),
-            &rng,
-        )
-        .unwrap();
-        let other = PublicKey::from_pem(p256_pem(other.public_key().as_ref()).as_bytes()).unwrap();
+        let other = crate::trust::testkit::signer().key;
         assert_ne!(other.fingerprint(), key.fingerprint());
-        assert!(!other.verifies_cosign(b"payload", sig.as_ref()));
+        assert!(!other.verifies_cosign(b"payload", &sig));
     }
 
     #[test]

@@ -11,3 +11,5 @@
 
 pub mod cosign;
 pub mod keys;
+#[cfg(test)]
+pub(crate) mod testkit;

@@ -23,6 +23,12 @@ pub async fn get<B>(
     let m = edge
         .pull_manifest(repo, reference, namespace(req).as_deref())
         .await?;
+    // Content trust is decided where the manifest is delivered: a HEAD delivers nothing a
+    // runtime could run, and a refused GET carries the message docker prints (a HEAD's
+    // error has no body to read).
+    if req.method() != Method::HEAD {
+        edge.registry().check_trusted(repo, &m).await?;
+    }
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "content-type", &m.media_type);
     set_header(&mut r, "content-length", m.bytes.len().to_string());

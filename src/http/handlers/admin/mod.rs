@@ -7,6 +7,7 @@ mod governance;
 mod maintenance;
 mod repositories;
 mod transfer;
+mod trust;
 
 use http::{Method, Request, StatusCode};
 
@@ -48,6 +49,9 @@ pub async fn handle(app: &App, route: AdminRoute, req: Request<RequestBody>) -> 
         | Pins => repositories::handle(app, route, req).await?,
         Quotas | Quota(_) | Retention | RetentionRule(_) | RetentionApply | Immutability
         | ImmutabilityRule(_) => governance::handle(app, route, req).await?,
+        TrustKeys | TrustKey(_) | TrustPolicies | TrustPolicy(_) => {
+            trust::handle(app, route, req).await?
+        }
         Gc | Fsck => maintenance::handle(app, route, req).await?,
         Mirrors | Sync | Export | Import | PushTo | Replicate => {
             transfer::handle(app, route, req).await?

@@ -1,0 +1,271 @@
+//! Content-trust rules: the public keys the operator trusts to sign images, and the
+//! policies that say which repositories need which signatures. Like the other governance
+//! rules, the functions on a bare `Meta` serve the offline commands, and the `Registry`
+//! methods serve the admin API and reload what the registry holds (see `trusted`).
+
+use super::Registry;
+use crate::error::{Error, ErrorCode, Result};
+pub use crate::meta::{IndexTrust, Require, TrustMode, TrustPolicyRecord};
+use crate::meta::{Meta, TrustKeyRecord};
+use crate::oci::glob::check_glob;
+use crate::trust::keys::PublicKey;
+
+/// An installed key as it is shown: never the key material alone, always its fingerprint
+/// (what an operator compares with the signer's `cosign.pub`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TrustKeyInfo {
+    pub name: String,
+    /// `ecdsa-p256`, `ecdsa-p384`, `rsa`, `ed25519`.
+    pub kind: String,
+    /// `SHA256:<hex>` of the key's DER SubjectPublicKeyInfo.
+    pub fingerprint: String,
+    pub added_at: u64,
+    pub pem: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TrustPolicyInfo {
+    pub id: u64,
+    #[serde(flatten)]
+    pub policy: TrustPolicyRecord,
+}
+
+fn invalid(message: impl std::fmt::Display) -> Error {
+    Error::api(ErrorCode::Invalid, message.to_string())
+}
+
+/// Key names appear in policies, logs and refusals: short, plain, unambiguous.
+fn check_key_name(name: &str) -> Result<()> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{name:?} is not a key name: use 1 to 64 letters, digits, '.', '_', '-' or '@', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Installs a public key (PEM `PUBLIC KEY`, as in `cosign.pub`) under `name`.
+pub fn add_key(meta: &Meta, name: &str, pem: &str) -> Result<TrustKeyInfo> {
+    check_key_name(name)?;
+    let key =
+        PublicKey::from_pem(pem.as_bytes()).map_err(|e| invalid(format!("key {name:?}: {e}")))?;
+    if let Some((other, _)) = key_infos(meta)?
+        .into_iter()
+        .map(|k| (k.name.clone(), k))
+        .find(|(_, k)| k.fingerprint == key.fingerprint())
+    {
+        return Err(Error::api(
+            ErrorCode::Conflict,
+            format!("this key is already installed as {other:?}"),
+        ));
+    }
+    let rec = TrustKeyRecord {
+        pem: pem.trim().to_string() + "\n",
+        added_at: crate::meta::now(),
+    };
+    if !meta.add_trust_key(name, &rec)? {
+        return Err(Error::api(
+            ErrorCode::Conflict,
+            format!("a key named {name:?} is already installed (delete it first to replace it)"),
+        ));
+    }
+    Ok(info(name.to_string(), rec, &key))
+}
+
+fn info(name: String, rec: TrustKeyRecord, key: &PublicKey) -> TrustKeyInfo {
+    TrustKeyInfo {
+        name,
+        kind: key.kind().as_str().to_string(),
+        fingerprint: key.fingerprint(),
+        added_at: rec.added_at,
+        pem: rec.pem,
+    }
+}
+
+/// The installed keys that parse, with their fingerprints, and a log line for any that no
+/// longer does (it verifies nothing).
+pub(super) fn parsed_keys(meta: &Meta) -> Result<Vec<(String, TrustKeyRecord, PublicKey)>> {
+    Ok(meta
+        .trust_keys()?
+        .into_iter()
+        .filter_map(|(name, rec)| match PublicKey::from_pem(rec.pem.as_bytes()) {
+            Ok(k) => Some((name, rec, k)),
+            Err(e) => {
+                tracing::error!(key = %name, error = %e, "a stored trusted key does not parse: it verifies nothing");
+                None
+            }
+        })
+        .collect())
+}
+
+pub fn key_infos(meta: &Meta) -> Result<Vec<TrustKeyInfo>> {
+    Ok(parsed_keys(meta)?
+        .into_iter()
+        .map(|(name, rec, key)| info(name, rec, &key))
+        .collect())
+}
+
+/// Removes a key; refused while a policy names it (the policy would silently stop passing
+/// anything, or, worse, be edited to pass with fewer signers than the operator meant).
+pub fn delete_key(meta: &Meta, name: &str) -> Result<bool> {
+    let users: Vec<String> = meta
+        .trust_policies()?
+        .into_iter()
+        .filter(|(_, p)| p.keys.iter().any(|k| k == name))
+        .map(|(id, p)| format!("{id} ({})", p.repos))
+        .collect();
+    if !users.is_empty() {
+        return Err(Error::api(
+            ErrorCode::Conflict,
+            format!(
+                "key {name:?} is named by trust policy {}: delete or change the policy first",
+                users.join(", ")
+            ),
+        ));
+    }
+    meta.delete_trust_key(name)
+}
+
+/// Adds a policy; every key it names must be installed.
+pub fn add_policy(meta: &Meta, p: TrustPolicyRecord) -> Result<u64> {
+    check_glob(&p.repos).map_err(invalid)?;
+    if p.keys.is_empty() {
+        return Err(invalid(
+            "a trust policy names at least one key (install one with `edgeyard trust key add`)",
+        ));
+    }
+    let installed: Vec<String> = meta.trust_keys()?.into_iter().map(|(n, _)| n).collect();
+    if let Some(missing) = p.keys.iter().find(|k| !installed.contains(k)) {
+        return Err(invalid(format!(
+            "no key named {missing:?} is installed (installed: {})",
+            if installed.is_empty() {
+                "none".to_string()
+            } else {
+                installed.join(", ")
+            }
+        )));
+    }
+    meta.add_trust_policy(&p)
+}
+
+pub fn list_policies(meta: &Meta) -> Result<Vec<TrustPolicyInfo>> {
+    Ok(meta
+        .trust_policies()?
+        .into_iter()
+        .map(|(id, policy)| TrustPolicyInfo { id, policy })
+        .collect())
+}
+
+impl Registry {
+    pub fn trust_keys(&self) -> Result<Vec<TrustKeyInfo>> {
+        key_infos(self.meta())
+    }
+    pub fn add_trust_key(&self, name: &str, pem: &str) -> Result<TrustKeyInfo> {
+        let k = add_key(self.meta(), name, pem)?;
+        self.reload_trust()?;
+        Ok(k)
+    }
+    pub fn delete_trust_key(&self, name: &str) -> Result<bool> {
+        let gone = delete_key(self.meta(), name)?;
+        self.reload_trust()?;
+        Ok(gone)
+    }
+    pub fn trust_policies(&self) -> Result<Vec<TrustPolicyInfo>> {
+        list_policies(self.meta())
+    }
+    pub fn add_trust_policy(&self, p: TrustPolicyRecord) -> Result<u64> {
+        let id = add_policy(self.meta(), p)?;
+        self.reload_trust()?;
+        Ok(id)
+    }
+    pub fn delete_trust_policy(&self, id: u64) -> Result<bool> {
+        let gone = self.meta().delete_trust_policy(id)?;
+        self.reload_trust()?;
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> (tempfile::TempDir, Meta) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(dir.path()).unwrap();
+        (dir, meta)
+    }
+
+    fn policy(keys: &[&str]) -> TrustPolicyRecord {
+        TrustPolicyRecord {
+            repos: "prod/**".into(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            require: Require::Any,
+            mode: TrustMode::Enforce,
+            index: IndexTrust::Whole,
+        }
+    }
+
+    #[test]
+    fn keys_are_checked_named_once_and_held_while_a_policy_names_them() {
+        let (_d, meta) = meta();
+        let signer = crate::trust::testkit::signer();
+        let p256 = signer.pem.as_str();
+        let k = add_key(&meta, "release", p256).unwrap();
+        assert_eq!(k.fingerprint, signer.key.fingerprint());
+        assert_eq!(k.kind, "ecdsa-p256");
+        assert!(k.fingerprint.starts_with("SHA256:"), "{}", k.fingerprint);
+        // The same name twice, the same key twice, a bad name, a bad key: all refused.
+        for (name, pem) in [
+            ("release", p256),
+            ("other", p256),
+            ("-x", p256),
+            ("bad", "not a key"),
+        ] {
+            let e = add_key(&meta, name, pem).unwrap_err();
+            assert!(
+                matches!(e.error_code(), ErrorCode::Conflict | ErrorCode::Invalid),
+                "{name}: {e}"
+            );
+        }
+        assert!(add_policy(&meta, policy(&["nobody"])).is_err());
+        assert!(add_policy(&meta, policy(&[])).is_err());
+        let id = add_policy(&meta, policy(&["release"])).unwrap();
+        let e = delete_key(&meta, "release").unwrap_err();
+        assert!(e.to_string().contains(&format!("policy {id}")), "{e}");
+        assert!(meta.delete_trust_policy(id).unwrap());
+        assert!(delete_key(&meta, "release").unwrap());
+        assert!(key_infos(&meta).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_policy_record_reads_with_defaults_and_refuses_unknown_fields() {
+        let p: TrustPolicyRecord =
+            serde_json::from_str(r#"{"repos":"prod/**","keys":["a"]}"#).unwrap();
+        assert_eq!(
+            (p.require, p.mode, p.index),
+            (Require::Any, TrustMode::Enforce, IndexTrust::Whole)
+        );
+        let p: TrustPolicyRecord = serde_json::from_str(
+            r#"{"repos":"a/*","keys":["a","b"],"require":"each","mode":"audit","index":"platforms"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.require, p.mode, p.index),
+            (Require::Each, TrustMode::Audit, IndexTrust::Platforms)
+        );
+        assert!(serde_json::from_str::<TrustPolicyRecord>(
+            r#"{"repos":"a/*","keys":["a"],"mode":"enforced"}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<TrustPolicyRecord>(
+            r#"{"repos":"a/*","keys":["a"],"signed":true}"#
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,410 @@
+//! Content trust at pull time: an image in a repository a trust policy covers is served only
+//! if signatures stored beside it verify, with keys the operator installed, over a payload
+//! that names this very image. Nothing here touches the network.
+//!
+//! Signatures are found the two ways cosign stores them: under the tag
+//! `sha256-<hex>.sig` in the same repository, and as OCI 1.1 referrers of the image. Only
+//! blobs linked into the repository are read, so one tenant's signatures never vouch for
+//! another's images.
+//!
+//! What the signatures prove (which installed keys signed the image) is cached per image,
+//! keyed by the signature manifests it was drawn from and the version of the keys and
+//! policies: a new signature, a deleted one, or any change of keys or policies makes a
+//! fresh check.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use super::Registry;
+use crate::error::{Error, ErrorCode, Result};
+use crate::meta::{IndexTrust, Require, TrustMode, TrustPolicyRecord};
+use crate::oci::glob::glob_match;
+use crate::oci::{Digest, Manifest, MediaKind, RepoName, Tag};
+use crate::trust::cosign;
+use crate::trust::keys::PublicKey;
+
+use super::manifests::ManifestContent;
+
+/// Layer media types that carry signatures or attestations, never a filesystem: a manifest
+/// made only of these is a signature artifact, which clients must be able to fetch to
+/// verify (and which no runtime can run).
+const SIGNATURE_LAYERS: &[&str] = &[
+    cosign::SIMPLE_SIGNING,
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/jose+json",
+    "application/cose",
+    "application/vnd.dsse.envelope.v1+json",
+    "application/vnd.in-toto+json",
+];
+
+/// Referrers looked at for one image; more are ignored (a flood of referrers must not turn
+/// a pull into a scan).
+const REFERRERS_MAX: usize = 64;
+
+/// Cached results before the cache is emptied and starts again.
+const CACHE_MAX: usize = 4096;
+
+/// The keys and policies in force, replaced whole when either changes.
+pub(super) struct TrustState {
+    /// Bumped on every reload: cached results from an older version are not used.
+    version: u64,
+    /// Installed keys that parse, by name.
+    keys: Vec<(String, PublicKey)>,
+    policies: Vec<(u64, TrustPolicyRecord)>,
+}
+
+impl TrustState {
+    pub(super) fn empty() -> TrustState {
+        TrustState {
+            version: 0,
+            keys: Vec::new(),
+            policies: Vec::new(),
+        }
+    }
+}
+
+/// What an image's signatures prove.
+#[derive(Clone, Debug, Default)]
+struct Proof {
+    /// Installed keys with a valid signature of the image.
+    signers: BTreeSet<String>,
+    /// Signatures that did not count, and why (for the refusal message).
+    problems: Vec<String>,
+    /// Signatures found at all.
+    found: usize,
+}
+
+#[derive(Default)]
+pub(super) struct ProofCache {
+    entries: Mutex<HashMap<(String, Digest), Cached>>,
+}
+
+/// What the signatures of an image in a repository proved, and from what.
+struct Cached {
+    /// The trust version it was checked under.
+    version: u64,
+    /// The signature manifests it was drawn from.
+    sources: Vec<Digest>,
+    proof: Proof,
+}
+
+/// A policy an image failed, and why.
+struct Unmet {
+    id: u64,
+    policy: TrustPolicyRecord,
+    why: String,
+}
+
+impl Registry {
+    /// Re-reads trusted keys and policies (after a change through the admin API or CLI).
+    pub fn reload_trust(&self) -> Result<()> {
+        let keys = super::trust_rules::parsed_keys(self.meta())?
+            .into_iter()
+            .map(|(name, _, key)| (name, key))
+            .collect();
+        let policies = self.meta().trust_policies()?;
+        let mut slot = self
+            .inner
+            .policy
+            .trust
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(TrustState {
+            version: slot.version + 1,
+            keys,
+            policies,
+        });
+        Ok(())
+    }
+
+    fn trust_state(&self) -> Arc<TrustState> {
+        self.inner
+            .policy
+            .trust
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether `m`, about to be served from `repo`, meets every trust policy covering the
+    /// repository: `Ok` to serve it (also when an audit policy is unmet: that is logged and
+    /// counted), a `DENIED` error naming the image, the policy and why otherwise.
+    pub async fn check_trusted(&self, repo: &RepoName, m: &ManifestContent) -> Result<()> {
+        let state = self.trust_state();
+        let covering: Vec<&(u64, TrustPolicyRecord)> = state
+            .policies
+            .iter()
+            .filter(|(_, p)| glob_match(&p.repos, repo.as_str()))
+            .collect();
+        if covering.is_empty() {
+            return Ok(());
+        }
+        let manifest = Manifest::parse(Some(&m.media_type), &m.bytes).map_err(|e| {
+            Error::internal(
+                "reading a stored manifest for its signatures",
+                e.to_string(),
+            )
+        })?;
+        if is_signature_artifact(&manifest) {
+            return Ok(());
+        }
+        let (mut refusal, mut audited) = (None, false);
+        for (id, policy) in covering {
+            let Some(unmet) = self
+                .judge(&state, repo, &m.digest, manifest.kind, *id, policy)
+                .await?
+            else {
+                continue;
+            };
+            let message = format!(
+                "image {repo}@{} is not signed by a key trusted for {} (trust policy {}: {})",
+                m.digest, unmet.policy.repos, unmet.id, unmet.why
+            );
+            match unmet.policy.mode {
+                TrustMode::Audit => {
+                    tracing::warn!(%repo, digest = %m.digest, policy = unmet.id, why = %unmet.why, "audit: served an image its trust policy would refuse");
+                    self.events().trust("audit_unmet");
+                    audited = true;
+                }
+                TrustMode::Enforce => {
+                    refusal.get_or_insert(message);
+                }
+            }
+        }
+        match refusal {
+            Some(message) => {
+                tracing::warn!(%repo, digest = %m.digest, %message, "refused an image that does not meet its trust policy");
+                self.events().trust("refused");
+                Err(Error::api(ErrorCode::Denied, message))
+            }
+            None => {
+                if !audited {
+                    self.events().trust("served");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `None` when `image` meets `policy`; otherwise why not.
+    async fn judge(
+        &self,
+        state: &TrustState,
+        repo: &RepoName,
+        image: &Digest,
+        kind: MediaKind,
+        id: u64,
+        policy: &TrustPolicyRecord,
+    ) -> Result<Option<Unmet>> {
+        if kind.is_index() && policy.index == IndexTrust::Platforms {
+            // Each platform image is checked when it is pulled, by digest.
+            return Ok(None);
+        }
+        let proof = self.proof(state, repo, image).await?;
+        let Some(why) = shortfall(policy, &proof) else {
+            return Ok(None);
+        };
+        // A platform image of a signed index is trusted through the index.
+        if !kind.is_index() && policy.index == IndexTrust::Whole {
+            for parent in self.parents(repo, image)? {
+                let p = self.proof(state, repo, &parent).await?;
+                if shortfall(policy, &p).is_none() {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(Unmet {
+            id,
+            policy: policy.clone(),
+            why,
+        }))
+    }
+
+    /// The indexes in `repo` that list `child`.
+    fn parents(&self, repo: &RepoName, child: &Digest) -> Result<Vec<Digest>> {
+        Ok(self
+            .meta()
+            .manifests_of(repo)?
+            .into_iter()
+            .filter(|(_, rec)| rec.children.contains(child))
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    /// The signature manifests of `image` in `repo`: cosign's tag, then referrers.
+    fn signature_manifests(&self, repo: &RepoName, image: &Digest) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        if let Ok(tag) = cosign::signature_tag(image).parse::<Tag>() {
+            if let Some(t) = self.meta().tag(repo, &tag)? {
+                out.push(t.digest);
+            }
+        }
+        for r in self
+            .meta()
+            .referrers(repo, image)?
+            .into_iter()
+            .take(REFERRERS_MAX)
+        {
+            if !out.contains(&r.digest) {
+                out.push(r.digest);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What the signatures of `image` in `repo` prove, from the cache when nothing changed.
+    async fn proof(&self, state: &TrustState, repo: &RepoName, image: &Digest) -> Result<Proof> {
+        let sources = self.signature_manifests(repo, image)?;
+        let key = (repo.to_string(), image.clone());
+        let cache = &self.inner.proofs.entries;
+        if let Some(c) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if c.version == state.version && c.sources == sources {
+                return Ok(c.proof.clone());
+            }
+        }
+        let mut proof = Proof::default();
+        for source in &sources {
+            self.verify_manifest(state, repo, image, source, &mut proof)
+                .await?;
+        }
+        let mut entries = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(
+            key,
+            Cached {
+                version: state.version,
+                sources,
+                proof: proof.clone(),
+            },
+        );
+        Ok(proof)
+    }
+
+    /// Checks every cosign signature in the signature manifest `source`.
+    async fn verify_manifest(
+        &self,
+        state: &TrustState,
+        repo: &RepoName,
+        image: &Digest,
+        source: &Digest,
+        proof: &mut Proof,
+    ) -> Result<()> {
+        let Some(rec) = self.meta().manifest(repo, source)? else {
+            return Ok(());
+        };
+        let Some(bytes) = self.meta().manifest_bytes(source)? else {
+            return Ok(());
+        };
+        let Ok(manifest) = Manifest::parse(Some(&rec.media_type), &bytes) else {
+            return Ok(());
+        };
+        let keys: Vec<PublicKey> = state.keys.iter().map(|(_, k)| k.clone()).collect();
+        for sig in cosign::signatures_in(&manifest) {
+            proof.found += 1;
+            let Some(payload) = self
+                .payload(repo, &sig.payload, sig.payload_size, proof)
+                .await?
+            else {
+                continue;
+            };
+            match cosign::verify(image, &payload, &sig.signature, &keys) {
+                Ok(k) => {
+                    if let Some((name, _)) = state.keys.iter().find(|(_, key)| key == k) {
+                        proof.signers.insert(name.clone());
+                    }
+                }
+                Err(r) => proof.problems.push(r.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    /// A signature payload linked into `repo`, its bytes checked against its digest; `None`
+    /// (and the reason noted in `proof`) when it cannot be used.
+    async fn payload(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        proof: &mut Proof,
+    ) -> Result<Option<Vec<u8>>> {
+        let problem = if size > cosign::PAYLOAD_MAX as u64 {
+            format!("a signature payload of {size} bytes")
+        } else if !self.meta().is_linked(repo, digest)? {
+            format!("the signature payload {digest} is not in this repository")
+        } else {
+            let path = self.storage().blob_path(digest);
+            let bytes =
+                super::blocking("reading a signature payload", move || {
+                    match std::fs::read(path) {
+                        Ok(b) => Ok(Some(b)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+                .await?;
+            match bytes {
+                None => format!("the signature payload {digest} is missing"),
+                Some(b) if Digest::sha256_of(&b) != *digest => {
+                    format!("the signature payload {digest} does not match its digest")
+                }
+                Some(b) => return Ok(Some(b)),
+            }
+        };
+        proof.problems.push(problem);
+        Ok(None)
+    }
+}
+
+/// Whether a manifest holds only signatures or attestations (see [`SIGNATURE_LAYERS`]).
+fn is_signature_artifact(m: &Manifest) -> bool {
+    !m.kind.is_index()
+        && !m.layers.is_empty()
+        && m.layers
+            .iter()
+            .all(|l| SIGNATURE_LAYERS.contains(&l.media_type.as_str()))
+}
+
+/// `None` when `proof` meets `policy`, otherwise what is missing.
+fn shortfall(policy: &TrustPolicyRecord, proof: &Proof) -> Option<String> {
+    let signed: Vec<&String> = policy
+        .keys
+        .iter()
+        .filter(|k| proof.signers.contains(*k))
+        .collect();
+    let met = match policy.require {
+        Require::Any => !signed.is_empty(),
+        Require::Each => signed.len() == policy.keys.len(),
+    };
+    if met {
+        return None;
+    }
+    Some(if proof.found == 0 {
+        "it has no signature".to_string()
+    } else if let Require::Each = policy.require {
+        let missing: Vec<&str> = policy
+            .keys
+            .iter()
+            .filter(|k| !proof.signers.contains(*k))
+            .map(String::as_str)
+            .collect();
+        format!("no valid signature by {}", missing.join(", "))
+    } else if proof.problems.is_empty() {
+        format!(
+            "its signatures are by other keys than {}",
+            policy.keys.join(", ")
+        )
+    } else {
+        let mut p = proof.problems.clone();
+        p.dedup();
+        p.truncate(3);
+        p.join("; ")
+    })
+}
+
+#[cfg(test)]
+#[path = "trusted_tests.rs"]
+mod tests;

@@ -271,7 +271,7 @@ impl Metrics {
         labelled(
             &mut s,
             "edgeyard_trust_checks_total",
-            "Manifest pulls a trust policy covers: served (its policies met), refused (an enforced policy unmet), audit_unmet (an audit policy unmet, served anyway).",
+            "Images a trust policy covers, pulled or imported: served (a pull, its policies met), accepted (an import, its policies met), refused (an enforced policy unmet), audit_unmet (an audit policy unmet, let through).",
             "result",
             &self.trust,
         );

@@ -291,7 +291,101 @@ fn docker_pulls_only_images_signed_by_a_trusted_key() {
     assert!(metric(&s, "edgeyard_trust_checks_total{result=\"served\"}") >= 1);
     assert!(
         s.log_text()
-            .contains("audit: served an image its trust policy would refuse"),
+            .contains("audit: an image its trust policy would refuse was let through"),
         "the audit finding is logged"
     );
+}
+
+/// Runs `edgeyard ARGS --data-dir DIR`; returns whether it succeeded and what it printed.
+fn offline(data: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_bundle_is_imported_only_if_every_image_in_it_is_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    key_pair(dir, "release");
+    let (src, dst) = (dir.join("src"), dir.join("dst"));
+    let s = Server::start_in(&src);
+    let prod = "prod/app";
+    put_image(&s, prod, "signed", 1, 4096);
+    put_image(&s, prod, "unsigned", 2, 4096);
+    let signed = digest_of(&s, prod, "signed");
+    let p = payload(&s, prod, &signed);
+    attach(&s, prod, &signed, &p, &sign(dir, "release", &p));
+    drop(s);
+
+    // The site's trust, installed offline before its first start.
+    let pem = dir.join("release.pub");
+    let (ok, out) = offline(
+        &dst,
+        &["trust", "key", "add", "release", pem.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = offline(
+        &dst,
+        &[
+            "trust", "policy", "add", "--repos", "prod/**", "--key", "release",
+        ],
+    );
+    assert!(ok, "{out}");
+
+    let both = dir.join("both.tar");
+    let (ok, out) = offline(
+        &src,
+        &[
+            "export",
+            "prod/app:signed",
+            "prod/app:unsigned",
+            "-o",
+            both.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = offline(&dst, &["import", both.to_str().unwrap()]);
+    assert!(
+        !ok,
+        "a bundle with an unsigned image must be refused:\n{out}"
+    );
+    let unsigned = {
+        let s = Server::start_in(&src);
+        digest_of(&s, prod, "unsigned")
+    };
+    assert!(
+        out.contains(&format!(
+            "image prod/app@{unsigned} is not signed by a key trusted for prod/** (trust policy"
+        )) && out.contains("it has no signature"),
+        "{out}"
+    );
+    // Refused whole: not even the signed image was stored.
+    let s = Server::start_in(&dst);
+    let r = s.req("GET", "/v2/prod/app/tags/list").send();
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    drop(s);
+
+    // The signed image alone, with the signature the export brought along.
+    let one = dir.join("signed.tar");
+    let (ok, out) = offline(
+        &src,
+        &["export", "prod/app:signed", "-o", one.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = offline(&dst, &["import", one.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let s = Server::start_in(&dst);
+    let r = s.req("GET", "/v2/prod/app/manifests/signed").send();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("docker-content-digest"), Some(signed.as_str()));
 }

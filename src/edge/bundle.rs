@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::oci::manifest::{DOCKER_MANIFEST, OCI_INDEX};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
 use crate::registry::Incoming;
+use crate::trust::cosign;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -94,8 +95,25 @@ impl Edge {
             tar.append_data(&mut h, path, bytes)
                 .map_err(io("writing the bundle"))
         };
-        for (repo, reference) in images {
+        // The images asked for, then the cosign signatures of each manifest they hold (the
+        // `sha256-<hex>.sig` tags), so that a site whose trust policy needs them can
+        // import the bundle.
+        let mut queue: Vec<(RepoName, Reference)> = images.to_vec();
+        let mut next = 0;
+        while next < queue.len() {
+            let (repo, reference) = queue[next].clone();
+            let (repo, reference) = (&repo, &reference);
+            next += 1;
             let closure = self.registry().image_closure(repo, reference)?;
+            for m in &closure.manifests {
+                let Ok(tag) = cosign::signature_tag(&m.digest).parse::<Tag>() else {
+                    continue;
+                };
+                let sig = (repo.clone(), Reference::Tag(tag));
+                if !queue.contains(&sig) && self.registry().get_manifest(&sig.0, &sig.1).is_ok() {
+                    queue.push(sig);
+                }
+            }
             for m in &closure.manifests {
                 if written.insert(m.digest.clone()) {
                     let d = &m.digest;
@@ -369,6 +387,8 @@ impl Edge {
             }
         }
 
+        self.check_trust(staged, &images, &generated, &order)?;
+
         // Commit: blobs, then manifests, then tags.
         let mut report = BundleReport::default();
         let reg = self.registry();
@@ -414,6 +434,52 @@ impl Edge {
             report.images.push(format!("{repo}:{tag}"));
         }
         Ok(report)
+    }
+}
+
+impl Edge {
+    /// Every image of the bundle against the trust policies of the repository it goes to,
+    /// with the signatures the bundle carries: one image that fails an enforced policy
+    /// refuses the whole bundle, before anything is stored.
+    fn check_trust(
+        &self,
+        staged: &Staged,
+        images: &[(RepoName, Option<Tag>, Digest)],
+        generated: &HashMap<Digest, (Vec<u8>, &'static str)>,
+        order: &[(RepoName, Digest, Vec<u8>, String)],
+    ) -> Result<()> {
+        let manifest = |repo: &RepoName, d: &Digest| -> Result<Manifest> {
+            let (bytes, media) = match generated.get(d) {
+                Some((b, m)) => (b.as_slice(), m.to_string()),
+                None => order
+                    .iter()
+                    .find(|(r, x, _, _)| r == repo && x == d)
+                    .map(|(_, _, b, m)| (b.as_slice(), m.clone()))
+                    .ok_or_else(|| invalid(format!("the bundle lacks manifest {d}")))?,
+            };
+            Manifest::parse(Some(&media), bytes).map_err(|e| invalid(format!("manifest {d}: {e}")))
+        };
+        // The signature manifests the bundle holds for `d` in `repo`.
+        let signatures = |repo: &RepoName, d: &Digest| -> Result<Vec<Manifest>> {
+            let tag = cosign::signature_tag(d);
+            images
+                .iter()
+                .filter(|(r, t, _)| r == repo && t.as_ref().is_some_and(|t| t.as_str() == tag))
+                .map(|(r, _, sig)| manifest(r, sig))
+                .collect()
+        };
+        let payload = |d: &Digest| staged_bytes(staged, d).ok();
+        let reg = self.registry();
+        for (repo, _, top) in images {
+            let m = manifest(repo, top)?;
+            reg.check_trusted_detached(repo, top, &m, &signatures(repo, top)?, &payload, false)?;
+            for child in &m.manifests {
+                let c = manifest(repo, &child.digest)?;
+                let sigs = signatures(repo, &child.digest)?;
+                reg.check_trusted_detached(repo, &child.digest, &c, &sigs, &payload, true)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -14,8 +14,9 @@ pub trait Events: Send + Sync {
     fn gc_run(&self, _blobs: u64, _bytes: u64) {}
     /// A pull-through cache answer: `hit`, `fetched`, `revalidated`, `stale`, `failed`.
     fn mirror(&self, _result: &'static str) {}
-    /// A pull a trust policy covers: `served` (its policies met), `refused` (an enforced
-    /// policy unmet), `audit_unmet` (an audit policy unmet; served).
+    /// An image a trust policy covers, pulled or imported: `served` (a pull, its policies
+    /// met), `accepted` (an import, its policies met), `refused` (an enforced policy
+    /// unmet), `audit_unmet` (an audit policy unmet; let through).
     fn trust(&self, _result: &'static str) {}
 }
 

@@ -149,38 +149,106 @@ impl Registry {
         if is_signature_artifact(&manifest) {
             return Ok(());
         }
-        let (mut refusal, mut audited) = (None, false);
+        let mut unmet = Vec::new();
         for (id, policy) in covering {
-            let Some(unmet) = self
-                .judge(&state, repo, &m.digest, manifest.kind, *id, policy)
-                .await?
-            else {
-                continue;
-            };
-            let message = format!(
-                "image {repo}@{} is not signed by a key trusted for {} (trust policy {}: {})",
-                m.digest, unmet.policy.repos, unmet.id, unmet.why
+            unmet.extend(
+                self.judge(&state, repo, &m.digest, manifest.kind, *id, policy)
+                    .await?,
             );
-            match unmet.policy.mode {
+        }
+        self.verdict(repo, &m.digest, unmet, "served")
+    }
+
+    /// Whether an image that is not stored yet (a bundle's) meets every trust policy
+    /// covering `repo`, from the signature manifests that come with it and their payloads
+    /// (`payload` gives a blob's bytes, or `None` when it is not there). The caller checks
+    /// the platform images of an index too, each on its own with `platform` set: then only
+    /// policies that judge each platform apply (under the others, the index vouches).
+    pub fn check_trusted_detached(
+        &self,
+        repo: &RepoName,
+        image: &Digest,
+        manifest: &Manifest,
+        signatures: &[Manifest],
+        payload: &dyn Fn(&Digest) -> Option<Vec<u8>>,
+        platform: bool,
+    ) -> Result<()> {
+        let state = self.trust_state();
+        let applicable: Vec<&(u64, TrustPolicyRecord)> = state
+            .policies
+            .iter()
+            .filter(|(_, p)| glob_match(&p.repos, repo.as_str()))
+            .filter(|(_, p)| match p.index {
+                IndexTrust::Platforms => !manifest.kind.is_index(),
+                IndexTrust::Whole => !platform,
+            })
+            .collect();
+        if applicable.is_empty() || is_signature_artifact(manifest) {
+            return Ok(());
+        }
+        let mut proof = Proof::default();
+        for sig in signatures.iter().flat_map(cosign::signatures_in) {
+            proof.found += 1;
+            match payload(&sig.payload) {
+                Some(p) if p.len() <= cosign::PAYLOAD_MAX => {
+                    weigh(&state, image, &sig, &p, &mut proof)
+                }
+                Some(p) => proof
+                    .problems
+                    .push(format!("a signature payload of {} bytes", p.len())),
+                None => proof
+                    .problems
+                    .push(format!("the signature payload {} is missing", sig.payload)),
+            }
+        }
+        let unmet = applicable
+            .into_iter()
+            .filter_map(|(id, p)| {
+                shortfall(p, &proof).map(|why| Unmet {
+                    id: *id,
+                    policy: p.clone(),
+                    why,
+                })
+            })
+            .collect();
+        self.verdict(repo, image, unmet, "accepted")
+    }
+
+    /// The outcome of the policies an image failed: `Ok` when none is enforced (audit
+    /// findings are logged and counted), otherwise `DENIED` with the first enforced one.
+    /// `passed` is what a check nothing failed counts as.
+    fn verdict(
+        &self,
+        repo: &RepoName,
+        image: &Digest,
+        unmet: Vec<Unmet>,
+        passed: &'static str,
+    ) -> Result<()> {
+        let (mut refusal, mut audited) = (None, false);
+        for u in unmet {
+            match u.policy.mode {
                 TrustMode::Audit => {
-                    tracing::warn!(%repo, digest = %m.digest, policy = unmet.id, why = %unmet.why, "audit: served an image its trust policy would refuse");
+                    tracing::warn!(%repo, digest = %image, policy = u.id, why = %u.why, "audit: an image its trust policy would refuse was let through");
                     self.events().trust("audit_unmet");
                     audited = true;
                 }
                 TrustMode::Enforce => {
-                    refusal.get_or_insert(message);
+                    refusal.get_or_insert(format!(
+                        "image {repo}@{image} is not signed by a key trusted for {} (trust policy {}: {})",
+                        u.policy.repos, u.id, u.why
+                    ));
                 }
             }
         }
         match refusal {
             Some(message) => {
-                tracing::warn!(%repo, digest = %m.digest, %message, "refused an image that does not meet its trust policy");
+                tracing::warn!(%repo, digest = %image, %message, "refused an image that does not meet its trust policy");
                 self.events().trust("refused");
                 Err(Error::api(ErrorCode::Denied, message))
             }
             None => {
                 if !audited {
-                    self.events().trust("served");
+                    self.events().trust(passed);
                 }
                 Ok(())
             }
@@ -301,7 +369,6 @@ impl Registry {
         let Ok(manifest) = Manifest::parse(Some(&rec.media_type), &bytes) else {
             return Ok(());
         };
-        let keys: Vec<PublicKey> = state.keys.iter().map(|(_, k)| k.clone()).collect();
         for sig in cosign::signatures_in(&manifest) {
             proof.found += 1;
             let Some(payload) = self
@@ -310,14 +377,7 @@ impl Registry {
             else {
                 continue;
             };
-            match cosign::verify(image, &payload, &sig.signature, &keys) {
-                Ok(k) => {
-                    if let Some((name, _)) = state.keys.iter().find(|(_, key)| key == k) {
-                        proof.signers.insert(name.clone());
-                    }
-                }
-                Err(r) => proof.problems.push(r.to_string()),
-            }
+            weigh(state, image, &sig, &payload, proof);
         }
         Ok(())
     }
@@ -356,6 +416,26 @@ impl Registry {
         };
         proof.problems.push(problem);
         Ok(None)
+    }
+}
+
+/// Checks one signature of `image` (its payload's bytes in hand) with the installed keys,
+/// and notes in `proof` who signed or why it does not count.
+fn weigh(
+    state: &TrustState,
+    image: &Digest,
+    sig: &cosign::SignatureLayer,
+    payload: &[u8],
+    proof: &mut Proof,
+) {
+    let keys: Vec<PublicKey> = state.keys.iter().map(|(_, k)| k.clone()).collect();
+    match cosign::verify(image, payload, &sig.signature, &keys) {
+        Ok(k) => {
+            if let Some((name, _)) = state.keys.iter().find(|(_, key)| key == k) {
+                proof.signers.insert(name.clone());
+            }
+        }
+        Err(r) => proof.problems.push(r.to_string()),
     }
 }
 

@@ -371,6 +371,8 @@ async function repoPage(name) {
 
 function badges(t) {
   const out = [];
+  if (t.trusted === true) out.push(h('span', { class: 'badge trusted', title: "Signed as the repository's trust policy requires" }, 'Signed'));
+  if (t.trusted === false) out.push(h('span', { class: 'badge untrusted', title: "Not signed as the repository's trust policy requires: pulls are refused (or, in audit mode, logged)" }, 'Not signed'));
   if (t.immutable) out.push(h('span', { class: 'badge immutable', title: 'Cannot be overwritten or deleted' }, 'Immutable'));
   if (t.referrers) out.push(h('span', { class: 'badge signed', title: 'Signatures, SBOMs or attestations refer to this image' }, `${t.referrers} referrer${t.referrers > 1 ? 's' : ''}`));
   if (t.platforms && t.platforms.length) out.push(h('span', { class: 'badge multi' }, 'Multi-arch'));
@@ -439,7 +441,7 @@ async function tagPage(name, tag) {
   const host = registryHost();
   const msg = h('div', { id: 'tag-message' });
   const canDelete = state.me.admin || actions.includes('delete');
-  const flags = badges({ immutable: !!d.immutable, referrers: d.referrers.length, platforms: d.platforms.map((p) => p.platform) });
+  const flags = badges({ immutable: !!d.immutable, referrers: d.referrers.length, platforms: d.platforms.map((p) => p.platform), trusted: d.trust ? d.trust.met : undefined });
   const facts = [
     ['Digest', h('code', { id: 'tag-digest' }, d.digest)],
     ['Media type', h('code', {}, d.media_type)],
@@ -465,6 +467,15 @@ async function tagPage(name, tag) {
   } else {
     if (d.config) sections.push(h('h2', {}, 'Configuration'), configFacts(d.config));
     sections.push(h('h2', {}, `Layers (${d.layers.length})`), layerTable(d.layers, 'Layers'));
+  }
+  if (d.trust) {
+    sections.push(h('h2', {}, 'Signatures'));
+    sections.push(h('p', { id: 'tag-signers' }, d.trust.signed_by.length
+      ? ['Signed by ', ...d.trust.signed_by.flatMap((k, i) => [i ? ', ' : '', h('strong', {}, k.key), ' ', h('code', { class: 'muted' }, k.fingerprint)])]
+      : 'No signature by an installed key.'));
+    sections.push(table(['Trust policy', 'Repositories', 'Mode', 'Met'], d.trust.policies.map((p) => h('tr', {},
+      h('td', {}, String(p.id)), h('td', {}, h('code', {}, p.repos)), h('td', {}, p.mode),
+      h('td', {}, p.met ? 'yes' : `no: ${p.why}`))), { label: 'Trust policies' }));
   }
   sections.push(h('h2', {}, `Referrers (${d.referrers.length})`));
   sections.push(d.referrers.length

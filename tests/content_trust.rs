@@ -389,3 +389,79 @@ fn a_bundle_is_imported_only_if_every_image_in_it_is_signed() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("docker-content-digest"), Some(signed.as_str()));
 }
+
+#[test]
+fn the_console_api_shows_who_signed_and_whether_the_policy_is_met() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    key_pair(dir, "release");
+    let s = Server::start();
+    let prod = "prod/app";
+    put_image(&s, prod, "signed", 1, 1024);
+    put_image(&s, prod, "unsigned", 2, 1024);
+    put_image(&s, "dev/app", "any", 3, 1024);
+    let signed = digest_of(&s, prod, "signed");
+    let p = payload(&s, prod, &signed);
+    attach(&s, prod, &signed, &p, &sign(dir, "release", &p));
+    admin(&s, dir, &["trust", "key", "add", "release", "release.pub"]);
+    admin(
+        &s,
+        dir,
+        &[
+            "trust", "policy", "add", "--repos", "prod/**", "--key", "release",
+        ],
+    );
+    let fingerprint = {
+        let der = openssl(
+            dir,
+            &["pkey", "-pubin", "-in", "release.pub", "-outform", "DER"],
+        );
+        format!("SHA256:{}", sha256(&der).trim_start_matches("sha256:"))
+    };
+
+    let tags = s
+        .req("GET", "/api/v1/repositories/prod/app/tags")
+        .send()
+        .json();
+    let trusted = |tag: &str| {
+        tags.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tag"] == tag)
+            .map(|t| t["trusted"].clone())
+            .unwrap()
+    };
+    assert_eq!(trusted("signed"), serde_json::json!(true));
+    assert_eq!(trusted("unsigned"), serde_json::json!(false));
+    // The signature itself is not an image to judge.
+    let sig_tag = signed.replacen(':', "-", 1) + ".sig";
+    assert_eq!(trusted(&sig_tag), serde_json::Value::Null);
+    let d = s
+        .req("GET", "/api/v1/repositories/prod/app/tags/signed")
+        .send()
+        .json();
+    assert_eq!(d["trust"]["met"], true);
+    assert_eq!(d["trust"]["signed_by"][0]["key"], "release");
+    assert_eq!(
+        d["trust"]["signed_by"][0]["fingerprint"],
+        fingerprint.as_str()
+    );
+    let d = s
+        .req("GET", "/api/v1/repositories/prod/app/tags/unsigned")
+        .send()
+        .json();
+    assert_eq!(d["trust"]["met"], false);
+    assert_eq!(d["trust"]["policies"][0]["why"], "it has no signature");
+    assert_eq!(d["trust"]["policies"][0]["mode"], "enforce");
+    // Where no policy applies, there is nothing to show.
+    let d = s
+        .req("GET", "/api/v1/repositories/dev/app/tags/any")
+        .send()
+        .json();
+    assert!(d.get("trust").is_none(), "{d}");
+    let tags = s
+        .req("GET", "/api/v1/repositories/dev/app/tags")
+        .send()
+        .json();
+    assert!(tags[0].get("trusted").is_none(), "{tags}");
+}

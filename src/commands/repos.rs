@@ -265,7 +265,9 @@ pub fn run(cmd: crate::cli::RepoCommand) -> Result<(), Failure> {
                 None => {
                     let repo2 = repo.clone();
                     let (i, t) = offline(&target, move |r| {
-                        Box::pin(async move { Ok((r.repository(&repo2)?, r.tag_details(&repo2)?)) })
+                        Box::pin(async move {
+                            Ok((r.repository(&repo2)?, r.tag_details(&repo2).await?))
+                        })
                     })?;
                     (
                         serde_json::to_value(i).map_err(rt)?,

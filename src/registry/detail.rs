@@ -40,6 +40,9 @@ pub struct TagDetail {
     pub platforms: Vec<PlatformImage>,
     /// Manifests whose subject is this one: signatures, attestations, SBOMs.
     pub referrers: Vec<ReferrerInfo>,
+    /// Signatures and trust policies; absent when no policy covers the repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<super::TrustStatus>,
 }
 
 /// The immutability rule that holds a tag, with its id (to name it in the refusal).
@@ -219,7 +222,9 @@ impl Registry {
                 size: d.size,
             })
             .collect();
+        let trust = self.trust_status(repo, &top.digest, manifest.kind).await?;
         Ok(TagDetail {
+            trust,
             repository: repo.to_string(),
             tag: tag.to_string(),
             digest: top.digest.to_string(),

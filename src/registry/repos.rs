@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
-use crate::oci::{Manifest, RepoName};
+use crate::oci::{Manifest, MediaKind, RepoName};
 
 /// Longest repository description accepted.
 pub const DESCRIPTION_MAX: usize = 64 << 10;
@@ -39,6 +39,10 @@ pub struct TagInfo {
     pub immutable: bool,
     /// How many manifests name this one as their subject (signatures, SBOMs, attestations).
     pub referrers: usize,
+    /// Whether the image meets the trust policies of its repository; absent when none
+    /// covers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted: Option<bool>,
 }
 
 impl Registry {
@@ -151,7 +155,7 @@ impl Registry {
     }
 
     /// Each tag with what it points at.
-    pub fn tag_details(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
+    pub async fn tag_details(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
         if !self.meta().repo_exists(repo)? {
             return Err(Self::unknown_repo(repo));
         }
@@ -180,7 +184,13 @@ impl Registry {
                     })
                     .unwrap_or_default()
             };
+            let kind = MediaKind::from_media_type(&m.media_type);
+            let trusted = match kind {
+                Some(kind) => self.trust_status(repo, &digest, kind).await?.map(|s| s.met),
+                None => None,
+            };
             out.push(TagInfo {
+                trusted,
                 immutable: self.immutable_rule(repo, &tag).is_some(),
                 referrers: self.meta().referrers(repo, &digest)?.len(),
                 tag,

@@ -89,6 +89,33 @@ struct Cached {
     proof: Proof,
 }
 
+/// Where an image stands with the trust policies of its repository, as the console shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TrustStatus {
+    /// Every covering policy is met (audit policies included).
+    pub met: bool,
+    /// Installed keys with a valid signature of the image.
+    pub signed_by: Vec<Signer>,
+    pub policies: Vec<PolicyStatus>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Signer {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub id: u64,
+    pub repos: String,
+    pub mode: TrustMode,
+    pub met: bool,
+    /// Why it is not met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
 /// A policy an image failed, and why.
 struct Unmet {
     id: u64,
@@ -253,6 +280,56 @@ impl Registry {
                 Ok(())
             }
         }
+    }
+
+    /// Where the image `digest` of `repo` stands with the policies covering the repository;
+    /// `None` when none does, and for signatures themselves. Nothing is logged or counted:
+    /// this is for showing.
+    pub async fn trust_status(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        kind: MediaKind,
+    ) -> Result<Option<TrustStatus>> {
+        let state = self.trust_state();
+        let covering: Vec<&(u64, TrustPolicyRecord)> = state
+            .policies
+            .iter()
+            .filter(|(_, p)| glob_match(&p.repos, repo.as_str()))
+            .collect();
+        if covering.is_empty() {
+            return Ok(None);
+        }
+        let bytes = self.meta().manifest_bytes(digest)?.unwrap_or_default();
+        if Manifest::parse(Some(kind.media_type()), &bytes).is_ok_and(|m| is_signature_artifact(&m))
+        {
+            return Ok(None);
+        }
+        let proof = self.proof(&state, repo, digest).await?;
+        let mut policies = Vec::new();
+        for (id, policy) in covering {
+            let unmet = self.judge(&state, repo, digest, kind, *id, policy).await?;
+            policies.push(PolicyStatus {
+                id: *id,
+                repos: policy.repos.clone(),
+                mode: policy.mode,
+                met: unmet.is_none(),
+                why: unmet.map(|u| u.why),
+            });
+        }
+        Ok(Some(TrustStatus {
+            met: policies.iter().all(|p| p.met),
+            signed_by: state
+                .keys
+                .iter()
+                .filter(|(name, _)| proof.signers.contains(name))
+                .map(|(name, key)| Signer {
+                    key: name.clone(),
+                    fingerprint: key.fingerprint(),
+                })
+                .collect(),
+            policies,
+        }))
     }
 
     /// `None` when `image` meets `policy`; otherwise why not.

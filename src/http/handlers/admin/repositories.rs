@@ -63,7 +63,7 @@ pub(super) async fn handle(
             return ok_json(StatusCode::OK, &registry.repository(&name)?);
         }
         (AdminRoute::RepositoryTags(name), Method::GET) => {
-            return ok_json(StatusCode::OK, &registry.tag_details(&name)?);
+            return ok_json(StatusCode::OK, &registry.tag_details(&name).await?);
         }
         (AdminRoute::RepositoryDescription(name), Method::PUT) => {
             let d: NewDescription = body(req).await?;

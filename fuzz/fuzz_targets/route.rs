@@ -86,7 +86,11 @@ fn admin_path(a: &AdminRoute) -> Option<String> {
         AdminRoute::Storage => "storage".into(),
         AdminRoute::Ca => "ca".into(),
         AdminRoute::RepositoryTag(r, t) => format!("repositories/{r}/tags/{t}"),
-        AdminRoute::Rule(_)
+        AdminRoute::TrustKeys => "trust/keys".into(),
+        AdminRoute::TrustKey(n) => format!("trust/keys/{n}"),
+        AdminRoute::TrustPolicies => "trust/policies".into(),
+        AdminRoute::TrustPolicy(_)
+        | AdminRoute::Rule(_)
         | AdminRoute::ImmutabilityRule(_)
         | AdminRoute::Quota(_)
         | AdminRoute::RetentionRule(_) => return None,

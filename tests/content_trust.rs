@@ -465,3 +465,158 @@ fn the_console_api_shows_who_signed_and_whether_the_policy_is_met() {
         .json();
     assert!(tags[0].get("trusted").is_none(), "{tags}");
 }
+
+#[test]
+fn a_mirror_neither_caches_nor_serves_an_unsigned_upstream_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    key_pair(dir, "release");
+    let up = Server::start();
+    let prod = "prod/app";
+    put_image(&up, prod, "signed", 1, 2048);
+    put_image(&up, prod, "unsigned", 2, 2048);
+    let signed = digest_of(&up, prod, "signed");
+    let unsigned = digest_of(&up, prod, "unsigned");
+    let p = payload(&up, prod, &signed);
+    attach(&up, prod, &signed, &p, &sign(dir, "release", &p));
+
+    let config = dir.join("edgeyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\n",
+            up.addr
+        ),
+    )
+    .unwrap();
+    let data = dir.join("edge");
+    let (ok, out) = offline(
+        &data,
+        &[
+            "trust",
+            "key",
+            "add",
+            "release",
+            dir.join("release.pub").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = offline(
+        &data,
+        &[
+            "trust",
+            "policy",
+            "add",
+            "--repos",
+            "central/**",
+            "--key",
+            "release",
+        ],
+    );
+    assert!(ok, "{out}");
+    let edge = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let get = |reference: &str| {
+        edge.req(
+            "GET",
+            &format!("/v2/central/prod/app/manifests/{reference}"),
+        )
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+    };
+
+    let r = get("signed");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("docker-content-digest"), Some(signed.as_str()));
+    for reference in ["unsigned", unsigned.as_str()] {
+        let r = get(reference);
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.error_code(), "DENIED");
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert!(
+            text.contains(&format!(
+                "image central/prod/app@{unsigned} is not signed by a key trusted for central/**"
+            )) && text.contains("it has no signature"),
+            "{text}"
+        );
+    }
+    // The signed image was cached with its signature; nothing of the unsigned one was.
+    let tags = edge
+        .req("GET", "/v2/central/prod/app/tags/list")
+        .send()
+        .json();
+    let sig_tag = signed.replacen(':', "-", 1) + ".sig";
+    assert_eq!(tags["tags"], serde_json::json!([sig_tag, "signed"]));
+    drop(up);
+    // With the upstream gone, the cached image still verifies here, offline.
+    let r = get("signed");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(get(&unsigned).status, 404);
+}
+
+#[test]
+fn sync_stores_only_the_signed_images_of_a_protected_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    key_pair(dir, "release");
+    let up = Server::start();
+    let prod = "prod/app";
+    put_image(&up, prod, "signed", 1, 2048);
+    put_image(&up, prod, "unsigned", 2, 2048);
+    let signed = digest_of(&up, prod, "signed");
+    let unsigned = digest_of(&up, prod, "unsigned");
+    let p = payload(&up, prod, &signed);
+    attach(&up, prod, &signed, &p, &sign(dir, "release", &p));
+
+    let config = dir.join("edgeyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\n\n[[sync]]\nmirror = \"central\"\nrepositories = [\"prod/app\"]\ntags = [\"signed\", \"unsigned\"]\n",
+            up.addr
+        ),
+    )
+    .unwrap();
+    let data = dir.join("edge");
+    let pem = dir.join("release.pub");
+    assert!(
+        offline(
+            &data,
+            &["trust", "key", "add", "release", pem.to_str().unwrap()]
+        )
+        .0
+    );
+    assert!(
+        offline(
+            &data,
+            &[
+                "trust",
+                "policy",
+                "add",
+                "--repos",
+                "central/**",
+                "--key",
+                "release"
+            ]
+        )
+        .0
+    );
+    let (ok, out) = offline(&data, &["sync", "--config", config.to_str().unwrap()]);
+    assert!(!ok, "a sync that met a refused image must say so:\n{out}");
+    assert!(
+        out.contains(&format!(
+            "image central/prod/app@{unsigned} is not signed by a key trusted for central/**"
+        )),
+        "{out}"
+    );
+    let edge = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let tags = edge
+        .req("GET", "/v2/central/prod/app/tags/list")
+        .send()
+        .json();
+    let sig_tag = signed.replacen(':', "-", 1) + ".sig";
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!([sig_tag, "signed"]),
+        "{out}"
+    );
+}

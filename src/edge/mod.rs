@@ -7,6 +7,7 @@
 //! (`registry::Incoming`, `commit_incoming`, `store_fetched_manifest`) and asks the edge,
 //! through `registry::Mirrored`, which repositories a mirror fills.
 
+mod admit;
 pub mod bundle;
 pub mod client;
 mod mirror;
@@ -129,6 +130,14 @@ impl Edge {
     /// The mirror that serves `repo` (named as the client named it, with containerd's `ns`).
     pub fn mirror_route(&self, repo: &RepoName, ns: Option<&str>) -> Option<MirrorRoute> {
         mirror::route(&self.mirrors(), repo, ns)
+    }
+
+    /// The repository of this registry a client's `repo` (with containerd's `ns`) is kept
+    /// in: a mirror's local repository, or `repo` itself.
+    pub fn local_repo(&self, repo: &RepoName, ns: Option<&str>) -> RepoName {
+        self.mirror_route(repo, ns)
+            .map(|r| r.local)
+            .unwrap_or_else(|| repo.clone())
     }
 
     /// The `[[sync]]` rules in force (replaced when the configuration changes).

@@ -148,6 +148,8 @@ impl Edge {
                 format!("the upstream sent an invalid manifest: {e}"),
             )
         })?;
+        self.admit_upstream(route, &f.digest, &manifest, None)
+            .await?;
         let reg = self.registry();
         match reg
             .store_fetched_manifest(&route.local, &f.digest, tag, &manifest, &f.bytes)

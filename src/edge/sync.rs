@@ -197,6 +197,13 @@ impl Edge {
             let parsed = parse(&bytes)?;
             children.push((bytes, parsed));
         }
+        // Nothing of an image its repository's trust policy refuses is stored.
+        self.admit_upstream(route, &top.digest, &top_parsed, Some(false))
+            .await?;
+        for (m, parsed) in &children {
+            self.admit_upstream(route, &m.digest, parsed, Some(true))
+                .await?;
+        }
         let mut blobs: Vec<Digest> = Vec::new();
         for m in children.iter().map(|(_, p)| p).chain([&top_parsed]) {
             for d in m.required_blobs() {

@@ -366,6 +366,19 @@ impl Registry {
         }))
     }
 
+    /// Whether a trust policy covers `repo`.
+    pub fn trust_covers(&self, repo: &RepoName) -> bool {
+        self.trust_state()
+            .policies
+            .iter()
+            .any(|(_, p)| glob_match(&p.repos, repo.as_str()))
+    }
+
+    /// Whether an index stored in `repo` lists the manifest `digest`.
+    pub fn listed_by_index(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        Ok(!self.parents(repo, digest)?.is_empty())
+    }
+
     /// The indexes in `repo` that list `child`.
     fn parents(&self, repo: &RepoName, child: &Digest) -> Result<Vec<Digest>> {
         Ok(self

@@ -27,7 +27,8 @@ pub async fn get<B>(
     // runtime could run, and a refused GET carries the message docker prints (a HEAD's
     // error has no body to read).
     if req.method() != Method::HEAD {
-        edge.registry().check_trusted(repo, &m).await?;
+        let local = edge.local_repo(repo, namespace(req).as_deref());
+        edge.registry().check_trusted(&local, &m).await?;
     }
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "content-type", &m.media_type);

@@ -620,3 +620,55 @@ fn sync_stores_only_the_signed_images_of_a_protected_repository() {
         "{out}"
     );
 }
+
+#[test]
+fn push_to_ships_signed_images_with_their_signature_and_refuses_unsigned_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    key_pair(dir, "release");
+    let s = Server::start();
+    let target = Server::start();
+    let prod = "prod/app";
+    put_image(&s, prod, "signed", 1, 2048);
+    put_image(&s, prod, "unsigned", 2, 2048);
+    let signed = digest_of(&s, prod, "signed");
+    let unsigned = digest_of(&s, prod, "unsigned");
+    let p = payload(&s, prod, &signed);
+    attach(&s, prod, &signed, &p, &sign(dir, "release", &p));
+    admin(&s, dir, &["trust", "key", "add", "release", "release.pub"]);
+    admin(
+        &s,
+        dir,
+        &[
+            "trust", "policy", "add", "--repos", "prod/**", "--key", "release",
+        ],
+    );
+    let to = format!("http://{}", target.addr);
+
+    let out = admin(&s, dir, &["push-to", &to, "prod/app:signed"]);
+    assert!(out.contains("pushed prod/app:signed"), "{out}");
+    let tags = target.req("GET", "/v2/prod/app/tags/list").send().json();
+    let sig_tag = signed.replacen(':', "-", 1) + ".sig";
+    assert_eq!(tags["tags"], serde_json::json!([sig_tag, "signed"]));
+
+    let url = format!("http://{}", s.addr);
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+        .args(["push-to", &to, "prod/app:unsigned", "--server", &url])
+        .env("EDGEYARD_PASSWORD", "unused")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "image prod/app@{unsigned} is not signed by a key trusted for prod/**"
+        )),
+        "{text}"
+    );
+    let r = target.req("GET", "/v2/prod/app/manifests/unsigned").send();
+    assert_eq!(r.status, 404, "nothing of the unsigned image was shipped");
+}

@@ -12,8 +12,9 @@ use super::remote::{Remote, RemoteError, MANIFEST_ACCEPT};
 use super::Edge;
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::glob::glob_match;
-use crate::oci::{Reference, RepoName};
+use crate::oci::{Reference, RepoName, Tag};
 use crate::registry::PAGE_MAX;
+use crate::trust::cosign;
 
 /// One `[[replication]]` table, validated.
 #[derive(Clone)]
@@ -94,6 +95,10 @@ impl Edge {
         reference: &Reference,
     ) -> Result<Pushed> {
         let closure = self.registry().image_closure(repo, reference)?;
+        // What this registry would refuse to serve, it does not ship either.
+        for m in &closure.manifests {
+            self.registry().check_trusted(repo, m).await?;
+        }
         let mut out = Pushed {
             image: format!("{repo}:{reference}"),
             ..Pushed::default()
@@ -225,9 +230,29 @@ impl Edge {
         let remote = Remote::new(url, roots, credentials);
         let mut pushed = Vec::new();
         for (repo, reference) in images {
-            pushed.push(self.push_image(&remote, repo, reference).await?);
+            pushed.extend(self.push_signed(&remote, repo, reference).await?);
         }
         Ok(pushed)
+    }
+
+    /// [`Edge::push_image`], then the image's cosign signatures (its `sha256-<hex>.sig`
+    /// tag, when there is one), so that the target can verify it too.
+    async fn push_signed(
+        &self,
+        remote: &Remote,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<Vec<Pushed>> {
+        let image = self.push_image(remote, repo, reference).await?;
+        let digest = self.registry().get_manifest(repo, reference)?.digest;
+        let mut out = vec![image];
+        if let Ok(tag) = cosign::signature_tag(&digest).parse::<Tag>() {
+            let sig = Reference::Tag(tag);
+            if self.registry().get_manifest(repo, &sig).is_ok() {
+                out.push(self.push_image(remote, repo, &sig).await?);
+            }
+        }
+        Ok(out)
     }
 
     /// Runs one replication rule: every matching tag of every matching repository.
@@ -254,8 +279,8 @@ impl Edge {
                 let Ok(t) = tag.parse() else {
                     continue;
                 };
-                match self.push_image(&remote, &repo, &Reference::Tag(t)).await {
-                    Ok(p) => report.pushed.push(p),
+                match self.push_signed(&remote, &repo, &Reference::Tag(t)).await {
+                    Ok(p) => report.pushed.extend(p),
                     Err(e) => report.failures.push(format!("{repo}:{tag}: {e}")),
                 }
             }

@@ -148,6 +148,18 @@ impl PublicKey {
     }
 }
 
+impl PublicKey {
+    /// Checks a JWS signature (RFC 7518: ES256/ES384 as fixed-length `r‖s`, PS256/384/512
+    /// as RSASSA-PSS with the salt as long as the hash) over `msg`.
+    pub fn verifies_jws(&self, alg: &str, msg: &[u8], sig: &[u8]) -> bool {
+        super::notation::jws_algorithm(self.kind, alg).is_some_and(|a| {
+            UnparsedPublicKey::new(a, &self.raw)
+                .verify(msg, sig)
+                .is_ok()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,10 +6,14 @@
 //!   fingerprint they are shown by, and signature checks with `ring`.
 //! - `cosign`: cosign's key-based signatures (the "simple signing" payload and its
 //!   signature), as found under the `sha256-<hex>.sig` tag scheme.
+//! - `notation`: Notary Project signatures (JWS envelopes with an X.509 chain), and
+//!   `x509chain`: the chain and identity checks they need.
 //!
 //! The formats are described in `docs/research/content-trust-formats.md`.
 
 pub mod cosign;
 pub mod keys;
+pub mod notation;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod x509chain;

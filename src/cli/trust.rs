@@ -8,7 +8,7 @@ use super::Target;
 
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
-    /// Public keys trusted to sign images (cosign key pairs' `cosign.pub`).
+    /// Keys and certificates trusted to sign images (cosign's `cosign.pub`, a notation CA).
     #[command(subcommand)]
     Key(TrustKeyCommand),
     /// Which repositories serve only signed images, signed by which keys.
@@ -18,8 +18,9 @@ pub enum TrustCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TrustKeyCommand {
-    /// Install a public key (PEM `PUBLIC KEY`: ECDSA P-256 or P-384, RSA, Ed25519) under a
-    /// name; its fingerprint is printed to compare with the signer's.
+    /// Install a public key (PEM `PUBLIC KEY`: ECDSA P-256 or P-384, RSA, Ed25519; for cosign)
+    /// or a CA certificate (PEM `CERTIFICATE`; for notation) under a name; its fingerprint is
+    /// printed to compare with the signer's.
     Add {
         /// The name policies use for it, e.g. `release`.
         name: String,
@@ -64,6 +65,10 @@ pub enum TrustPolicyCommand {
         /// `platforms`: each platform image carries its own signature.
         #[arg(long, default_value = "whole", value_parser = ["whole", "platforms"])]
         index: String,
+        /// For Notary Project signatures: a trusted signer, e.g. `x509.subject: C=DE,
+        /// ST=Bavaria, O=Factory` (repeat for several; default: any the certificates vouch for).
+        #[arg(long = "identity")]
+        identities: Vec<String>,
         #[command(flatten)]
         target: Target,
     },

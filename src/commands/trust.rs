@@ -125,7 +125,12 @@ fn describe(p: &TrustPolicyRecord) -> String {
         IndexTrust::Whole => "indexes signed whole",
         IndexTrust::Platforms => "each platform signed",
     };
-    format!("{}: {signers} ({mode}; {index})", p.repos)
+    let who = if p.identities.is_empty() {
+        String::new()
+    } else {
+        format!("; notation signers {}", p.identities.join(" or "))
+    };
+    format!("{}: {signers} ({mode}; {index}{who})", p.repos)
 }
 
 fn policy(cmd: TrustPolicyCommand) -> Result<(), Failure> {
@@ -136,11 +141,13 @@ fn policy(cmd: TrustPolicyCommand) -> Result<(), Failure> {
             require,
             mode,
             index,
+            identities,
             target,
         } => {
             // The values clap accepts are the records' own spellings.
             let p: TrustPolicyRecord = serde_json::from_value(json!({
                 "repos": repos, "keys": keys, "require": require, "mode": mode, "index": index,
+                "identities": identities,
             }))
             .map_err(|e| Failure::Usage(e.to_string()))?;
             let id = match open(&target)? {

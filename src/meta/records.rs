@@ -172,7 +172,7 @@ pub struct TrustKeyRecord {
 #[serde(deny_unknown_fields)]
 pub struct TrustPolicyRecord {
     pub repos: String,
-    /// Names of installed keys.
+    /// Names of installed keys (cosign) and CA certificates (the notation trust store).
     pub keys: Vec<String>,
     #[serde(default)]
     pub require: Require,
@@ -180,6 +180,10 @@ pub struct TrustPolicyRecord {
     pub mode: TrustMode,
     #[serde(default)]
     pub index: IndexTrust,
+    /// For Notary Project signatures: the signers' certificate subjects trusted
+    /// (`x509.subject: C=…, ST=…, O=…`); none (or `*`) trusts any the trust store vouches for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<String>,
 }
 
 /// How many of a policy's keys must have signed.

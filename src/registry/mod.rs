@@ -16,6 +16,7 @@ pub mod governance;
 mod ingest;
 mod integrity;
 mod manifests;
+mod proofs;
 mod pump;
 mod quota;
 mod repos;
@@ -74,7 +75,7 @@ struct Inner {
     /// Who counts what the registry does (see `events`); nobody until the server says.
     events: std::sync::OnceLock<Arc<dyn Events>>,
     /// What images' signatures proved (see `trusted`).
-    proofs: trusted::ProofCache,
+    proofs: proofs::ProofCache,
 }
 
 /// What the operator set (in the configuration, or through the admin API) that decides what
@@ -165,7 +166,7 @@ impl Registry {
                 usage: Mutex::new(None),
                 gc_lock: tokio::sync::RwLock::new(()),
                 events: std::sync::OnceLock::new(),
-                proofs: trusted::ProofCache::default(),
+                proofs: proofs::ProofCache::default(),
             }),
         };
         registry.reload_trust()?;

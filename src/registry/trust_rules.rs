@@ -8,16 +8,17 @@ use crate::error::{Error, ErrorCode, Result};
 pub use crate::meta::{IndexTrust, Require, TrustMode, TrustPolicyRecord};
 use crate::meta::{Meta, TrustKeyRecord};
 use crate::oci::glob::check_glob;
-use crate::trust::keys::PublicKey;
+use crate::trust::keys::TrustAnchor;
+use crate::trust::x509chain;
 
-/// An installed key as it is shown: never the key material alone, always its fingerprint
-/// (what an operator compares with the signer's `cosign.pub`).
+/// An installed key or certificate as it is shown: never the material alone, always its
+/// fingerprint (what an operator compares with the signer's `cosign.pub` or CA).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct TrustKeyInfo {
     pub name: String,
-    /// `ecdsa-p256`, `ecdsa-p384`, `rsa`, `ed25519`.
+    /// `ecdsa-p256`, `ecdsa-p384`, `rsa`, `ed25519`, `x509-certificate`.
     pub kind: String,
-    /// `SHA256:<hex>` of the key's DER SubjectPublicKeyInfo.
+    /// `SHA256:<hex>` of the key's DER SubjectPublicKeyInfo, or of the certificate.
     pub fingerprint: String,
     pub added_at: u64,
     pub pem: String,
@@ -54,7 +55,7 @@ fn check_key_name(name: &str) -> Result<()> {
 pub fn add_key(meta: &Meta, name: &str, pem: &str) -> Result<TrustKeyInfo> {
     check_key_name(name)?;
     let key =
-        PublicKey::from_pem(pem.as_bytes()).map_err(|e| invalid(format!("key {name:?}: {e}")))?;
+        TrustAnchor::from_pem(pem.as_bytes()).map_err(|e| invalid(format!("key {name:?}: {e}")))?;
     if let Some((other, _)) = key_infos(meta)?
         .into_iter()
         .map(|k| (k.name.clone(), k))
@@ -78,10 +79,10 @@ pub fn add_key(meta: &Meta, name: &str, pem: &str) -> Result<TrustKeyInfo> {
     Ok(info(name.to_string(), rec, &key))
 }
 
-fn info(name: String, rec: TrustKeyRecord, key: &PublicKey) -> TrustKeyInfo {
+fn info(name: String, rec: TrustKeyRecord, key: &TrustAnchor) -> TrustKeyInfo {
     TrustKeyInfo {
         name,
-        kind: key.kind().as_str().to_string(),
+        kind: key.kind().to_string(),
         fingerprint: key.fingerprint(),
         added_at: rec.added_at,
         pem: rec.pem,
@@ -90,11 +91,11 @@ fn info(name: String, rec: TrustKeyRecord, key: &PublicKey) -> TrustKeyInfo {
 
 /// The installed keys that parse, with their fingerprints, and a log line for any that no
 /// longer does (it verifies nothing).
-pub(super) fn parsed_keys(meta: &Meta) -> Result<Vec<(String, TrustKeyRecord, PublicKey)>> {
+pub(super) fn parsed_keys(meta: &Meta) -> Result<Vec<(String, TrustKeyRecord, TrustAnchor)>> {
     Ok(meta
         .trust_keys()?
         .into_iter()
-        .filter_map(|(name, rec)| match PublicKey::from_pem(rec.pem.as_bytes()) {
+        .filter_map(|(name, rec)| match TrustAnchor::from_pem(rec.pem.as_bytes()) {
             Ok(k) => Some((name, rec, k)),
             Err(e) => {
                 tracing::error!(key = %name, error = %e, "a stored trusted key does not parse: it verifies nothing");
@@ -135,6 +136,9 @@ pub fn delete_key(meta: &Meta, name: &str) -> Result<bool> {
 /// Adds a policy; every key it names must be installed.
 pub fn add_policy(meta: &Meta, p: TrustPolicyRecord) -> Result<u64> {
     check_glob(&p.repos).map_err(invalid)?;
+    for id in p.identities.iter().filter(|i| i.trim() != "*") {
+        x509chain::parse_identity(id).map_err(|e| invalid(e.0))?;
+    }
     if p.keys.is_empty() {
         return Err(invalid(
             "a trust policy names at least one key (install one with `edgeyard trust key add`)",
@@ -208,6 +212,7 @@ mod tests {
             require: Require::Any,
             mode: TrustMode::Enforce,
             index: IndexTrust::Whole,
+            identities: Vec::new(),
         }
     }
 

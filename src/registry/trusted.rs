@@ -12,16 +12,16 @@
 //! policies: a new signature, a deleted one, or any change of keys or policies makes a
 //! fresh check.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::proofs::{weigh, Proof};
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::{IndexTrust, Require, TrustMode, TrustPolicyRecord};
 use crate::oci::glob::glob_match;
-use crate::oci::{Digest, Manifest, MediaKind, RepoName, Tag};
-use crate::trust::cosign;
-use crate::trust::keys::PublicKey;
+use crate::oci::{Digest, Manifest, MediaKind, RepoName};
+use crate::trust::keys::TrustAnchor;
+use crate::trust::{cosign, notation};
 
 use super::manifests::ManifestContent;
 
@@ -38,20 +38,13 @@ const SIGNATURE_LAYERS: &[&str] = &[
     "application/vnd.in-toto+json",
 ];
 
-/// Referrers looked at for one image; more are ignored (a flood of referrers must not turn
-/// a pull into a scan).
-const REFERRERS_MAX: usize = 64;
-
-/// Cached results before the cache is emptied and starts again.
-const CACHE_MAX: usize = 4096;
-
 /// The keys and policies in force, replaced whole when either changes.
 pub(super) struct TrustState {
     /// Bumped on every reload: cached results from an older version are not used.
-    version: u64,
-    /// Installed keys that parse, by name.
-    keys: Vec<(String, PublicKey)>,
-    policies: Vec<(u64, TrustPolicyRecord)>,
+    pub(super) version: u64,
+    /// Installed keys and certificates that parse, by name.
+    pub(super) keys: Vec<(String, TrustAnchor)>,
+    pub(super) policies: Vec<(u64, TrustPolicyRecord)>,
 }
 
 impl TrustState {
@@ -62,31 +55,6 @@ impl TrustState {
             policies: Vec::new(),
         }
     }
-}
-
-/// What an image's signatures prove.
-#[derive(Clone, Debug, Default)]
-struct Proof {
-    /// Installed keys with a valid signature of the image.
-    signers: BTreeSet<String>,
-    /// Signatures that did not count, and why (for the refusal message).
-    problems: Vec<String>,
-    /// Signatures found at all.
-    found: usize,
-}
-
-#[derive(Default)]
-pub(super) struct ProofCache {
-    entries: Mutex<HashMap<(String, Digest), Cached>>,
-}
-
-/// What the signatures of an image in a repository proved, and from what.
-struct Cached {
-    /// The trust version it was checked under.
-    version: u64,
-    /// The signature manifests it was drawn from.
-    sources: Vec<Digest>,
-    proof: Proof,
 }
 
 /// Where an image stands with the trust policies of its repository, as the console shows it.
@@ -389,144 +357,6 @@ impl Registry {
             .map(|(d, _)| d)
             .collect())
     }
-
-    /// The signature manifests of `image` in `repo`: cosign's tag, then referrers.
-    fn signature_manifests(&self, repo: &RepoName, image: &Digest) -> Result<Vec<Digest>> {
-        let mut out = Vec::new();
-        if let Ok(tag) = cosign::signature_tag(image).parse::<Tag>() {
-            if let Some(t) = self.meta().tag(repo, &tag)? {
-                out.push(t.digest);
-            }
-        }
-        for r in self
-            .meta()
-            .referrers(repo, image)?
-            .into_iter()
-            .take(REFERRERS_MAX)
-        {
-            if !out.contains(&r.digest) {
-                out.push(r.digest);
-            }
-        }
-        Ok(out)
-    }
-
-    /// What the signatures of `image` in `repo` prove, from the cache when nothing changed.
-    async fn proof(&self, state: &TrustState, repo: &RepoName, image: &Digest) -> Result<Proof> {
-        let sources = self.signature_manifests(repo, image)?;
-        let key = (repo.to_string(), image.clone());
-        let cache = &self.inner.proofs.entries;
-        if let Some(c) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            if c.version == state.version && c.sources == sources {
-                return Ok(c.proof.clone());
-            }
-        }
-        let mut proof = Proof::default();
-        for source in &sources {
-            self.verify_manifest(state, repo, image, source, &mut proof)
-                .await?;
-        }
-        let mut entries = cache.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CACHE_MAX {
-            entries.clear();
-        }
-        entries.insert(
-            key,
-            Cached {
-                version: state.version,
-                sources,
-                proof: proof.clone(),
-            },
-        );
-        Ok(proof)
-    }
-
-    /// Checks every cosign signature in the signature manifest `source`.
-    async fn verify_manifest(
-        &self,
-        state: &TrustState,
-        repo: &RepoName,
-        image: &Digest,
-        source: &Digest,
-        proof: &mut Proof,
-    ) -> Result<()> {
-        let Some(rec) = self.meta().manifest(repo, source)? else {
-            return Ok(());
-        };
-        let Some(bytes) = self.meta().manifest_bytes(source)? else {
-            return Ok(());
-        };
-        let Ok(manifest) = Manifest::parse(Some(&rec.media_type), &bytes) else {
-            return Ok(());
-        };
-        for sig in cosign::signatures_in(&manifest) {
-            proof.found += 1;
-            let Some(payload) = self
-                .payload(repo, &sig.payload, sig.payload_size, proof)
-                .await?
-            else {
-                continue;
-            };
-            weigh(state, image, &sig, &payload, proof);
-        }
-        Ok(())
-    }
-
-    /// A signature payload linked into `repo`, its bytes checked against its digest; `None`
-    /// (and the reason noted in `proof`) when it cannot be used.
-    async fn payload(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-        size: u64,
-        proof: &mut Proof,
-    ) -> Result<Option<Vec<u8>>> {
-        let problem = if size > cosign::PAYLOAD_MAX as u64 {
-            format!("a signature payload of {size} bytes")
-        } else if !self.meta().is_linked(repo, digest)? {
-            format!("the signature payload {digest} is not in this repository")
-        } else {
-            let path = self.storage().blob_path(digest);
-            let bytes =
-                super::blocking("reading a signature payload", move || {
-                    match std::fs::read(path) {
-                        Ok(b) => Ok(Some(b)),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                })
-                .await?;
-            match bytes {
-                None => format!("the signature payload {digest} is missing"),
-                Some(b) if Digest::sha256_of(&b) != *digest => {
-                    format!("the signature payload {digest} does not match its digest")
-                }
-                Some(b) => return Ok(Some(b)),
-            }
-        };
-        proof.problems.push(problem);
-        Ok(None)
-    }
-}
-
-/// Checks one signature of `image` (its payload's bytes in hand) with the installed keys,
-/// and notes in `proof` who signed or why it does not count.
-fn weigh(
-    state: &TrustState,
-    image: &Digest,
-    sig: &cosign::SignatureLayer,
-    payload: &[u8],
-    proof: &mut Proof,
-) {
-    let keys: Vec<PublicKey> = state.keys.iter().map(|(_, k)| k.clone()).collect();
-    match cosign::verify(image, payload, &sig.signature, &keys) {
-        Ok(k) => {
-            if let Some((name, _)) = state.keys.iter().find(|(_, key)| key == k) {
-                proof.signers.insert(name.clone());
-            }
-        }
-        Err(r) => proof.problems.push(r.to_string()),
-    }
 }
 
 /// Whether a manifest holds only signatures or attestations (see [`SIGNATURE_LAYERS`]).
@@ -540,11 +370,15 @@ fn is_signature_artifact(m: &Manifest) -> bool {
 
 /// `None` when `proof` meets `policy`, otherwise what is missing.
 fn shortfall(policy: &TrustPolicyRecord, proof: &Proof) -> Option<String> {
-    let signed: Vec<&String> = policy
-        .keys
-        .iter()
-        .filter(|k| proof.signers.contains(*k))
-        .collect();
+    // A certificate counts only for a signer whose subject the policy trusts.
+    let counts = |k: &String| {
+        proof.signers.contains(k) && {
+            let mut subjects = proof.subjects.iter().filter(|(n, _)| n == k).peekable();
+            subjects.peek().is_none()
+                || subjects.any(|(_, s)| notation::identity_trusted(s, &policy.identities))
+        }
+    };
+    let signed: Vec<&String> = policy.keys.iter().filter(|k| counts(k)).collect();
     let met = match policy.require {
         Require::Any => !signed.is_empty(),
         Require::Each => signed.len() == policy.keys.len(),
@@ -558,10 +392,16 @@ fn shortfall(policy: &TrustPolicyRecord, proof: &Proof) -> Option<String> {
         let missing: Vec<&str> = policy
             .keys
             .iter()
-            .filter(|k| !proof.signers.contains(*k))
+            .filter(|k| !counts(k))
             .map(String::as_str)
             .collect();
         format!("no valid signature by {}", missing.join(", "))
+    } else if let Some((_, s)) = proof.subjects.iter().find(|(n, _)| policy.keys.contains(n)) {
+        let subject: Vec<String> = s.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "its notation signer ({}) is not a trusted identity",
+            subject.join(", ")
+        )
     } else if proof.problems.is_empty() {
         format!(
             "its signatures are by other keys than {}",

@@ -119,6 +119,7 @@ impl World {
                 require,
                 mode,
                 index,
+                identities: Vec::new(),
             })
             .unwrap()
     }
@@ -330,6 +331,7 @@ async fn keys_and_policies_survive_a_restart() {
             require: Require::Any,
             mode: TrustMode::Enforce,
             index: IndexTrust::Whole,
+            identities: Vec::new(),
         })
         .unwrap();
         reg.close().unwrap();
@@ -345,4 +347,65 @@ async fn keys_and_policies_survive_a_restart() {
     assert_eq!(w.pull(&prod, "v1").await, None);
     let keys = trust_rules::key_infos(w.reg.meta()).unwrap();
     assert_eq!(keys[0].fingerprint, release.key.fingerprint());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notation_signature_chaining_to_an_installed_ca_counts_for_trusted_identities() {
+    use crate::trust::testkit::{envelope, good_pki, header, pem};
+    let w = world().await;
+    let prod = repo("prod/app");
+    let image = w.image(&prod, "v1", "a").await;
+    let size = w.reg.meta().manifest(&prod, &image).unwrap().unwrap().size;
+    let pki = good_pki();
+    let target = json!({"mediaType": OCI_MANIFEST, "digest": image.to_string(), "size": size});
+    let env = envelope(&pki, header(), target);
+    // The signature as notation stores it: a referrer whose one layer is the envelope.
+    let layer = w.blob(&prod, &env).await;
+    let empty = w.blob(&prod, b"{}").await;
+    let m = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": crate::trust::notation::ARTIFACT_TYPE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+        "layers": [{"mediaType": crate::trust::notation::JWS, "digest": layer.to_string(), "size": env.len()}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": image.to_string(), "size": size},
+    });
+    let d = Digest::sha256_of(&serde_json::to_vec(&m).unwrap());
+    w.manifest(&prod, &d.to_string(), m).await;
+
+    w.reg.add_trust_key("factory-ca", &pem(&pki.root)).unwrap();
+    let stranger = good_pki();
+    w.reg
+        .add_trust_key("other-ca", &pem(&stranger.root))
+        .unwrap();
+    let only_other = w.enforce(&["other-ca"]);
+    let e = w.pull(&prod, "v1").await.expect("refused");
+    assert!(e.contains("its signatures are by other keys than other-ca"), "{e}");
+    w.reg.delete_trust_policy(only_other).unwrap();
+
+    let policy = |identities: &[&str]| TrustPolicyRecord {
+        repos: "prod/**".into(),
+        keys: vec!["factory-ca".into()],
+        require: Require::Any,
+        mode: TrustMode::Enforce,
+        index: IndexTrust::Whole,
+        identities: identities.iter().map(|s| s.to_string()).collect(),
+    };
+    let id = w
+        .reg
+        .add_trust_policy(policy(&["x509.subject: C=DE, ST=Bavaria, O=Factory"]))
+        .unwrap();
+    assert_eq!(w.pull(&prod, "v1").await, None);
+    let status = w
+        .reg
+        .trust_status(&prod, &image, crate::oci::MediaKind::OciManifest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.signed_by[0].key, "factory-ca");
+    w.reg.delete_trust_policy(id).unwrap();
+    w.reg
+        .add_trust_policy(policy(&["x509.subject: C=DE, ST=Bavaria, O=Elsewhere"]))
+        .unwrap();
+    let e = w.pull(&prod, "v1").await.expect("refused");
+    assert!(e.contains("is not a trusted identity"), "{e}");
 }

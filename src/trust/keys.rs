@@ -20,14 +20,20 @@ pub enum KeyError {
     NotSpki,
     /// A key type or curve signatures cannot be verified with (named).
     Unsupported(&'static str),
+    /// A `CERTIFICATE` block that does not hold one X.509 certificate.
+    NotCertificate,
 }
 
 impl std::fmt::Display for KeyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            KeyError::NotPem => write!(f, "not a PEM public key (-----BEGIN PUBLIC KEY-----)"),
+            KeyError::NotPem => write!(
+                f,
+                "not a PEM public key (-----BEGIN PUBLIC KEY-----) or certificate (-----BEGIN CERTIFICATE-----)"
+            ),
             KeyError::NotSpki => write!(f, "the PEM block does not hold a public key"),
             KeyError::Unsupported(what) => write!(f, "{what} keys are not supported"),
+            KeyError::NotCertificate => write!(f, "the CERTIFICATE block does not hold a certificate"),
         }
     }
 }
@@ -145,6 +151,51 @@ impl PublicKey {
                 .verify(msg, sig)
                 .is_ok()
         })
+    }
+}
+
+/// What an operator installs to trust signers: a public key (for cosign signatures) or a
+/// CA certificate (a trust store entry for Notary Project signatures).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustAnchor {
+    Key(PublicKey),
+    /// A DER X.509 certificate.
+    Certificate(Vec<u8>),
+}
+
+impl TrustAnchor {
+    /// Reads a PEM `PUBLIC KEY` or `CERTIFICATE` block.
+    pub fn from_pem(text: &[u8]) -> Result<TrustAnchor, KeyError> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(text).map_err(|_| KeyError::NotPem)?;
+        match pem.label.as_str() {
+            "PUBLIC KEY" => PublicKey::from_spki_der(&pem.contents).map(TrustAnchor::Key),
+            "CERTIFICATE" => match x509_parser::parse_x509_certificate(&pem.contents) {
+                Ok((&[], _)) => Ok(TrustAnchor::Certificate(pem.contents.clone())),
+                _ => Err(KeyError::NotCertificate),
+            },
+            _ => Err(KeyError::NotPem),
+        }
+    }
+
+    /// `public-key kinds` or `x509-certificate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TrustAnchor::Key(k) => k.kind().as_str(),
+            TrustAnchor::Certificate(_) => "x509-certificate",
+        }
+    }
+
+    /// `SHA256:<hex>` of the key's SubjectPublicKeyInfo, or of the whole certificate (what
+    /// `openssl x509 -fingerprint -sha256` shows, in lower case without colons).
+    pub fn fingerprint(&self) -> String {
+        match self {
+            TrustAnchor::Key(k) => k.fingerprint(),
+            TrustAnchor::Certificate(der) => {
+                let d = ring::digest::digest(&ring::digest::SHA256, der);
+                let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                format!("SHA256:{hex}")
+            }
+        }
     }
 }
 

@@ -116,10 +116,11 @@ pub struct TrustStore<'a> {
     pub identities: &'a [String],
 }
 
-/// A verified signature: its signer's subject.
+/// A verified signature: its signer's subject, as text and as attributes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Signed {
     pub subject: String,
+    pub attributes: Vec<(String, String)>,
 }
 
 fn b64url(s: &str, what: &str) -> Result<Vec<u8>, Refusal> {
@@ -238,20 +239,25 @@ pub fn verify(
         }
     }
     x509chain::verify(&chain, &ders, store.certificates, now)?;
-    let any = store.identities.iter().any(|i| i.trim() == "*");
-    if !any {
-        let mut matched = false;
-        for i in store.identities {
-            let id = x509chain::parse_identity(i).map_err(Refusal::from)?;
-            matched |= x509chain::identity_matches(&chain[0], &id);
-        }
-        if !matched {
-            return Err(Refusal::Identity(x509chain::subject_text(&chain[0])));
-        }
+    let attributes = x509chain::subject_pairs(&chain[0]);
+    if !identity_trusted(&attributes, store.identities) {
+        return Err(Refusal::Identity(x509chain::subject_text(&chain[0])));
     }
     Ok(Signed {
         subject: x509chain::subject_text(&chain[0]),
+        attributes,
     })
+}
+
+/// Whether a signer's subject is one of `identities` (none, or `*`: any). An identity
+/// that does not parse matches nothing (policies are checked when they are added).
+pub fn identity_trusted(subject: &[(String, String)], identities: &[String]) -> bool {
+    identities.is_empty()
+        || identities.iter().any(|i| {
+            i.trim() == "*"
+                || x509chain::parse_identity(i)
+                    .is_ok_and(|id| x509chain::identity_matches(subject, &id))
+        })
 }
 
 /// Whether a key kind can have signed with the JWS algorithm `alg`.

@@ -1,100 +1,13 @@
 //! Tests of `notation`: chains made with rcgen, envelopes signed with ring, each check
 //! tried on the one thing that breaks it.
 
-use base64::Engine;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P256_SHA256,
-};
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use rcgen::KeyUsagePurpose;
 use serde_json::json;
 
 use super::*;
+use crate::trust::testkit::{b64u, envelope, good_pki, header, pki};
 
 const NOW: i64 = 1_800_000_000;
-
-struct Pki {
-    root: Vec<u8>,
-    leaf: Vec<u8>,
-    leaf_key: KeyPair,
-}
-
-fn dn(params: &mut CertificateParams, cn: &str) {
-    params.distinguished_name.push(DnType::CountryName, "DE");
-    params
-        .distinguished_name
-        .push(DnType::StateOrProvinceName, "Bavaria");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "Factory");
-    params.distinguished_name.push(DnType::CommonName, cn);
-}
-
-/// A root CA and a leaf it issued; `leaf_usages` and `root_is_ca` let a test break one.
-fn pki(leaf_usages: Vec<KeyUsagePurpose>, root_is_ca: bool) -> Pki {
-    let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut rp = CertificateParams::new(Vec::<String>::new()).unwrap();
-    dn(&mut rp, "Factory Root");
-    if root_is_ca {
-        rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        rp.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    }
-    let root = rp.self_signed(&root_key).unwrap();
-    let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut lp = CertificateParams::new(Vec::<String>::new()).unwrap();
-    dn(&mut lp, "Release Signer");
-    lp.key_usages = leaf_usages;
-    let issuer = Issuer::new(rp, root_key);
-    let leaf = lp.signed_by(&leaf_key, &issuer).unwrap();
-    Pki {
-        root: root.der().to_vec(),
-        leaf: leaf.der().to_vec(),
-        leaf_key,
-    }
-}
-
-fn good_pki() -> Pki {
-    pki(vec![KeyUsagePurpose::DigitalSignature], true)
-}
-
-fn b64u(b: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-/// An envelope over `target` with the protected header `protected`, signed by the leaf.
-fn envelope(p: &Pki, protected: serde_json::Value, target: serde_json::Value) -> Vec<u8> {
-    let protected = b64u(&serde_json::to_vec(&protected).unwrap());
-    let payload = b64u(&serde_json::to_vec(&json!({ "targetArtifact": target })).unwrap());
-    let rng = SystemRandom::new();
-    let pair = EcdsaKeyPair::from_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        &p.leaf_key.serialize_der(),
-        &rng,
-    )
-    .unwrap();
-    let sig = pair
-        .sign(&rng, format!("{protected}.{payload}").as_bytes())
-        .unwrap();
-    let std = base64::engine::general_purpose::STANDARD;
-    serde_json::to_vec(&json!({
-        "payload": payload,
-        "protected": protected,
-        "header": {"x5c": [std.encode(&p.leaf), std.encode(&p.root)], "io.cncf.notary.signingAgent": "test"},
-        "signature": b64u(sig.as_ref()),
-    }))
-    .unwrap()
-}
-
-fn header() -> serde_json::Value {
-    json!({
-        "alg": "ES256",
-        "cty": "application/vnd.cncf.notary.payload.v1+json",
-        "crit": ["io.cncf.notary.signingScheme"],
-        "io.cncf.notary.signingScheme": "notary.x509",
-        "io.cncf.notary.signingTime": "2026-12-01T10:00:00Z",
-    })
-}
 
 fn image() -> (Digest, serde_json::Value) {
     let d = Digest::sha256_of(b"the image");

@@ -66,7 +66,8 @@ fn short_name(oid: &Oid<'_>) -> Option<&'static str> {
     .map(|(_, n)| *n)
 }
 
-fn subject_pairs(cert: &X509Certificate<'_>) -> Vec<(String, String)> {
+/// The subject's attributes the trust policy's identities use, as (short name, value).
+pub fn subject_pairs(cert: &X509Certificate<'_>) -> Vec<(String, String)> {
     cert.subject()
         .iter_attributes()
         .filter_map(|a| {
@@ -117,10 +118,9 @@ pub fn parse_identity(text: &str) -> Result<Vec<(String, String)>, ChainError> {
     Ok(pairs)
 }
 
-/// Whether the leaf's subject holds every attribute of `identity` (parsed).
-pub fn identity_matches(leaf: &X509Certificate<'_>, identity: &[(String, String)]) -> bool {
-    let have = subject_pairs(leaf);
-    identity.iter().all(|p| have.contains(p))
+/// Whether a subject (its attributes) holds every attribute of `identity` (parsed).
+pub fn identity_matches(subject: &[(String, String)], identity: &[(String, String)]) -> bool {
+    identity.iter().all(|p| subject.contains(p))
 }
 
 /// Checks the chain at `now` (Unix seconds) and that one of its certificates is in `store`

@@ -672,3 +672,120 @@ fn push_to_ships_signed_images_with_their_signature_and_refuses_unsigned_ones() 
     let r = target.req("GET", "/v2/prod/app/manifests/unsigned").send();
     assert_eq!(r.status, 404, "nothing of the unsigned image was shipped");
 }
+
+/// The Python of the virtual environment scripts/test installs tests/clients/requirements.txt
+/// into (jwcrypto, cryptography).
+fn venv_python() -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("EDGEYARD_CLIENTS_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/clients-venv"));
+    let py = venv.join("bin/python");
+    if py.exists() {
+        return Some(py);
+    }
+    // Fails the test, unless EDGEYARD_E2E=skip asked to skip it.
+    unavailable(&format!(
+        "jwcrypto (tests/clients/requirements.txt) is not installed in {}",
+        venv.display()
+    ));
+    None
+}
+
+#[test]
+fn docker_pulls_an_image_signed_with_notation_by_a_trusted_signer() {
+    let Some(docker) = Docker::from_env() else {
+        return;
+    };
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let s = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = "prod/notary";
+    for (seed, tag) in ["signed", "unsigned"].iter().enumerate() {
+        let work = dir.join(tag);
+        std::fs::create_dir_all(&work).unwrap();
+        let tar = make_rootfs(&work, 2000 + seed as u64);
+        let image = format!("{}/{repo}:{tag}", s.addr);
+        docker.run(&["import", tar.to_str().unwrap(), &image]);
+        docker.run(&["push", &image]);
+    }
+    // The signed image as stored: its digest, size and media type go into the payload.
+    let m = s
+        .req("GET", &format!("/v2/{repo}/manifests/signed"))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        )
+        .send();
+    let digest = m.header("docker-content-digest").unwrap().to_string();
+    let media_type = m.header("content-type").unwrap().to_string();
+    let size = m.body.len();
+    run(Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/notation_sign.py"))
+        .arg(dir)
+        .arg(&digest)
+        .arg(size.to_string())
+        .arg(&media_type));
+    let envelope = std::fs::read(dir.join("envelope.json")).unwrap();
+    // Stored as notation stores it: a referrer whose one layer is the envelope.
+    let layer = push_blob(&s, repo, &envelope);
+    let empty = push_blob(&s, repo, b"{}");
+    let referrer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/jose+json", "digest": layer, "size": envelope.len()}],
+        "subject": {"mediaType": media_type, "digest": digest, "size": size},
+        "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[]"},
+    });
+    let bytes = serde_json::to_vec(&referrer).unwrap();
+    let r = s
+        .req("PUT", &format!("/v2/{repo}/manifests/{}", sha256(&bytes)))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(bytes)
+        .send();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+
+    admin(&s, dir, &["trust", "key", "add", "factory-ca", "ca.crt"]);
+    let policy = |org: &str| {
+        let out = admin(
+            &s,
+            dir,
+            &[
+                "trust",
+                "policy",
+                "add",
+                "--repos",
+                "prod/**",
+                "--key",
+                "factory-ca",
+                "--identity",
+                &format!("x509.subject: C=DE, ST=Bavaria, O={org}"),
+            ],
+        );
+        out.split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_end_matches(':')
+            .to_string()
+    };
+    let id = policy("Factory");
+    let image = |tag: &str| format!("{}/{repo}:{tag}", s.addr);
+    docker.run(&["rmi", &image("signed"), &image("unsigned")]);
+    docker.run(&["pull", &image("signed")]);
+    let err = docker.fails(&["pull", &image("unsigned")]);
+    assert!(
+        err.contains("is not signed by a key trusted for prod/**")
+            && err.contains("it has no signature"),
+        "{err}"
+    );
+    // The same signature, from a signer the policy does not name.
+    admin(&s, dir, &["trust", "policy", "del", &id]);
+    policy("Elsewhere");
+    docker.run(&["rmi", &image("signed")]);
+    let err = docker.fails(&["pull", &image("signed")]);
+    assert!(err.contains("is not a trusted identity"), "{err}");
+}

@@ -379,7 +379,10 @@ async fn a_notation_signature_chaining_to_an_installed_ca_counts_for_trusted_ide
         .unwrap();
     let only_other = w.enforce(&["other-ca"]);
     let e = w.pull(&prod, "v1").await.expect("refused");
-    assert!(e.contains("its signatures are by other keys than other-ca"), "{e}");
+    assert!(
+        e.contains("its signatures are by other keys than other-ca"),
+        "{e}"
+    );
     w.reg.delete_trust_policy(only_other).unwrap();
 
     let policy = |identities: &[&str]| TrustPolicyRecord {

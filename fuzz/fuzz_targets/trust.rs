@@ -7,7 +7,9 @@
 //! - 1: the signature annotation's text, over a valid payload: never accepted (no forged
 //!   signature verifies);
 //! - 2: a signature manifest: `signatures_in` never panics and yields exactly its
-//!   simple-signing layers that carry a signature annotation.
+//!   simple-signing layers that carry a signature annotation;
+//! - 3: a Notary Project JWS envelope: `notation::verify` never panics and never accepts
+//!   one, as the trust store is empty (whatever the envelope's certificates claim).
 
 #![no_main]
 
@@ -17,6 +19,7 @@ use base64::Engine;
 use edgeyard::oci::{Digest, Manifest};
 use edgeyard::trust::cosign::{self, Refusal, SIGNATURE_ANNOTATION, SIMPLE_SIGNING};
 use edgeyard::trust::keys::PublicKey;
+use edgeyard::trust::notation;
 use libfuzzer_sys::fuzz_target;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
@@ -63,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let image = Digest::sha256_of(b"the image");
     let keys = &SIGNER.keys;
-    match pick % 3 {
+    match pick % 4 {
         0 => match cosign::verify(&image, rest, &sign(rest), keys) {
             Ok(k) => {
                 assert_eq!(k, &keys[0]);
@@ -88,6 +91,21 @@ fuzz_target!(|data: &[u8]| {
             assert!(
                 cosign::verify(&image, payload.as_bytes(), &text, keys).is_err(),
                 "a signature the key never made verified: {text:?}"
+            );
+        }
+        3 => {
+            let image = notation::Image {
+                digest: &image,
+                media_type: "application/vnd.oci.image.manifest.v1+json",
+                size: 528,
+            };
+            let store = notation::TrustStore {
+                certificates: &[],
+                identities: &[],
+            };
+            assert!(
+                notation::verify(rest, &image, &store, 1_800_000_000).is_err(),
+                "an envelope verified with an empty trust store"
             );
         }
         _ => {

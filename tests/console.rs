@@ -544,6 +544,36 @@ fn the_console_in_headless_chromium() {
         ],
         "",
     );
+    // A trust policy in audit mode: pulls go on, the console marks the image unsigned.
+    let key = tmp.path().join("release.key");
+    let public = tmp.path().join("release.pub");
+    run(Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&key));
+    run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public));
+    edgeyard(
+        &dir,
+        &["trust", "key", "add", "release", public.to_str().unwrap()],
+        "",
+    );
+    edgeyard(
+        &dir,
+        &[
+            "trust", "policy", "add", "--repos", "e2e/**", "--key", "release", "--mode", "audit",
+        ],
+        "",
+    );
     // HTTPS with the built-in CA (the default), logins on.
     let s = Server::launch(serve_cmd(&dir, &[], &[]), &dir);
     let url = format!("https://{}", s.addr);

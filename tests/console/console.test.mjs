@@ -179,6 +179,9 @@ async function main() {
   assert.equal(await tagRow.locator('code.digest').getAttribute('title'), DIGEST);
   check('the pushed tag is listed with the digest docker recorded');
   assert.ok(await tagRow.getByText('Immutable').isVisible(), 'immutable badge');
+  // An audit trust policy covers the repository and nobody signed the image.
+  assert.ok(await tagRow.getByText('Not signed').isVisible(), 'unsigned badge');
+  check('the tag is marked unsigned under the trust policy');
 
   // --- Edit the description, with the keyboard.
   const description = `Vision model for line 3, edited at ${new Date().toISOString()}`;
@@ -222,6 +225,11 @@ async function main() {
   await tagRow.getByRole('link', { name: TAG }).click();
   await heading(page, `${REPO}:${TAG}`);
   assert.equal(await page.locator('#tag-digest').innerText(), DIGEST);
+  assert.ok(await page.getByRole('heading', { name: 'Signatures' }).isVisible(), 'a Signatures section');
+  assert.match(await page.locator('#tag-signers').innerText(), /No signature by an installed key/);
+  const policyRow = page.getByRole('region', { name: 'Trust policies' }).locator('tbody tr');
+  assert.match(await policyRow.innerText(), /audit[\s\S]*no: it has no signature/);
+  check('the tag page shows its signatures and the trust policy it does not meet');
   const commands = await page.locator('.cmd pre').allInnerTexts();
   assert.deepEqual(commands, [`docker pull ${HOST}/${REPO}:${TAG}`, `docker pull ${HOST}/${REPO}@${DIGEST}`]);
   await page.getByRole('button', { name: 'Copy: Pull by digest' }).click();

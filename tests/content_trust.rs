@@ -22,40 +22,8 @@ use std::process::Command;
 
 use base64::Engine;
 use common::docker::*;
+use common::signing::{self, p256_key_pair as key_pair};
 use common::*;
-
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// A P-256 key pair as `cosign generate-key-pair` makes one: `NAME.key`, `NAME.pub`.
-fn key_pair(dir: &Path, name: &str) {
-    let key = format!("{name}.key");
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &key,
-        ],
-    );
-    let public = format!("{name}.pub");
-    openssl(dir, &["pkey", "-in", &key, "-pubout", "-out", &public]);
-}
 
 /// The digest of the manifest `repo:tag` as docker pushed it.
 fn digest_of(s: &Server, repo: &str, tag: &str) -> String {
@@ -79,20 +47,8 @@ fn payload(s: &Server, repo: &str, image: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Signs `payload` with `NAME.key` (ECDSA over SHA-256, DER, as cosign); base64.
 fn sign(dir: &Path, name: &str, payload: &[u8]) -> String {
-    std::fs::write(dir.join("payload.json"), payload).unwrap();
-    let sig = openssl(
-        dir,
-        &[
-            "dgst",
-            "-sha256",
-            "-sign",
-            &format!("{name}.key"),
-            "payload.json",
-        ],
-    );
-    base64::engine::general_purpose::STANDARD.encode(sig)
+    signing::sign(dir, name, payload, false)
 }
 
 /// Stores a signature manifest as cosign does: the payload as a layer, the signature in its
@@ -118,6 +74,19 @@ fn attach(s: &Server, repo: &str, image: &str, payload: &[u8], signature: &str) 
         .body(serde_json::to_vec(&m).unwrap())
         .send();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// Pushes `prod/app:signed`, signed with `release.key` (made here, as cosign signs), and
+/// `prod/app:unsigned` to `s`; their digests.
+fn signed_and_unsigned(s: &Server, dir: &Path) -> (String, String) {
+    let prod = "prod/app";
+    key_pair(dir, "release");
+    put_image(s, prod, "signed", 1, 2048);
+    put_image(s, prod, "unsigned", 2, 2048);
+    let signed = digest_of(s, prod, "signed");
+    let p = payload(s, prod, &signed);
+    attach(s, prod, &signed, &p, &sign(dir, "release", &p));
+    (signed, digest_of(s, prod, "unsigned"))
 }
 
 /// `edgeyard ARGS --server URL` (authentication is off: any password will do).
@@ -173,31 +142,18 @@ fn docker_pulls_only_images_signed_by_a_trusted_key() {
     let d = |case: &str| digests[case].clone();
     let prod = "prod/app";
 
-    let p = payload(&s, prod, &d("prod/app:signed"));
-    attach(
-        &s,
-        prod,
-        &d("prod/app:signed"),
-        &p,
-        &sign(dir, "release", &p),
-    );
-    let p = payload(&s, prod, &d("prod/app:stranger"));
-    attach(
-        &s,
-        prod,
-        &d("prod/app:stranger"),
-        &p,
-        &sign(dir, "stranger", &p),
-    );
-    // The trusted key's signature of the signed image, presented for another one.
-    let p = payload(&s, prod, &d("prod/app:signed"));
-    attach(
-        &s,
-        prod,
-        &d("prod/app:replayed"),
-        &p,
-        &sign(dir, "release", &p),
-    );
+    // (image signed, image the payload names, key): the trusted key's signature, one by a
+    // key nobody installed, and the trusted key's signature of one image presented for
+    // another.
+    for (image, named, key) in [
+        ("signed", "signed", "release"),
+        ("stranger", "stranger", "stranger"),
+        ("replayed", "signed", "release"),
+    ] {
+        let p = payload(&s, prod, &d(&format!("{prod}:{named}")));
+        let sig = sign(dir, key, &p);
+        attach(&s, prod, &d(&format!("{prod}:{image}")), &p, &sig);
+    }
     // A signature of the right payload with one byte altered.
     let p = payload(&s, prod, &d("prod/app:tampered"));
     let mut raw = base64::engine::general_purpose::STANDARD
@@ -210,11 +166,7 @@ fn docker_pulls_only_images_signed_by_a_trusted_key() {
 
     // The operator's commands, against the running server.
     let out = admin(&s, dir, &["trust", "key", "add", "release", "release.pub"]);
-    let der = openssl(
-        dir,
-        &["pkey", "-pubin", "-in", "release.pub", "-outform", "DER"],
-    );
-    let fingerprint = format!("SHA256:{}", sha256(&der).trim_start_matches("sha256:"));
+    let fingerprint = signing::fingerprint(dir, "release");
     assert!(out.contains(&fingerprint), "{out} (want {fingerprint})");
     let out = admin(
         &s,
@@ -316,15 +268,10 @@ fn offline(data: &Path, args: &[&str]) -> (bool, String) {
 fn a_bundle_is_imported_only_if_every_image_in_it_is_signed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    key_pair(dir, "release");
     let (src, dst) = (dir.join("src"), dir.join("dst"));
     let s = Server::start_in(&src);
     let prod = "prod/app";
-    put_image(&s, prod, "signed", 1, 4096);
-    put_image(&s, prod, "unsigned", 2, 4096);
-    let signed = digest_of(&s, prod, "signed");
-    let p = payload(&s, prod, &signed);
-    attach(&s, prod, &signed, &p, &sign(dir, "release", &p));
+    let (signed, _) = signed_and_unsigned(&s, dir);
     drop(s);
 
     // The site's trust, installed offline before its first start.
@@ -394,15 +341,9 @@ fn a_bundle_is_imported_only_if_every_image_in_it_is_signed() {
 fn the_console_api_shows_who_signed_and_whether_the_policy_is_met() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    key_pair(dir, "release");
     let s = Server::start();
-    let prod = "prod/app";
-    put_image(&s, prod, "signed", 1, 1024);
-    put_image(&s, prod, "unsigned", 2, 1024);
+    let (signed, _) = signed_and_unsigned(&s, dir);
     put_image(&s, "dev/app", "any", 3, 1024);
-    let signed = digest_of(&s, prod, "signed");
-    let p = payload(&s, prod, &signed);
-    attach(&s, prod, &signed, &p, &sign(dir, "release", &p));
     admin(&s, dir, &["trust", "key", "add", "release", "release.pub"]);
     admin(
         &s,
@@ -411,13 +352,7 @@ fn the_console_api_shows_who_signed_and_whether_the_policy_is_met() {
             "trust", "policy", "add", "--repos", "prod/**", "--key", "release",
         ],
     );
-    let fingerprint = {
-        let der = openssl(
-            dir,
-            &["pkey", "-pubin", "-in", "release.pub", "-outform", "DER"],
-        );
-        format!("SHA256:{}", sha256(&der).trim_start_matches("sha256:"))
-    };
+    let fingerprint = signing::fingerprint(dir, "release");
 
     let tags = s
         .req("GET", "/api/v1/repositories/prod/app/tags")
@@ -466,43 +401,14 @@ fn the_console_api_shows_who_signed_and_whether_the_policy_is_met() {
     assert!(tags[0].get("trusted").is_none(), "{tags}");
 }
 
-#[test]
-fn a_mirror_neither_caches_nor_serves_an_unsigned_upstream_image() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    key_pair(dir, "release");
-    let up = Server::start();
-    let prod = "prod/app";
-    put_image(&up, prod, "signed", 1, 2048);
-    put_image(&up, prod, "unsigned", 2, 2048);
-    let signed = digest_of(&up, prod, "signed");
-    let unsigned = digest_of(&up, prod, "unsigned");
-    let p = payload(&up, prod, &signed);
-    attach(&up, prod, &signed, &p, &sign(dir, "release", &p));
-
-    let config = dir.join("edgeyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\n",
-            up.addr
-        ),
-    )
-    .unwrap();
-    let data = dir.join("edge");
-    let (ok, out) = offline(
-        &data,
-        &[
-            "trust",
-            "key",
-            "add",
-            "release",
-            dir.join("release.pub").to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{out}");
-    let (ok, out) = offline(
-        &data,
+/// An edge site's configuration file (`config`) and data directory, where `release.pub` is
+/// installed and a policy needs its signature for `central/**`.
+fn edge_site(dir: &Path, config: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (file, data) = (dir.join("edgeyard.toml"), dir.join("edge"));
+    std::fs::write(&file, config).unwrap();
+    let pem = dir.join("release.pub");
+    for args in [
+        &["trust", "key", "add", "release", pem.to_str().unwrap()][..],
         &[
             "trust",
             "policy",
@@ -512,8 +418,27 @@ fn a_mirror_neither_caches_nor_serves_an_unsigned_upstream_image() {
             "--key",
             "release",
         ],
+    ] {
+        let (ok, out) = offline(&data, args);
+        assert!(ok, "{out}");
+    }
+    (file, data)
+}
+
+#[test]
+fn a_mirror_neither_caches_nor_serves_an_unsigned_upstream_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let up = Server::start();
+    let (signed, unsigned) = signed_and_unsigned(&up, dir);
+
+    let (config, data) = edge_site(
+        dir,
+        &format!(
+            "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\n",
+            up.addr
+        ),
     );
-    assert!(ok, "{out}");
     let edge = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
     let get = |reference: &str| {
         edge.req(
@@ -557,48 +482,15 @@ fn a_mirror_neither_caches_nor_serves_an_unsigned_upstream_image() {
 fn sync_stores_only_the_signed_images_of_a_protected_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    key_pair(dir, "release");
     let up = Server::start();
-    let prod = "prod/app";
-    put_image(&up, prod, "signed", 1, 2048);
-    put_image(&up, prod, "unsigned", 2, 2048);
-    let signed = digest_of(&up, prod, "signed");
-    let unsigned = digest_of(&up, prod, "unsigned");
-    let p = payload(&up, prod, &signed);
-    attach(&up, prod, &signed, &p, &sign(dir, "release", &p));
+    let (signed, unsigned) = signed_and_unsigned(&up, dir);
 
-    let config = dir.join("edgeyard.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let (config, data) = edge_site(
+        dir,
+        &format!(
             "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\n\n[[sync]]\nmirror = \"central\"\nrepositories = [\"prod/app\"]\ntags = [\"signed\", \"unsigned\"]\n",
             up.addr
         ),
-    )
-    .unwrap();
-    let data = dir.join("edge");
-    let pem = dir.join("release.pub");
-    assert!(
-        offline(
-            &data,
-            &["trust", "key", "add", "release", pem.to_str().unwrap()]
-        )
-        .0
-    );
-    assert!(
-        offline(
-            &data,
-            &[
-                "trust",
-                "policy",
-                "add",
-                "--repos",
-                "central/**",
-                "--key",
-                "release"
-            ]
-        )
-        .0
     );
     let (ok, out) = offline(&data, &["sync", "--config", config.to_str().unwrap()]);
     assert!(!ok, "a sync that met a refused image must say so:\n{out}");
@@ -625,16 +517,9 @@ fn sync_stores_only_the_signed_images_of_a_protected_repository() {
 fn push_to_ships_signed_images_with_their_signature_and_refuses_unsigned_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    key_pair(dir, "release");
     let s = Server::start();
     let target = Server::start();
-    let prod = "prod/app";
-    put_image(&s, prod, "signed", 1, 2048);
-    put_image(&s, prod, "unsigned", 2, 2048);
-    let signed = digest_of(&s, prod, "signed");
-    let unsigned = digest_of(&s, prod, "unsigned");
-    let p = payload(&s, prod, &signed);
-    attach(&s, prod, &signed, &p, &sign(dir, "release", &p));
+    let (signed, unsigned) = signed_and_unsigned(&s, dir);
     admin(&s, dir, &["trust", "key", "add", "release", "release.pub"]);
     admin(
         &s,

@@ -4,67 +4,18 @@
 //! accept exactly those, for exactly the image they name.
 
 use std::path::Path;
-use std::process::Command;
 
-use base64::Engine;
 use edgeyard::oci::Digest;
 use edgeyard::trust::cosign::{self, Refusal};
 use edgeyard::trust::keys::{KeyKind, PublicKey};
 
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+mod common;
+use common::signing::{self, sign};
 
-/// A key pair made by OpenSSL: the private key file and the public key as cosign writes it.
+/// A key pair made by OpenSSL, and the public key as cosign writes it, read by edgeyard.
 fn key_pair(dir: &Path, name: &str, genpkey: &[&str]) -> PublicKey {
-    let key = format!("{name}.key");
-    let mut args = vec!["genpkey", "-out", &key];
-    args.extend_from_slice(genpkey);
-    openssl(dir, &args);
-    openssl(
-        dir,
-        &[
-            "pkey",
-            "-in",
-            &key,
-            "-pubout",
-            "-out",
-            &format!("{name}.pub"),
-        ],
-    );
+    signing::key_pair(dir, name, genpkey);
     PublicKey::from_pem(&std::fs::read(dir.join(format!("{name}.pub"))).unwrap()).unwrap()
-}
-
-fn sign(dir: &Path, name: &str, payload: &[u8], ed25519: bool) -> String {
-    std::fs::write(dir.join("payload.json"), payload).unwrap();
-    let key = format!("{name}.key");
-    let sig = if ed25519 {
-        openssl(
-            dir,
-            &[
-                "pkeyutl",
-                "-sign",
-                "-rawin",
-                "-inkey",
-                &key,
-                "-in",
-                "payload.json",
-            ],
-        )
-    } else {
-        openssl(dir, &["dgst", "-sha256", "-sign", &key, "payload.json"])
-    };
-    base64::engine::general_purpose::STANDARD.encode(sig)
 }
 
 fn payload(image: &Digest) -> Vec<u8> {
@@ -135,14 +86,5 @@ fn openssl_signatures_verify_for_their_image_only() {
     }
     // The fingerprint is that of the DER public key, as `openssl pkey -pubout -outform DER`
     // gives it.
-    let der = openssl(
-        dir,
-        &["pkey", "-pubin", "-in", "p256.pub", "-outform", "DER"],
-    );
-    let hex: String = ring::digest::digest(&ring::digest::SHA256, &der)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(keys[0].fingerprint(), format!("SHA256:{hex}"));
+    assert_eq!(keys[0].fingerprint(), signing::fingerprint(dir, "p256"));
 }

@@ -48,6 +48,14 @@ pub(super) struct TrustState {
 }
 
 impl TrustState {
+    /// The policies whose repository glob matches `repo`.
+    fn covering(&self, repo: &RepoName) -> Vec<&(u64, TrustPolicyRecord)> {
+        self.policies
+            .iter()
+            .filter(|(_, p)| glob_match(&p.repos, repo.as_str()))
+            .collect()
+    }
+
     pub(super) fn empty() -> TrustState {
         TrustState {
             version: 0,
@@ -127,11 +135,7 @@ impl Registry {
     /// counted), a `DENIED` error naming the image, the policy and why otherwise.
     pub async fn check_trusted(&self, repo: &RepoName, m: &ManifestContent) -> Result<()> {
         let state = self.trust_state();
-        let covering: Vec<&(u64, TrustPolicyRecord)> = state
-            .policies
-            .iter()
-            .filter(|(_, p)| glob_match(&p.repos, repo.as_str()))
-            .collect();
+        let covering = state.covering(repo);
         if covering.is_empty() {
             return Ok(());
         }
@@ -170,9 +174,8 @@ impl Registry {
     ) -> Result<()> {
         let state = self.trust_state();
         let applicable: Vec<&(u64, TrustPolicyRecord)> = state
-            .policies
-            .iter()
-            .filter(|(_, p)| glob_match(&p.repos, repo.as_str()))
+            .covering(repo)
+            .into_iter()
             .filter(|(_, p)| match p.index {
                 IndexTrust::Platforms => !manifest.kind.is_index(),
                 IndexTrust::Whole => !platform,
@@ -260,11 +263,7 @@ impl Registry {
         kind: MediaKind,
     ) -> Result<Option<TrustStatus>> {
         let state = self.trust_state();
-        let covering: Vec<&(u64, TrustPolicyRecord)> = state
-            .policies
-            .iter()
-            .filter(|(_, p)| glob_match(&p.repos, repo.as_str()))
-            .collect();
+        let covering = state.covering(repo);
         if covering.is_empty() {
             return Ok(None);
         }
@@ -336,10 +335,7 @@ impl Registry {
 
     /// Whether a trust policy covers `repo`.
     pub fn trust_covers(&self, repo: &RepoName) -> bool {
-        self.trust_state()
-            .policies
-            .iter()
-            .any(|(_, p)| glob_match(&p.repos, repo.as_str()))
+        !self.trust_state().covering(repo).is_empty()
     }
 
     /// Whether an index stored in `repo` lists the manifest `digest`.

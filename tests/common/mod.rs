@@ -6,6 +6,7 @@
 pub mod distribution;
 pub mod docker;
 pub mod pushload;
+pub mod signing;
 pub mod soft;
 pub mod vm;
 

@@ -22,6 +22,10 @@ use crate::trust::{cosign, notation};
 /// a pull into a scan).
 const REFERRERS_MAX: usize = 64;
 
+/// Signatures read from one signature manifest; more are ignored (each costs a blob read
+/// and a verification, and a pusher could list thousands).
+pub(super) const SIGNATURES_MAX: usize = 32;
+
 /// Cached results before the cache is emptied and starts again.
 const CACHE_MAX: usize = 4096;
 
@@ -140,7 +144,9 @@ impl Registry {
                 .verify_notation(state, repo, image, &manifest, proof)
                 .await;
         }
-        for sig in cosign::signatures_in(&manifest) {
+        let sigs = cosign::signatures_in(&manifest);
+        note_cap(sigs.len(), proof);
+        for sig in sigs.into_iter().take(SIGNATURES_MAX) {
             proof.found += 1;
             let Some(payload) = self
                 .signature_blob(
@@ -172,7 +178,8 @@ impl Registry {
         let Some(target) = self.meta().manifest(repo, image)? else {
             return Ok(());
         };
-        for layer in &manifest.layers {
+        note_cap(manifest.layers.len(), proof);
+        for layer in manifest.layers.iter().take(SIGNATURES_MAX) {
             proof.found += 1;
             if layer.media_type != notation::JWS {
                 proof.problems.push(format!(
@@ -272,6 +279,15 @@ impl Registry {
 
 /// Checks one signature of `image` (its payload's bytes in hand) with the installed keys,
 /// and notes in `proof` who signed or why it does not count.
+/// Says in `proof` that signatures past [`SIGNATURES_MAX`] were not read.
+pub(super) fn note_cap(count: usize, proof: &mut Proof) {
+    if count > SIGNATURES_MAX {
+        proof.problems.push(format!(
+            "a signature manifest lists {count} signatures; only the first {SIGNATURES_MAX} are read"
+        ));
+    }
+}
+
 /// Whether a manifest is a Notary Project signature (the artifact type, or in the older
 /// form the config's media type, says so).
 fn is_notation(m: &Manifest) -> bool {

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use super::proofs::{weigh, Proof};
+use super::proofs::{note_cap, weigh, Proof, SIGNATURES_MAX};
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::{IndexTrust, Require, TrustMode, TrustPolicyRecord};
@@ -185,7 +185,13 @@ impl Registry {
             return Ok(());
         }
         let mut proof = Proof::default();
-        for sig in signatures.iter().flat_map(cosign::signatures_in) {
+        let mut sigs = Vec::new();
+        for m in signatures {
+            let found = cosign::signatures_in(m);
+            note_cap(found.len(), &mut proof);
+            sigs.extend(found.into_iter().take(SIGNATURES_MAX));
+        }
+        for sig in sigs {
             proof.found += 1;
             match payload(&sig.payload) {
                 Some(p) if p.len() <= cosign::PAYLOAD_MAX => {

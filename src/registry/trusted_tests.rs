@@ -412,3 +412,46 @@ async fn a_notation_signature_chaining_to_an_installed_ca_counts_for_trusted_ide
     let e = w.pull(&prod, "v1").await.expect("refused");
     assert!(e.contains("is not a trusted identity"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_first_signatures_of_a_long_signature_manifest_are_read() {
+    let w = world().await;
+    let (release, stranger) = (signer(), signer());
+    w.trust("release", &release);
+    w.enforce(&["release"]);
+    let prod = repo("prod/app");
+    let image = w.image(&prod, "v1", "a").await;
+    let p = payload(&image.to_string(), COSIGN_TYPE);
+    let pd = w.blob(&prod, &p).await;
+    let config = w.blob(&prod, b"{}").await;
+    let layer = |sig: String| {
+        json!({"mediaType": SIMPLE_SIGNING, "digest": pd.to_string(), "size": p.len(),
+               "annotations": {SIGNATURE_ANNOTATION: sig}})
+    };
+    let max = super::super::proofs::SIGNATURES_MAX;
+    let mut layers: Vec<serde_json::Value> = (0..max).map(|_| layer(stranger.sign(&p))).collect();
+    let tag = crate::trust::cosign::signature_tag(&image);
+    let manifest = |layers: &[serde_json::Value]| {
+        json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config.to_string(), "size": 2},
+            "layers": layers,
+        })
+    };
+    // The trusted signature comes after as many others as are read: not reached.
+    layers.push(layer(release.sign(&p)));
+    w.manifest(&prod, &tag, manifest(&layers)).await;
+    let e = w.pull(&prod, "v1").await.expect("refused");
+    assert!(
+        e.contains(&format!(
+            "lists {} signatures; only the first {max} are read",
+            max + 1
+        )),
+        "{e}"
+    );
+    // First in the list, it counts.
+    layers.rotate_right(1);
+    w.manifest(&prod, &tag, manifest(&layers)).await;
+    assert_eq!(w.pull(&prod, "v1").await, None);
+}

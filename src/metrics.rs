@@ -271,7 +271,7 @@ impl Metrics {
         labelled(
             &mut s,
             "edgeyard_trust_checks_total",
-            "Images a trust policy covers, pulled or imported: served (a pull, its policies met), accepted (an import, its policies met), refused (an enforced policy unmet), audit_unmet (an audit policy unmet, let through).",
+            "Images a trust policy covers, asked for (manifest GET or HEAD) or imported: served (asked for, its policies met), accepted (an import, its policies met), refused (an enforced policy unmet), audit_unmet (an audit policy unmet, let through).",
             "result",
             &self.trust,
         );

@@ -464,6 +464,12 @@ fn a_mirror_neither_caches_nor_serves_an_unsigned_upstream_image() {
             "{text}"
         );
     }
+    // A HEAD is refused too: a client holding the manifest from an earlier pull would take
+    // its 200 as leave to fetch the layers.
+    let r = edge
+        .req("HEAD", "/v2/central/prod/app/manifests/unsigned")
+        .send();
+    assert_eq!(r.status, 403);
     // The signed image was cached with its signature; nothing of the unsigned one was.
     let tags = edge
         .req("GET", "/v2/central/prod/app/tags/list")

@@ -304,19 +304,18 @@ pub(super) fn weigh(
     payload: &[u8],
     proof: &mut Proof,
 ) {
-    let keys: Vec<(&String, PublicKey)> = state
+    let (names, keys): (Vec<&String>, Vec<PublicKey>) = state
         .keys
         .iter()
         .filter_map(|(name, a)| match a {
             TrustAnchor::Key(k) => Some((name, k.clone())),
             TrustAnchor::Certificate(_) => None,
         })
-        .collect();
-    let plain: Vec<PublicKey> = keys.iter().map(|(_, k)| k.clone()).collect();
-    match cosign::verify(image, payload, &sig.signature, &plain) {
+        .unzip();
+    match cosign::verify(image, payload, &sig.signature, &keys) {
         Ok(k) => {
-            if let Some((name, _)) = keys.iter().find(|(_, key)| key == k) {
-                proof.signers.insert((*name).clone());
+            if let Some(i) = keys.iter().position(|key| key == k) {
+                proof.signers.insert(names[i].clone());
             }
         }
         Err(r) => proof.problems.push(r.to_string()),

@@ -123,9 +123,7 @@ impl PublicKey {
 
     /// `SHA256:<hex>` over the DER SubjectPublicKeyInfo: how keys are shown and named.
     pub fn fingerprint(&self) -> String {
-        let d = ring::digest::digest(&ring::digest::SHA256, &self.spki);
-        let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        format!("SHA256:{hex}")
+        fingerprint_of(&self.spki)
     }
 
     /// Whether `sig` is this key's signature over `msg` as cosign makes them: ECDSA with
@@ -152,6 +150,12 @@ impl PublicKey {
                 .is_ok()
         })
     }
+}
+
+/// `SHA256:<hex>` of DER bytes: how keys and certificates are shown.
+fn fingerprint_of(der: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, der);
+    format!("SHA256:{}", hex::encode(d.as_ref()))
 }
 
 /// What an operator installs to trust signers: a public key (for cosign signatures) or a
@@ -190,11 +194,7 @@ impl TrustAnchor {
     pub fn fingerprint(&self) -> String {
         match self {
             TrustAnchor::Key(k) => k.fingerprint(),
-            TrustAnchor::Certificate(der) => {
-                let d = ring::digest::digest(&ring::digest::SHA256, der);
-                let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-                format!("SHA256:{hex}")
-            }
+            TrustAnchor::Certificate(der) => fingerprint_of(der),
         }
     }
 }

@@ -22,8 +22,10 @@
 //! suspend that switches the table holds in-flight writes and drops them (`--noflush`).
 //!
 //! `EDGEYARD_POWERCUT_CUTS` (default 20) sets the number of cuts; `EDGEYARD_POWERCUT_SEED`
-//! replays a run (the seed is printed); `EDGEYARD_POWERCUT_BIN` tests another build of
-//! edgeyard (a release build, say). SECURITY.md gives the long run's figures and command.
+//! replays a run (the seed is printed; a failure prints its machine's seed, which replays
+//! that machine alone); `EDGEYARD_POWERCUT_BIN` tests another build of edgeyard (a release
+//! build, say); `EDGEYARD_POWERCUT_MACHINES` (default 1) shares the cuts among that many
+//! VMs cut side by side. SECURITY.md gives the long run's figures and command.
 
 mod common;
 
@@ -99,9 +101,46 @@ fn client(
     }
 }
 
+/// Where a boot's time went, from the guest's uptime at each step it reports: a long run's
+/// lines say what to make faster.
+fn vm_phases(console: &str) -> String {
+    let at = |step: &str| {
+        console
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("edgeyard-vm: {step} at ")))
+            .unwrap_or("?")
+            .to_string()
+    };
+    format!(
+        "mounted {}, fsck done {}, serving {}",
+        at("mounted"),
+        at("checked"),
+        at("ready")
+    )
+}
+
+/// What one machine's run found, summed over its cuts.
+#[derive(Default)]
+struct Totals {
+    cuts: u64,
+    /// Checks of acknowledged objects: blobs, tags, deletes; cut-off uploads resumed and
+    /// cleanly unknown.
+    blobs: usize,
+    tags: usize,
+    deletes: usize,
+    resumed: usize,
+    unknown: usize,
+    /// What the load had acknowledged when the run ended: blobs, tags, deletes.
+    acked: (usize, usize, usize),
+    recoveries: Vec<Duration>,
+}
+
 #[test]
 fn acknowledged_pushes_survive_power_cuts() {
     let cuts = env_u64("EDGEYARD_POWERCUT_CUTS", 20);
+    // A long run may cut several VMs side by side (each its own disk, load and ledger):
+    // on a host with cores to spare it takes that much less time.
+    let machines = env_u64("EDGEYARD_POWERCUT_MACHINES", 1).clamp(1, 8);
     let seed = env_u64(
         "EDGEYARD_POWERCUT_SEED",
         std::time::SystemTime::now()
@@ -110,20 +149,87 @@ fn acknowledged_pushes_survive_power_cuts() {
             .unwrap_or(1)
             | 1,
     );
-    eprintln!("power-cut test: {cuts} cuts, EDGEYARD_POWERCUT_SEED={seed}");
+    eprintln!("power-cut test: {cuts} cuts on {machines} VM(s), EDGEYARD_POWERCUT_SEED={seed}");
     let assets = vm::assets();
-    let tmp = tempfile::tempdir().unwrap();
-    let initrd = tmp.path().join("initrd.cpio");
     // The binary under test; a long run may pass a release build, which boots and checks
     // faster under emulation.
     let bin = std::env::var_os("EDGEYARD_POWERCUT_BIN")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_edgeyard").into());
     eprintln!("power-cut test: edgeyard binary {}", bin.display());
-    vm::initramfs(&assets, &bin, &initrd);
+    let failed = AtomicBool::new(false);
+    let runs: Vec<Totals> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..machines)
+            .map(|m| {
+                let share = cuts / machines + u64::from(m < cuts % machines);
+                // The first machine runs on the run's seed, the others on seeds derived from
+                // it: a failure names its machine's seed, which replays it on one machine.
+                let mut r = Rng(seed);
+                let machine_seed = (0..m).map(|_| r.next()).last().unwrap_or(seed) | 1;
+                let (assets, bin, failed) = (&assets, &bin, &failed);
+                scope.spawn(move || {
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_machine(m, share, machine_seed, assets, bin, failed)
+                    }));
+                    run.unwrap_or_else(|p| {
+                        failed.store(true, Ordering::Relaxed);
+                        std::panic::resume_unwind(p)
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a machine's run failed (see above)"))
+            .collect()
+    });
+    let mut all = Totals::default();
+    for r in runs {
+        all.cuts += r.cuts;
+        (all.blobs, all.tags, all.deletes) = (
+            all.blobs + r.blobs,
+            all.tags + r.tags,
+            all.deletes + r.deletes,
+        );
+        (all.resumed, all.unknown) = (all.resumed + r.resumed, all.unknown + r.unknown);
+        all.recoveries.extend(r.recoveries);
+        let (b, t, d) = r.acked;
+        assert!(
+            b > 0 && t > 0 && d > 0,
+            "the load acknowledged too little ({b} blobs, {t} tags, {d} deletes): the test tested nothing"
+        );
+    }
+    let recoveries = &all.recoveries;
+    let mean = recoveries.iter().sum::<Duration>() / recoveries.len().max(1) as u32;
+    let max = recoveries.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "power-cut test: {} cuts on {machines} VM(s), 0 lost, 0 corrupt, fsck clean after each; checks of acknowledged objects: {} blobs, {} tags, {} deletes; cut-off uploads {} resumed, {} cleanly unknown, 0 sessions lost; boot to serving after a cut: mean {:.1} s, max {:.1} s (seed {seed})",
+        all.cuts,
+        all.blobs,
+        all.tags,
+        all.deletes,
+        all.resumed,
+        all.unknown,
+        mean.as_secs_f64(),
+        max.as_secs_f64()
+    );
+}
+
+/// One VM cut `cuts` times under load, checked after each cut; stops early (and reports
+/// what it did) when another machine of the run has failed.
+fn run_machine(
+    m: u64,
+    cuts: u64,
+    seed: u64,
+    assets: &vm::Assets,
+    bin: &std::path::Path,
+    failed: &AtomicBool,
+) -> Totals {
+    let tmp = tempfile::tempdir().unwrap();
+    let initrd = tmp.path().join("initrd.cpio");
+    vm::initramfs(assets, bin, &initrd);
     let disk = tmp.path().join("disk.img");
     vm::disk(&disk, 1 << 30);
-
     // Garbage collection keeps unreferenced blobs for 60 s (tests/vm/edgeyard.toml): a
     // blob no tag references must be there for 40 s after it was acknowledged.
     let ledger = Arc::new(Ledger::with_gc(Duration::from_secs(40)).counting_lost_sessions());
@@ -132,6 +238,9 @@ fn acknowledged_pushes_survive_power_cuts() {
     let (mut blobs, mut tags, mut deletes, mut resumed, mut unknown) = (0, 0, 0, 0, 0);
     let mut recoveries: Vec<Duration> = Vec::new();
     for round in 0..=cuts {
+        if failed.load(Ordering::Relaxed) {
+            break;
+        }
         let booted = Instant::now();
         let vm = Vm::boot(
             &assets.kernel,
@@ -145,20 +254,22 @@ fn acknowledged_pushes_survive_power_cuts() {
         let fsck = vm.control("fsck");
         assert!(
             fsck.starts_with("exit 0") && fsck.contains(": 0 errors"),
-            "edgeyard fsck after cut {round} (seed {seed}):\n{fsck}\nconsole:\n{}",
+            "edgeyard fsck after cut {round} on machine {m} (seed {seed}):\n{fsck}\nconsole:\n{}",
             vm.console_text()
         );
+        let checking = Instant::now();
         let c = ledger.check(&vm.addr, &mut rng, round < cuts, false);
+        let check_took = checking.elapsed();
         (blobs, tags, deletes) = (blobs + c.blobs, tags + c.tags, deletes + c.deletes);
         (resumed, unknown) = (resumed + c.resumed, unknown + c.unknown);
         let log = vm.control("log");
         assert_eq!(
             c.lost_sessions, 0,
-            "after cut {round} (seed {seed}) upload sessions acknowledged before the cut were unknown; the server's log:\n{log}"
+            "after cut {round} on machine {m} (seed {seed}) upload sessions acknowledged before the cut were unknown; the server's log:\n{log}"
         );
         assert!(
             !log.contains(" ERROR "),
-            "the server logged errors after cut {round} (seed {seed}):\n{log}"
+            "the server logged errors after cut {round} on machine {m} (seed {seed}):\n{log}"
         );
         if round == cuts {
             vm.kill();
@@ -192,7 +303,12 @@ fn acknowledged_pushes_survive_power_cuts() {
             seed: rng.next(),
             len: 1 + rng.below(64 << 10) as usize,
         };
-        assert!(open_session(&vm.addr, "pc/last", spec, &ledger));
+        if let Err(e) = open_session(&vm.addr, "pc/last", spec, &ledger) {
+            panic!(
+                "machine {m}, round {round} (seed {seed}): the session opened before the cut was refused: {e}; the server's log:\n{}",
+                vm.control("log")
+            );
+        }
         // Everything acknowledged before this line was acknowledged before the cut.
         ledger.cut();
         assert_eq!(vm.control("cut").trim(), "cut", "the cut itself failed");
@@ -200,23 +316,25 @@ fn acknowledged_pushes_survive_power_cuts() {
         for w in workers {
             w.join().expect("a client thread panicked (see above)");
         }
+        let boot = vm_phases(&vm.console_text());
         vm.kill();
         let (b, t, d, cut_off) = ledger.counts();
         // Running totals on every line, so that a long run stopped early still reports.
         eprintln!(
-            "cut {round}: acknowledged so far {b} blobs, {t} tags, {d} deletes; {cut_off} uploads cut off; checked so far {blobs} blobs, {tags} tags, {deletes} deletes, {resumed} uploads resumed, {unknown} cleanly unknown"
+            "machine {m} cut {round}: acknowledged so far {b} blobs, {t} tags, {d} deletes; {cut_off} uploads cut off; checked so far {blobs} blobs, {tags} tags, {deletes} deletes, {resumed} uploads resumed, {unknown} cleanly unknown; took: boot {boot}, check {:.1} s, round {:.1} s",
+            check_took.as_secs_f64(),
+            booted.elapsed().as_secs_f64()
         );
     }
     let (b, t, d, _) = ledger.counts();
-    assert!(
-        b > 0 && t > 0 && d > 0,
-        "the load acknowledged too little ({b} blobs, {t} tags, {d} deletes): the test tested nothing"
-    );
-    let mean = recoveries.iter().sum::<Duration>() / recoveries.len().max(1) as u32;
-    let max = recoveries.iter().max().copied().unwrap_or_default();
-    eprintln!(
-        "power-cut test: {cuts} cuts, 0 lost, 0 corrupt, fsck clean after each; checks of acknowledged objects: {blobs} blobs, {tags} tags, {deletes} deletes; cut-off uploads {resumed} resumed, {unknown} cleanly unknown, 0 sessions lost; boot to serving after a cut: mean {:.1} s, max {:.1} s (seed {seed})",
-        mean.as_secs_f64(),
-        max.as_secs_f64()
-    );
+    Totals {
+        cuts: recoveries.len() as u64,
+        blobs,
+        tags,
+        deletes,
+        resumed,
+        unknown,
+        acked: (b, t, d),
+        recoveries,
+    }
 }

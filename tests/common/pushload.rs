@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::soft::{call, header, Rng};
+use super::soft::{call, call_waiting, header, Rng};
 use super::{bytes, closing, image_manifest, sha256};
 
 /// A blob the test can regenerate from its seed and length instead of keeping it.
@@ -259,19 +259,32 @@ impl Ledger {
     }
 }
 
-/// Opens an upload session: its location, or `None` when the server is gone.
+/// Opens an upload session: its location, or `None` when the server is gone (or answered
+/// anything but 202: a client under load stops there, the checks after the outage judge).
 fn start_upload(addr: &str, repo: &str) -> Option<String> {
-    let Ok((202, hs, _)) = call(
-        addr,
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
-        &[],
-    ) else {
-        return None;
-    };
-    let loc = header(&hs, "location").expect("upload started without a Location");
-    Some(loc.to_string())
+    open_upload(addr, repo, Duration::from_secs(30)).ok()
+}
+
+/// Opens an upload session, waiting up to `patience` for the answer: its location, or what
+/// the server answered instead (status and body, or the I/O error and when it came).
+fn open_upload(addr: &str, repo: &str, patience: Duration) -> Result<String, String> {
+    let started = Instant::now();
+    let path = format!("/v2/{repo}/blobs/uploads/");
+    match call_waiting(addr, "POST", &path, &[], &[], patience) {
+        Ok((202, hs, _)) => {
+            let loc = header(&hs, "location").expect("upload started without a Location");
+            Ok(loc.to_string())
+        }
+        Ok((status, _, body)) => Err(format!(
+            "POST {path} answered {status} after {:.1} s: {}",
+            started.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&body)
+        )),
+        Err(e) => Err(format!(
+            "POST {path} failed after {:.1} s: {e}",
+            started.elapsed().as_secs_f64()
+        )),
+    }
 }
 
 /// Monolithic upload: POST, then PUT with the whole body and the digest.
@@ -368,11 +381,11 @@ pub fn push_chunked(
 }
 
 /// Opens an upload and leaves it, as a client the power cut stops right after its `POST`
-/// was answered: the session must be resumable after the cut. False if the server is gone.
-pub fn open_session(addr: &str, repo: &str, spec: BlobSpec, ledger: &Ledger) -> bool {
-    let Some(location) = start_upload(addr, repo) else {
-        return false;
-    };
+/// was answered: the session must be resumable after the cut. The server is expected up,
+/// only perhaps slow (an emulated VM on a host busy with other tests), so the answer is
+/// waited for up to two minutes; anything but a session is the error returned.
+pub fn open_session(addr: &str, repo: &str, spec: BlobSpec, ledger: &Ledger) -> Result<(), String> {
+    let location = open_upload(addr, repo, Duration::from_secs(120))?;
     let session_sure = !ledger.is_cut();
     ledger.interrupted(Interrupted {
         repo: repo.to_string(),
@@ -382,7 +395,7 @@ pub fn open_session(addr: &str, repo: &str, spec: BlobSpec, ledger: &Ledger) -> 
         session_sure,
         closing: false,
     });
-    true
+    Ok(())
 }
 
 /// An image: a layer and a config, then its manifest under `reference` (a tag, or its

@@ -17,8 +17,21 @@ pub fn call(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> std::io::Result<Answer> {
+    call_waiting(addr, method, path, headers, body, Duration::from_secs(30))
+}
+
+/// [`call`], waiting up to `patience` for each read of the answer: for a request the test
+/// cannot do without, sent to a server that may be slow (an emulated VM on a loaded host).
+pub fn call_waiting(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    patience: Duration,
+) -> std::io::Result<Answer> {
     let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_read_timeout(Some(patience))?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 mod file;
 mod mirrors;
+mod trust;
 pub use file::{
     AuthFileConfig, FileConfig, GcFileConfig, LogFormat, RepositoryCreation, ServerFileConfig,
     StorageFileConfig, TlsFileConfig,
@@ -14,6 +15,8 @@ pub use file::{
 pub use mirrors::{
     build as mirrors_of, replication_rules, MirrorFileConfig, ReplicationFileConfig, SyncFileConfig,
 };
+
+pub use trust::{TrustFileConfig, TrustKeyFileConfig};
 
 use crate::auth::AuthSettings;
 use crate::tls::{ClientAuth, TlsSettings, UserCert};
@@ -107,6 +110,8 @@ pub struct ServeConfig {
     pub mirrors: Vec<crate::edge::MirrorSettings>,
     pub sync: Vec<crate::edge::SyncRule>,
     pub replication: Vec<crate::edge::ReplicationRule>,
+    /// The `[trust]` section, applied to the data directory at start and on reload.
+    pub trust: crate::registry::trust_declared::DeclaredTrust,
 }
 
 /// Flags from the command line; `None` means "not given".
@@ -254,7 +259,9 @@ impl ServeConfig {
         let (mirrors, sync) = mirrors::build(file.mirror, file.sync)?;
         let replication = mirrors::replication_rules(file.replication)?;
         let limits = server_limits(file.server)?;
+        let trust = file.trust.declared()?;
         Ok(ServeConfig {
+            trust,
             limits,
             replication,
             mirrors,
@@ -439,6 +446,25 @@ impl ServeConfig {
                 "interval_secs",
                 Some(r.interval.map(|d| d.as_secs()).unwrap_or(0).to_string()),
             );
+        }
+        for k in &self.trust.keys {
+            s.push_str("\n[[trust.key]]\n");
+            line(&mut s, "name", Some(q(&k.name)));
+            if let Ok(a) = crate::trust::keys::TrustAnchor::from_pem(k.pem.as_bytes()) {
+                let _ = writeln!(s, "# {} {}", a.kind(), a.fingerprint());
+            }
+            line(&mut s, "pem", Some(q(k.pem.trim())));
+        }
+        for p in &self.trust.policies {
+            s.push_str("\n[[trust.policy]]\n");
+            line(&mut s, "repos", Some(q(&p.repos)));
+            line(&mut s, "keys", Some(list(&p.keys)));
+            // The records' own spellings (`any`, `enforce`, `whole`, ...).
+            let word = |v: serde_json::Value| v.as_str().map(q);
+            line(&mut s, "require", word(serde_json::json!(p.require)));
+            line(&mut s, "mode", word(serde_json::json!(p.mode)));
+            line(&mut s, "index", word(serde_json::json!(p.index)));
+            line(&mut s, "identities", Some(list(&p.identities)));
         }
         s.push_str("\n[auth]\n");
         match &self.auth {

@@ -274,21 +274,17 @@ fn a_bundle_is_imported_only_if_every_image_in_it_is_signed() {
     let (signed, _) = signed_and_unsigned(&s, dir);
     drop(s);
 
-    // The site's trust, installed offline before its first start.
-    let pem = dir.join("release.pub");
-    let (ok, out) = offline(
-        &dst,
-        &["trust", "key", "add", "release", pem.to_str().unwrap()],
-    );
-    assert!(ok, "{out}");
-    let (ok, out) = offline(
-        &dst,
-        &[
-            "trust", "policy", "add", "--repos", "prod/**", "--key", "release",
-        ],
-    );
-    assert!(ok, "{out}");
-
+    // The site's trust, declared in its configuration file (as a fleet is provisioned).
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "[[trust.key]]\nname = \"release\"\nfile = \"{}\"\n\n[[trust.policy]]\nrepos = \"prod/**\"\nkeys = [\"release\"]\n",
+            dir.join("release.pub").display()
+        ),
+    )
+    .unwrap();
+    let site = site.to_str().unwrap();
     let both = dir.join("both.tar");
     let (ok, out) = offline(
         &src,
@@ -301,10 +297,24 @@ fn a_bundle_is_imported_only_if_every_image_in_it_is_signed() {
         ],
     );
     assert!(ok, "{out}");
-    let (ok, out) = offline(&dst, &["import", both.to_str().unwrap()]);
+    let (ok, out) = offline(&dst, &["import", "--config", site, both.to_str().unwrap()]);
     assert!(
         !ok,
         "a bundle with an unsigned image must be refused:\n{out}"
+    );
+    // Applied once, the declaration binds commands run without the file too, and neither
+    // the CLI nor the admin API removes what the file declares.
+    let (ok, again) = offline(&dst, &["import", both.to_str().unwrap()]);
+    assert!(
+        !ok && again.contains("is not signed by a key trusted for prod/**"),
+        "{again}"
+    );
+    let (ok, listed) = offline(&dst, &["trust", "policy", "list"]);
+    assert!(ok && listed.contains("prod/**: a signature by release (enforced; indexes signed whole; declared in the configuration)"), "{listed}");
+    let (ok, del) = offline(&dst, &["trust", "key", "del", "release"]);
+    assert!(
+        !ok && del.contains("declared in the configuration file's [trust] section"),
+        "{del}"
     );
     let unsigned = {
         let s = Server::start_in(&src);
@@ -329,12 +339,23 @@ fn a_bundle_is_imported_only_if_every_image_in_it_is_signed() {
         &["export", "prod/app:signed", "-o", one.to_str().unwrap()],
     );
     assert!(ok, "{out}");
-    let (ok, out) = offline(&dst, &["import", one.to_str().unwrap()]);
+    let (ok, out) = offline(&dst, &["import", "--config", site, one.to_str().unwrap()]);
     assert!(ok, "{out}");
-    let s = Server::start_in(&dst);
+    let s = Server::start_with(&dst, &["--config", site]);
     let r = s.req("GET", "/v2/prod/app/manifests/signed").send();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("docker-content-digest"), Some(signed.as_str()));
+    let r = s.req("DELETE", "/api/v1/trust/keys/release").send();
+    assert_eq!((r.status, r.error_code().as_str()), (409, "CONFLICT"));
+    // A file that no longer declares the policy removes it at the next apply: here a
+    // reload (SIGHUP, as `systemctl reload` sends).
+    std::fs::write(dir.join("site.toml"), "").unwrap();
+    s.signal("HUP");
+    s.wait_log("trust keys and policies declared in the configuration applied");
+    let r = s.req("GET", "/api/v1/trust/policies").send();
+    assert_eq!(r.json(), serde_json::json!([]));
+    let r = s.req("GET", "/v2/prod/app/manifests/unsigned").send();
+    assert_eq!(r.status, 404, "refused at import, so never stored");
 }
 
 #[test]

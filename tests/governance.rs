@@ -763,7 +763,16 @@ fn the_openapi_file_matches_the_server() {
             ops.push((order, path.clone(), method.to_uppercase(), op.clone()));
         }
     }
-    ops.sort_by_key(|(order, p, m, _)| (*order, p.len(), p.clone(), m.clone()));
+    // Deletions run longest path first: what was made to act on (a tag, a policy) goes
+    // before what it needs (its repository, the key the policy names).
+    ops.sort_by_key(|(order, p, m, _)| {
+        let len = if *order == 2 {
+            usize::MAX - p.len()
+        } else {
+            p.len()
+        };
+        (*order, len, p.clone(), m.clone())
+    });
     assert!(ops.len() >= 20);
     // Ids the POSTs handed out, by collection path, for the `{id}` operations.
     let mut created: std::collections::HashMap<String, String> = std::collections::HashMap::new();

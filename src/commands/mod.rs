@@ -72,14 +72,40 @@ pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
 
 /// Opens the registry in the data directory for a command that works offline. The metadata store lets
 /// one process at a time open it, so with a server running this fails; `hint` says what to do.
+/// The configuration's `[trust]` section, when `--config` is given, is applied first (see
+/// [`apply_trust`]).
 pub fn open_registry(data: &DataArgs, hint: &str) -> Result<crate::registry::Registry, Failure> {
     let file = load_file(data)?;
-    crate::registry::Registry::open(&data_dir(data, &file)).map_err(
-        |e| match crate::meta::is_in_use(&e) {
+    let registry = crate::registry::Registry::open(&data_dir(data, &file)).map_err(|e| {
+        match crate::meta::is_in_use(&e) {
             true => Failure::Runtime(format!("{e}\nstop the server first{hint}")),
             false => Failure::Runtime(e.to_string()),
-        },
-    )
+        }
+    })?;
+    if let Some(declared) = declared_trust(data, file.trust)? {
+        registry
+            .apply_declared_trust(&declared)
+            .map_err(trust_refused)?;
+    }
+    Ok(registry)
+}
+
+/// The `[trust]` section a command applies to the data directory before it does anything,
+/// as the server does when it starts: with `--config`, an offline import or sync meets the
+/// policies the file declares; without, the ones stored by the last apply. `None` without
+/// `--config` (an absent file must not remove what a configured server declared).
+pub fn declared_trust(
+    data: &DataArgs,
+    trust: crate::config::TrustFileConfig,
+) -> Result<Option<crate::registry::trust_declared::DeclaredTrust>, Failure> {
+    match data.config {
+        Some(_) => Ok(Some(trust.declared()?)),
+        None => Ok(None),
+    }
+}
+
+pub fn trust_refused(e: crate::error::Error) -> Failure {
+    Failure::Usage(format!("the configuration's [trust] section: {e}"))
 }
 
 /// The data directory: flag, then config file, then the development default.

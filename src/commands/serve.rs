@@ -129,6 +129,18 @@ async fn reload_on_hup(r: Reloader, mut current: ServeConfig, tls: Option<Tls>, 
             edge.set_sync_rules(new.sync.clone());
             tracing::info!(rules = new.sync.len(), "sync rules reconfigured");
         }
+        if new.trust != current.trust {
+            let (registry, declared) = (edge.registry().clone(), new.trust.clone());
+            let applied =
+                tokio::task::spawn_blocking(move || registry.apply_declared_trust(&declared)).await;
+            match applied {
+                Ok(Ok(a)) => log_applied(&a),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "[trust] not applied; the trust keys and policies stay as they were")
+                }
+                Err(e) => tracing::error!(error = %e, "[trust] not applied"),
+            }
+        }
         if new.replication != current.replication {
             edge.set_replication_rules(new.replication.clone());
             tracing::info!(
@@ -140,6 +152,20 @@ async fn reload_on_hup(r: Reloader, mut current: ServeConfig, tls: Option<Tls>, 
     }
 }
 
+/// One line for what the configuration's `[trust]` section changed, if anything.
+pub(super) fn log_applied(a: &crate::registry::trust_declared::Applied) {
+    if a.changed() {
+        tracing::info!(
+            keys_added = ?a.keys_added,
+            keys_replaced = ?a.keys_replaced,
+            keys_removed = ?a.keys_removed,
+            policies_added = a.policies_added,
+            policies_removed = a.policies_removed,
+            "trust keys and policies declared in the configuration applied"
+        );
+    }
+}
+
 async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
     let registry = Registry::open(&config.data_dir).map_err(|e| {
         format!(
@@ -147,6 +173,10 @@ async fn serve(config: ServeConfig, reloader: Reloader) -> Result<(), String> {
             config.data_dir.display()
         )
     })?;
+    let applied = registry
+        .apply_declared_trust(&config.trust)
+        .map_err(|e| format!("the configuration's [trust] section: {e}"))?;
+    log_applied(&applied);
     registry.set_disk_floor(config.disk_floor);
     registry.set_verify_pulls(config.verify_pulls);
     registry.set_events(std::sync::Arc::new(crate::metrics::Observer));

@@ -84,10 +84,15 @@ fn key(cmd: TrustKeyCommand) -> Result<(), Failure> {
             }
             for k in keys {
                 println!(
-                    "{}\t{}\t{}\tadded {}",
+                    "{}\t{}\t{}\t{} {}",
                     k.name,
                     k.kind,
                     k.fingerprint,
+                    if k.declared {
+                        "declared in the configuration,"
+                    } else {
+                        "added"
+                    },
                     when(k.added_at)
                 );
             }
@@ -130,7 +135,12 @@ fn describe(p: &TrustPolicyRecord) -> String {
     } else {
         format!("; notation signers {}", p.identities.join(" or "))
     };
-    format!("{}: {signers} ({mode}; {index}{who})", p.repos)
+    let source = if p.declared {
+        "; declared in the configuration"
+    } else {
+        ""
+    };
+    format!("{}: {signers} ({mode}; {index}{who}{source})", p.repos)
 }
 
 fn policy(cmd: TrustPolicyCommand) -> Result<(), Failure> {
@@ -186,7 +196,7 @@ fn policy(cmd: TrustPolicyCommand) -> Result<(), Failure> {
         TrustPolicyCommand::Del { id, target } => {
             match open(&target)? {
                 Store::Local(meta) => {
-                    if !meta.delete_trust_policy(id).map_err(refused)? {
+                    if !trust_rules::delete_policy(&meta, id).map_err(refused)? {
                         return Err(Failure::Runtime(format!("no trust policy {id}")));
                     }
                     flush(&meta)?;

@@ -46,13 +46,19 @@ pub(super) fn open(target: &Target) -> Result<Store, Failure> {
     let dir = data_dir(data, &file);
     let storage =
         Storage::open(&dir).map_err(|e| Failure::Runtime(format!("{}: {e}", dir.display())))?;
-    Meta::open(&storage.meta_dir())
-        .map(Store::Local)
-        .map_err(|e| {
-            Failure::Runtime(format!(
-                "{e}\nstop the server first, or pass --server URL to use its admin API"
-            ))
-        })
+    let meta = Meta::open(&storage.meta_dir()).map_err(|e| {
+        Failure::Runtime(format!(
+            "{e}\nstop the server first, or pass --server URL to use its admin API"
+        ))
+    })?;
+    if let Some(declared) = super::declared_trust(data, file.trust)? {
+        let applied = crate::registry::trust_declared::apply(&meta, &declared)
+            .map_err(super::trust_refused)?;
+        if applied.changed() {
+            flush(&meta)?;
+        }
+    }
+    Ok(Store::Local(meta))
 }
 
 fn rt(e: impl std::fmt::Display) -> Failure {

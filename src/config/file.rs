@@ -40,6 +40,9 @@ pub struct FileConfig {
     /// `[[replication]]`: other registries to push images to.
     #[serde(default)]
     pub replication: Vec<ReplicationFileConfig>,
+    /// `[trust]`: keys trusted to sign images and the policies that require them.
+    #[serde(default)]
+    pub trust: super::TrustFileConfig,
 }
 
 /// The `[storage]` table: the free-space floor below which uploads are refused, and whether

@@ -165,6 +165,10 @@ pub struct CorruptRecord {
 pub struct TrustKeyRecord {
     pub pem: String,
     pub added_at: u64,
+    /// Declared in the configuration file's `[[trust.key]]`: the file owns it, so it is
+    /// changed or removed there, not with the CLI or the admin API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
 }
 
 /// Which signatures an image needs before it is served from repositories matching `repos`.
@@ -184,6 +188,10 @@ pub struct TrustPolicyRecord {
     /// (`x509.subject: C=…, ST=…, O=…`); none (or `*`) trusts any the trust store vouches for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identities: Vec<String>,
+    /// Declared in the configuration file's `[[trust.policy]]` (see
+    /// [`TrustKeyRecord::declared`]); ignored in what the admin API is sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
 }
 
 /// How many of a policy's keys must have signed.

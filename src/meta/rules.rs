@@ -95,6 +95,15 @@ impl Meta {
             Ok(true)
         })
     }
+    /// Installs or replaces the key under `name`.
+    pub fn put_trust_key(&self, name: &str, rec: &TrustKeyRecord) -> Result<()> {
+        let v = encode(rec);
+        self.write("replacing a trusted key", |tx| {
+            tx.open_table(TRUST_KEYS)?
+                .insert(name.as_bytes(), v.as_slice())?;
+            Ok(())
+        })
+    }
     pub fn delete_trust_key(&self, name: &str) -> Result<bool> {
         self.remove("removing a trusted key", TRUST_KEYS, name.as_bytes())
     }

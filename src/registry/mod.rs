@@ -22,6 +22,7 @@ mod quota;
 mod repos;
 mod retention;
 mod sessions;
+pub mod trust_declared;
 pub mod trust_rules;
 mod trusted;
 mod uploads;

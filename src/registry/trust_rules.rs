@@ -22,6 +22,9 @@ pub struct TrustKeyInfo {
     pub fingerprint: String,
     pub added_at: u64,
     pub pem: String,
+    /// Declared in the configuration file (changed there, not here).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -36,7 +39,7 @@ fn invalid(message: impl std::fmt::Display) -> Error {
 }
 
 /// Key names appear in policies, logs and refusals: short, plain, unambiguous.
-fn check_key_name(name: &str) -> Result<()> {
+pub(super) fn check_key_name(name: &str) -> Result<()> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -69,6 +72,7 @@ pub fn add_key(meta: &Meta, name: &str, pem: &str) -> Result<TrustKeyInfo> {
     let rec = TrustKeyRecord {
         pem: pem.trim().to_string() + "\n",
         added_at: crate::meta::now(),
+        declared: false,
     };
     if !meta.add_trust_key(name, &rec)? {
         return Err(Error::api(
@@ -86,7 +90,17 @@ fn info(name: String, rec: TrustKeyRecord, key: &TrustAnchor) -> TrustKeyInfo {
         fingerprint: key.fingerprint(),
         added_at: rec.added_at,
         pem: rec.pem,
+        declared: rec.declared,
     }
+}
+
+/// The refusal to change, through the CLI or the admin API, what the configuration file
+/// declares: the next start (or reload) would put it back.
+fn declared_elsewhere(what: String) -> Error {
+    Error::api(
+        ErrorCode::Conflict,
+        format!("{what} is declared in the configuration file's [trust] section: change it there, then reload the server"),
+    )
 }
 
 /// The installed keys that parse, with their fingerprints, and a log line for any that no
@@ -115,6 +129,13 @@ pub fn key_infos(meta: &Meta) -> Result<Vec<TrustKeyInfo>> {
 /// Removes a key; refused while a policy names it (the policy would silently stop passing
 /// anything, or, worse, be edited to pass with fewer signers than the operator meant).
 pub fn delete_key(meta: &Meta, name: &str) -> Result<bool> {
+    if meta
+        .trust_keys()?
+        .iter()
+        .any(|(n, k)| n == name && k.declared)
+    {
+        return Err(declared_elsewhere(format!("key {name:?}")));
+    }
     let users: Vec<String> = meta
         .trust_policies()?
         .into_iter()
@@ -134,7 +155,27 @@ pub fn delete_key(meta: &Meta, name: &str) -> Result<bool> {
 }
 
 /// Adds a policy; every key it names must be installed.
-pub fn add_policy(meta: &Meta, p: TrustPolicyRecord) -> Result<u64> {
+pub fn add_policy(meta: &Meta, mut p: TrustPolicyRecord) -> Result<u64> {
+    p.declared = false;
+    let installed: Vec<String> = meta.trust_keys()?.into_iter().map(|(n, _)| n).collect();
+    check_policy(&p, &installed)?;
+    meta.add_trust_policy(&p)
+}
+
+/// Removes a policy the CLI or the admin API added.
+pub fn delete_policy(meta: &Meta, id: u64) -> Result<bool> {
+    if meta
+        .trust_policies()?
+        .iter()
+        .any(|(i, p)| *i == id && p.declared)
+    {
+        return Err(declared_elsewhere(format!("trust policy {id}")));
+    }
+    meta.delete_trust_policy(id)
+}
+
+/// A policy's glob, identities and keys make sense, and each key is one of `installed`.
+pub(super) fn check_policy(p: &TrustPolicyRecord, installed: &[String]) -> Result<()> {
     check_glob(&p.repos).map_err(invalid)?;
     for id in p.identities.iter().filter(|i| i.trim() != "*") {
         x509chain::parse_identity(id).map_err(|e| invalid(e.0))?;
@@ -144,7 +185,6 @@ pub fn add_policy(meta: &Meta, p: TrustPolicyRecord) -> Result<u64> {
             "a trust policy names at least one key (install one with `edgeyard trust key add`)",
         ));
     }
-    let installed: Vec<String> = meta.trust_keys()?.into_iter().map(|(n, _)| n).collect();
     if let Some(missing) = p.keys.iter().find(|k| !installed.contains(k)) {
         return Err(invalid(format!(
             "no key named {missing:?} is installed (installed: {})",
@@ -155,7 +195,7 @@ pub fn add_policy(meta: &Meta, p: TrustPolicyRecord) -> Result<u64> {
             }
         )));
     }
-    meta.add_trust_policy(&p)
+    Ok(())
 }
 
 pub fn list_policies(meta: &Meta) -> Result<Vec<TrustPolicyInfo>> {
@@ -189,7 +229,7 @@ impl Registry {
         Ok(id)
     }
     pub fn delete_trust_policy(&self, id: u64) -> Result<bool> {
-        let gone = self.meta().delete_trust_policy(id)?;
+        let gone = delete_policy(self.meta(), id)?;
         self.reload_trust()?;
         Ok(gone)
     }
@@ -213,6 +253,7 @@ mod tests {
             mode: TrustMode::Enforce,
             index: IndexTrust::Whole,
             identities: Vec::new(),
+            declared: false,
         }
     }
 

@@ -120,6 +120,7 @@ impl World {
                 mode,
                 index,
                 identities: Vec::new(),
+                declared: false,
             })
             .unwrap()
     }
@@ -332,6 +333,7 @@ async fn keys_and_policies_survive_a_restart() {
             mode: TrustMode::Enforce,
             index: IndexTrust::Whole,
             identities: Vec::new(),
+            declared: false,
         })
         .unwrap();
         reg.close().unwrap();
@@ -392,6 +394,7 @@ async fn a_notation_signature_chaining_to_an_installed_ca_counts_for_trusted_ide
         mode: TrustMode::Enforce,
         index: IndexTrust::Whole,
         identities: identities.iter().map(|s| s.to_string()).collect(),
+        declared: false,
     };
     let id = w
         .reg

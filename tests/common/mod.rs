@@ -153,8 +153,8 @@ impl Server {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// Waits (up to 10 s) until the log contains `what`; the log is read by another thread.
-    /// Waits (10 s at most) until the log holds `what` at least `n` times.
+    /// Waits (10 s at most) until the log holds `what` at least `n` times; the log is read
+    /// by another thread.
     pub fn wait_log_count(&self, what: &str, n: usize) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while self.log_text().matches(what).count() < n {
@@ -167,6 +167,7 @@ impl Server {
         }
     }
 
+    /// Waits (10 s at most) until the log contains `what`.
     pub fn wait_log(&self, what: &str) {
         self.wait_log_count(what, 1)
     }

@@ -193,7 +193,7 @@ function renderBar(section) {
     ['cert', '#/certificate', 'Certificate'],
   ];
   if (me.admin) {
-    links.push(['users', '#/users', 'Users'], ['access', '#/access', 'Access'], ['policies', '#/policies', 'Policies']);
+    links.push(['users', '#/users', 'Users'], ['access', '#/access', 'Access'], ['policies', '#/policies', 'Policies'], ['signing', '#/signing', 'Signing']);
   }
   byId('nav').replaceChildren(...links.map(([key, href, label]) =>
     h('a', { href, 'aria-current': key === section ? 'page' : null }, label)));
@@ -734,6 +734,74 @@ async function policiesPage() {
     h('div', { class: 'row' }, preview, apply), out);
 }
 
+// Image signing: the keys trusted to sign images and the policies that require them.
+
+function signersText(p) {
+  return p.require === 'each' ? `one by each of ${p.keys.join(', ')}` : `one by ${p.keys.join(' or ')}`;
+}
+
+function choice(values, selected) {
+  return h('select', {}, values.map(([v, label]) => h('option', { value: v, selected: v === selected }, label)));
+}
+
+function fromConfig() {
+  return h('span', { class: 'muted' }, 'configuration file');
+}
+
+async function signingPage() {
+  const [keys, policies] = await Promise.all([api('GET', '/api/v1/trust/keys'), api('GET', '/api/v1/trust/policies')]);
+  const msg = h('div');
+  const keyRows = keys.map((k) => h('tr', { 'data-key': k.name }, h('td', {}, k.name), h('td', {}, k.kind),
+    h('td', {}, h('code', { class: 'fingerprint' }, k.fingerprint)),
+    h('td', {}, k.declared ? fromConfig() : when(k.added_at)),
+    h('td', {}, k.declared ? fromConfig() : deleteButton(`Delete key ${k.name}`, 'Images signed only by this key are refused where a policy needs it.', () => api('DELETE', `/api/v1/trust/keys/${encodeURIComponent(k.name)}`), msg))));
+  const nk = { name: h('input', { autocomplete: 'off', required: true, placeholder: 'release' }), pem: h('textarea', { required: true, spellcheck: 'false', placeholder: '-----BEGIN PUBLIC KEY-----' }) };
+  const pick = h('input', { type: 'file', accept: '.pub,.pem,.crt' });
+  pick.addEventListener('change', async () => { if (pick.files[0]) nk.pem.value = await pick.files[0].text(); });
+  const keyForm = submitter(h('form', { 'aria-labelledby': 'add-key-h' }, h('h3', { id: 'add-key-h' }, 'Add a key'),
+    h('div', { class: 'fields' }, field('Name', nk.name), field('Key file', pick, 'Fills the box below.')),
+    field('PEM public key or CA certificate', nk.pem, 'cosign.pub (ECDSA, RSA or Ed25519), or the CA certificate of a notation trust store.'),
+    h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Add key'))), msg, async () => {
+    const k = await api('POST', '/api/v1/trust/keys', { name: nk.name.value.trim(), pem: nk.pem.value });
+    return h('div', { class: 'notice', role: 'alert' }, h('p', {}, `Key ${k.name} trusted (${k.kind}). Compare its fingerprint with the signer's:`), command(k.fingerprint, 'Key fingerprint'));
+  });
+
+  const policyRows = policies.map((p) => h('tr', { 'data-policy': p.id }, h('td', { class: 'num' }, p.id), h('td', {}, h('code', {}, p.repos)),
+    h('td', {}, signersText(p)), h('td', {}, p.mode === 'audit' ? 'audit only' : 'enforced'),
+    h('td', {}, p.index === 'platforms' ? 'each platform' : 'whole index'),
+    h('td', {}, (p.identities || []).join('; ') || h('span', { class: 'muted' }, 'any')),
+    h('td', {}, p.declared ? fromConfig() : deleteButton(`Delete trust policy ${p.id}`, 'Its repositories serve unsigned images again.', () => api('DELETE', `/api/v1/trust/policies/${p.id}`), msg))));
+  const np = {
+    repos: h('input', { required: true, placeholder: 'prod/**' }),
+    require: choice([['any', 'any listed key'], ['each', 'each listed key']], 'any'),
+    mode: choice([['enforce', 'enforce (refuse)'], ['audit', 'audit (serve, log, count)']], 'enforce'),
+    index: choice([['whole', 'signed as a whole'], ['platforms', 'each platform signed']], 'whole'),
+    identities: h('textarea', { spellcheck: 'false', placeholder: 'x509.subject: C=DE, ST=Bavaria, O=Factory' }),
+  };
+  const keyChecks = h('fieldset', {}, h('legend', {}, 'Keys'), keys.length
+    ? keys.map((k) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'policy-keys', value: k.name }), k.name))
+    : h('p', { class: 'muted' }, 'Add a key first.'));
+  const policyForm = h('form', { 'aria-labelledby': 'add-policy-h' }, h('h3', { id: 'add-policy-h' }, 'Add a trust policy'),
+    h('div', { class: 'fields' }, field('Repositories (glob)', np.repos), field('A signature by', np.require), field('Mode', np.mode), field('Multi-platform images', np.index)),
+    keyChecks,
+    field('Notation signers trusted (one per line; none: any the CA vouches for)', np.identities),
+    h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Add policy')));
+  submitter(policyForm, msg, () => api('POST', '/api/v1/trust/policies', {
+    repos: np.repos.value.trim(), keys: checkedValues(policyForm, 'policy-keys'), require: np.require.value, mode: np.mode.value, index: np.index.value,
+    identities: np.identities.value.split('\n').map((l) => l.trim()).filter(Boolean),
+  }));
+
+  page('Image signing', '$h1',
+    h('p', { class: 'muted' }, 'Repositories a policy covers serve only images signed by its keys (cosign) or by certificates its CAs issued (notation), verified here with no network. Keys and policies from the configuration file are changed there.'),
+    msg,
+    h('h2', {}, 'Trusted keys'),
+    keys.length ? table(['Name', 'Kind', 'Fingerprint', 'Added', { label: 'Actions' }], keyRows, { label: 'Trusted keys' }) : h('p', { class: 'muted' }, 'No trusted keys.'),
+    keyForm,
+    h('h2', {}, 'Trust policies'),
+    policies.length ? table([{ label: 'Id', cls: 'num' }, 'Repositories', 'Signatures needed', 'Mode', 'Indexes', 'Notation signers', { label: 'Actions' }], policyRows, { label: 'Trust policy list' }) : h('p', { class: 'muted' }, 'No trust policies: every repository serves unsigned images.'),
+    policyForm);
+}
+
 // ---------------------------------------------------------------------------
 // Routing
 
@@ -749,6 +817,7 @@ function parseHash() {
     '/users': ['users', usersPage],
     '/access': ['access', accessPage],
     '/policies': ['policies', policiesPage],
+    '/signing': ['signing', signingPage],
   }[raw];
   if (simple) return { section: simple[0], view: simple[1] };
   return { section: '', view: () => page('Not found', '$h1', h('p', {}, h('a', { href: '#/' }, 'Back to the repositories'))) };

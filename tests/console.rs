@@ -574,6 +574,21 @@ fn the_console_in_headless_chromium() {
         ],
         "",
     );
+    // A second key, added and removed through the console's signing page.
+    let second_key = tmp.path().join("second.key");
+    run(Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&second_key));
+    let second_pem = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&second_key));
     // HTTPS with the built-in CA (the default), logins on.
     let s = Server::launch(serve_cmd(&dir, &[], &[]), &dir);
     let url = format!("https://{}", s.addr);
@@ -608,7 +623,8 @@ fn the_console_in_headless_chromium() {
         .env("TAG", "v1")
         .env("DIGEST", &digest)
         .env("SCREENSHOT_DIR", &shots)
-        .env("DOWNLOAD_PATH", &download);
+        .env("DOWNLOAD_PATH", &download)
+        .env("SECOND_PEM", &second_pem);
     let (ok, output) = run_bounded(cmd, Duration::from_secs(240));
     let _ = docker.cmd(&["rmi", "-f", &image]).output();
     assert!(ok, "the browser test failed:\n{output}");
@@ -630,6 +646,41 @@ fn the_console_in_headless_chromium() {
         fp.trim().rsplit('=').next().unwrap(),
         result["fingerprint"].as_str().unwrap()
     );
+    // The signing page showed each key's fingerprint as openssl computes it (SHA-256 of the
+    // DER public key), and what it added and deleted is gone from the API too.
+    for (name, key, shown) in [
+        ("release", &key, "release_fingerprint"),
+        ("second", &second_key, "second_fingerprint"),
+    ] {
+        let der = Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(key)
+            .output()
+            .unwrap()
+            .stdout;
+        assert_eq!(
+            result[shown].as_str(),
+            Some(format!("SHA256:{}", &sha256(&der)["sha256:".len()..]).as_str()),
+            "{name}"
+        );
+    }
+    let admin_get = |path: &str| -> serde_json::Value {
+        let out = run(Command::new("curl")
+            .args(["-sSf", "--cacert"])
+            .arg(dir.join("tls/ca.crt"))
+            .args(["-u", &format!("root:{ADMIN_PW}"), &format!("{url}{path}")]));
+        serde_json::from_str(&out).unwrap()
+    };
+    let keys = admin_get("/api/v1/trust/keys");
+    let names: Vec<&str> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["release"]);
+    let policies = admin_get("/api/v1/trust/policies");
+    assert_eq!(policies.as_array().unwrap().len(), 1, "{policies}");
     // Screenshots at both sizes, kept as artifacts.
     let files: Vec<String> = result["screenshots"]
         .as_array()
@@ -644,6 +695,7 @@ fn the_console_in_headless_chromium() {
             "tag",
             "certificate",
             "storage",
+            "signing",
             "signin",
         ] {
             let f = shots.join(format!("{page}-{}x{}.png", size.0, size.1));

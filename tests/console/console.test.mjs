@@ -270,6 +270,37 @@ async function main() {
     await shot(page, name);
   }
 
+  // --- Image signing: keys with their fingerprints; a key and a policy added through the
+  // forms; a key a policy names cannot go; the policy, then the key, deleted.
+  await page.getByRole('link', { name: 'Signing', exact: true }).click();
+  await heading(page, 'Image signing');
+  result.release_fingerprint = await page.locator('tr[data-key="release"] code.fingerprint').innerText();
+  await page.getByLabel('Name', { exact: true }).fill('second');
+  await page.getByLabel('PEM public key or CA certificate').fill(process.env.SECOND_PEM);
+  await page.getByRole('button', { name: 'Add key' }).click();
+  const secondRow = page.locator('tr[data-key="second"]');
+  await secondRow.waitFor();
+  result.second_fingerprint = await secondRow.locator('code.fingerprint').innerText();
+  await page.getByLabel('Repositories (glob)').fill('lab/**');
+  await page.getByRole('checkbox', { name: 'second' }).check();
+  await page.getByLabel('Mode').selectOption('audit');
+  await page.getByRole('button', { name: 'Add policy' }).click();
+  const labRow = page.locator('tr[data-policy]', { hasText: 'lab/**' });
+  await labRow.waitFor();
+  assert.match(await labRow.innerText(), /one by second[\s\S]*audit only/);
+  await a11y(page, 'the signing page');
+  await shot(page, 'signing');
+  await secondRow.getByRole('button', { name: 'Delete key second' }).click();
+  await page.locator('#confirm-ok').click();
+  await page.locator('.alert', { hasText: 'is named by trust policy' }).waitFor();
+  await labRow.getByRole('button').click();
+  await page.locator('#confirm-ok').click();
+  await labRow.waitFor({ state: 'detached' });
+  await secondRow.getByRole('button', { name: 'Delete key second' }).click();
+  await page.locator('#confirm-ok').click();
+  await secondRow.waitFor({ state: 'detached' });
+  check('the signing page shows fingerprints, adds and deletes keys and policies, and says why a key stays');
+
   // --- CSRF: the cookie alone changes nothing.
   for (const token of [undefined, 'wrong-token']) {
     const r = await apiFromPage(page, 'PUT', `/api/v1/repositories/${REPO}/description`, { description: 'forged' }, token);
@@ -289,6 +320,7 @@ async function main() {
     [`#/t/${REPO}:${TAG}`, `${REPO}:${TAG}`, 'tag'],
     ['#/certificate', 'Registry certificate', 'certificate'],
     ['#/storage', 'Storage', 'storage'],
+    ['#/signing', 'Image signing', 'signing'],
   ]) {
     await page.goto(`${URL_}/${hash}`);
     await heading(page, title);

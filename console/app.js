@@ -751,18 +751,24 @@ function fromConfig() {
 async function signingPage() {
   const [keys, policies] = await Promise.all([api('GET', '/api/v1/trust/keys'), api('GET', '/api/v1/trust/policies')]);
   const msg = h('div');
+  const origin = (o) => (o.source === 'config' ? fromConfig() : o.source === 'bundle' ? h('span', { class: 'muted' }, 'bundle') : null);
   const keyRows = keys.map((k) => h('tr', { 'data-key': k.name }, h('td', {}, k.name), h('td', {}, k.kind),
+    h('td', {}, k.purpose === 'trust-updates' ? 'trust updates' : 'images'),
     h('td', {}, h('code', { class: 'fingerprint' }, k.fingerprint)),
-    h('td', {}, k.declared ? fromConfig() : when(k.added_at)),
-    h('td', {}, k.declared ? fromConfig() : deleteButton(`Delete key ${k.name}`, 'Images signed only by this key are refused where a policy needs it.', () => api('DELETE', `/api/v1/trust/keys/${encodeURIComponent(k.name)}`), msg))));
-  const nk = { name: h('input', { autocomplete: 'off', required: true, placeholder: 'release' }), pem: h('textarea', { required: true, spellcheck: 'false', placeholder: '-----BEGIN PUBLIC KEY-----' }) };
+    h('td', {}, origin(k) || when(k.added_at)),
+    h('td', {}, k.source === 'config' ? fromConfig() : deleteButton(`Delete key ${k.name}`, 'Images signed only by this key are refused where a policy needs it.', () => api('DELETE', `/api/v1/trust/keys/${encodeURIComponent(k.name)}`), msg))));
+  const nk = {
+    name: h('input', { autocomplete: 'off', required: true, placeholder: 'release' }),
+    pem: h('textarea', { required: true, spellcheck: 'false', placeholder: '-----BEGIN PUBLIC KEY-----' }),
+    purpose: choice([['images', 'images'], ['trust-updates', 'trust updates in bundles']], 'images'),
+  };
   const pick = h('input', { type: 'file', accept: '.pub,.pem,.crt' });
   pick.addEventListener('change', async () => { if (pick.files[0]) nk.pem.value = await pick.files[0].text(); });
   const keyForm = submitter(h('form', { 'aria-labelledby': 'add-key-h' }, h('h3', { id: 'add-key-h' }, 'Add a key'),
-    h('div', { class: 'fields' }, field('Name', nk.name), field('Key file', pick, 'Fills the box below.')),
+    h('div', { class: 'fields' }, field('Name', nk.name), field('It signs', nk.purpose), field('Key file', pick, 'Fills the box below.')),
     field('PEM public key or CA certificate', nk.pem, 'cosign.pub (ECDSA, RSA or Ed25519), or the CA certificate of a notation trust store.'),
     h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Add key'))), msg, async () => {
-    const k = await api('POST', '/api/v1/trust/keys', { name: nk.name.value.trim(), pem: nk.pem.value });
+    const k = await api('POST', '/api/v1/trust/keys', { name: nk.name.value.trim(), pem: nk.pem.value, purpose: nk.purpose.value });
     return h('div', { class: 'notice', role: 'alert' }, h('p', {}, `Key ${k.name} trusted (${k.kind}). Compare its fingerprint with the signer's:`), command(k.fingerprint, 'Key fingerprint'));
   });
 
@@ -770,7 +776,7 @@ async function signingPage() {
     h('td', {}, signersText(p)), h('td', {}, p.mode === 'audit' ? 'audit only' : 'enforced'),
     h('td', {}, p.index === 'platforms' ? 'each platform' : 'whole index'),
     h('td', {}, (p.identities || []).join('; ') || h('span', { class: 'muted' }, 'any')),
-    h('td', {}, p.declared ? fromConfig() : deleteButton(`Delete trust policy ${p.id}`, 'Its repositories serve unsigned images again.', () => api('DELETE', `/api/v1/trust/policies/${p.id}`), msg))));
+    h('td', {}, p.source === 'config' ? fromConfig() : deleteButton(`Delete trust policy ${p.id}`, 'Its repositories serve unsigned images again.', () => api('DELETE', `/api/v1/trust/policies/${p.id}`), msg))));
   const np = {
     repos: h('input', { required: true, placeholder: 'prod/**' }),
     require: choice([['any', 'any listed key'], ['each', 'each listed key']], 'any'),
@@ -778,8 +784,9 @@ async function signingPage() {
     index: choice([['whole', 'signed as a whole'], ['platforms', 'each platform signed']], 'whole'),
     identities: h('textarea', { spellcheck: 'false', placeholder: 'x509.subject: C=DE, ST=Bavaria, O=Factory' }),
   };
-  const keyChecks = h('fieldset', {}, h('legend', {}, 'Keys'), keys.length
-    ? keys.map((k) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'policy-keys', value: k.name }), k.name))
+  const imageKeys = keys.filter((k) => k.purpose !== 'trust-updates');
+  const keyChecks = h('fieldset', {}, h('legend', {}, 'Keys'), imageKeys.length
+    ? imageKeys.map((k) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'policy-keys', value: k.name }), k.name))
     : h('p', { class: 'muted' }, 'Add a key first.'));
   const policyForm = h('form', { 'aria-labelledby': 'add-policy-h' }, h('h3', { id: 'add-policy-h' }, 'Add a trust policy'),
     h('div', { class: 'fields' }, field('Repositories (glob)', np.repos), field('A signature by', np.require), field('Mode', np.mode), field('Multi-platform images', np.index)),
@@ -792,10 +799,10 @@ async function signingPage() {
   }));
 
   page('Image signing', '$h1',
-    h('p', { class: 'muted' }, 'Repositories a policy covers serve only images signed by its keys (cosign) or by certificates its CAs issued (notation), verified here with no network. Keys and policies from the configuration file are changed there.'),
+    h('p', { class: 'muted' }, 'Repositories a policy covers serve only images signed by its keys (cosign) or by certificates its CAs issued (notation), verified here with no network. Keys and policies from the configuration file are changed there; those a bundle brought are replaced by the next bundle signed by a trust-updates key.'),
     msg,
     h('h2', {}, 'Trusted keys'),
-    keys.length ? table(['Name', 'Kind', 'Fingerprint', 'Added', { label: 'Actions' }], keyRows, { label: 'Trusted keys' }) : h('p', { class: 'muted' }, 'No trusted keys.'),
+    keys.length ? table(['Name', 'Kind', 'Signs', 'Fingerprint', 'Added', { label: 'Actions' }], keyRows, { label: 'Trusted keys' }) : h('p', { class: 'muted' }, 'No trusted keys.'),
     keyForm,
     h('h2', {}, 'Trust policies'),
     policies.length ? table([{ label: 'Id', cls: 'num' }, 'Repositories', 'Signatures needed', 'Mode', 'Indexes', 'Notation signers', { label: 'Actions' }], policyRows, { label: 'Trust policy list' }) : h('p', { class: 'muted' }, 'No trust policies: every repository serves unsigned images.'),

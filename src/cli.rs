@@ -81,6 +81,11 @@ pub enum Command {
         /// The tarball to write.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// Carry this registry's trust keys and policies too, signed with this private key
+        /// (PEM, ECDSA P-256); sites that trust its public key for trust updates apply
+        /// them on import (data directory only).
+        #[arg(long, value_name = "KEYFILE")]
+        sign_trust: Option<PathBuf>,
         #[command(flatten)]
         target: Target,
     },
@@ -92,6 +97,10 @@ pub enum Command {
         /// Repository for images the bundle names only by tag.
         #[arg(long)]
         repo: Option<String>,
+        /// Leave the trust keys and policies the bundle carries aside (its images are still
+        /// judged by the policies in force).
+        #[arg(long)]
+        without_trust: bool,
         #[command(flatten)]
         target: Target,
     },

@@ -447,6 +447,8 @@ impl ServeConfig {
                 Some(r.interval.map(|d| d.as_secs()).unwrap_or(0).to_string()),
             );
         }
+        // The records' own spellings (`any`, `enforce`, `whole`, ...).
+        let word = |v: serde_json::Value| v.as_str().map(q);
         for k in &self.trust.keys {
             s.push_str("\n[[trust.key]]\n");
             line(&mut s, "name", Some(q(&k.name)));
@@ -454,13 +456,12 @@ impl ServeConfig {
                 let _ = writeln!(s, "# {} {}", a.kind(), a.fingerprint());
             }
             line(&mut s, "pem", Some(q(k.pem.trim())));
+            line(&mut s, "purpose", word(serde_json::json!(k.purpose)));
         }
         for p in &self.trust.policies {
             s.push_str("\n[[trust.policy]]\n");
             line(&mut s, "repos", Some(q(&p.repos)));
             line(&mut s, "keys", Some(list(&p.keys)));
-            // The records' own spellings (`any`, `enforce`, `whole`, ...).
-            let word = |v: serde_json::Value| v.as_str().map(q);
             line(&mut s, "require", word(serde_json::json!(p.require)));
             line(&mut s, "mode", word(serde_json::json!(p.mode)));
             line(&mut s, "index", word(serde_json::json!(p.index)));

@@ -52,11 +52,15 @@ fn main() -> ExitCode {
         Command::Export {
             images,
             output,
+            sign_trust,
             target,
-        } => commands::bundle::export(&images, &output, &target),
-        Command::Import { file, repo, target } => {
-            commands::bundle::import(&file, repo.as_deref(), &target)
-        }
+        } => commands::bundle::export(&images, &output, sign_trust.as_deref(), &target),
+        Command::Import {
+            file,
+            repo,
+            without_trust,
+            target,
+        } => commands::bundle::import(&file, repo.as_deref(), without_trust, &target),
         Command::Sync { mirror, target } => commands::sync::run(mirror.as_deref(), &target),
         Command::Config(edgeyard::cli::ConfigCommand::Check { file }) => {
             commands::config::check(&file)

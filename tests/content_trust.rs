@@ -358,6 +358,172 @@ fn a_bundle_is_imported_only_if_every_image_in_it_is_signed() {
     assert_eq!(r.status, 404, "refused at import, so never stored");
 }
 
+/// `bundle` with its trust document replaced by `doc` (a tampered copy, say).
+fn with_trust_document(bundle: &Path, doc: &[u8], out: &Path) {
+    let mut input = tar::Archive::new(std::fs::File::open(bundle).unwrap());
+    let mut w = tar::Builder::new(std::fs::File::create(out).unwrap());
+    for e in input.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+        if path == Path::new("edgeyard-trust.json") {
+            bytes = doc.to_vec();
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        w.append_data(&mut h, &path, bytes.as_slice()).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// A central site rotates trust at an offline one: its bundle carries its keys and policies,
+/// signed with a key the site trusts for trust updates only; the images in the bundle are
+/// judged under the trust it brings, and neither is stored unless all of it passes.
+#[test]
+fn a_bundle_carries_signed_trust_that_the_site_applies_with_its_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (central, site) = (dir.join("central"), dir.join("site"));
+    let s = Server::start_in(&central);
+    let (signed, _) = signed_and_unsigned(&s, dir);
+    drop(s);
+    key_pair(dir, "ops");
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    for args in [
+        vec!["trust", "key", "add", "release", &path("release.pub")],
+        vec![
+            "trust",
+            "key",
+            "add",
+            "ops",
+            &path("ops.pub"),
+            "--purpose",
+            "trust-updates",
+        ],
+        vec![
+            "trust", "policy", "add", "--repos", "prod/**", "--key", "release",
+        ],
+    ] {
+        let (ok, out) = offline(&central, &args);
+        assert!(ok, "{out}");
+    }
+    // A trust policy cannot name a key that signs trust updates.
+    let (ok, out) = offline(
+        &central,
+        &["trust", "policy", "add", "--repos", "x/**", "--key", "ops"],
+    );
+    assert!(
+        !ok && out.contains("signs trust updates, not images"),
+        "{out}"
+    );
+    let export = |images: &[&str], out: &str| {
+        let mut args = vec!["export"];
+        args.extend_from_slice(images);
+        let o = path(out);
+        let key = path("ops.key");
+        args.extend_from_slice(&["-o", &o, "--sign-trust", &key]);
+        let (ok, text) = offline(&central, &args);
+        assert!(
+            ok && text.contains("with trust keys and policies signed by SHA256:"),
+            "{text}"
+        );
+    };
+    export(&["prod/app:signed", "prod/app:unsigned"], "both.tar");
+    export(&["prod/app:signed"], "signed.tar");
+
+    // The site trusts the update key alone.
+    let (ok, out) = offline(
+        &site,
+        &[
+            "trust",
+            "key",
+            "add",
+            "ops",
+            &path("ops.pub"),
+            "--purpose",
+            "trust-updates",
+        ],
+    );
+    assert!(ok, "{out}");
+    // The policy the bundle brings refuses its unsigned image: nothing of it is stored,
+    // neither the images nor the trust.
+    let (ok, out) = offline(&site, &["import", &path("both.tar")]);
+    assert!(
+        !ok && out.contains("is not signed by a key trusted for prod/**"),
+        "{out}"
+    );
+    let (_, listed) = offline(&site, &["trust", "policy", "list"]);
+    assert!(listed.contains("no trust policies"), "{listed}");
+    // Altered trust material is refused whole.
+    let doc = {
+        let mut a = tar::Archive::new(std::fs::File::open(path("signed.tar")).unwrap());
+        let mut e = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap() == Path::new("edgeyard-trust.json"))
+            .unwrap();
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut b).unwrap();
+        b
+    };
+    let loosened = String::from_utf8(doc.clone())
+        .unwrap()
+        .replace("\"prod/**\"", "\"nothing/**\"");
+    assert_ne!(loosened.as_bytes(), doc.as_slice());
+    with_trust_document(
+        &dir.join("signed.tar"),
+        loosened.as_bytes(),
+        &dir.join("forged.tar"),
+    );
+    let (ok, out) = offline(&site, &["import", &path("forged.tar")]);
+    assert!(
+        !ok && out.contains("not signed by a key this registry trusts for trust updates"),
+        "{out}"
+    );
+    // The genuine one: the images and the trust arrive together.
+    let (ok, out) = offline(&site, &["import", &path("signed.tar")]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("trust material signed by ops applied: keys added [\"release\"]")
+            && out.contains("1 trust policies added"),
+        "{out}"
+    );
+    let (_, listed) = offline(&site, &["trust", "policy", "list"]);
+    assert!(
+        listed.contains(
+            "prod/**: a signature by release (enforced; indexes signed whole; brought by a bundle)"
+        ),
+        "{listed}"
+    );
+    let s = Server::start_in(&site);
+    let r = s.req("GET", "/v2/prod/app/manifests/signed").send();
+    assert_eq!(r.header("docker-content-digest"), Some(signed.as_str()));
+    drop(s);
+    // A newer bundle without the policy lifts it; replaying the older one then is refused,
+    // unless its trust material is left aside.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (_, listed) = offline(&central, &["trust", "policy", "list"]);
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    let (ok, out) = offline(&central, &["trust", "policy", "del", &id]);
+    assert!(ok, "{out}");
+    export(&["prod/app:signed"], "newer.tar");
+    let (ok, out) = offline(&site, &["import", &path("newer.tar")]);
+    assert!(
+        ok && out.contains("0 trust policies added, 1 removed"),
+        "{out}"
+    );
+    let (ok, out) = offline(&site, &["import", &path("signed.tar")]);
+    assert!(!ok && out.contains("cannot roll trust back"), "{out}");
+    let (ok, out) = offline(&site, &["import", "--without-trust", &path("signed.tar")]);
+    assert!(ok && !out.contains("trust material"), "{out}");
+    let (_, listed) = offline(&site, &["trust", "policy", "list"]);
+    assert!(listed.contains("no trust policies"), "{listed}");
+}
+
 #[test]
 fn the_console_api_shows_who_signed_and_whether_the_policy_is_met() {
     let tmp = tempfile::tempdir().unwrap();

@@ -26,6 +26,10 @@ pub enum TrustKeyCommand {
         name: String,
         /// The PEM file (`-`: standard input).
         file: PathBuf,
+        /// `images`: it signs images; `trust-updates`: it signs the trust keys and policies
+        /// a bundle carries (`edgeyard export --sign-trust`), which an import then applies.
+        #[arg(long, default_value = "images", value_parser = ["images", "trust-updates"])]
+        purpose: String,
         #[command(flatten)]
         target: Target,
     },

@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use crate::cli::{DataArgs, Target};
-use crate::edge::{BundleProgress, Edge};
+use crate::edge::{BundleProgress, Edge, TrustCarry};
 use crate::oci::{Reference, RepoName};
 use crate::registry::Registry;
+use crate::trust::signing::SigningKey;
 
 /// Ends the updating progress line on a terminal.
 fn end_progress_line() {
@@ -62,11 +63,32 @@ pub(super) fn parse_image(s: &str) -> Result<(RepoName, Reference), Failure> {
     crate::oci::parse_image(s).map_err(|e| Failure::Usage(format!("{s:?}: {e}")))
 }
 
-pub fn export(images: &[String], output: &Path, target: &Target) -> Result<(), Failure> {
+/// The private key `--sign-trust` names.
+fn signing_key(path: &Path) -> Result<SigningKey, Failure> {
+    let text =
+        std::fs::read(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+    SigningKey::from_pem(&text).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
+}
+
+pub fn export(
+    images: &[String],
+    output: &Path,
+    sign_trust: Option<&Path>,
+    target: &Target,
+) -> Result<(), Failure> {
     let parsed = images
         .iter()
         .map(|s| parse_image(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let carry = TrustCarry {
+        sign_with: sign_trust.map(signing_key).transpose()?,
+        skip: false,
+    };
+    if carry.sign_with.is_some() && target.server.is_some() {
+        return Err(Failure::Usage(
+            "--sign-trust works on the data directory (the private key stays on this machine): run the export without --server, the server stopped".into(),
+        ));
+    }
     let tmp = output.with_extension("partial");
     let file = std::fs::File::create(&tmp)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", tmp.display())))?;
@@ -106,7 +128,7 @@ pub fn export(images: &[String], output: &Path, target: &Target) -> Result<(), F
     }
     let registry = open(&target.data)?;
     let report = Edge::new(registry)
-        .export(&parsed, writer, progress("exported"))
+        .export(&parsed, writer, progress("exported"), &carry)
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Failure::Runtime(e.to_string())
@@ -117,6 +139,9 @@ pub fn export(images: &[String], output: &Path, target: &Target) -> Result<(), F
     for i in &report.images {
         println!("exported {i}");
     }
+    if let Some(t) = &report.trust {
+        println!("with {t}");
+    }
     println!(
         "{} blobs, {} bytes -> {}",
         report.blobs,
@@ -126,7 +151,22 @@ pub fn export(images: &[String], output: &Path, target: &Target) -> Result<(), F
     Ok(())
 }
 
-pub fn import(file: &Path, repo: Option<&str>, target: &Target) -> Result<(), Failure> {
+fn print_imported(report: &crate::edge::BundleReport) {
+    for i in &report.images {
+        println!("imported {i}");
+    }
+    if let Some(t) = &report.trust {
+        println!("{t}");
+    }
+    println!("{} blobs stored, {} bytes", report.blobs, report.bytes);
+}
+
+pub fn import(
+    file: &Path,
+    repo: Option<&str>,
+    without_trust: bool,
+    target: &Target,
+) -> Result<(), Failure> {
     let repo = match repo {
         Some(r) => Some(
             r.parse::<RepoName>()
@@ -135,18 +175,19 @@ pub fn import(file: &Path, repo: Option<&str>, target: &Target) -> Result<(), Fa
         None => None,
     };
     if let Some(c) = super::users::admin_client(target)? {
-        let path = match &repo {
-            Some(r) => format!("/api/v1/import?repo={r}"),
-            None => "/api/v1/import".to_string(),
+        let mut query: Vec<String> = repo.iter().map(|r| format!("repo={r}")).collect();
+        if without_trust {
+            query.push("trust=skip".into());
+        }
+        let path = match query.is_empty() {
+            true => "/api/v1/import".to_string(),
+            false => format!("/api/v1/import?{}", query.join("&")),
         };
         let report: crate::edge::BundleReport =
             serde_json::from_value(c.upload(&path, file, byte_progress("sent"))?)
                 .map_err(|e| Failure::Runtime(e.to_string()))?;
         end_progress_line();
-        for i in &report.images {
-            println!("imported {i}");
-        }
-        println!("{} blobs stored, {} bytes", report.blobs, report.bytes);
+        print_imported(&report);
         return Ok(());
     }
     let data = &target.data;
@@ -163,15 +204,16 @@ pub fn import(file: &Path, repo: Option<&str>, target: &Target) -> Result<(), Fa
             std::io::BufReader::with_capacity(1 << 20, input),
             repo,
             progress("read"),
+            &TrustCarry {
+                sign_with: None,
+                skip: without_trust,
+            },
         ))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     registry
         .close()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     end_progress_line();
-    for i in &report.images {
-        println!("imported {i}");
-    }
-    println!("{} blobs stored, {} bytes", report.blobs, report.bytes);
+    print_imported(&report);
     Ok(())
 }

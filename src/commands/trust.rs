@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::cli::{TrustCommand, TrustKeyCommand, TrustPolicyCommand};
 use crate::registry::trust_rules::{
-    self, IndexTrust, Require, TrustKeyInfo, TrustMode, TrustPolicyInfo, TrustPolicyRecord,
+    self, IndexTrust, KeyPurpose, Require, TrustKeyInfo, TrustMode, TrustPolicyInfo,
+    TrustPolicyRecord, TrustSource,
 };
 
 use super::users::{flush, open, Store};
@@ -49,18 +50,25 @@ fn when(unix: u64) -> String {
 
 fn key(cmd: TrustKeyCommand) -> Result<(), Failure> {
     match cmd {
-        TrustKeyCommand::Add { name, file, target } => {
+        TrustKeyCommand::Add {
+            name,
+            file,
+            purpose,
+            target,
+        } => {
             let pem = read_pem(&file)?;
+            let purpose: KeyPurpose = serde_json::from_value(json!(purpose))
+                .map_err(|e| Failure::Usage(e.to_string()))?;
             let k: TrustKeyInfo = match open(&target)? {
                 Store::Local(meta) => {
-                    let k = trust_rules::add_key(&meta, &name, &pem).map_err(refused)?;
+                    let k = trust_rules::add_key(&meta, &name, &pem, purpose).map_err(refused)?;
                     flush(&meta)?;
                     k
                 }
                 Store::Remote(c) => serde_json::from_value(c.call(
                     "POST",
                     "/api/v1/trust/keys",
-                    Some(json!({"name": name, "pem": pem})),
+                    Some(json!({"name": name, "pem": pem, "purpose": purpose})),
                 )?)
                 .map_err(rt)?,
             };
@@ -83,16 +91,16 @@ fn key(cmd: TrustKeyCommand) -> Result<(), Failure> {
                 println!("no trusted keys (add one with `edgeyard trust key add NAME FILE`)");
             }
             for k in keys {
+                let purpose = match k.purpose {
+                    KeyPurpose::Images => "",
+                    KeyPurpose::TrustUpdates => " (signs trust updates)",
+                };
                 println!(
-                    "{}\t{}\t{}\t{} {}",
+                    "{}\t{}{purpose}\t{}\t{} {}",
                     k.name,
                     k.kind,
                     k.fingerprint,
-                    if k.declared {
-                        "declared in the configuration,"
-                    } else {
-                        "added"
-                    },
+                    origin(k.source),
                     when(k.added_at)
                 );
             }
@@ -116,6 +124,15 @@ fn key(cmd: TrustKeyCommand) -> Result<(), Failure> {
     }
 }
 
+/// Where a key or policy came from, in a listing.
+fn origin(source: TrustSource) -> &'static str {
+    match source {
+        TrustSource::Manual => "added",
+        TrustSource::Config => "declared in the configuration",
+        TrustSource::Bundle => "brought by a bundle",
+    }
+}
+
 /// How a policy reads in a listing.
 fn describe(p: &TrustPolicyRecord) -> String {
     let signers = match p.require {
@@ -135,10 +152,9 @@ fn describe(p: &TrustPolicyRecord) -> String {
     } else {
         format!("; notation signers {}", p.identities.join(" or "))
     };
-    let source = if p.declared {
-        "; declared in the configuration"
-    } else {
-        ""
+    let source = match p.source {
+        TrustSource::Manual => String::new(),
+        other => format!("; {}", origin(other)),
     };
     format!("{}: {signers} ({mode}; {index}{who}{source})", p.repos)
 }

@@ -52,8 +52,12 @@ pub(super) fn open(target: &Target) -> Result<Store, Failure> {
         ))
     })?;
     if let Some(declared) = super::declared_trust(data, file.trust)? {
-        let applied = crate::registry::trust_declared::apply(&meta, &declared)
-            .map_err(super::trust_refused)?;
+        let applied = crate::registry::trust_declared::apply(
+            &meta,
+            crate::meta::TrustSource::Config,
+            &declared,
+        )
+        .map_err(super::trust_refused)?;
         if applied.changed() {
             flush(&meta)?;
         }

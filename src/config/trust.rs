@@ -35,6 +35,9 @@ pub struct TrustFileConfig {
 #[serde(deny_unknown_fields)]
 pub struct TrustKeyFileConfig {
     pub name: String,
+    /// `images` (the default) or `trust-updates`.
+    #[serde(default)]
+    pub purpose: crate::meta::KeyPurpose,
     pub file: Option<PathBuf>,
     pub pem: Option<String>,
 }
@@ -64,7 +67,11 @@ impl TrustFileConfig {
             if let Err(e) = TrustAnchor::from_pem(pem.as_bytes()) {
                 return Err(format!("[[trust.key]] {:?}: {e}", k.name).into());
             }
-            keys.push(DeclaredKey { name: k.name, pem });
+            keys.push(DeclaredKey {
+                name: k.name,
+                pem,
+                purpose: k.purpose,
+            });
         }
         Ok(DeclaredTrust {
             keys,

@@ -86,6 +86,7 @@ impl Edge {
             &signatures,
             &payload,
             platform,
+            None,
         )?;
         // Cached with the image, so that pulls from the cache verify it here.
         if let (Some(m), Some(p), Ok(tag)) = (fetched, parsed, tag.parse::<Tag>()) {

@@ -14,6 +14,8 @@ use super::Edge;
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::manifest::{DOCKER_MANIFEST, OCI_INDEX};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
+use crate::registry::trust_declared::TrustPlan;
+use crate::registry::trust_update::{TRUST_FILE, TRUST_SIGNATURE};
 use crate::registry::Incoming;
 use crate::trust::cosign;
 
@@ -27,6 +29,19 @@ pub struct BundleReport {
     pub images: Vec<String>,
     pub blobs: u64,
     pub bytes: u64,
+    /// What the bundle's trust material did, when it carries some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<String>,
+}
+
+/// What an export adds beside the images, and what an import takes from a bundle.
+#[derive(Default)]
+pub struct TrustCarry {
+    /// Export: carry this registry's trust keys and policies, signed with this key.
+    pub sign_with: Option<crate::trust::signing::SigningKey>,
+    /// Import: leave the bundle's trust material aside (its images are still judged by the
+    /// policies in force).
+    pub skip: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -46,6 +61,9 @@ struct Staged {
     by_path: HashMap<String, Digest>,
     index_json: Option<Vec<u8>>,
     docker_manifest: Option<Vec<u8>>,
+    /// The trust document and its signature, when the bundle carries them.
+    trust: Option<Vec<u8>>,
+    trust_signature: Option<Vec<u8>>,
 }
 
 /// `NAME:TAG` as a bundle names an image; a leading registry host is dropped.
@@ -78,6 +96,7 @@ impl Edge {
         images: &[(RepoName, Reference)],
         out: impl Write,
         progress: Progress,
+        carry: &TrustCarry,
     ) -> Result<BundleReport> {
         let mut report = BundleReport::default();
         let mut tar = tar::Builder::new(out);
@@ -150,6 +169,25 @@ impl Edge {
             }));
             report.images.push(name);
         }
+        if let Some(key) = &carry.sign_with {
+            let (doc, sig) = self.registry().export_trust(key)?;
+            add(
+                &mut tar,
+                TRUST_FILE.into(),
+                &mut doc.as_slice(),
+                doc.len() as u64,
+            )?;
+            add(
+                &mut tar,
+                TRUST_SIGNATURE.into(),
+                &mut sig.as_slice(),
+                sig.len() as u64,
+            )?;
+            report.trust = Some(format!(
+                "trust keys and policies signed by {}",
+                key.public().fingerprint()
+            ));
+        }
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         add(
             &mut tar,
@@ -180,12 +218,16 @@ impl Edge {
         input: impl Read + Send + 'static,
         repo: Option<RepoName>,
         progress: Progress,
+        carry: &TrustCarry,
     ) -> Result<BundleReport> {
         let me = self.clone();
         // Whatever is staged and not committed is removed when `staged` is dropped.
         let mut staged = tokio::task::spawn_blocking(move || me.stage(input, progress))
             .await
             .map_err(|e| Error::internal("reading the bundle", e))??;
+        if carry.skip {
+            staged.trust = None;
+        }
         self.store(&mut staged, repo).await
     }
 
@@ -210,7 +252,8 @@ impl Edge {
                 Err(_) => continue,
             };
             match path.as_str() {
-                "index.json" | "manifest.json" | "repositories" | "oci-layout" => {
+                "index.json" | "manifest.json" | "repositories" | "oci-layout" | TRUST_FILE
+                | TRUST_SIGNATURE => {
                     let mut buf = Vec::new();
                     if entry.by_ref().take(8 << 20).read_to_end(&mut buf).is_err() {
                         return Err(invalid(format!("cannot read {path} from the bundle")));
@@ -218,6 +261,8 @@ impl Edge {
                     match path.as_str() {
                         "index.json" => staged.index_json = Some(buf),
                         "manifest.json" => staged.docker_manifest = Some(buf),
+                        TRUST_FILE => staged.trust = Some(buf),
+                        TRUST_SIGNATURE => staged.trust_signature = Some(buf),
                         _ => {}
                     }
                     continue;
@@ -387,7 +432,17 @@ impl Edge {
             }
         }
 
-        self.check_trust(staged, &images, &generated, &order)?;
+        // The bundle's trust material, checked first: its images are judged under the keys
+        // and policies it brings, and neither is stored unless both pass.
+        let update = match &staged.trust {
+            Some(doc) => Some(
+                self.registry()
+                    .check_trust_update(doc, staged.trust_signature.as_deref())?,
+            ),
+            None => None,
+        };
+        let plan = update.as_ref().and_then(|u| u.plan());
+        self.check_trust(staged, &images, &generated, &order, plan)?;
 
         // Commit: blobs, then manifests, then tags.
         let mut report = BundleReport::default();
@@ -433,6 +488,16 @@ impl Edge {
                 .await?;
             report.images.push(format!("{repo}:{tag}"));
         }
+        if let Some(update) = update {
+            let (signer, a) = self.registry().apply_trust_update(update)?;
+            report.trust = Some(match a.changed() {
+                false => format!("trust material signed by {signer}: already applied"),
+                true => format!(
+                    "trust material signed by {signer} applied: keys added {:?}, replaced {:?}, removed {:?}; {} trust policies added, {} removed",
+                    a.keys_added, a.keys_replaced, a.keys_removed, a.policies_added, a.policies_removed
+                ),
+            });
+        }
         Ok(report)
     }
 }
@@ -447,6 +512,7 @@ impl Edge {
         images: &[(RepoName, Option<Tag>, Digest)],
         generated: &HashMap<Digest, (Vec<u8>, &'static str)>,
         order: &[(RepoName, Digest, Vec<u8>, String)],
+        under: Option<&TrustPlan>,
     ) -> Result<()> {
         let manifest = |repo: &RepoName, d: &Digest| -> Result<Manifest> {
             let (bytes, media) = match generated.get(d) {
@@ -472,11 +538,19 @@ impl Edge {
         let reg = self.registry();
         for (repo, _, top) in images {
             let m = manifest(repo, top)?;
-            reg.check_trusted_detached(repo, top, &m, &signatures(repo, top)?, &payload, false)?;
+            reg.check_trusted_detached(
+                repo,
+                top,
+                &m,
+                &signatures(repo, top)?,
+                &payload,
+                false,
+                under,
+            )?;
             for child in &m.manifests {
                 let c = manifest(repo, &child.digest)?;
                 let sigs = signatures(repo, &child.digest)?;
-                reg.check_trusted_detached(repo, &child.digest, &c, &sigs, &payload, true)?;
+                reg.check_trusted_detached(repo, &child.digest, &c, &sigs, &payload, true, under)?;
             }
         }
         Ok(())

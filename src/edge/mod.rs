@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 use crate::oci::RepoName;
 use crate::registry::{MirrorOf, Mirrored, Registry};
 
-pub use bundle::{BundleReport, Progress as BundleProgress};
+pub use bundle::{BundleReport, Progress as BundleProgress, TrustCarry};
 pub use mirror::{Mirror, MirrorRoute, MirrorSettings};
 pub use replicate::{Pushed, ReplicationReport, ReplicationRule};
 pub use sync::{SyncProgress, SyncReport, SyncRule};

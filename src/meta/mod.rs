@@ -60,10 +60,10 @@ use crate::oci::{Descriptor, Digest, RepoName, Tag, UploadId};
 use store::{Bytes, Fail, Store, Tx};
 
 pub use records::{
-    CacheRecord, CorruptRecord, GrantRecord, ImmutabilityRecord, IndexTrust, LinkRecord,
-    ManifestRecord, PinRecord, QuotaRecord, RefreshRecord, RepoRecord, Require, RetentionRecord,
-    RobotRecord, RuleRecord, TagRecord, TrustKeyRecord, TrustMode, TrustPolicyRecord, UploadRecord,
-    UserRecord,
+    CacheRecord, CorruptRecord, GrantRecord, ImmutabilityRecord, IndexTrust, KeyPurpose,
+    LinkRecord, ManifestRecord, PinRecord, QuotaRecord, RefreshRecord, RepoRecord, Require,
+    RetentionRecord, RobotRecord, RuleRecord, TagRecord, TrustKeyRecord, TrustMode,
+    TrustPolicyRecord, TrustSource, UploadRecord, UserRecord,
 };
 pub use store::Integrity;
 

@@ -165,10 +165,36 @@ pub struct CorruptRecord {
 pub struct TrustKeyRecord {
     pub pem: String,
     pub added_at: u64,
-    /// Declared in the configuration file's `[[trust.key]]`: the file owns it, so it is
-    /// changed or removed there, not with the CLI or the admin API.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub declared: bool,
+    #[serde(default)]
+    pub purpose: KeyPurpose,
+    #[serde(default)]
+    pub source: TrustSource,
+}
+
+/// What a trusted key vouches for. Kept apart, so that the key a build pipeline signs images
+/// with cannot also rewrite which keys and policies a site trusts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyPurpose {
+    /// It signs images (cosign key, or a notation trust store's CA).
+    #[default]
+    Images,
+    /// It signs the trust keys and policies a bundle carries.
+    TrustUpdates,
+}
+
+/// Where a trusted key or a trust policy came from, which says who may change it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustSource {
+    /// The CLI, the admin API or the console.
+    #[default]
+    Manual,
+    /// The configuration file's `[trust]` section: changed there, not through the CLI or
+    /// the admin API.
+    Config,
+    /// The signed trust material of the last bundle imported: replaced by the next one.
+    Bundle,
 }
 
 /// Which signatures an image needs before it is served from repositories matching `repos`.
@@ -188,10 +214,9 @@ pub struct TrustPolicyRecord {
     /// (`x509.subject: C=…, ST=…, O=…`); none (or `*`) trusts any the trust store vouches for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identities: Vec<String>,
-    /// Declared in the configuration file's `[[trust.policy]]` (see
-    /// [`TrustKeyRecord::declared`]); ignored in what the admin API is sent.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub declared: bool,
+    /// Ignored in what the admin API is sent: what it adds is `manual`.
+    #[serde(default)]
+    pub source: TrustSource,
 }
 
 /// How many of a policy's keys must have signed.

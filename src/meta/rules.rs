@@ -104,7 +104,29 @@ impl Meta {
             Ok(())
         })
     }
+    /// When the trust material of the last bundle imported was issued (unix seconds; 0:
+    /// none yet): an older one is refused, so a replayed bundle cannot bring back a key
+    /// the central site has since withdrawn.
+    pub fn trust_bundle_issued(&self) -> Result<u64> {
+        self.read("reading the trust bundle mark", |tx| {
+            Ok(tx
+                .open_table(super::store::COUNTERS)?
+                .get(TRUST_BUNDLE_ISSUED)?
+                .map(|v| v.value())
+                .unwrap_or(0))
+        })
+    }
+    pub fn set_trust_bundle_issued(&self, issued: u64) -> Result<()> {
+        self.write("recording the trust bundle mark", |tx| {
+            tx.open_table(super::store::COUNTERS)?
+                .insert(TRUST_BUNDLE_ISSUED, issued)?;
+            Ok(())
+        })
+    }
     pub fn delete_trust_key(&self, name: &str) -> Result<bool> {
         self.remove("removing a trusted key", TRUST_KEYS, name.as_bytes())
     }
 }
+
+/// The `counters` key of [`Meta::trust_bundle_issued`].
+const TRUST_BUNDLE_ISSUED: &str = "trust_bundle_issued";

@@ -24,6 +24,7 @@ mod retention;
 mod sessions;
 pub mod trust_declared;
 pub mod trust_rules;
+pub mod trust_update;
 mod trusted;
 mod uploads;
 

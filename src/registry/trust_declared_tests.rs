@@ -1,5 +1,5 @@
 use super::*;
-use crate::meta::{IndexTrust, Require, TrustMode};
+use crate::meta::{IndexTrust, KeyPurpose, Require, TrustMode};
 use crate::registry::trust_rules::{self, delete_key, delete_policy, key_infos, list_policies};
 use crate::trust::testkit::signer;
 
@@ -17,7 +17,7 @@ fn policy(repos: &str, keys: &[&str]) -> TrustPolicyRecord {
         mode: TrustMode::Enforce,
         index: IndexTrust::Whole,
         identities: Vec::new(),
-        declared: false,
+        source: TrustSource::Manual,
     }
 }
 
@@ -25,6 +25,7 @@ fn key(name: &str, pem: &str) -> DeclaredKey {
     DeclaredKey {
         name: name.into(),
         pem: pem.into(),
+        purpose: KeyPurpose::Images,
     }
 }
 
@@ -36,12 +37,12 @@ fn stored(meta: &Meta) -> (Marked, Marked) {
     let keys = key_infos(meta)
         .unwrap()
         .into_iter()
-        .map(|k| (k.name, k.declared))
+        .map(|k| (k.name, k.source == TrustSource::Config))
         .collect();
     let policies = list_policies(meta)
         .unwrap()
         .into_iter()
-        .map(|p| (p.policy.repos, p.policy.declared))
+        .map(|p| (p.policy.repos, p.policy.source == TrustSource::Config))
         .collect();
     (keys, policies)
 }
@@ -58,12 +59,12 @@ fn declarations_are_stored_kept_by_id_replaced_and_removed_with_the_file() {
         keys: vec![key("release", &a.pem)],
         policies: vec![policy("prod/**", &["release"])],
     };
-    let applied = apply(&meta, &d).unwrap();
+    let applied = apply(&meta, TrustSource::Config, &d).unwrap();
     assert_eq!(applied.keys_added, vec![s("release")]);
     assert_eq!(applied.policies_added, 1);
     let id = list_policies(&meta).unwrap()[0].id;
     // Applying the same file again changes nothing, and the policy keeps its id.
-    assert!(!apply(&meta, &d).unwrap().changed());
+    assert!(!apply(&meta, TrustSource::Config, &d).unwrap().changed());
     assert_eq!(list_policies(&meta).unwrap()[0].id, id);
     assert_eq!(
         stored(&meta),
@@ -78,24 +79,24 @@ fn declarations_are_stored_kept_by_id_replaced_and_removed_with_the_file() {
         assert!(e.to_string().contains("configuration file"), "{e}");
     }
     // A key installed by hand and a policy naming it sit beside the declared ones.
-    trust_rules::add_key(&meta, "manual", &b.pem).unwrap();
+    trust_rules::add_key(&meta, "manual", &b.pem, KeyPurpose::Images).unwrap();
     let manual = trust_rules::add_policy(&meta, policy("lab/*", &["manual", "release"])).unwrap();
     // The file now declares a new key under the old name: replaced, its policy unchanged.
     let rotated = DeclaredTrust {
         keys: vec![key("release", &signer().pem)],
         ..d.clone()
     };
-    let applied = apply(&meta, &rotated).unwrap();
+    let applied = apply(&meta, TrustSource::Config, &rotated).unwrap();
     assert_eq!(applied.keys_replaced, vec![s("release")]);
     assert_eq!(applied.policies_added + applied.policies_removed, 0);
     // Removing the key from the file is refused while a hand-made policy names it, and
     // nothing changes.
-    let e = apply(&meta, &DeclaredTrust::default()).unwrap_err();
+    let e = apply(&meta, TrustSource::Config, &DeclaredTrust::default()).unwrap_err();
     assert!(e.to_string().contains(&format!("policy {manual}")), "{e}");
     assert_eq!(key_infos(&meta).unwrap().len(), 2);
     delete_policy(&meta, manual).unwrap();
     // An empty [trust] removes every declared thing, and only those.
-    let applied = apply(&meta, &DeclaredTrust::default()).unwrap();
+    let applied = apply(&meta, TrustSource::Config, &DeclaredTrust::default()).unwrap();
     assert_eq!(
         (applied.keys_removed, applied.policies_removed),
         (vec![s("release")], 1)
@@ -107,7 +108,7 @@ fn declarations_are_stored_kept_by_id_replaced_and_removed_with_the_file() {
 fn a_bad_declaration_is_refused_whole_and_names_what_is_wrong() {
     let (_d, meta) = meta();
     let (a, b) = (signer(), signer());
-    trust_rules::add_key(&meta, "hand", &a.pem).unwrap();
+    trust_rules::add_key(&meta, "hand", &a.pem, KeyPurpose::Images).unwrap();
     let cases = [
         (vec![key("bad", "not a key")], vec![], "\"bad\""),
         (vec![key("-x", &b.pem)], vec![], "-x"),
@@ -132,7 +133,12 @@ fn a_bad_declaration_is_refused_whole_and_names_what_is_wrong() {
         (vec![], vec![policy("[", &["hand"])], "[[trust.policy]] 1"),
     ];
     for (keys, policies, says) in cases {
-        let e = apply(&meta, &DeclaredTrust { keys, policies }).unwrap_err();
+        let e = apply(
+            &meta,
+            TrustSource::Config,
+            &DeclaredTrust { keys, policies },
+        )
+        .unwrap_err();
         assert_eq!(e.error_code(), ErrorCode::Invalid, "{e}");
         assert!(e.to_string().contains(says), "{says}: {e}");
         assert_eq!(stored(&meta), (vec![(s("hand"), false)], vec![]));
@@ -142,7 +148,7 @@ fn a_bad_declaration_is_refused_whole_and_names_what_is_wrong() {
         keys: vec![key("hand", &a.pem)],
         policies: vec![policy("prod/**", &["hand"])],
     };
-    apply(&meta, &d).unwrap();
+    apply(&meta, TrustSource::Config, &d).unwrap();
     assert_eq!(
         stored(&meta),
         (vec![(s("hand"), true)], vec![(s("prod/**"), true)])
@@ -152,9 +158,9 @@ fn a_bad_declaration_is_refused_whole_and_names_what_is_wrong() {
 #[test]
 fn the_admin_api_cannot_mark_a_policy_declared() {
     let (_d, meta) = meta();
-    trust_rules::add_key(&meta, "k", &signer().pem).unwrap();
+    trust_rules::add_key(&meta, "k", &signer().pem, KeyPurpose::Images).unwrap();
     let mut p = policy("prod/**", &["k"]);
-    p.declared = true;
+    p.source = TrustSource::Config;
     let id = trust_rules::add_policy(&meta, p).unwrap();
     assert!(delete_policy(&meta, id).unwrap());
 }

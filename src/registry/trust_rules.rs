@@ -5,7 +5,7 @@
 
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
-pub use crate::meta::{IndexTrust, Require, TrustMode, TrustPolicyRecord};
+pub use crate::meta::{IndexTrust, KeyPurpose, Require, TrustMode, TrustPolicyRecord, TrustSource};
 use crate::meta::{Meta, TrustKeyRecord};
 use crate::oci::glob::check_glob;
 use crate::trust::keys::TrustAnchor;
@@ -22,9 +22,11 @@ pub struct TrustKeyInfo {
     pub fingerprint: String,
     pub added_at: u64,
     pub pem: String,
-    /// Declared in the configuration file (changed there, not here).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub declared: bool,
+    #[serde(default)]
+    pub purpose: KeyPurpose,
+    /// `config`: declared in the configuration file, and changed there only.
+    #[serde(default)]
+    pub source: TrustSource,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -55,7 +57,7 @@ pub(super) fn check_key_name(name: &str) -> Result<()> {
 }
 
 /// Installs a public key (PEM `PUBLIC KEY`, as in `cosign.pub`) under `name`.
-pub fn add_key(meta: &Meta, name: &str, pem: &str) -> Result<TrustKeyInfo> {
+pub fn add_key(meta: &Meta, name: &str, pem: &str, purpose: KeyPurpose) -> Result<TrustKeyInfo> {
     check_key_name(name)?;
     let key =
         TrustAnchor::from_pem(pem.as_bytes()).map_err(|e| invalid(format!("key {name:?}: {e}")))?;
@@ -72,7 +74,8 @@ pub fn add_key(meta: &Meta, name: &str, pem: &str) -> Result<TrustKeyInfo> {
     let rec = TrustKeyRecord {
         pem: pem.trim().to_string() + "\n",
         added_at: crate::meta::now(),
-        declared: false,
+        purpose,
+        source: TrustSource::Manual,
     };
     if !meta.add_trust_key(name, &rec)? {
         return Err(Error::api(
@@ -90,7 +93,8 @@ fn info(name: String, rec: TrustKeyRecord, key: &TrustAnchor) -> TrustKeyInfo {
         fingerprint: key.fingerprint(),
         added_at: rec.added_at,
         pem: rec.pem,
-        declared: rec.declared,
+        purpose: rec.purpose,
+        source: rec.source,
     }
 }
 
@@ -105,7 +109,7 @@ fn declared_elsewhere(what: String) -> Error {
 
 /// The installed keys that parse, with their fingerprints, and a log line for any that no
 /// longer does (it verifies nothing).
-pub(super) fn parsed_keys(meta: &Meta) -> Result<Vec<(String, TrustKeyRecord, TrustAnchor)>> {
+fn parsed_keys(meta: &Meta) -> Result<Vec<(String, TrustKeyRecord, TrustAnchor)>> {
     Ok(meta
         .trust_keys()?
         .into_iter()
@@ -132,7 +136,7 @@ pub fn delete_key(meta: &Meta, name: &str) -> Result<bool> {
     if meta
         .trust_keys()?
         .iter()
-        .any(|(n, k)| n == name && k.declared)
+        .any(|(n, k)| n == name && k.source == TrustSource::Config)
     {
         return Err(declared_elsewhere(format!("key {name:?}")));
     }
@@ -156,8 +160,12 @@ pub fn delete_key(meta: &Meta, name: &str) -> Result<bool> {
 
 /// Adds a policy; every key it names must be installed.
 pub fn add_policy(meta: &Meta, mut p: TrustPolicyRecord) -> Result<u64> {
-    p.declared = false;
-    let installed: Vec<String> = meta.trust_keys()?.into_iter().map(|(n, _)| n).collect();
+    p.source = TrustSource::Manual;
+    let installed: Vec<(String, KeyPurpose)> = meta
+        .trust_keys()?
+        .into_iter()
+        .map(|(n, k)| (n, k.purpose))
+        .collect();
     check_policy(&p, &installed)?;
     meta.add_trust_policy(&p)
 }
@@ -167,15 +175,19 @@ pub fn delete_policy(meta: &Meta, id: u64) -> Result<bool> {
     if meta
         .trust_policies()?
         .iter()
-        .any(|(i, p)| *i == id && p.declared)
+        .any(|(i, p)| *i == id && p.source == TrustSource::Config)
     {
         return Err(declared_elsewhere(format!("trust policy {id}")));
     }
     meta.delete_trust_policy(id)
 }
 
-/// A policy's glob, identities and keys make sense, and each key is one of `installed`.
-pub(super) fn check_policy(p: &TrustPolicyRecord, installed: &[String]) -> Result<()> {
+/// A policy's glob, identities and keys make sense, and each key is one of `installed`
+/// and signs images.
+pub(super) fn check_policy(
+    p: &TrustPolicyRecord,
+    installed: &[(String, KeyPurpose)],
+) -> Result<()> {
     check_glob(&p.repos).map_err(invalid)?;
     for id in p.identities.iter().filter(|i| i.trim() != "*") {
         x509chain::parse_identity(id).map_err(|e| invalid(e.0))?;
@@ -185,7 +197,17 @@ pub(super) fn check_policy(p: &TrustPolicyRecord, installed: &[String]) -> Resul
             "a trust policy names at least one key (install one with `edgeyard trust key add`)",
         ));
     }
-    if let Some(missing) = p.keys.iter().find(|k| !installed.contains(k)) {
+    if let Some(k) = p.keys.iter().find(|k| {
+        installed
+            .iter()
+            .any(|(n, purpose)| n == *k && *purpose == KeyPurpose::TrustUpdates)
+    }) {
+        return Err(invalid(format!(
+            "key {k:?} signs trust updates, not images: a trust policy cannot name it"
+        )));
+    }
+    let installed: Vec<&str> = installed.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some(missing) = p.keys.iter().find(|k| !installed.contains(&k.as_str())) {
         return Err(invalid(format!(
             "no key named {missing:?} is installed (installed: {})",
             if installed.is_empty() {
@@ -210,8 +232,13 @@ impl Registry {
     pub fn trust_keys(&self) -> Result<Vec<TrustKeyInfo>> {
         key_infos(self.meta())
     }
-    pub fn add_trust_key(&self, name: &str, pem: &str) -> Result<TrustKeyInfo> {
-        let k = add_key(self.meta(), name, pem)?;
+    pub fn add_trust_key(
+        &self,
+        name: &str,
+        pem: &str,
+        purpose: KeyPurpose,
+    ) -> Result<TrustKeyInfo> {
+        let k = add_key(self.meta(), name, pem, purpose)?;
         self.reload_trust()?;
         Ok(k)
     }
@@ -253,7 +280,7 @@ mod tests {
             mode: TrustMode::Enforce,
             index: IndexTrust::Whole,
             identities: Vec::new(),
-            declared: false,
+            source: TrustSource::Manual,
         }
     }
 
@@ -262,7 +289,7 @@ mod tests {
         let (_d, meta) = meta();
         let signer = crate::trust::testkit::signer();
         let p256 = signer.pem.as_str();
-        let k = add_key(&meta, "release", p256).unwrap();
+        let k = add_key(&meta, "release", p256, KeyPurpose::Images).unwrap();
         assert_eq!(k.fingerprint, signer.key.fingerprint());
         assert_eq!(k.kind, "ecdsa-p256");
         assert!(k.fingerprint.starts_with("SHA256:"), "{}", k.fingerprint);
@@ -273,7 +300,7 @@ mod tests {
             ("-x", p256),
             ("bad", "not a key"),
         ] {
-            let e = add_key(&meta, name, pem).unwrap_err();
+            let e = add_key(&meta, name, pem, KeyPurpose::Images).unwrap_err();
             assert!(
                 matches!(e.error_code(), ErrorCode::Conflict | ErrorCode::Invalid),
                 "{name}: {e}"

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::proofs::{note_cap, weigh, Proof, SIGNATURES_MAX};
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
-use crate::meta::{IndexTrust, Require, TrustMode, TrustPolicyRecord};
+use crate::meta::{IndexTrust, KeyPurpose, Require, TrustKeyRecord, TrustMode, TrustPolicyRecord};
 use crate::oci::glob::glob_match;
 use crate::oci::{Digest, Manifest, MediaKind, RepoName};
 use crate::trust::keys::TrustAnchor;
@@ -42,8 +42,10 @@ const SIGNATURE_LAYERS: &[&str] = &[
 pub(super) struct TrustState {
     /// Bumped on every reload: cached results from an older version are not used.
     pub(super) version: u64,
-    /// Installed keys and certificates that parse, by name.
+    /// Installed keys and certificates that sign images and parse, by name.
     pub(super) keys: Vec<(String, TrustAnchor)>,
+    /// Installed keys that sign trust material (a bundle's), by name.
+    pub(super) updates: Vec<(String, TrustAnchor)>,
     pub(super) policies: Vec<(u64, TrustPolicyRecord)>,
 }
 
@@ -57,10 +59,31 @@ impl TrustState {
     }
 
     pub(super) fn empty() -> TrustState {
+        TrustState::from_records(0, Vec::new(), Vec::new())
+    }
+
+    /// The state of stored records: keys are parsed (one that no longer parses is logged,
+    /// and verifies nothing) and sorted by what they sign.
+    pub(super) fn from_records(
+        version: u64,
+        keys: Vec<(String, TrustKeyRecord)>,
+        policies: Vec<(u64, TrustPolicyRecord)>,
+    ) -> TrustState {
+        let (mut images, mut updates) = (Vec::new(), Vec::new());
+        for (name, rec) in keys {
+            match TrustAnchor::from_pem(rec.pem.as_bytes()) {
+                Ok(k) if rec.purpose == KeyPurpose::TrustUpdates => updates.push((name, k)),
+                Ok(k) => images.push((name, k)),
+                Err(e) => {
+                    tracing::error!(key = %name, error = %e, "a stored trusted key does not parse: it verifies nothing")
+                }
+            }
+        }
         TrustState {
-            version: 0,
-            keys: Vec::new(),
-            policies: Vec::new(),
+            version,
+            keys: images,
+            updates,
+            policies,
         }
     }
 }
@@ -102,10 +125,7 @@ struct Unmet {
 impl Registry {
     /// Re-reads trusted keys and policies (after a change through the admin API or CLI).
     pub fn reload_trust(&self) -> Result<()> {
-        let keys = super::trust_rules::parsed_keys(self.meta())?
-            .into_iter()
-            .map(|(name, _, key)| (name, key))
-            .collect();
+        let keys = self.meta().trust_keys()?;
         let policies = self.meta().trust_policies()?;
         let mut slot = self
             .inner
@@ -113,15 +133,11 @@ impl Registry {
             .trust
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        *slot = Arc::new(TrustState {
-            version: slot.version + 1,
-            keys,
-            policies,
-        });
+        *slot = Arc::new(TrustState::from_records(slot.version + 1, keys, policies));
         Ok(())
     }
 
-    fn trust_state(&self) -> Arc<TrustState> {
+    pub(super) fn trust_state(&self) -> Arc<TrustState> {
         self.inner
             .policy
             .trust
@@ -163,6 +179,9 @@ impl Registry {
     /// (`payload` gives a blob's bytes, or `None` when it is not there). The caller checks
     /// the platform images of an index too, each on its own with `platform` set: then only
     /// policies that judge each platform apply (under the others, the index vouches).
+    /// `under`: judge with the keys and policies a planned trust update would put in force
+    /// (a bundle's), rather than those in force now.
+    #[allow(clippy::too_many_arguments)]
     pub fn check_trusted_detached(
         &self,
         repo: &RepoName,
@@ -171,8 +190,12 @@ impl Registry {
         signatures: &[Manifest],
         payload: &dyn Fn(&Digest) -> Option<Vec<u8>>,
         platform: bool,
+        under: Option<&super::trust_declared::TrustPlan>,
     ) -> Result<()> {
-        let state = self.trust_state();
+        let state = match under {
+            Some(plan) => plan.state.clone(),
+            None => self.trust_state(),
+        };
         let applicable: Vec<&(u64, TrustPolicyRecord)> = state
             .covering(repo)
             .into_iter()

@@ -108,7 +108,9 @@ impl World {
     }
 
     fn trust(&self, name: &str, s: &Signer) {
-        self.reg.add_trust_key(name, &s.pem).unwrap();
+        self.reg
+            .add_trust_key(name, &s.pem, crate::meta::KeyPurpose::Images)
+            .unwrap();
     }
 
     fn policy(&self, keys: &[&str], require: Require, mode: TrustMode, index: IndexTrust) -> u64 {
@@ -120,7 +122,7 @@ impl World {
                 mode,
                 index,
                 identities: Vec::new(),
-                declared: false,
+                source: crate::meta::TrustSource::Manual,
             })
             .unwrap()
     }
@@ -325,7 +327,8 @@ async fn keys_and_policies_survive_a_restart() {
     let release = signer();
     {
         let reg = Registry::open(tmp.path()).unwrap();
-        reg.add_trust_key("release", &release.pem).unwrap();
+        reg.add_trust_key("release", &release.pem, crate::meta::KeyPurpose::Images)
+            .unwrap();
         reg.add_trust_policy(TrustPolicyRecord {
             repos: "prod/**".into(),
             keys: vec!["release".into()],
@@ -333,7 +336,7 @@ async fn keys_and_policies_survive_a_restart() {
             mode: TrustMode::Enforce,
             index: IndexTrust::Whole,
             identities: Vec::new(),
-            declared: false,
+            source: crate::meta::TrustSource::Manual,
         })
         .unwrap();
         reg.close().unwrap();
@@ -374,10 +377,20 @@ async fn a_notation_signature_chaining_to_an_installed_ca_counts_for_trusted_ide
     let d = Digest::sha256_of(&serde_json::to_vec(&m).unwrap());
     w.manifest(&prod, &d.to_string(), m).await;
 
-    w.reg.add_trust_key("factory-ca", &pem(&pki.root)).unwrap();
+    w.reg
+        .add_trust_key(
+            "factory-ca",
+            &pem(&pki.root),
+            crate::meta::KeyPurpose::Images,
+        )
+        .unwrap();
     let stranger = good_pki();
     w.reg
-        .add_trust_key("other-ca", &pem(&stranger.root))
+        .add_trust_key(
+            "other-ca",
+            &pem(&stranger.root),
+            crate::meta::KeyPurpose::Images,
+        )
         .unwrap();
     let only_other = w.enforce(&["other-ca"]);
     let e = w.pull(&prod, "v1").await.expect("refused");
@@ -394,7 +407,7 @@ async fn a_notation_signature_chaining_to_an_installed_ca_counts_for_trusted_ide
         mode: TrustMode::Enforce,
         index: IndexTrust::Whole,
         identities: identities.iter().map(|s| s.to_string()).collect(),
-        declared: false,
+        source: crate::meta::TrustSource::Manual,
     };
     let id = w
         .reg

@@ -22,6 +22,8 @@ pub enum KeyError {
     Unsupported(&'static str),
     /// A `CERTIFICATE` block that does not hold one X.509 certificate.
     NotCertificate,
+    /// Not an ECDSA P-256 private key in a PEM `PRIVATE KEY` (PKCS#8) block.
+    NotPrivateKey,
 }
 
 impl std::fmt::Display for KeyError {
@@ -34,6 +36,10 @@ impl std::fmt::Display for KeyError {
             KeyError::NotSpki => write!(f, "the PEM block does not hold a public key"),
             KeyError::Unsupported(what) => write!(f, "{what} keys are not supported"),
             KeyError::NotCertificate => write!(f, "the CERTIFICATE block does not hold a certificate"),
+            KeyError::NotPrivateKey => write!(
+                f,
+                "not an ECDSA P-256 private key in a PEM PRIVATE KEY block (make one with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`; convert an EC PRIVATE KEY with `openssl pkcs8 -topk8 -nocrypt`)"
+            ),
         }
     }
 }
@@ -119,6 +125,11 @@ impl PublicKey {
 
     pub fn kind(&self) -> KeyKind {
         self.kind
+    }
+
+    /// The DER SubjectPublicKeyInfo (what a PEM `PUBLIC KEY` block holds).
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
     }
 
     /// `SHA256:<hex>` over the DER SubjectPublicKeyInfo: how keys are shown and named.

@@ -63,16 +63,7 @@ pub(crate) fn payload(digest: &str, kind: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// A DER SubjectPublicKeyInfo for a P-256 point (ring gives the point alone): the fixed
-/// prefix of id-ecPublicKey with prime256v1, then the point.
-pub(crate) fn p256_spki_der(point: &[u8]) -> Vec<u8> {
-    let mut der = vec![
-        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-    ];
-    der.extend_from_slice(point);
-    der
-}
+pub(crate) use super::signing::p256_spki_der;
 
 pub(crate) struct Pki {
     pub root: Vec<u8>,

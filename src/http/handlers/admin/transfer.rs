@@ -109,11 +109,16 @@ pub(super) async fn handle(
                 ),
                 None => None,
             };
+            // `?trust=skip`: take the images, leave the bundle's trust material aside.
+            let carry = crate::edge::TrustCarry {
+                skip: crate::http::query::param(&req, "trust").as_deref() == Some("skip"),
+                ..Default::default()
+            };
             let reader = crate::http::body::BodyReader::spawn(req.into_body());
             let progress: crate::edge::BundleProgress =
                 std::sync::Arc::new(|path: &str, size: u64| tracing::debug!(path, size, "import"));
-            let report = app.edge.import(reader, repo, progress).await?;
-            tracing::info!(images = ?report.images, blobs = report.blobs, bytes = report.bytes, "admin API: imported a bundle");
+            let report = app.edge.import(reader, repo, progress, &carry).await?;
+            tracing::info!(images = ?report.images, blobs = report.blobs, bytes = report.bytes, trust = report.trust.as_deref().unwrap_or("none"), "admin API: imported a bundle");
             ok_json(StatusCode::OK, &report)
         }
         (AdminRoute::PushTo, Method::POST) => push_to(app, body(req).await?).await,
@@ -153,7 +158,7 @@ async fn export(app: &App, o: ImagesRequest) -> Result<Resp> {
     let edge = app.edge.clone();
     tokio::task::spawn_blocking(move || {
         let progress: crate::edge::BundleProgress = std::sync::Arc::new(|_: &str, _: u64| {});
-        match edge.export(&images, &mut writer, progress) {
+        match edge.export(&images, &mut writer, progress, &Default::default()) {
             Ok(r) => {
                 tracing::info!(images = ?r.images, blobs = r.blobs, bytes = r.bytes, "admin API: exported a bundle");
             }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::http::handlers::ok_json;
 use crate::http::route::AdminRoute;
 use crate::http::{empty, App, RequestBody, Resp};
-use crate::registry::trust_rules::TrustPolicyRecord;
+use crate::registry::trust_rules::{KeyPurpose, TrustPolicyRecord};
 
 /// `POST /api/v1/trust/keys`: a name and the PEM public key.
 #[derive(Deserialize)]
@@ -17,6 +17,8 @@ use crate::registry::trust_rules::TrustPolicyRecord;
 struct NewKey {
     name: String,
     pem: String,
+    #[serde(default)]
+    purpose: KeyPurpose,
 }
 
 pub(super) async fn handle(
@@ -34,7 +36,7 @@ pub(super) async fn handle(
             let k: NewKey = body(req).await?;
             return ok_json(
                 StatusCode::CREATED,
-                &registry.add_trust_key(&k.name, &k.pem)?,
+                &registry.add_trust_key(&k.name, &k.pem, k.purpose)?,
             );
         }
         (AdminRoute::TrustKey(name), Method::DELETE) => {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::meta::{IndexTrust, KeyPurpose, Require, TrustMode};
+use crate::meta::KeyPurpose;
 use crate::registry::trust_rules::{self, delete_key, delete_policy, key_infos, list_policies};
 use crate::trust::testkit::signer;
 
@@ -10,15 +10,7 @@ fn meta() -> (tempfile::TempDir, Meta) {
 }
 
 fn policy(repos: &str, keys: &[&str]) -> TrustPolicyRecord {
-    TrustPolicyRecord {
-        repos: repos.into(),
-        keys: keys.iter().map(|k| k.to_string()).collect(),
-        require: Require::Any,
-        mode: TrustMode::Enforce,
-        index: IndexTrust::Whole,
-        identities: Vec::new(),
-        source: TrustSource::Manual,
-    }
+    crate::registry::trust_rules::test_policy(repos, keys)
 }
 
 fn key(name: &str, pem: &str) -> DeclaredKey {

@@ -262,6 +262,20 @@ impl Registry {
     }
 }
 
+/// A policy over `repos` needing one signature by any of `keys`, enforced: for tests.
+#[cfg(test)]
+pub(super) fn test_policy(repos: &str, keys: &[&str]) -> TrustPolicyRecord {
+    TrustPolicyRecord {
+        repos: repos.into(),
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        require: Require::Any,
+        mode: TrustMode::Enforce,
+        index: IndexTrust::Whole,
+        identities: Vec::new(),
+        source: TrustSource::Manual,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,15 +287,7 @@ mod tests {
     }
 
     fn policy(keys: &[&str]) -> TrustPolicyRecord {
-        TrustPolicyRecord {
-            repos: "prod/**".into(),
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-            require: Require::Any,
-            mode: TrustMode::Enforce,
-            index: IndexTrust::Whole,
-            identities: Vec::new(),
-            source: TrustSource::Manual,
-        }
+        test_policy("prod/**", keys)
     }
 
     #[test]

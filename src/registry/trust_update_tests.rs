@@ -3,7 +3,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 
 use super::*;
-use crate::meta::{IndexTrust, KeyPurpose, Require, TrustMode};
+use crate::meta::KeyPurpose;
 use crate::trust::testkit::signer;
 
 fn pem_of(label: &str, der: &[u8]) -> String {
@@ -27,15 +27,7 @@ fn registry() -> (tempfile::TempDir, Registry) {
 }
 
 fn policy(repos: &str, keys: &[&str]) -> TrustPolicyRecord {
-    TrustPolicyRecord {
-        repos: repos.into(),
-        keys: keys.iter().map(|k| k.to_string()).collect(),
-        require: Require::Any,
-        mode: TrustMode::Enforce,
-        index: IndexTrust::Whole,
-        identities: Vec::new(),
-        source: TrustSource::Manual,
-    }
+    crate::registry::trust_rules::test_policy(repos, keys)
 }
 
 fn sign(key: &SigningKey, doc: &[u8]) -> Vec<u8> {

@@ -12,8 +12,12 @@
 //!   refusals and audit findings are counted in `/metrics`.
 //!
 //! cosign itself cannot be installed here and Debian's skopeo is built with sigstore
-//! signing disabled, so the signatures are made with OpenSSL and assembled by this test
-//! from the format cosign documents (docs/research/content-trust-formats.md).
+//! signing disabled, so most signatures are made with OpenSSL and assembled by this test
+//! from the format cosign documents (docs/research/content-trust-formats.md). So that this
+//! reading of the format is not the only one tested, one test has another implementation do
+//! all of it: the sigstore crate (tests/clients/cosign-rs) makes the key pair as `cosign
+//! generate-key-pair` does and signs and pushes as `cosign sign --key` does. Notation
+//! signatures are JWS envelopes made by a Python JOSE library (tests/clients/notation_sign.py).
 
 mod common;
 
@@ -753,6 +757,94 @@ fn push_to_ships_signed_images_with_their_signature_and_refuses_unsigned_ones() 
 
 /// The Python of the virtual environment scripts/test installs tests/clients/requirements.txt
 /// into (jwcrypto, cryptography).
+/// The sigstore-based cosign client scripts/test builds (tests/clients/cosign-rs).
+fn cosign_rs() -> Option<std::path::PathBuf> {
+    match std::env::var_os("EDGEYARD_COSIGN_RS").map(std::path::PathBuf::from) {
+        Some(p) if p.exists() => Some(p),
+        _ => {
+            // Fails the test, unless EDGEYARD_E2E=skip asked to skip it.
+            unavailable("the sigstore-based cosign client (tests/clients/cosign-rs: scripts/test builds it and sets EDGEYARD_COSIGN_RS)");
+            None
+        }
+    }
+}
+
+/// cosign's key-based flow done end to end by another implementation (the sigstore crate):
+/// it makes the key pair as `cosign generate-key-pair` does and signs as `cosign sign --key`
+/// does, pushing the signature to edgeyard itself; docker then pulls the signed image and is
+/// refused the unsigned one, with the public key the sigstore crate wrote installed.
+#[test]
+fn docker_pulls_an_image_the_sigstore_crate_signed_with_cosigns_key_flow() {
+    let Some(docker) = Docker::from_env() else {
+        return;
+    };
+    let Some(cosign) = cosign_rs() else {
+        return;
+    };
+    let s = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    run(Command::new(&cosign)
+        .arg("generate-key-pair")
+        .arg(dir)
+        .env("COSIGN_PASSWORD", "edge-7"));
+    let private = std::fs::read_to_string(dir.join("cosign.key")).unwrap();
+    assert!(
+        private.contains("ENCRYPTED SIGSTORE PRIVATE KEY"),
+        "{private}"
+    );
+    let mut digests = Vec::new();
+    for (seed, tag) in ["signed", "unsigned"].iter().enumerate() {
+        let work = dir.join(tag);
+        std::fs::create_dir_all(&work).unwrap();
+        let tar = make_rootfs(&work, 3000 + seed as u64);
+        let image = format!("{}/prod/cosigned:{tag}", s.addr);
+        docker.run(&["import", tar.to_str().unwrap(), &image]);
+        docker.run(&["push", &image]);
+        digests.push(digest_of(&s, "prod/cosigned", tag));
+    }
+    let out = run(Command::new(&cosign)
+        .arg("sign")
+        .arg(dir.join("cosign.key"))
+        .arg(format!("{}/prod/cosigned@{}", s.addr, digests[0]))
+        .env("COSIGN_PASSWORD", "edge-7"));
+    assert!(out.contains("signed"), "{out}");
+    // The signature sits where cosign puts it: the sha256-<hex>.sig tag.
+    let sig_tag = digests[0].replace("sha256:", "sha256-") + ".sig";
+    let r = s
+        .req("GET", &format!("/v2/prod/cosigned/manifests/{sig_tag}"))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    admin(&s, dir, &["trust", "key", "add", "cosign-rs", "cosign.pub"]);
+    admin(
+        &s,
+        dir,
+        &[
+            "trust",
+            "policy",
+            "add",
+            "--repos",
+            "prod/**",
+            "--key",
+            "cosign-rs",
+        ],
+    );
+    for tag in ["signed", "unsigned"] {
+        let _ = docker
+            .cmd(&["rmi", "-f", &format!("{}/prod/cosigned:{tag}", s.addr)])
+            .output();
+    }
+    let pulled = docker.run(&["pull", &format!("{}/prod/cosigned:signed", s.addr)]);
+    assert!(pulled.contains(&digests[0]), "{pulled}");
+    let refused = docker.fails(&["pull", &format!("{}/prod/cosigned:unsigned", s.addr)]);
+    assert!(
+        refused.contains("is not signed by a key trusted for prod/**"),
+        "{refused}"
+    );
+}
+
 fn venv_python() -> Option<std::path::PathBuf> {
     let venv = std::env::var_os("EDGEYARD_CLIENTS_VENV")
         .map(std::path::PathBuf::from)

@@ -958,4 +958,60 @@ fn docker_pulls_an_image_signed_with_notation_by_a_trusted_signer() {
     docker.run(&["rmi", &image("signed")]);
     let err = docker.fails(&["pull", &image("signed")]);
     assert!(err.contains("is not a trusted identity"), "{err}");
+
+    // A bundle carries the notation signature (the image's referrer) along: a site whose
+    // policy needs the factory's signer imports the signed image, and refuses a bundle
+    // with the unsigned one.
+    let bundle = |images: &[&str], out: &str| {
+        let mut args = vec!["export"];
+        args.extend_from_slice(images);
+        args.extend_from_slice(&["-o", out]);
+        admin(&s, dir, &args);
+    };
+    bundle(&[&format!("{repo}:signed")], "signed.tar");
+    bundle(&[&format!("{repo}:unsigned")], "unsigned.tar");
+    let site = dir.join("site");
+    for args in [
+        vec!["trust", "key", "add", "factory-ca", "ca.crt"],
+        vec![
+            "trust",
+            "policy",
+            "add",
+            "--repos",
+            "prod/**",
+            "--key",
+            "factory-ca",
+            "--identity",
+            "x509.subject: C=DE, ST=Bavaria, O=Factory",
+        ],
+    ] {
+        let out = run(Command::new(env!("CARGO_BIN_EXE_edgeyard"))
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&site)
+            .current_dir(dir));
+        assert!(!out.is_empty());
+    }
+    let (ok, out) = offline(
+        &site,
+        &["import", dir.join("unsigned.tar").to_str().unwrap()],
+    );
+    assert!(!ok && out.contains("it has no signature"), "{out}");
+    let (ok, out) = offline(&site, &["import", dir.join("signed.tar").to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let edge = Server::start_in(&site);
+    let r = edge
+        .req("GET", &format!("/v2/{repo}/manifests/signed"))
+        .header("Accept", &media_type)
+        .send();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+    let referrers = edge
+        .req("GET", &format!("/v2/{repo}/referrers/{digest}"))
+        .send()
+        .json();
+    assert_eq!(
+        referrers["manifests"][0]["artifactType"], "application/vnd.cncf.notary.signature",
+        "{referrers}"
+    );
 }

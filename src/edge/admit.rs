@@ -25,6 +25,7 @@ impl Edge {
         route: &MirrorRoute,
         digest: &Digest,
         manifest: &Manifest,
+        size: u64,
         platform: Option<bool>,
     ) -> Result<()> {
         let reg = self.registry();
@@ -79,15 +80,15 @@ impl Edge {
                 .map(|(_, b)| b.clone())
         };
         let signatures: Vec<Manifest> = parsed.iter().cloned().collect();
-        reg.check_trusted_detached(
-            &route.local,
+        let candidate = crate::registry::Candidate {
+            repo: &route.local,
             digest,
             manifest,
-            &signatures,
-            &payload,
+            media_type: manifest.kind.media_type(),
+            size,
             platform,
-            None,
-        )?;
+        };
+        reg.check_trusted_detached(&candidate, &signatures, &payload, None)?;
         // Cached with the image, so that pulls from the cache verify it here.
         if let (Some(m), Some(p), Ok(tag)) = (fetched, parsed, tag.parse::<Tag>()) {
             for (d, bytes) in &payloads {

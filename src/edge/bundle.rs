@@ -10,14 +10,14 @@ use std::io::{Read, Write};
 
 use serde::Serialize;
 
+pub use super::bundle_trust::TrustCarry;
 use super::Edge;
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::manifest::{DOCKER_MANIFEST, OCI_INDEX};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
-use crate::registry::trust_declared::TrustPlan;
 use crate::registry::trust_update::{TRUST_FILE, TRUST_SIGNATURE};
 use crate::registry::Incoming;
-use crate::trust::cosign;
+use crate::trust::{cosign, notation};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -34,17 +34,7 @@ pub struct BundleReport {
     pub trust: Option<String>,
 }
 
-/// What an export adds beside the images, and what an import takes from a bundle.
-#[derive(Default)]
-pub struct TrustCarry {
-    /// Export: carry this registry's trust keys and policies, signed with this key.
-    pub sign_with: Option<crate::trust::signing::SigningKey>,
-    /// Import: leave the bundle's trust material aside (its images are still judged by the
-    /// policies in force).
-    pub skip: bool,
-}
-
-fn invalid(msg: impl Into<String>) -> Error {
+pub(super) fn invalid(msg: impl Into<String>) -> Error {
     Error::api(ErrorCode::Invalid, msg)
 }
 
@@ -54,16 +44,16 @@ fn io(context: &'static str) -> impl Fn(std::io::Error) -> Error {
 
 /// What the read phase found.
 #[derive(Default)]
-struct Staged {
+pub(super) struct Staged {
     /// Blobs read into private files, verified, not yet committed (removed if dropped).
-    blobs: HashMap<Digest, Incoming>,
+    pub(super) blobs: HashMap<Digest, Incoming>,
     /// docker save: tar path -> digest of that file.
     by_path: HashMap<String, Digest>,
     index_json: Option<Vec<u8>>,
     docker_manifest: Option<Vec<u8>>,
     /// The trust document and its signature, when the bundle carries them.
-    trust: Option<Vec<u8>>,
-    trust_signature: Option<Vec<u8>>,
+    pub(super) trust: Option<Vec<u8>>,
+    pub(super) trust_signature: Option<Vec<u8>>,
 }
 
 /// `NAME:TAG` as a bundle names an image; a leading registry host is dropped.
@@ -81,7 +71,7 @@ fn split_image_name(full: &str) -> Option<(RepoName, Tag)> {
 }
 
 /// The staged bytes of a blob (manifests and configs are small).
-fn staged_bytes(staged: &Staged, d: &Digest) -> Result<Vec<u8>> {
+pub(super) fn staged_bytes(staged: &Staged, d: &Digest) -> Result<Vec<u8>> {
     let p = staged
         .blobs
         .get(d)
@@ -131,6 +121,20 @@ impl Edge {
                 let sig = (repo.clone(), Reference::Tag(tag));
                 if !queue.contains(&sig) && self.registry().get_manifest(&sig.0, &sig.1).is_ok() {
                     queue.push(sig);
+                }
+                // Notary Project signatures: the image's referrers, carried by digest.
+                let notary = self.registry().referrers(
+                    repo,
+                    &m.digest,
+                    Some(notation::ARTIFACT_TYPE),
+                    None,
+                    usize::MAX,
+                )?;
+                for r in notary.manifests {
+                    let sig = (repo.clone(), Reference::Digest(r.digest));
+                    if !queue.contains(&sig) {
+                        queue.push(sig);
+                    }
                 }
             }
             for m in &closure.manifests {
@@ -324,6 +328,17 @@ impl Edge {
                     .as_str()
                     .or_else(|| m["annotations"][REF_NAME].as_str())
                     .unwrap_or("");
+                // `NAME@DIGEST`: carried by digest (a signature, say), under no tag.
+                if let Some((repo, named)) = name.split_once('@') {
+                    let repo: RepoName = repo.parse()?;
+                    if named != digest.to_string() {
+                        return Err(invalid(format!(
+                            "index.json names {name} for manifest {digest}"
+                        )));
+                    }
+                    images.push((repo, None, digest));
+                    continue;
+                }
                 let (repo, tag) = match split_image_name(name) {
                     Some((r, t)) => (r, Some(t)),
                     None => {
@@ -499,61 +514,6 @@ impl Edge {
             });
         }
         Ok(report)
-    }
-}
-
-impl Edge {
-    /// Every image of the bundle against the trust policies of the repository it goes to,
-    /// with the signatures the bundle carries: one image that fails an enforced policy
-    /// refuses the whole bundle, before anything is stored.
-    fn check_trust(
-        &self,
-        staged: &Staged,
-        images: &[(RepoName, Option<Tag>, Digest)],
-        generated: &HashMap<Digest, (Vec<u8>, &'static str)>,
-        order: &[(RepoName, Digest, Vec<u8>, String)],
-        under: Option<&TrustPlan>,
-    ) -> Result<()> {
-        let manifest = |repo: &RepoName, d: &Digest| -> Result<Manifest> {
-            let (bytes, media) = match generated.get(d) {
-                Some((b, m)) => (b.as_slice(), m.to_string()),
-                None => order
-                    .iter()
-                    .find(|(r, x, _, _)| r == repo && x == d)
-                    .map(|(_, _, b, m)| (b.as_slice(), m.clone()))
-                    .ok_or_else(|| invalid(format!("the bundle lacks manifest {d}")))?,
-            };
-            Manifest::parse(Some(&media), bytes).map_err(|e| invalid(format!("manifest {d}: {e}")))
-        };
-        // The signature manifests the bundle holds for `d` in `repo`.
-        let signatures = |repo: &RepoName, d: &Digest| -> Result<Vec<Manifest>> {
-            let tag = cosign::signature_tag(d);
-            images
-                .iter()
-                .filter(|(r, t, _)| r == repo && t.as_ref().is_some_and(|t| t.as_str() == tag))
-                .map(|(r, _, sig)| manifest(r, sig))
-                .collect()
-        };
-        let payload = |d: &Digest| staged_bytes(staged, d).ok();
-        let reg = self.registry();
-        for (repo, _, top) in images {
-            let m = manifest(repo, top)?;
-            reg.check_trusted_detached(
-                repo,
-                top,
-                &m,
-                &signatures(repo, top)?,
-                &payload,
-                false,
-                under,
-            )?;
-            for child in &m.manifests {
-                let c = manifest(repo, &child.digest)?;
-                let sigs = signatures(repo, &child.digest)?;
-                reg.check_trusted_detached(repo, &child.digest, &c, &sigs, &payload, true, under)?;
-            }
-        }
-        Ok(())
     }
 }
 

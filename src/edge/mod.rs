@@ -9,6 +9,7 @@
 
 mod admit;
 pub mod bundle;
+mod bundle_trust;
 pub mod client;
 mod mirror;
 mod pull;

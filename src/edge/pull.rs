@@ -148,7 +148,7 @@ impl Edge {
                 format!("the upstream sent an invalid manifest: {e}"),
             )
         })?;
-        self.admit_upstream(route, &f.digest, &manifest, None)
+        self.admit_upstream(route, &f.digest, &manifest, f.bytes.len() as u64, None)
             .await?;
         let reg = self.registry();
         match reg

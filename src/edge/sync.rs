@@ -198,10 +198,16 @@ impl Edge {
             children.push((bytes, parsed));
         }
         // Nothing of an image its repository's trust policy refuses is stored.
-        self.admit_upstream(route, &top.digest, &top_parsed, Some(false))
-            .await?;
+        self.admit_upstream(
+            route,
+            &top.digest,
+            &top_parsed,
+            top.bytes.len() as u64,
+            Some(false),
+        )
+        .await?;
         for (m, parsed) in &children {
-            self.admit_upstream(route, &m.digest, parsed, Some(true))
+            self.admit_upstream(route, &m.digest, parsed, m.bytes.len() as u64, Some(true))
                 .await?;
         }
         let mut blobs: Vec<Digest> = Vec::new();

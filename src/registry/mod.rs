@@ -47,7 +47,7 @@ pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use quota::QuotaUsage;
 pub use repos::{RepoInfo, TagInfo};
 pub use retention::{Expired, Pin};
-pub use trusted::{PolicyStatus, Signer, TrustStatus};
+pub use trusted::{Candidate, PolicyStatus, Signer, TrustStatus};
 pub use uploads::{range_header, upload_location, ContentRange, UploadState};
 
 /// Largest manifest accepted, as in CNCF Distribution and the OCI conformance suite.

@@ -200,40 +200,12 @@ impl Registry {
             else {
                 continue;
             };
-            let now = crate::meta::now() as i64;
             let img = notation::Image {
                 digest: image,
                 media_type: &target.media_type,
                 size: target.size,
             };
-            let (mut refusals, mut verified) = (Vec::new(), false);
-            for (name, anchor) in &state.keys {
-                let TrustAnchor::Certificate(der) = anchor else {
-                    continue;
-                };
-                let store = notation::TrustStore {
-                    certificates: std::slice::from_ref(der),
-                    identities: &[],
-                };
-                match notation::verify(&envelope, &img, &store, now) {
-                    Ok(signed) => {
-                        verified = true;
-                        proof.signers.insert(name.clone());
-                        proof.subjects.push((name.clone(), signed.attributes));
-                    }
-                    Err(r) => refusals.push(r),
-                }
-            }
-            // Why it counted for no certificate (the first reason found).
-            if !verified {
-                if let Some(r) = refusals.into_iter().next() {
-                    proof.problems.push(r.to_string());
-                } else {
-                    proof
-                        .problems
-                        .push("a notation signature, and no certificate is installed".into());
-                }
-            }
+            weigh_notation(state, &img, &envelope, proof);
         }
         Ok(())
     }
@@ -290,7 +262,46 @@ pub(super) fn note_cap(count: usize, proof: &mut Proof) {
 
 /// Whether a manifest is a Notary Project signature (the artifact type, or in the older
 /// form the config's media type, says so).
-fn is_notation(m: &Manifest) -> bool {
+/// Checks one Notary Project JWS envelope for `img` against each installed certificate
+/// (the trust store); a policy's identities are applied when it is judged.
+pub(super) fn weigh_notation(
+    state: &TrustState,
+    img: &notation::Image,
+    envelope: &[u8],
+    proof: &mut Proof,
+) {
+    let now = crate::meta::now() as i64;
+    let (mut refusals, mut verified) = (Vec::new(), false);
+    for (name, anchor) in &state.keys {
+        let TrustAnchor::Certificate(der) = anchor else {
+            continue;
+        };
+        let store = notation::TrustStore {
+            certificates: std::slice::from_ref(der),
+            identities: &[],
+        };
+        match notation::verify(envelope, img, &store, now) {
+            Ok(signed) => {
+                verified = true;
+                proof.signers.insert(name.clone());
+                proof.subjects.push((name.clone(), signed.attributes));
+            }
+            Err(r) => refusals.push(r),
+        }
+    }
+    // Why it counted for no certificate (the first reason found).
+    if !verified {
+        if let Some(r) = refusals.into_iter().next() {
+            proof.problems.push(r.to_string());
+        } else {
+            proof
+                .problems
+                .push("a notation signature, and no certificate is installed".into());
+        }
+    }
+}
+
+pub(super) fn is_notation(m: &Manifest) -> bool {
     m.artifact_type.as_deref() == Some(notation::ARTIFACT_TYPE)
         || m.config
             .as_ref()

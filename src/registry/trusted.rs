@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use super::proofs::{note_cap, weigh, Proof, SIGNATURES_MAX};
+use super::proofs::{is_notation, note_cap, weigh, weigh_notation, Proof, SIGNATURES_MAX};
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::{IndexTrust, KeyPurpose, Require, TrustKeyRecord, TrustMode, TrustPolicyRecord};
@@ -115,6 +115,18 @@ pub struct PolicyStatus {
     pub why: Option<String>,
 }
 
+/// An image not stored yet, as [`Registry::check_trusted_detached`] judges it.
+pub struct Candidate<'a> {
+    pub repo: &'a RepoName,
+    pub digest: &'a Digest,
+    pub manifest: &'a Manifest,
+    /// Its media type and size, which a notation signature names.
+    pub media_type: &'a str,
+    pub size: u64,
+    /// A platform image of an index judged with it.
+    pub platform: bool,
+}
+
 /// A policy an image failed, and why.
 struct Unmet {
     id: u64,
@@ -174,34 +186,32 @@ impl Registry {
         self.verdict(repo, &m.digest, unmet, "served")
     }
 
-    /// Whether an image that is not stored yet (a bundle's) meets every trust policy
-    /// covering `repo`, from the signature manifests that come with it and their payloads
-    /// (`payload` gives a blob's bytes, or `None` when it is not there). The caller checks
-    /// the platform images of an index too, each on its own with `platform` set: then only
-    /// policies that judge each platform apply (under the others, the index vouches).
-    /// `under`: judge with the keys and policies a planned trust update would put in force
-    /// (a bundle's), rather than those in force now.
-    #[allow(clippy::too_many_arguments)]
+    /// Whether an image that is not stored yet (a bundle's, an upstream's) meets every
+    /// trust policy covering its repository, from the signature manifests that come with it
+    /// (cosign's, and Notary Project ones) and their blobs (`blob` gives a blob's bytes, or
+    /// `None` when it is not there). The caller checks the platform images of an index
+    /// too, each on its own with `platform` set: then only policies that judge each platform
+    /// apply (under the others, the index vouches). `under`: judge with the keys and
+    /// policies a planned trust update would put in force (a bundle's), rather than those in
+    /// force now.
     pub fn check_trusted_detached(
         &self,
-        repo: &RepoName,
-        image: &Digest,
-        manifest: &Manifest,
+        image: &Candidate,
         signatures: &[Manifest],
-        payload: &dyn Fn(&Digest) -> Option<Vec<u8>>,
-        platform: bool,
+        blob: &dyn Fn(&Digest) -> Option<Vec<u8>>,
         under: Option<&super::trust_declared::TrustPlan>,
     ) -> Result<()> {
         let state = match under {
             Some(plan) => plan.state.clone(),
             None => self.trust_state(),
         };
+        let (repo, manifest) = (image.repo, image.manifest);
         let applicable: Vec<&(u64, TrustPolicyRecord)> = state
             .covering(repo)
             .into_iter()
             .filter(|(_, p)| match p.index {
                 IndexTrust::Platforms => !manifest.kind.is_index(),
-                IndexTrust::Whole => !platform,
+                IndexTrust::Whole => !image.platform,
             })
             .collect();
         if applicable.is_empty() || is_signature_artifact(manifest) {
@@ -209,16 +219,16 @@ impl Registry {
         }
         let mut proof = Proof::default();
         let mut sigs = Vec::new();
-        for m in signatures {
+        for m in signatures.iter().filter(|m| !is_notation(m)) {
             let found = cosign::signatures_in(m);
             note_cap(found.len(), &mut proof);
             sigs.extend(found.into_iter().take(SIGNATURES_MAX));
         }
         for sig in sigs {
             proof.found += 1;
-            match payload(&sig.payload) {
+            match blob(&sig.payload) {
                 Some(p) if p.len() <= cosign::PAYLOAD_MAX => {
-                    weigh(&state, image, &sig, &p, &mut proof)
+                    weigh(&state, image.digest, &sig, &p, &mut proof)
                 }
                 Some(p) => proof
                     .problems
@@ -226,6 +236,32 @@ impl Registry {
                 None => proof
                     .problems
                     .push(format!("the signature payload {} is missing", sig.payload)),
+            }
+        }
+        let target = notation::Image {
+            digest: image.digest,
+            media_type: image.media_type,
+            size: image.size,
+        };
+        for m in signatures.iter().filter(|m| is_notation(m)) {
+            note_cap(m.layers.len(), &mut proof);
+            for layer in m.layers.iter().take(SIGNATURES_MAX) {
+                proof.found += 1;
+                match blob(&layer.digest) {
+                    _ if layer.media_type != notation::JWS => proof.problems.push(format!(
+                        "a notation signature in {} (only JWS envelopes are read)",
+                        layer.media_type
+                    )),
+                    Some(e) if e.len() <= notation::ENVELOPE_MAX => {
+                        weigh_notation(&state, &target, &e, &mut proof)
+                    }
+                    Some(e) => proof
+                        .problems
+                        .push(format!("a notation envelope of {} bytes", e.len())),
+                    None => proof
+                        .problems
+                        .push(format!("the notation envelope {} is missing", layer.digest)),
+                }
             }
         }
         let unmet = applicable
@@ -238,7 +274,7 @@ impl Registry {
                 })
             })
             .collect();
-        self.verdict(repo, image, unmet, "accepted")
+        self.verdict(repo, image.digest, unmet, "accepted")
     }
 
     /// The outcome of the policies an image failed: `Ok` when none is enforced (audit

@@ -861,6 +861,133 @@ fn venv_python() -> Option<std::path::PathBuf> {
     None
 }
 
+/// Signs `repo:tag` on `s` as notation does (tests/clients/notation_sign.py makes the JWS
+/// envelope, with a CA `ca.crt` and a leaf for O=Factory in `dir`) and pushes the signature
+/// as its referrer. The image's digest, media type and size.
+fn notation_signature(
+    s: &Server,
+    python: &Path,
+    dir: &Path,
+    repo: &str,
+    tag: &str,
+) -> (String, String, usize) {
+    // The image as stored: its digest, size and media type go into the payload.
+    let m = s
+        .req("GET", &format!("/v2/{repo}/manifests/{tag}"))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        )
+        .send();
+    let digest = m.header("docker-content-digest").unwrap().to_string();
+    let media_type = m.header("content-type").unwrap().to_string();
+    let size = m.body.len();
+    run(Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/notation_sign.py"))
+        .arg(dir)
+        .arg(&digest)
+        .arg(size.to_string())
+        .arg(&media_type));
+    let envelope = std::fs::read(dir.join("envelope.json")).unwrap();
+    // Stored as notation stores it: a referrer whose one layer is the envelope.
+    let layer = push_blob(s, repo, &envelope);
+    let empty = push_blob(s, repo, b"{}");
+    let referrer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/jose+json", "digest": layer, "size": envelope.len()}],
+        "subject": {"mediaType": media_type, "digest": digest, "size": size},
+        "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[]"},
+    });
+    let bytes = serde_json::to_vec(&referrer).unwrap();
+    let r = s
+        .req("PUT", &format!("/v2/{repo}/manifests/{}", sha256(&bytes)))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(bytes)
+        .send();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    (digest, media_type, size)
+}
+
+/// The mirror and `edgeyard sync` fetch an upstream image's notation signature (its
+/// referrer, through the upstream's referrers API) and judge it before storing anything; the
+/// admitted image is cached with it and verifies offline once the upstream is gone.
+#[test]
+fn the_mirror_and_sync_admit_images_by_their_notation_signatures() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let up = Server::start();
+    put_image(&up, "prod/app", "signed", 1, 2048);
+    put_image(&up, "prod/app", "unsigned", 2, 2048);
+    let (signed, _, _) = notation_signature(&up, &python, dir, "prod/app", "signed");
+    let config = dir.join("edgeyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[[mirror]]
+name = "central"
+url = "http://{}"
+prefix = "central"
+
+[[sync]]
+mirror = "central"
+repositories = ["prod/app"]
+tags = ["signed"]
+
+[[trust.key]]
+name = "factory-ca"
+file = "{}"
+
+[[trust.policy]]
+repos = "central/**"
+keys = ["factory-ca"]
+identities = ["x509.subject: C=DE, ST=Bavaria, O=Factory"]
+"#,
+            up.addr,
+            dir.join("ca.crt").display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let data = dir.join("edge");
+    let (ok, out) = offline(&data, &["sync", "--config", config]);
+    assert!(ok, "{out}");
+    let edge = Server::start_with(&data, &["--config", config]);
+    let get = |reference: &str| {
+        edge.req(
+            "GET",
+            &format!("/v2/central/prod/app/manifests/{reference}"),
+        )
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+    };
+    let r = get("unsigned");
+    assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("it has no signature"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    drop(up);
+    // Synced with its signature: it verifies here with the upstream gone.
+    let r = get("signed");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("docker-content-digest"), Some(signed.as_str()));
+    let referrers = edge
+        .req("GET", &format!("/v2/central/prod/app/referrers/{signed}"))
+        .send()
+        .json();
+    assert_eq!(
+        referrers["manifests"][0]["artifactType"], "application/vnd.cncf.notary.signature",
+        "{referrers}"
+    );
+}
+
 #[test]
 fn docker_pulls_an_image_signed_with_notation_by_a_trusted_signer() {
     let Some(docker) = Docker::from_env() else {
@@ -881,43 +1008,7 @@ fn docker_pulls_an_image_signed_with_notation_by_a_trusted_signer() {
         docker.run(&["import", tar.to_str().unwrap(), &image]);
         docker.run(&["push", &image]);
     }
-    // The signed image as stored: its digest, size and media type go into the payload.
-    let m = s
-        .req("GET", &format!("/v2/{repo}/manifests/signed"))
-        .header(
-            "Accept",
-            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
-        )
-        .send();
-    let digest = m.header("docker-content-digest").unwrap().to_string();
-    let media_type = m.header("content-type").unwrap().to_string();
-    let size = m.body.len();
-    run(Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/notation_sign.py"))
-        .arg(dir)
-        .arg(&digest)
-        .arg(size.to_string())
-        .arg(&media_type));
-    let envelope = std::fs::read(dir.join("envelope.json")).unwrap();
-    // Stored as notation stores it: a referrer whose one layer is the envelope.
-    let layer = push_blob(&s, repo, &envelope);
-    let empty = push_blob(&s, repo, b"{}");
-    let referrer = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": "application/vnd.cncf.notary.signature",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-        "layers": [{"mediaType": "application/jose+json", "digest": layer, "size": envelope.len()}],
-        "subject": {"mediaType": media_type, "digest": digest, "size": size},
-        "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[]"},
-    });
-    let bytes = serde_json::to_vec(&referrer).unwrap();
-    let r = s
-        .req("PUT", &format!("/v2/{repo}/manifests/{}", sha256(&bytes)))
-        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .body(bytes)
-        .send();
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let (digest, media_type, _) = notation_signature(&s, &python, dir, repo, "signed");
 
     admin(&s, dir, &["trust", "key", "add", "factory-ca", "ca.crt"]);
     let policy = |org: &str| {

@@ -399,6 +399,42 @@ impl Remote {
         }
     }
 
+    /// The digests of the manifests whose subject is `digest` and whose artifact type is
+    /// `artifact_type` (the OCI 1.1 referrers API). An upstream without that API (a 404,
+    /// as CNCF Distribution 2.8 answers) has none.
+    pub async fn referrers(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        artifact_type: &str,
+    ) -> RemoteResult<Vec<Digest>> {
+        let path = format!("/v2/{repo}/referrers/{digest}?artifactType={artifact_type}");
+        let a = self
+            .fetch(
+                "GET",
+                repo,
+                &path,
+                Some("application/vnd.oci.image.index.v1+json"),
+            )
+            .await?;
+        match a.status {
+            200 => {}
+            404 => return Ok(Vec::new()),
+            s => return Err(failed(s, &format!("referrers of {digest}"))),
+        }
+        let bytes = read_small(a.body, MANIFEST_MAX).await?;
+        let index: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| RemoteError::Refused(200, format!("referrers of {digest}: {e}")))?;
+        // Filtered here too: the filter is optional for a registry to apply.
+        Ok(index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["artifactType"].as_str() == Some(artifact_type))
+            .filter_map(|m| m["digest"].as_str()?.parse().ok())
+            .collect())
+    }
+
     /// Every tag of `repo`, following pagination.
     pub async fn tags(&self, repo: &str) -> RemoteResult<Vec<String>> {
         let mut out = Vec::new();

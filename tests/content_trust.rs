@@ -755,8 +755,6 @@ fn push_to_ships_signed_images_with_their_signature_and_refuses_unsigned_ones() 
     assert_eq!(r.status, 404, "nothing of the unsigned image was shipped");
 }
 
-/// The Python of the virtual environment scripts/test installs tests/clients/requirements.txt
-/// into (jwcrypto, cryptography).
 /// The sigstore-based cosign client scripts/test builds (tests/clients/cosign-rs).
 fn cosign_rs() -> Option<std::path::PathBuf> {
     match std::env::var_os("EDGEYARD_COSIGN_RS").map(std::path::PathBuf::from) {
@@ -845,6 +843,8 @@ fn docker_pulls_an_image_the_sigstore_crate_signed_with_cosigns_key_flow() {
     );
 }
 
+/// The Python of the virtual environment scripts/test installs tests/clients/requirements.txt
+/// into (jwcrypto, cryptography).
 fn venv_python() -> Option<std::path::PathBuf> {
     let venv = std::env::var_os("EDGEYARD_CLIENTS_VENV")
         .map(std::path::PathBuf::from)
@@ -972,6 +972,26 @@ identities = ["x509.subject: C=DE, ST=Bavaria, O=Factory"]
         String::from_utf8_lossy(&r.body).contains("it has no signature"),
         "{}",
         String::from_utf8_lossy(&r.body)
+    );
+    // push-to ships the notation signature along with the image.
+    let target = Server::start();
+    let out = admin(
+        &up,
+        dir,
+        &[
+            "push-to",
+            &format!("http://{}", target.addr),
+            "prod/app:signed",
+        ],
+    );
+    assert!(out.contains("pushed prod/app:signed"), "{out}");
+    let shipped = target
+        .req("GET", &format!("/v2/prod/app/referrers/{signed}"))
+        .send()
+        .json();
+    assert_eq!(
+        shipped["manifests"][0]["artifactType"], "application/vnd.cncf.notary.signature",
+        "{shipped}"
     );
     drop(up);
     // Synced with its signature: it verifies here with the upstream gone.

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::oci::glob::glob_match;
 use crate::oci::{Reference, RepoName, Tag};
 use crate::registry::PAGE_MAX;
-use crate::trust::cosign;
+use crate::trust::{cosign, notation};
 
 /// One `[[replication]]` table, validated.
 #[derive(Clone)]
@@ -235,8 +235,9 @@ impl Edge {
         Ok(pushed)
     }
 
-    /// [`Edge::push_image`], then the image's cosign signatures (its `sha256-<hex>.sig`
-    /// tag, when there is one), so that the target can verify it too.
+    /// [`Edge::push_image`], then the image's signatures: cosign's (its `sha256-<hex>.sig`
+    /// tag, when there is one) and Notary Project ones (its referrers of notation's
+    /// artifact type, pushed by digest), so that the target can verify it too.
     async fn push_signed(
         &self,
         remote: &Remote,
@@ -251,6 +252,19 @@ impl Edge {
             if self.registry().get_manifest(repo, &sig).is_ok() {
                 out.push(self.push_image(remote, repo, &sig).await?);
             }
+        }
+        let notary = self.registry().referrers(
+            repo,
+            &digest,
+            Some(notation::ARTIFACT_TYPE),
+            None,
+            usize::MAX,
+        )?;
+        for r in notary.manifests {
+            out.push(
+                self.push_image(remote, repo, &Reference::Digest(r.digest))
+                    .await?,
+            );
         }
         Ok(out)
     }

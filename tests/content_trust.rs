@@ -675,6 +675,54 @@ fn a_mirror_neither_caches_nor_serves_an_unsigned_upstream_image() {
     assert_eq!(get(&unsigned).status, 404);
 }
 
+/// docker pulls through the mirror: the upstream image signed by the trusted key arrives;
+/// the unsigned one is refused with the message docker prints, and nothing of it is cached.
+#[test]
+fn docker_pulls_through_the_mirror_only_the_signed_upstream_image() {
+    let Some(docker) = Docker::from_env() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    key_pair(dir, "release");
+    let up = Server::start();
+    let mut digests = Vec::new();
+    for (seed, tag) in ["signed", "unsigned"].iter().enumerate() {
+        let work = dir.join(tag);
+        std::fs::create_dir_all(&work).unwrap();
+        let tar = make_rootfs(&work, 4000 + seed as u64);
+        let image = format!("{}/prod/app:{tag}", up.addr);
+        docker.run(&["import", tar.to_str().unwrap(), &image]);
+        docker.run(&["push", &image]);
+        docker.run(&["rmi", &image]);
+        digests.push(digest_of(&up, "prod/app", tag));
+    }
+    let p = payload(&up, "prod/app", &digests[0]);
+    attach(&up, "prod/app", &digests[0], &p, &sign(dir, "release", &p));
+    let (config, data) = edge_site(
+        dir,
+        &format!(
+            "[[mirror]]\nname = \"central\"\nurl = \"http://{}\"\nprefix = \"central\"\n",
+            up.addr
+        ),
+    );
+    let edge = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let image = |tag: &str| format!("{}/central/prod/app:{tag}", edge.addr);
+    let pulled = docker.run(&["pull", &image("signed")]);
+    assert!(pulled.contains(&digests[0]), "{pulled}");
+    let refused = docker.fails(&["pull", &image("unsigned")]);
+    assert!(
+        refused.contains("is not signed by a key trusted for central/**"),
+        "{refused}"
+    );
+    let _ = docker.cmd(&["rmi", "-f", &image("signed")]).output();
+    let tags = edge
+        .req("GET", "/v2/central/prod/app/tags/list")
+        .send()
+        .json();
+    assert!(!tags["tags"].to_string().contains("\"unsigned\""), "{tags}");
+}
+
 #[test]
 fn sync_stores_only_the_signed_images_of_a_protected_repository() {
     let tmp = tempfile::tempdir().unwrap();

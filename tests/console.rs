@@ -545,23 +545,9 @@ fn the_console_in_headless_chromium() {
         "",
     );
     // A trust policy in audit mode: pulls go on, the console marks the image unsigned.
+    common::signing::p256_key_pair(tmp.path(), "release");
     let key = tmp.path().join("release.key");
     let public = tmp.path().join("release.pub");
-    run(Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(&key));
-    run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public));
     edgeyard(
         &dir,
         &["trust", "key", "add", "release", public.to_str().unwrap()],
@@ -575,20 +561,9 @@ fn the_console_in_headless_chromium() {
         "",
     );
     // A second key, added and removed through the console's signing page.
+    common::signing::p256_key_pair(tmp.path(), "second");
     let second_key = tmp.path().join("second.key");
-    run(Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(&second_key));
-    let second_pem = run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&second_key));
+    let second_pem = std::fs::read_to_string(tmp.path().join("second.pub")).unwrap();
     // HTTPS with the built-in CA (the default), logins on.
     let s = Server::launch(serve_cmd(&dir, &[], &[]), &dir);
     let url = format!("https://{}", s.addr);

@@ -42,6 +42,21 @@ fn digest_of(s: &Server, repo: &str, tag: &str) -> String {
     r.header("docker-content-digest").unwrap().to_string()
 }
 
+/// docker imports and pushes two images, `REPO:signed` and `REPO:unsigned` (root
+/// filesystems made from `seed`), to `s`; their digests as pushed.
+fn docker_pushes(docker: &Docker, s: &Server, dir: &Path, repo: &str, seed: u64) -> [String; 2] {
+    ["signed", "unsigned"].map(|tag| {
+        let work = dir.join(tag);
+        std::fs::create_dir_all(&work).unwrap();
+        let n = if tag == "signed" { 0 } else { 1 };
+        let tar = make_rootfs(&work, seed + n);
+        let image = format!("{}/{repo}:{tag}", s.addr);
+        docker.run(&["import", tar.to_str().unwrap(), &image]);
+        docker.run(&["push", &image]);
+        digest_of(s, repo, tag)
+    })
+}
+
 /// cosign's payload for `image`.
 fn payload(s: &Server, repo: &str, image: &str) -> Vec<u8> {
     format!(
@@ -686,16 +701,9 @@ fn docker_pulls_through_the_mirror_only_the_signed_upstream_image() {
     let dir = tmp.path();
     key_pair(dir, "release");
     let up = Server::start();
-    let mut digests = Vec::new();
-    for (seed, tag) in ["signed", "unsigned"].iter().enumerate() {
-        let work = dir.join(tag);
-        std::fs::create_dir_all(&work).unwrap();
-        let tar = make_rootfs(&work, 4000 + seed as u64);
-        let image = format!("{}/prod/app:{tag}", up.addr);
-        docker.run(&["import", tar.to_str().unwrap(), &image]);
-        docker.run(&["push", &image]);
-        docker.run(&["rmi", &image]);
-        digests.push(digest_of(&up, "prod/app", tag));
+    let digests = docker_pushes(&docker, &up, dir, "prod/app", 4000);
+    for tag in ["signed", "unsigned"] {
+        docker.run(&["rmi", &format!("{}/prod/app:{tag}", up.addr)]);
     }
     let p = payload(&up, "prod/app", &digests[0]);
     attach(&up, "prod/app", &digests[0], &p, &sign(dir, "release", &p));
@@ -839,16 +847,7 @@ fn docker_pulls_an_image_the_sigstore_crate_signed_with_cosigns_key_flow() {
         private.contains("ENCRYPTED SIGSTORE PRIVATE KEY"),
         "{private}"
     );
-    let mut digests = Vec::new();
-    for (seed, tag) in ["signed", "unsigned"].iter().enumerate() {
-        let work = dir.join(tag);
-        std::fs::create_dir_all(&work).unwrap();
-        let tar = make_rootfs(&work, 3000 + seed as u64);
-        let image = format!("{}/prod/cosigned:{tag}", s.addr);
-        docker.run(&["import", tar.to_str().unwrap(), &image]);
-        docker.run(&["push", &image]);
-        digests.push(digest_of(&s, "prod/cosigned", tag));
-    }
+    let digests = docker_pushes(&docker, &s, dir, "prod/cosigned", 3000);
     let out = run(Command::new(&cosign)
         .arg("sign")
         .arg(dir.join("cosign.key"))
@@ -1068,14 +1067,7 @@ fn docker_pulls_an_image_signed_with_notation_by_a_trusted_signer() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let repo = "prod/notary";
-    for (seed, tag) in ["signed", "unsigned"].iter().enumerate() {
-        let work = dir.join(tag);
-        std::fs::create_dir_all(&work).unwrap();
-        let tar = make_rootfs(&work, 2000 + seed as u64);
-        let image = format!("{}/{repo}:{tag}", s.addr);
-        docker.run(&["import", tar.to_str().unwrap(), &image]);
-        docker.run(&["push", &image]);
-    }
+    docker_pushes(&docker, &s, dir, repo, 2000);
     let (digest, media_type, _) = notation_signature(&s, &python, dir, repo, "signed");
 
     admin(&s, dir, &["trust", "key", "add", "factory-ca", "ca.crt"]);

@@ -175,18 +175,14 @@ impl Edge {
         }
         if let Some(key) = &carry.sign_with {
             let (doc, sig) = self.registry().export_trust(key)?;
-            add(
-                &mut tar,
-                TRUST_FILE.into(),
-                &mut doc.as_slice(),
-                doc.len() as u64,
-            )?;
-            add(
-                &mut tar,
-                TRUST_SIGNATURE.into(),
-                &mut sig.as_slice(),
-                sig.len() as u64,
-            )?;
+            for (path, bytes) in [(TRUST_FILE, doc), (TRUST_SIGNATURE, sig)] {
+                add(
+                    &mut tar,
+                    path.into(),
+                    &mut bytes.as_slice(),
+                    bytes.len() as u64,
+                )?;
+            }
             report.trust = Some(format!(
                 "trust keys and policies signed by {}",
                 key.public().fingerprint()

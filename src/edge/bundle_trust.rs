@@ -47,20 +47,32 @@ impl Edge {
                 .map_err(|e| invalid(format!("manifest {d}: {e}")))?;
             Ok((m, media, bytes.len() as u64))
         };
+        // The manifests the bundle carries by digest that have a subject (notation's
+        // signatures among them), parsed once.
+        let mut referrers: Vec<(&RepoName, Digest, Manifest)> = Vec::new();
+        for (r, _, d) in images.iter().filter(|(_, t, _)| t.is_none()) {
+            let (m, _, _) = manifest(r, d)?;
+            if let Some(subject) = m.subject.as_ref().map(|s| s.digest.clone()) {
+                referrers.push((r, subject, m));
+            }
+        }
         // The signature manifests the bundle holds for `d` in `repo`: cosign's under its
-        // tag, and the referrers of `d` among the manifests it carries by digest.
+        // tag, and the referrers of `d`.
         let signatures = |repo: &RepoName, d: &Digest| -> Result<Vec<Manifest>> {
             let tag = cosign::signature_tag(d);
             let mut out = Vec::new();
-            for (r, t, sig) in images.iter().filter(|(r, _, _)| r == repo) {
-                let cosign = t.as_ref().is_some_and(|t| t.as_str() == tag);
-                if cosign || t.is_none() {
-                    let (m, _, _) = manifest(r, sig)?;
-                    if cosign || m.subject.as_ref().is_some_and(|s| &s.digest == d) {
-                        out.push(m);
-                    }
-                }
+            for (r, _, sig) in images
+                .iter()
+                .filter(|(r, t, _)| r == repo && t.as_ref().is_some_and(|t| t.as_str() == tag))
+            {
+                out.push(manifest(r, sig)?.0);
             }
+            out.extend(
+                referrers
+                    .iter()
+                    .filter(|(r, subject, _)| *r == repo && subject == d)
+                    .map(|(_, _, m)| m.clone()),
+            );
             Ok(out)
         };
         let blob = |d: &Digest| staged_bytes(staged, d).ok();

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use super::trusted::TrustState;
 use super::Registry;
 use crate::error::Result;
-use crate::oci::{Digest, Manifest, RepoName, Tag};
+use crate::oci::{Descriptor, Digest, Manifest, RepoName, Tag};
 use crate::trust::keys::{PublicKey, TrustAnchor};
 use crate::trust::{cosign, notation};
 
@@ -178,16 +178,7 @@ impl Registry {
         let Some(target) = self.meta().manifest(repo, image)? else {
             return Ok(());
         };
-        note_cap(manifest.layers.len(), proof);
-        for layer in manifest.layers.iter().take(SIGNATURES_MAX) {
-            proof.found += 1;
-            if layer.media_type != notation::JWS {
-                proof.problems.push(format!(
-                    "a notation signature in {} (only JWS envelopes are read)",
-                    layer.media_type
-                ));
-                continue;
-            }
+        for layer in jws_layers(manifest, proof) {
             let Some(envelope) = self
                 .signature_blob(
                     repo,
@@ -262,6 +253,25 @@ pub(super) fn note_cap(count: usize, proof: &mut Proof) {
 
 /// Whether a manifest is a Notary Project signature (the artifact type, or in the older
 /// form the config's media type, says so).
+/// The JWS envelope layers of a notation signature manifest, at most [`SIGNATURES_MAX`]:
+/// each counted as a signature found, any other envelope format noted as not read.
+pub(super) fn jws_layers<'m>(m: &'m Manifest, proof: &mut Proof) -> Vec<&'m Descriptor> {
+    note_cap(m.layers.len(), proof);
+    let mut out = Vec::new();
+    for layer in m.layers.iter().take(SIGNATURES_MAX) {
+        proof.found += 1;
+        if layer.media_type == notation::JWS {
+            out.push(layer);
+        } else {
+            proof.problems.push(format!(
+                "a notation signature in {} (only JWS envelopes are read)",
+                layer.media_type
+            ));
+        }
+    }
+    out
+}
+
 /// Checks one Notary Project JWS envelope for `img` against each installed certificate
 /// (the trust store); a policy's identities are applied when it is judged.
 pub(super) fn weigh_notation(

@@ -274,10 +274,6 @@ impl TrustPlan {
         }
         Ok(self.applied)
     }
-
-    pub fn applied(&self) -> &Applied {
-        &self.applied
-    }
 }
 
 /// Makes the stored set of `source` exactly `d` (see [`plan`]).

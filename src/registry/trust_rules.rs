@@ -107,19 +107,24 @@ fn declared_elsewhere(what: String) -> Error {
     )
 }
 
-/// The installed keys that parse, with their fingerprints, and a log line for any that no
-/// longer does (it verifies nothing).
+/// A stored key parsed, or `None` with a log line when it no longer parses (it then
+/// verifies nothing).
+pub(super) fn parse_stored(name: &str, rec: &TrustKeyRecord) -> Option<TrustAnchor> {
+    match TrustAnchor::from_pem(rec.pem.as_bytes()) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::error!(key = %name, error = %e, "a stored trusted key does not parse: it verifies nothing");
+            None
+        }
+    }
+}
+
+/// The installed keys that parse, with their fingerprints.
 fn parsed_keys(meta: &Meta) -> Result<Vec<(String, TrustKeyRecord, TrustAnchor)>> {
     Ok(meta
         .trust_keys()?
         .into_iter()
-        .filter_map(|(name, rec)| match TrustAnchor::from_pem(rec.pem.as_bytes()) {
-            Ok(k) => Some((name, rec, k)),
-            Err(e) => {
-                tracing::error!(key = %name, error = %e, "a stored trusted key does not parse: it verifies nothing");
-                None
-            }
-        })
+        .filter_map(|(name, rec)| parse_stored(&name, &rec).map(|k| (name, rec, k)))
         .collect())
 }
 

@@ -14,7 +14,9 @@
 
 use std::sync::Arc;
 
-use super::proofs::{is_notation, note_cap, weigh, weigh_notation, Proof, SIGNATURES_MAX};
+use super::proofs::{
+    is_notation, jws_layers, note_cap, weigh, weigh_notation, Proof, SIGNATURES_MAX,
+};
 use super::Registry;
 use crate::error::{Error, ErrorCode, Result};
 use crate::meta::{IndexTrust, KeyPurpose, Require, TrustKeyRecord, TrustMode, TrustPolicyRecord};
@@ -71,12 +73,10 @@ impl TrustState {
     ) -> TrustState {
         let (mut images, mut updates) = (Vec::new(), Vec::new());
         for (name, rec) in keys {
-            match TrustAnchor::from_pem(rec.pem.as_bytes()) {
-                Ok(k) if rec.purpose == KeyPurpose::TrustUpdates => updates.push((name, k)),
-                Ok(k) => images.push((name, k)),
-                Err(e) => {
-                    tracing::error!(key = %name, error = %e, "a stored trusted key does not parse: it verifies nothing")
-                }
+            match super::trust_rules::parse_stored(&name, &rec) {
+                Some(k) if rec.purpose == KeyPurpose::TrustUpdates => updates.push((name, k)),
+                Some(k) => images.push((name, k)),
+                None => {}
             }
         }
         TrustState {
@@ -244,14 +244,8 @@ impl Registry {
             size: image.size,
         };
         for m in signatures.iter().filter(|m| is_notation(m)) {
-            note_cap(m.layers.len(), &mut proof);
-            for layer in m.layers.iter().take(SIGNATURES_MAX) {
-                proof.found += 1;
+            for layer in jws_layers(m, &mut proof) {
                 match blob(&layer.digest) {
-                    _ if layer.media_type != notation::JWS => proof.problems.push(format!(
-                        "a notation signature in {} (only JWS envelopes are read)",
-                        layer.media_type
-                    )),
                     Some(e) if e.len() <= notation::ENVELOPE_MAX => {
                         weigh_notation(&state, &target, &e, &mut proof)
                     }

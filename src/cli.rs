@@ -365,9 +365,10 @@ pub enum UserCommand {
     /// Import bcrypt entries from an htpasswd file (CNCF Distribution's); they are rehashed
     /// with argon2id at each user's next login.
     ImportHtpasswd {
+        /// The htpasswd file (NAME:BCRYPT-HASH lines, as `htpasswd -B` writes them).
         file: PathBuf,
         #[command(flatten)]
-        data: DataArgs,
+        target: Target,
     },
 }
 
@@ -445,7 +446,7 @@ pub struct Target {
     pub data: DataArgs,
     /// Use the admin API of a running server, e.g. https://edge-box:5000, as an admin
     /// (user `$EDGEYARD_USER`, default admin; password `$EDGEYARD_PASSWORD`).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "EDGEYARD_SERVER")]
     pub server: Option<String>,
     /// CA to verify --server with [default: the data directory's tls/ca.crt].
     #[arg(long, value_name = "FILE")]
@@ -456,8 +457,9 @@ pub struct Target {
 pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Address to listen on (port 0 picks a free port; the bound address is logged).
-    #[arg(long, value_name = "ADDR", env = "EDGEYARD_LISTEN")]
+    /// Address to listen on: IP:PORT, or PORT / :PORT for every interface (port 0 picks a
+    /// free port; the bound address is logged).
+    #[arg(long, value_name = "ADDR", env = "EDGEYARD_LISTEN", value_parser = crate::config::parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Serve plain HTTP instead of HTTPS (lab networks only; every client must list the
     /// registry under docker's insecure-registries).

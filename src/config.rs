@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod file;
+mod listen;
 mod mirrors;
 mod trust;
+
 pub use file::{
     AuthFileConfig, FileConfig, GcFileConfig, LogFormat, RepositoryCreation, ServerFileConfig,
     StorageFileConfig, TlsFileConfig,
 };
+pub use listen::parse_listen;
 pub use mirrors::{
     build as mirrors_of, replication_rules, MirrorFileConfig, ReplicationFileConfig, SyncFileConfig,
 };

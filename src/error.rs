@@ -32,6 +32,9 @@ pub enum ErrorCode {
     NotFound,
     /// Admin API: it exists already.
     Conflict,
+    /// Admin API: another registry (a push-to or replication target) could not be reached
+    /// or would not talk: its failure, not ours, so 502 rather than 500.
+    UpstreamFailed,
     Unknown,
 }
 
@@ -61,6 +64,7 @@ impl ErrorCode {
             Invalid             => ("INVALID", S::BAD_REQUEST, "invalid request"),
             NotFound            => ("NOT_FOUND", S::NOT_FOUND, "not found"),
             Conflict            => ("CONFLICT", S::CONFLICT, "exists already"),
+            UpstreamFailed      => ("UPSTREAM_FAILED", S::BAD_GATEWAY, "another registry could not be reached"),
             Unknown             => ("UNKNOWN", S::INTERNAL_SERVER_ERROR, "unknown error"),
         }
     }

@@ -23,6 +23,7 @@ use crate::storage::ReadShare;
 
 mod activity;
 mod linger;
+mod plain_http;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -241,47 +242,54 @@ pub async fn run(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            let serving = async {
-                match tls {
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        first_request_within(
-                            watcher.watch(conn.into_owned()),
-                            limits.header_read_timeout,
-                            &started,
-                        )
-                        .await
+            let serving =
+                async {
+                    match tls {
+                        None => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            first_request_within(
+                                watcher.watch(conn.into_owned()),
+                                limits.header_read_timeout,
+                                &started,
+                            )
+                            .await
+                        }
+                        Some(config) => {
+                            // The handshake runs in the connection's own task, bounded in time, so a
+                            // slow or silent client never holds up the accept loop.
+                            // One bound for the first bytes and the handshake together.
+                            let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+                            let mut stream = stream;
+                            if plain_http::answered(&mut stream, HANDSHAKE_TIMEOUT).await {
+                                return Some(Ok(()));
+                            }
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            let stream =
+                                match tokio::time::timeout_at(deadline, acceptor.accept(stream))
+                                    .await
+                                {
+                                    Ok(Ok(s)) => s,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                        return Some(Ok(()));
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "TLS handshake timed out");
+                                        return Some(Ok(()));
+                                    }
+                                };
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            first_request_within(
+                                watcher.watch(conn.into_owned()),
+                                limits.header_read_timeout,
+                                &started,
+                            )
+                            .await
+                        }
                     }
-                    Some(config) => {
-                        // The handshake runs in the connection's own task, bounded in time, so a
-                        // slow or silent client never holds up the accept loop.
-                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                        let stream =
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return Some(Ok(()));
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return Some(Ok(()));
-                                }
-                            };
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        first_request_within(
-                            watcher.watch(conn.into_owned()),
-                            limits.header_read_timeout,
-                            &started,
-                        )
-                        .await
-                    }
-                }
-            };
+                };
             // Whichever comes first: the connection ends, or it idles or stalls (dropping
             // it closes it and frees whatever its answers held).
             let result = tokio::select! {

@@ -63,6 +63,12 @@ impl Accounts {
             .await
     }
 
+    /// Adds a user from an htpasswd entry (bcrypt; rehashed at the first login).
+    pub async fn import_bcrypt_user(&self, name: String, hash: String) -> Result<()> {
+        self.run(move |m| admin::import_bcrypt_user(m, &name, &hash))
+            .await
+    }
+
     pub async fn set_password(&self, name: String, password: String) -> Result<()> {
         self.run(move |m| admin::set_password(m, &name, &password).map(|_| ()))
             .await

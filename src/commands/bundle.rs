@@ -54,6 +54,24 @@ fn byte_progress(verb: &'static str) -> impl FnMut(u64) + Send + 'static {
     }
 }
 
+/// A usage error unless `input` starts like a bundle; rewinds it.
+fn check_is_bundle(path: &Path, input: &mut std::fs::File) -> Result<(), Failure> {
+    use std::io::{Read, Seek};
+    let mut start = Vec::with_capacity(512);
+    let read = |input: &mut std::fs::File, start: &mut Vec<u8>| {
+        input.by_ref().take(512).read_to_end(start)?;
+        input.rewind()
+    };
+    read(input, &mut start).map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
+    match crate::edge::not_a_bundle(&start) {
+        Some(why) => Err(Failure::Usage(format!(
+            "{} is not an image bundle: {why}",
+            path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn open(data: &DataArgs) -> Result<Registry, Failure> {
     super::open_registry(data, " (bundles work on the data directory)")
 }
@@ -191,9 +209,11 @@ pub fn import(
         return Ok(());
     }
     let data = &target.data;
-    let input = std::fs::File::open(file)
+    let mut input = std::fs::File::open(file)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", file.display())))?;
-    let registry = open(data)?;
+    // Checked before the store is opened: a wrong file must not leave an empty one behind.
+    check_is_bundle(file, &mut input)?;
+    let registry = super::open_or_create_registry(data, " (bundles work on the data directory)")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -11,7 +11,7 @@ use crate::storage::files;
 use crate::tls::info::{pem_certs, CertInfo};
 use crate::tls::{load_or_create_ca, rotation_due, start_rotation, TlsPaths};
 
-use super::{data_dir, load_file, Failure};
+use super::Failure;
 
 pub fn run(cmd: CertCommand) -> Result<(), Failure> {
     match cmd {
@@ -38,9 +38,10 @@ pub fn run(cmd: CertCommand) -> Result<(), Failure> {
     }
 }
 
+/// The certificates of an existing store (a missing data directory is an error naming it,
+/// rather than a new CA made in the wrong place).
 fn paths(data: &DataArgs) -> Result<TlsPaths, Failure> {
-    let file = load_file(data)?;
-    Ok(TlsPaths::new(&data_dir(data, &file)))
+    Ok(TlsPaths::new(&super::existing_data_dir(data)?))
 }
 
 fn rt(e: impl std::fmt::Display) -> Failure {

@@ -76,12 +76,31 @@ pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
 /// [`apply_trust`]).
 pub fn open_registry(data: &DataArgs, hint: &str) -> Result<crate::registry::Registry, Failure> {
     let file = load_file(data)?;
-    let registry = crate::registry::Registry::open(&data_dir(data, &file)).map_err(|e| {
-        match crate::meta::is_in_use(&e) {
+    open_registry_in(data, file, &existing_data_dir(data)?, hint)
+}
+
+/// [`open_registry`] that creates the store when the data directory has none yet: for
+/// `import`, which may seed a new store, and only once the input has been checked.
+pub fn open_or_create_registry(
+    data: &DataArgs,
+    hint: &str,
+) -> Result<crate::registry::Registry, Failure> {
+    let file = load_file(data)?;
+    let dir = data_dir(data, &file);
+    open_registry_in(data, file, &dir, hint)
+}
+
+fn open_registry_in(
+    data: &DataArgs,
+    file: FileConfig,
+    dir: &std::path::Path,
+    hint: &str,
+) -> Result<crate::registry::Registry, Failure> {
+    let registry =
+        crate::registry::Registry::open(dir).map_err(|e| match crate::meta::is_in_use(&e) {
             true => Failure::Runtime(format!("{e}\nstop the server first{hint}")),
             false => Failure::Runtime(e.to_string()),
-        }
-    })?;
+        })?;
     if let Some(declared) = declared_trust(data, file.trust)? {
         registry
             .apply_declared_trust(&declared)
@@ -106,6 +125,23 @@ pub fn declared_trust(
 
 pub fn trust_refused(e: crate::error::Error) -> Failure {
     Failure::Usage(format!("the configuration's [trust] section: {e}"))
+}
+
+/// The data directory, which must exist, for offline commands that read or change a store.
+/// A mistyped or missing path is an error naming it: opening would create an empty store
+/// there, and `user list` would then report "no users" as if that were the registry. (An
+/// existing empty directory is taken: provisioning users before the first start is fine.)
+pub fn existing_data_dir(data: &DataArgs) -> Result<PathBuf, Failure> {
+    let dir = data_dir(data, &load_file(data)?);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    Err(Failure::Usage(format!(
+        "no data directory at {}; name the registry's with --data-dir DIR or -c FILE \
+         (a package install: -c /etc/edgeyard/edgeyard.toml), or use a running registry \
+         with --server URL (or EDGEYARD_SERVER)",
+        dir.display()
+    )))
 }
 
 /// The data directory: flag, then config file, then the development default.

@@ -43,7 +43,7 @@ pub(super) fn open(target: &Target) -> Result<Store, Failure> {
     }
     let data: &DataArgs = &target.data;
     let file = load_file(data)?;
-    let dir = data_dir(data, &file);
+    let dir = super::existing_data_dir(data)?;
     let storage =
         Storage::open(&dir).map_err(|e| Failure::Runtime(format!("{}: {e}", dir.display())))?;
     let meta = Meta::open(&storage.meta_dir()).map_err(|e| {
@@ -183,47 +183,51 @@ pub fn user(cmd: UserCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        UserCommand::ImportHtpasswd { file, data } => {
+        UserCommand::ImportHtpasswd { file, target } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| Failure::Runtime(format!("{}: {e}", file.display())))?;
-            let meta = match open(&Target {
-                data,
-                server: None,
-                cacert: None,
-            })? {
-                Store::Local(meta) => meta,
-                Store::Remote(_) => {
-                    return Err(Failure::Usage(
-                        "imports work on the data directory only".into(),
-                    ))
-                }
-            };
+            let store = open(&target)?;
             let (mut added, mut skipped) = (0, 0);
             for (no, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                match line.split_once(':') {
-                    Some((name, hash)) if password::is_bcrypt(hash) => {
-                        match admin::import_bcrypt_user(&meta, name, hash) {
-                            Ok(()) => added += 1,
-                            Err(e) => {
-                                eprintln!("line {}: {name}: {e}, skipped", no + 1);
-                                skipped += 1;
-                            }
-                        }
+                let Some((name, hash)) = line
+                    .split_once(':')
+                    .filter(|(_, hash)| password::is_bcrypt(hash))
+                else {
+                    eprintln!(
+                        "line {}: only NAME:BCRYPT-HASH entries are imported, skipped",
+                        no + 1
+                    );
+                    skipped += 1;
+                    continue;
+                };
+                let result = match &store {
+                    Store::Local(meta) => {
+                        admin::import_bcrypt_user(meta, name, hash).map_err(|e| e.to_string())
                     }
-                    _ => {
-                        eprintln!(
-                            "line {}: only NAME:BCRYPT-HASH entries are imported, skipped",
-                            no + 1
-                        );
+                    Store::Remote(c) => c
+                        .call(
+                            "POST",
+                            "/api/v1/users",
+                            Some(json!({"name": name, "bcrypt_hash": hash})),
+                        )
+                        .map(|_| ())
+                        .map_err(|e| e.message().to_string()),
+                };
+                match result {
+                    Ok(()) => added += 1,
+                    Err(e) => {
+                        eprintln!("line {}: {name}: {e}, skipped", no + 1);
                         skipped += 1;
                     }
                 }
             }
-            flush(&meta)?;
+            if let Store::Local(meta) = &store {
+                flush(meta)?;
+            }
             println!("imported {added} user(s), skipped {skipped}");
             Ok(())
         }

@@ -14,6 +14,7 @@ use crate::tls::ClientAuth;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    #[serde(default, deserialize_with = "super::listen::deserialize_opt")]
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub insecure_http: Option<bool>,

@@ -42,6 +42,22 @@ fn io(context: &'static str) -> impl Fn(std::io::Error) -> Error {
     move |e| Error::internal(context, e)
 }
 
+/// Why the first bytes of a file are not a bundle, in words for the operator (the tar
+/// reader's own messages, "numeric field was not a number", mean nothing to them).
+/// `None`: the start of a tar archive (ustar or GNU header).
+pub fn not_a_bundle(start: &[u8]) -> Option<&'static str> {
+    if start.starts_with(&[0x1f, 0x8b]) {
+        return Some("it is gzip-compressed: decompress it first (gunzip), bundles are plain tar");
+    }
+    if start.len() < 512 {
+        return Some("it is too short to be a tar archive");
+    }
+    match &start[257..262] == b"ustar" {
+        true => None,
+        false => Some("it is not a tar archive (an OCI layout tarball or `docker save` output)"),
+    }
+}
+
 /// What the read phase found.
 #[derive(Default)]
 pub(super) struct Staged {
@@ -88,6 +104,12 @@ impl Edge {
         progress: Progress,
         carry: &TrustCarry,
     ) -> Result<BundleReport> {
+        // Every image asked for, with every blob, before the first byte is written: a
+        // missing image or a blob a mirror has not fetched yet is named, and no cut-off
+        // bundle is left behind.
+        for (repo, reference) in images {
+            self.check_exportable(repo, reference)?;
+        }
         let mut report = BundleReport::default();
         let mut tar = tar::Builder::new(out);
         let mut index = Vec::new();
@@ -231,6 +253,37 @@ impl Edge {
         self.store(&mut staged, repo).await
     }
 
+    /// An error naming the image when it, or one of its blobs, is not stored here.
+    fn check_exportable(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let name = match reference {
+            Reference::Tag(t) => format!("{repo}:{t}"),
+            Reference::Digest(d) => format!("{repo}@{d}"),
+        };
+        let closure = self
+            .registry()
+            .image_closure(repo, reference)
+            .map_err(|e| match e.error_code() {
+                ErrorCode::ManifestUnknown | ErrorCode::NameUnknown => Error::api(
+                    e.error_code(),
+                    format!("{name}: no such image in this registry"),
+                ),
+                _ => e,
+            })?;
+        for (blob, _) in &closure.blobs {
+            if let Err(e) = self.registry().open_blob_file(blob) {
+                let why = match e.error_code() {
+                    ErrorCode::BlobUnknown => "is not stored here (a mirror fetches an image's blobs when it is first pulled: pull it once, or run `edgeyard sync`)".to_string(),
+                    _ => format!("cannot be read: {e}"),
+                };
+                return Err(Error::api(
+                    ErrorCode::BlobUnknown,
+                    format!("{name}: blob {blob} {why}; nothing was exported"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Read phase: every file of the tarball into an upload file, hashed on the way.
     fn stage(&self, input: impl Read, progress: Progress) -> Result<Staged> {
         let mut staged = Staged::default();
@@ -239,9 +292,14 @@ impl Edge {
             Ok(e) => e,
             Err(e) => return Err(invalid(format!("not a tar archive: {e}"))),
         };
-        for entry in entries {
+        for (n, entry) in entries.enumerate() {
             let mut entry = match entry {
                 Ok(e) => e,
+                Err(_) if n == 0 => {
+                    return Err(invalid(
+                        "not a bundle: not a tar archive (an OCI layout tarball or `docker save` output)",
+                    ))
+                }
                 Err(e) => return Err(invalid(format!("the bundle is damaged: {e}"))),
             };
             if entry.header().entry_type() != tar::EntryType::Regular {

@@ -51,6 +51,25 @@ impl std::error::Error for ClientError {}
 
 type ClientResult<T> = Result<T, ClientError>;
 
+/// What to do about a failed handshake, for the two causes an operator can fix: a
+/// certificate from a CA not trusted here, and a registry that speaks plain HTTP.
+fn handshake_advice(e: &std::io::Error) -> &'static str {
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            "; its certificate is not from a CA trusted here: give that registry's CA \
+             certificate (push-to --target-cacert FILE; ca_file in the configuration), \
+             or use http:// if it serves plain HTTP"
+        }
+        Some(rustls::Error::InvalidMessage(_)) => {
+            "; it does not seem to speak TLS: use http:// for a plain-HTTP registry"
+        }
+        _ => "",
+    }
+}
+
 /// Largest response body read.
 const BODY_MAX: usize = 4 << 20;
 
@@ -292,7 +311,10 @@ async fn open_boxed(
                 .connect(name, tcp)
                 .await
                 .map_err(|e| {
-                    ClientError::Connection(format!("TLS with {authority} failed: {e}"))
+                    ClientError::Connection(format!(
+                        "TLS with {authority} failed: {e}{}",
+                        handshake_advice(&e)
+                    ))
                 })?;
             Box::new(hyper_util::rt::TokioIo::new(stream))
         } else {

@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use crate::oci::RepoName;
 use crate::registry::{MirrorOf, Mirrored, Registry};
 
-pub use bundle::{BundleReport, Progress as BundleProgress, TrustCarry};
+pub use bundle::{not_a_bundle, BundleReport, Progress as BundleProgress, TrustCarry};
 pub use mirror::{Mirror, MirrorRoute, MirrorSettings};
 pub use replicate::{Pushed, ReplicationReport, ReplicationRule};
 pub use sync::{SyncProgress, SyncReport, SyncRule};

@@ -83,7 +83,7 @@ fn refused(what: String, a: &Answer) -> Error {
 }
 
 fn unreachable(e: RemoteError) -> Error {
-    Error::api(ErrorCode::Unknown, format!("the target: {e}"))
+    Error::api(ErrorCode::UpstreamFailed, format!("the target: {e}"))
 }
 
 impl Edge {

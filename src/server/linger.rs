@@ -48,6 +48,14 @@ impl Lingering {
         }
     }
 
+    /// The first bytes the client sent, left unread (for telling TLS from plain HTTP).
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.stream {
+            Some(s) => s.peek(buf).await,
+            None => Ok(0),
+        }
+    }
+
     /// Notes whether a write went through or the socket refused it.
     fn note<T>(&self, polled: &Poll<io::Result<T>>) {
         if let Some(a) = &self.activity {

@@ -358,8 +358,11 @@ pub fn access_add(dir: &Path, subject: &str, repos: &str, actions: &str) -> Stri
 }
 
 /// Runs `edgeyard ARGS --data-dir DIR` with `stdin` as standard input; returns stdout.
+/// (The data directory is created first: offline commands refuse a missing one, and tests
+/// provision users before the first start, as an operator may in an image build.)
 pub fn edgeyard(data_dir: &Path, args: &[&str], stdin: &str) -> String {
     use std::io::Write as _;
+    std::fs::create_dir_all(data_dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
         .args(args)
         .arg("--data-dir")

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::{body, created_id};
 use crate::auth::admin::robot_name;
 use crate::auth::{GrantRecord, RuleRecord};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::http::handlers::ok_json;
 use crate::http::route::AdminRoute;
 use crate::http::{empty, App, RequestBody, Resp};
@@ -15,7 +15,11 @@ use crate::http::{empty, App, RequestBody, Resp};
 #[serde(deny_unknown_fields)]
 struct NewUser {
     name: String,
-    password: String,
+    /// The password, or (`bcrypt_hash`) a bcrypt hash from an htpasswd file: exactly one.
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    bcrypt_hash: Option<String>,
     #[serde(default)]
     admin: bool,
     #[serde(default)]
@@ -57,9 +61,29 @@ pub(super) async fn handle(
         (AdminRoute::Users, Method::POST) => {
             let u: NewUser = body(req).await?;
             let name = u.name.clone();
-            accounts
-                .create_user(u.name, u.password, u.admin, u.groups)
-                .await?;
+            match (u.password, u.bcrypt_hash) {
+                (Some(password), None) => {
+                    accounts
+                        .create_user(u.name, password, u.admin, u.groups)
+                        .await?
+                }
+                // An imported htpasswd entry: an ordinary user, as the offline import makes.
+                (None, Some(hash)) if !u.admin && u.groups.is_empty() => {
+                    accounts.import_bcrypt_user(u.name, hash).await?
+                }
+                (None, Some(_)) => {
+                    return Err(Error::api(
+                        ErrorCode::Invalid,
+                        "a user imported by bcrypt_hash has no admin flag or groups; grant them afterwards",
+                    ))
+                }
+                _ => {
+                    return Err(Error::api(
+                        ErrorCode::Invalid,
+                        "give exactly one of password and bcrypt_hash",
+                    ))
+                }
+            }
             tracing::info!(user = %name, "admin API: created a user");
             empty(StatusCode::CREATED)
         }

@@ -1,0 +1,263 @@
+//! The command line as an operator meets it: what a mistake prints, what the environment
+//! stands in for, and what the help says. Each test drives the real binary.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+/// Runs edgeyard with `args`, `env` and `stdin`; nothing of the caller's EDGEYARD_* leaks in.
+fn cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("EDGEYARD_") {
+            c.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn offline_commands_refuse_a_missing_data_directory_and_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("typo");
+    for args in [
+        &["user", "list"][..],
+        &["repo", "list"],
+        &["gc", "--dry-run"],
+        &["fsck"],
+        &["access", "list"],
+        &["trust", "key", "list"],
+        &["cert", "show"],
+        &["cert", "rotate-ca"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", path(&missing)]);
+        let o = cli(&all, &[], "");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains(&format!("no data directory at {}", missing.display()))
+                && t.contains("--data-dir")
+                && t.contains("--server"),
+            "{args:?}: {t}"
+        );
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+}
+
+#[test]
+fn import_of_a_file_that_is_not_a_bundle_says_so_and_leaves_no_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("new-store");
+    for (name, bytes, says) in [
+        ("notes.txt", b"hello, not a bundle\n".to_vec(), "too short"),
+        ("big.txt", vec![b'x'; 4096], "not a tar archive"),
+        ("layers.tar.gz", vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0], "gzip"),
+    ] {
+        let file = tmp.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let o = cli(&["import", path(&file), "--data-dir", path(&data)], &[], "");
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        assert!(
+            t.contains("is not an image bundle") && t.contains(says),
+            "{t}"
+        );
+        assert!(!t.contains("numeric field"), "parser text leaked: {t}");
+        assert!(
+            !data.exists(),
+            "an empty store was left at {}",
+            data.display()
+        );
+    }
+}
+
+#[test]
+fn export_names_the_missing_image_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    put_image(&s, "team/app", "1", 3, 1000);
+    assert!(s.terminate().success());
+    let out = tmp.path().join("bundle.tar");
+    let o = cli(
+        &[
+            "export",
+            "team/app:1",
+            "team/app:2",
+            "-o",
+            path(&out),
+            "--data-dir",
+            path(&dir),
+        ],
+        &[],
+        "",
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("team/app:2: no such image"), "{t}");
+    assert!(!out.exists() && !out.with_extension("partial").exists());
+}
+
+#[test]
+fn listen_takes_a_bare_port_for_every_interface() {
+    for form in ["{port}", ":{port}"] {
+        let port = std::net::TcpListener::bind("0.0.0.0:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tmp = tempfile::tempdir().unwrap();
+        let listen = form.replace("{port}", &port.to_string());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeyard"));
+        cmd.args(["serve", "--insecure-http", "--no-auth", "--listen", &listen])
+            .arg("--data-dir")
+            .arg(tmp.path().join("d"));
+        let s = Server::launch(cmd, &tmp.path().join("d"));
+        assert_eq!(s.addr, format!("0.0.0.0:{port}"), "--listen {listen}");
+        // Reached on loopback, i.e. not bound to one address only.
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            c,
+            "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        assert_eq!(read_response(&mut c, false).status, 200);
+    }
+    let o = cli(&["serve", "--listen", "localhost"], &[], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("PORT, :PORT or IP:PORT"), "{}", text(&o));
+}
+
+#[test]
+fn plain_http_on_the_https_port_gets_a_readable_400() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_tls(&tmp.path().join("d"), &[]);
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(c, "GET /v2/ HTTP/1.1\r\nHost: edge-box:5000\r\n\r\n").unwrap();
+    let r = read_response(&mut c, false);
+    assert_eq!(r.status, 400);
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        body.contains("speaks HTTPS") && body.contains("https://edge-box:5000/"),
+        "{body}"
+    );
+    // TLS on the same port still works.
+    assert!(served_fingerprint(&s.addr).len() > 20);
+}
+
+#[test]
+fn edgeyard_server_in_the_environment_stands_in_for_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    edgeyard(
+        &dir,
+        &["user", "add", "root", "--password-stdin", "--admin"],
+        "root-password\n",
+    );
+    let s = Server::start_auth(&dir, &[]);
+    let env = [
+        ("EDGEYARD_SERVER", format!("http://{}", s.addr)),
+        ("EDGEYARD_USER", "root".to_string()),
+        ("EDGEYARD_PASSWORD", "root-password".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The data directory is held by the server: only the API can answer.
+    let o = cli(
+        &["user", "add", "dana", "--password-stdin"],
+        &env,
+        "dana-password\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = cli(&["user", "list"], &env, "");
+    assert!(text(&o).contains("dana"), "{}", text(&o));
+
+    // user import-htpasswd through the server: bcrypt entries, then a login with one.
+    let hash = bcrypt::hash("from-htpasswd", 4).unwrap();
+    let file = tmp.path().join("htpasswd");
+    std::fs::write(&file, format!("erin:{hash}\ndana:{hash}\nbroken line\n")).unwrap();
+    let o = cli(&["user", "import-htpasswd", path(&file)], &env, "");
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("imported 1 user(s), skipped 2"), "{t}");
+    assert!(t.contains("dana") && t.contains("exists"), "{t}");
+    let r = s
+        .req("GET", "/token?service=edgeyard&scope=repository:x/y:pull")
+        .auth(&basic("erin", "from-htpasswd"))
+        .send();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn push_to_a_tls_target_it_cannot_verify_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    put_image(&s, "team/app", "1", 5, 1000);
+    assert!(s.terminate().success());
+    let target = Server::start_tls(&tmp.path().join("target"), &[]);
+    let url = format!("https://{}", target.addr);
+    let o = cli(
+        &["push-to", &url, "team/app:1", "--data-dir", path(&dir)],
+        &[],
+        "",
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("--target-cacert") && t.contains("http://"),
+        "{t}"
+    );
+    // Through a running server's API: the same advice, and no 500.
+    let s = Server::start_in(&dir);
+    let o = cli(
+        &["push-to", &url, "team/app:1"],
+        &[
+            ("EDGEYARD_SERVER", &format!("http://{}", s.addr)),
+            ("EDGEYARD_PASSWORD", "unused-without-auth"),
+        ],
+        "",
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("--target-cacert"), "{t}");
+    assert!(!t.contains("500"), "{t}");
+    // With the target's CA it goes through.
+    let ca = tmp.path().join("target/tls/ca.crt");
+    let o = cli(
+        &["push-to", &url, "team/app:1", "--target-cacert", path(&ca)],
+        &[
+            ("EDGEYARD_SERVER", &format!("http://{}", s.addr)),
+            ("EDGEYARD_PASSWORD", "unused-without-auth"),
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}

@@ -25,10 +25,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry.
     Serve(ServeArgs),
-    /// Certificates: show them, trust the CA on a client, issue client certificates, rotate.
+    /// Certificates: show, trust the CA on a client, client certificates, CA rotation.
     #[command(subcommand)]
     Cert(CertCommand),
-    /// Registry users (run against the data directory while the server is stopped).
+    /// Registry users: add, change passwords, delete, list, import htpasswd.
+    ///
+    /// Like every administrative command: on a running registry with --server URL (or
+    /// EDGEYARD_SERVER), else on the data directory with the server stopped.
     #[command(subcommand)]
     User(UserCommand),
     /// Access rules: who may pull, push, delete or administer which repositories.
@@ -37,14 +40,13 @@ pub enum Command {
     /// Robot accounts: long-lived, revocable, scoped credentials for CI and edge nodes.
     #[command(subcommand)]
     Robot(RobotCommand),
-    /// Repository governance: immutable tags.
+    /// Repositories: list, show, create, delete, tags, immutability, retention, quotas.
     #[command(subcommand)]
     Repo(RepoCommand),
-    /// Content trust: the keys trusted to sign images, and which repositories serve only
-    /// images they signed.
+    /// Content trust: signing keys, and which repositories serve only signed images.
     #[command(subcommand)]
     Trust(TrustCommand),
-    /// Garbage collection: free the disk space of deleted images and abandoned uploads.
+    /// Free the disk space of deleted images and abandoned uploads.
     Gc {
         /// Report what would be freed, delete nothing.
         #[arg(long)]
@@ -58,7 +60,8 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Check the store: re-hash every blob, check every manifest, link, tag and upload.
+    /// Check the store: re-hash every blob, check manifests, links, tags and uploads.
+    ///
     /// Corrupt blobs are recorded and no longer served; nothing is deleted. Exit status: 0
     /// clean (warnings allowed), 3 problems found, 1 the check could not run, 2 bad usage.
     Fsck {
@@ -72,10 +75,12 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Write images (NAME:TAG or NAME@DIGEST) to an OCI image layout tarball, for carrying
-    /// to an offline site (on the data directory with the server stopped, or through
-    /// --server).
+    /// Write images to a bundle (an OCI layout tarball) for an offline site.
+    ///
+    /// On the data directory with the server stopped, or through --server. Every image and
+    /// blob is checked to be here before anything is written.
     Export {
+        /// Images to write: NAME:TAG or NAME@DIGEST (with their signatures).
         #[arg(required = true)]
         images: Vec<String>,
         /// The tarball to write.
@@ -89,10 +94,12 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Load an OCI layout tarball or a `docker save` tarball, verifying every digest; nothing
-    /// is stored unless all of it checks out (on the data directory with the server stopped,
-    /// or through --server).
+    /// Load a bundle (OCI layout or `docker save` tarball), verifying every digest.
+    ///
+    /// Nothing is stored unless all of it checks out. On the data directory with the server
+    /// stopped, or through --server.
     Import {
+        /// The tarball (uncompressed).
         file: PathBuf,
         /// Repository for images the bundle names only by tag.
         #[arg(long)]
@@ -104,12 +111,14 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Copy images to another registry over the standard API, skipping blobs it already
-    /// has (from the data directory with the server stopped, or through --server).
-    /// Credentials for the target: `$EDGEYARD_PUSH_USER` and `$EDGEYARD_PUSH_PASSWORD`.
+    /// Copy images to another registry, sending only the blobs it lacks.
+    ///
+    /// From the data directory with the server stopped, or through --server. Credentials
+    /// for the target: `$EDGEYARD_PUSH_USER` and `$EDGEYARD_PUSH_PASSWORD`.
     PushTo {
         /// The target, e.g. https://central.factory:5000 (http:// for plain HTTP).
         url: String,
+        /// Images to copy: NAME:TAG or NAME@DIGEST.
         #[arg(required = true)]
         images: Vec<String>,
         /// CA to verify the target with [default: the system's CA bundle].
@@ -118,8 +127,9 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Run the configuration's [[replication]] rules now: push every matching tag to its
-    /// target, skipping what the target already has.
+    /// Run the configuration's [[replication]] rules now.
+    ///
+    /// Pushes every matching tag to its target, skipping what the target already has.
     Replicate {
         /// Only the rule of this name.
         #[arg(long)]
@@ -127,9 +137,11 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Fetch the repositories and tags of the configuration's [[sync]] rules from their
-    /// mirrors' upstreams now (skipping what is already here), so this node can serve them
-    /// offline. On the data directory (server stopped) or through --server.
+    /// Run the configuration's [[sync]] rules now: stage images for offline use.
+    ///
+    /// Fetches the rules' repositories and tags from their mirrors' upstreams (skipping
+    /// what is already here), so this node can serve them offline. On the data directory
+    /// (server stopped) or through --server.
     Sync {
         /// Only the rules of this [[mirror]].
         #[arg(long)]
@@ -137,11 +149,13 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Configuration files.
+    /// Configuration files: check one.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Install this binary, the systemd unit and a default configuration, and enable the
-    /// service (as root).
+    /// Install this binary as a systemd service (as root; the packages do this too).
+    ///
+    /// Puts the binary in /usr/local/bin, the unit and a default configuration in place,
+    /// and enables and starts the service.
     Install {
         /// Print the steps without doing them.
         #[arg(long)]
@@ -173,16 +187,19 @@ pub enum RepoCommand {
     },
     /// Show a repository's description and tags (digest, size, platforms, pushed at).
     Show {
+        /// The repository.
         name: String,
         #[command(flatten)]
         target: Target,
     },
     /// Create an empty repository (required before pushing when creation is explicit).
     Create {
+        /// The repository.
         name: String,
         /// Anyone may pull it, logged in or not.
         #[arg(long)]
         public: bool,
+        /// What it holds (markdown), shown by `repo show` and the console.
         #[arg(long, default_value = "")]
         description: String,
         #[command(flatten)]
@@ -190,7 +207,9 @@ pub enum RepoCommand {
     },
     /// Make a repository public (anonymous pull) or private.
     Visibility {
+        /// The repository.
         name: String,
+        /// public (anyone may pull) or private (logins and rules decide).
         #[arg(value_parser = ["public", "private"])]
         visibility: String,
         #[command(flatten)]
@@ -198,27 +217,31 @@ pub enum RepoCommand {
     },
     /// Set a repository's description (markdown).
     Describe {
+        /// The repository.
         name: String,
+        /// The description (markdown).
         #[arg(long)]
         text: String,
         #[command(flatten)]
         target: Target,
     },
-    /// Delete a tag (`NAME:TAG`) or a manifest with every tag on it (`NAME@sha256:...`);
-    /// soft, like all deletes: garbage collection frees the space.
+    /// Delete a tag, or a manifest with every tag on it (soft: gc frees the space).
     Rm {
+        /// NAME:TAG, or NAME@sha256:... for the manifest and every tag on it.
         reference: String,
         #[command(flatten)]
         target: Target,
     },
     /// Pin a tag (`NAME:TAG`): retention and mirror-cache eviction never remove it.
     Pin {
+        /// NAME:TAG.
         reference: String,
         #[command(flatten)]
         target: Target,
     },
     /// Unpin a tag (`NAME:TAG`).
     Unpin {
+        /// NAME:TAG.
         reference: String,
         #[command(flatten)]
         target: Target,
@@ -230,6 +253,7 @@ pub enum RepoCommand {
     },
     /// Delete a repository (its disk space returns at the next garbage collection).
     Delete {
+        /// The repository.
         name: String,
         #[command(flatten)]
         target: Target,
@@ -238,11 +262,14 @@ pub enum RepoCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum QuotaCommand {
-    /// Limit what the repositories a glob matches may hold together, e.g.
-    /// `--repos 'line3/**' --max-bytes 10000000000`.
+    /// Limit what the repositories a glob matches may hold together.
+    ///
+    /// E.g. `--repos 'line3/**' --max-bytes 10000000000`.
     Add {
+        /// Repository glob: `*` within a path segment, `**` across segments.
         #[arg(long)]
         repos: String,
+        /// Bytes they may hold together; pushes beyond it are refused.
         #[arg(long)]
         max_bytes: u64,
         #[command(flatten)]
@@ -255,6 +282,7 @@ pub enum QuotaCommand {
     },
     /// Delete a quota by id.
     Del {
+        /// Its id, from `list`.
         id: u64,
         #[command(flatten)]
         target: Target,
@@ -265,10 +293,13 @@ pub enum QuotaCommand {
 pub enum RetentionCommand {
     /// Add a policy, e.g. `--repos 'ci/**' --keep-last 10 --keep-days 30`.
     Add {
+        /// Repository glob: `*` within a path segment, `**` across segments.
         #[arg(long)]
         repos: String,
+        /// Keep the newest N tags of each repository.
         #[arg(long)]
         keep_last: Option<u32>,
+        /// Keep tags pushed within this many days.
         #[arg(long)]
         keep_days: Option<u32>,
         #[command(flatten)]
@@ -281,11 +312,12 @@ pub enum RetentionCommand {
     },
     /// Delete a policy by id.
     Del {
+        /// Its id, from `list`.
         id: u64,
         #[command(flatten)]
         target: Target,
     },
-    /// Delete the tags the policies do not keep (immutable tags are never touched).
+    /// Delete the tags the policies do not keep (never immutable ones).
     Apply {
         /// List what would be deleted, delete nothing.
         #[arg(long)]
@@ -297,10 +329,12 @@ pub enum RetentionCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImmutableCommand {
-    /// Make tags immutable, e.g. `--repos 'prod/**' --tags 'v*'` (`--tags '*'`: all tags).
+    /// Make tags immutable, e.g. `--repos 'prod/**' --tags 'v*'`.
     Add {
+        /// Repository glob: `*` within a path segment, `**` across segments.
         #[arg(long)]
         repos: String,
+        /// Tag glob (`*`: every tag).
         #[arg(long)]
         tags: String,
         #[command(flatten)]
@@ -313,6 +347,7 @@ pub enum ImmutableCommand {
     },
     /// Delete an immutability rule by id.
     Del {
+        /// Its id, from `list`.
         id: u64,
         #[command(flatten)]
         target: Target,
@@ -321,15 +356,30 @@ pub enum ImmutableCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a configuration file and print the effective configuration (file, then
-    /// environment, then defaults).
-    Check { file: PathBuf },
+    /// Validate a configuration file and print the configuration in effect.
+    ///
+    /// What is in effect: the file, then the environment, then the defaults. Also
+    /// `edgeyard config check -c FILE`.
+    Check {
+        /// The file, e.g. /etc/edgeyard/edgeyard.toml.
+        #[arg(required_unless_present = "config")]
+        file: Option<PathBuf>,
+        /// The same, given as the other commands take it.
+        #[arg(
+            short = 'c',
+            long = "config",
+            value_name = "FILE",
+            conflicts_with = "file"
+        )]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a user. Without --password-stdin a random password is generated and printed once.
+    /// Create a user (without --password-stdin, a generated password is printed once).
     Add {
+        /// The user's login name.
         name: String,
         /// Read the password from the first line of standard input.
         #[arg(long)]
@@ -343,9 +393,12 @@ pub enum UserCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Change a user's password (revokes its refresh tokens, i.e. docker's stored logins).
+    /// Change a user's password (and log out docker's stored logins of it).
     Passwd {
+        /// The user.
         name: String,
+        /// Read the new password from the first line of standard input (else one is
+        /// generated and printed once).
         #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
@@ -353,6 +406,7 @@ pub enum UserCommand {
     },
     /// Delete a user (and revoke its refresh tokens).
     Del {
+        /// The user.
         name: String,
         #[command(flatten)]
         target: Target,
@@ -362,8 +416,9 @@ pub enum UserCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Import bcrypt entries from an htpasswd file (CNCF Distribution's); they are rehashed
-    /// with argon2id at each user's next login.
+    /// Import users from an htpasswd file (bcrypt entries, as Distribution uses).
+    ///
+    /// The bcrypt hashes are replaced with argon2id ones at each user's next login.
     ImportHtpasswd {
         /// The htpasswd file (NAME:BCRYPT-HASH lines, as `htpasswd -B` writes them).
         file: PathBuf,
@@ -395,6 +450,7 @@ pub enum AccessCommand {
     },
     /// Delete a rule by id.
     Del {
+        /// Its id, from `list`.
         id: u64,
         #[command(flatten)]
         target: Target,
@@ -405,6 +461,7 @@ pub enum AccessCommand {
 pub enum RobotCommand {
     /// Create a robot (named robot$NAME); its secret is printed once.
     Add {
+        /// The robot's name, without the robot$ prefix.
         name: String,
         /// What it may do: GLOB=ACTIONS, e.g. 'edge/**=pull' (repeatable).
         #[arg(long = "grant", value_name = "GLOB=ACTIONS", required = true)]
@@ -422,6 +479,7 @@ pub enum RobotCommand {
     },
     /// Revoke a robot.
     Del {
+        /// Its name (with or without the robot$ prefix).
         name: String,
         #[command(flatten)]
         target: Target,
@@ -491,12 +549,12 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
-    /// Print the CA and server certificates: subject, names, expiry, SHA-256 fingerprints.
+    /// Print the CA and server certificates: names, expiry, SHA-256 fingerprints.
     Show {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Install the registry's CA for docker, containerd/k3s and podman/skopeo on this machine.
+    /// Trust the registry's CA on this machine (docker, containerd/k3s, podman).
     Trust {
         /// The registry as clients name it, HOST:PORT.
         #[arg(long, value_name = "HOST:PORT")]
@@ -516,8 +574,9 @@ pub enum CertCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Sign a client certificate for mutual TLS (writes client.cert and client.key, the
-    /// names docker looks for in its certs.d folder).
+    /// Sign a client certificate for mutual TLS (client.cert and client.key).
+    ///
+    /// The file names are the ones docker looks for in its certs.d folder.
     IssueClient {
         /// The client's name (certificate common name).
         name: String,
@@ -530,8 +589,10 @@ pub enum CertCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Start a CA rotation: a new CA is created now, served next to the current one at
-    /// /ca.crt during the overlap, and takes over when the overlap ends.
+    /// Start a CA rotation: a new CA now, taking over when the overlap ends.
+    ///
+    /// During the overlap the new CA is served next to the current one at /ca.crt, so
+    /// clients can trust both before the switch.
     RotateCa {
         /// Days until the new CA takes over; update every client's trust before then.
         #[arg(long, default_value_t = 14)]
@@ -542,4 +603,48 @@ pub enum CertCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every problem of `cmd` and its subcommands: a summary longer than one line of a
+    /// terminal (clap shows the first paragraph as the summary in lists), and arguments
+    /// without a description.
+    fn problems(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+        if about.is_empty() || about.contains('\n') || about.chars().count() > 80 {
+            out.push(format!("{path}: summary {about:?}"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() {
+                out.push(format!("{path}: argument {id} has no description"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                problems(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_summary_is_one_line_and_every_argument_is_described() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut out = Vec::new();
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                problems(sub, &format!("edgeyard {}", sub.get_name()), &mut out);
+            }
+        }
+        assert!(out.is_empty(), "{}", out.join("\n"));
+    }
 }

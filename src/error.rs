@@ -114,6 +114,15 @@ impl Error {
         )
     }
 
+    /// Whether this is an internal error caused by a `T` (a typed cause, such as the
+    /// metadata store being held by another process, that a caller acts on).
+    pub fn caused_by<T: std::error::Error + 'static>(&self) -> bool {
+        match self {
+            Error::Internal { source, .. } => source.downcast_ref::<T>().is_some(),
+            Error::Api { .. } => false,
+        }
+    }
+
     pub fn internal(
         context: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -62,8 +62,13 @@ fn main() -> ExitCode {
             target,
         } => commands::bundle::import(&file, repo.as_deref(), without_trust, &target),
         Command::Sync { mirror, target } => commands::sync::run(mirror.as_deref(), &target),
-        Command::Config(edgeyard::cli::ConfigCommand::Check { file }) => {
-            commands::config::check(&file)
+        Command::Config(edgeyard::cli::ConfigCommand::Check { file, config }) => {
+            match file.or(config) {
+                Some(file) => commands::config::check(&file),
+                None => Err(commands::Failure::Usage(
+                    "which file? config check FILE".into(),
+                )),
+            }
         }
         Command::Install {
             dry_run,
@@ -75,6 +80,12 @@ fn main() -> ExitCode {
             no_enable,
         }),
     };
+    // Files the command wrote as root into the service's data directory go back to it.
+    if let Err(e) = commands::ownership::give_back() {
+        eprintln!(
+            "edgeyard: warning: could not give the data directory's files back to its owner: {e}"
+        );
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

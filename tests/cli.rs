@@ -261,3 +261,76 @@ fn push_to_a_tls_target_it_cannot_verify_says_what_to_do() {
     );
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn offline_commands_as_root_give_files_back_to_the_data_directorys_owner() {
+    if run(Command::new("id").arg("-u")).trim() != "0"
+        && !unavailable("this test needs root (chown)")
+    {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    // As a package install leaves it: the service's (dynamic) account owns the directory.
+    std::os::unix::fs::chown(&dir, Some(61_234), Some(61_234)).unwrap();
+    let o = cli(
+        &[
+            "user",
+            "add",
+            "ci",
+            "--password-stdin",
+            "--data-dir",
+            path(&dir),
+        ],
+        &[],
+        "ci-password\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let mut stack = vec![dir.clone()];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            assert_eq!(
+                (m.uid(), m.gid()),
+                (61_234, 61_234),
+                "{}",
+                e.path().display()
+            );
+            seen += 1;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    assert!(seen > 0, "the command wrote nothing?");
+}
+
+#[test]
+fn a_running_server_holding_the_store_is_named_with_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let _s = Server::start_in(&dir);
+    let o = cli(&["user", "list", "--data-dir", path(&dir)], &[], "");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("in use by another edgeyard process") && t.contains("--server"),
+        "{t}"
+    );
+}
+
+#[test]
+fn config_check_takes_the_file_either_way() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/edgeyard.toml");
+    let a = cli(&["config", "check", file], &[], "");
+    let b = cli(&["config", "check", "-c", file], &[], "");
+    assert!(a.status.success(), "{}", text(&a));
+    assert_eq!(a.stdout, b.stdout);
+    assert!(String::from_utf8_lossy(&a.stdout).contains("data_dir = \"/var/lib/edgeyard\""));
+    let none = cli(&["config", "check"], &[], "");
+    assert_eq!(none.status.code(), Some(2));
+}

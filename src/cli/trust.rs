@@ -8,7 +8,7 @@ use super::Target;
 
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
-    /// Keys and certificates trusted to sign images (cosign's `cosign.pub`, a notation CA).
+    /// Keys trusted to sign images (cosign's `cosign.pub`, a notation CA).
     #[command(subcommand)]
     Key(TrustKeyCommand),
     /// Which repositories serve only signed images, signed by which keys.
@@ -18,9 +18,10 @@ pub enum TrustCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TrustKeyCommand {
-    /// Install a public key (PEM `PUBLIC KEY`: ECDSA P-256 or P-384, RSA, Ed25519; for cosign)
-    /// or a CA certificate (PEM `CERTIFICATE`; for notation) under a name; its fingerprint is
-    /// printed to compare with the signer's.
+    /// Install a public key (cosign) or a CA certificate (notation) under a name.
+    ///
+    /// A PEM `PUBLIC KEY` (ECDSA P-256 or P-384, RSA, Ed25519) or `CERTIFICATE`. Its
+    /// fingerprint is printed, to compare with the signer's.
     Add {
         /// The name policies use for it, e.g. `release`.
         name: String,
@@ -43,6 +44,7 @@ pub enum TrustKeyCommand {
     },
     /// Remove a key (refused while a policy names it).
     Del {
+        /// The key's name.
         name: String,
         #[command(flatten)]
         target: Target,
@@ -83,6 +85,7 @@ pub enum TrustPolicyCommand {
     },
     /// Delete a trust policy by id.
     Del {
+        /// Its id, from `list`.
         id: u64,
         #[command(flatten)]
         target: Target,

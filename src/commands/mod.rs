@@ -8,6 +8,7 @@ pub mod config;
 pub mod fsck;
 pub mod gc;
 pub mod install;
+pub mod ownership;
 pub mod push_to;
 pub mod repos;
 pub mod serve;
@@ -87,6 +88,7 @@ pub fn open_or_create_registry(
 ) -> Result<crate::registry::Registry, Failure> {
     let file = load_file(data)?;
     let dir = data_dir(data, &file);
+    ownership::note(&dir);
     open_registry_in(data, file, &dir, hint)
 }
 
@@ -134,6 +136,7 @@ pub fn trust_refused(e: crate::error::Error) -> Failure {
 pub fn existing_data_dir(data: &DataArgs) -> Result<PathBuf, Failure> {
     let dir = data_dir(data, &load_file(data)?);
     if dir.is_dir() {
+        ownership::note(&dir);
         return Ok(dir);
     }
     Err(Failure::Usage(format!(

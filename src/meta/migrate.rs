@@ -63,15 +63,13 @@ fn copy(dir: &Path, to: &Path) -> Result<u64> {
         .cache_capacity(4 << 20)
         .open()
         .map_err(|e| {
-            Error::internal(
-                "opening the sled metadata store to move it to redb",
-                match e {
-                    sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                        store::IN_USE.to_string()
-                    }
-                    e => e.to_string(),
-                },
-            )
+            let context = "opening the sled metadata store to move it to redb";
+            match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    Error::internal(context, store::InUse)
+                }
+                e => Error::internal(context, e.to_string()),
+            }
         })?;
     let db = store::open_file(to)?;
     let run = || -> Tx<u64> {

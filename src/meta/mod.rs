@@ -152,7 +152,7 @@ fn scan_keys(
 
 /// Whether opening the store failed because another process (a running server) has it.
 pub fn is_in_use(e: &Error) -> bool {
-    e.to_string().ends_with(store::IN_USE)
+    e.caused_by::<store::InUse>()
 }
 
 /// Seconds since the Unix epoch, for pushed-at and created-at stamps.

@@ -70,7 +70,16 @@ pub(super) const TABLES: [Bytes; 20] = [
 ];
 
 /// Why the store cannot be opened while a server runs (see [`super::is_in_use`]).
-pub(super) const IN_USE: &str = "it is in use by another edgeyard process (a running server?)";
+#[derive(Debug)]
+pub struct InUse;
+
+impl std::fmt::Display for InUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("it is in use by another edgeyard process (a running server?)")
+    }
+}
+
+impl std::error::Error for InUse {}
 
 /// The database file inside the metadata directory.
 pub(super) const FILE: &str = "store.redb";
@@ -428,7 +437,7 @@ fn open_as(path: &Path, check: bool) -> Opened {
     match attempt {
         Ok(Ok(db)) => Opened::Yes(db),
         Ok(Err(Fail::Store(redb::Error::DatabaseAlreadyOpen))) => {
-            Opened::No(Error::internal("opening the metadata database", IN_USE))
+            Opened::No(Error::internal("opening the metadata database", InUse))
         }
         Ok(Err(Fail::Store(redb::Error::Corrupted(why)))) => Opened::Damaged(why),
         Ok(Err(Fail::Store(e))) if is_disk_full(&e) => Opened::No(disk_full()),

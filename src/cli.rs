@@ -472,8 +472,11 @@ pub enum RobotCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// List robots.
+    /// List robots with their grants and expiry.
     List {
+        /// Print JSON (times in RFC 3339).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -551,6 +554,9 @@ pub struct ServeArgs {
 pub enum CertCommand {
     /// Print the CA and server certificates: names, expiry, SHA-256 fingerprints.
     Show {
+        /// Print JSON (times in RFC 3339).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataArgs,
     },

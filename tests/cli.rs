@@ -334,3 +334,70 @@ fn config_check_takes_the_file_either_way() {
     let none = cli(&["config", "check"], &[], "");
     assert_eq!(none.status.code(), Some(2));
 }
+
+#[test]
+fn times_are_for_people_and_rfc3339_in_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = path(&dir);
+    let s = Server::start_tls(&dir, &[]);
+    assert!(s.terminate().success());
+    edgeyard(
+        &dir,
+        &[
+            "robot",
+            "add",
+            "ci",
+            "--grant",
+            "a/**=pull",
+            "--expires-days",
+            "30",
+        ],
+        "",
+    );
+    let human = String::from_utf8_lossy(&cli(&["robot", "list", "--data-dir", d], &[], "").stdout)
+        .into_owned();
+    assert!(
+        human.contains(" UTC (in 29 days)") || human.contains(" UTC (in 30 days)"),
+        "{human}"
+    );
+    assert!(!human.contains("unix"), "{human}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&cli(&["robot", "list", "--json", "--data-dir", d], &[], "").stdout)
+            .unwrap();
+    let exp = json[0]["expires_at"].as_str().unwrap();
+    assert!(
+        exp.len() == 20 && exp.ends_with('Z') && exp.as_bytes()[10] == b'T',
+        "{exp}"
+    );
+
+    let o = cli(
+        &["cert", "rotate-ca", "--overlap-days", "14", "--data-dir", d],
+        &[],
+        "",
+    );
+    let t = text(&o);
+    assert!(o.status.success() && t.contains(" UTC (in 14 days)"), "{t}");
+    let t = String::from_utf8_lossy(&cli(&["cert", "show", "--data-dir", d], &[], "").stdout)
+        .into_owned();
+    assert!(
+        t.contains("takes over at ") && t.contains("(in 14 days)") && !t.contains("unix"),
+        "{t}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&cli(&["cert", "show", "--json", "--data-dir", d], &[], "").stdout)
+            .unwrap();
+    assert_eq!(json["ca"][0]["is_ca"], true, "{json}");
+    assert!(
+        json["server"][0]["not_after"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'),
+        "{json}"
+    );
+    assert!(
+        json["rotation_at"].as_str().unwrap().ends_with('Z'),
+        "{json}"
+    );
+    assert_eq!(json["next_ca"].as_array().map(Vec::len), Some(1), "{json}");
+}

@@ -15,7 +15,7 @@ use super::Failure;
 
 pub fn run(cmd: CertCommand) -> Result<(), Failure> {
     match cmd {
-        CertCommand::Show { data } => show(&data),
+        CertCommand::Show { json, data } => show(json, &data),
         CertCommand::Trust {
             registry,
             from,
@@ -63,29 +63,74 @@ fn describe_file(path: &Path, title: &str) -> Result<Option<String>, Failure> {
     Ok(Some(out))
 }
 
-fn show(data: &DataArgs) -> Result<(), Failure> {
+fn show(json: bool, data: &DataArgs) -> Result<(), Failure> {
     let p = paths(data)?;
+    let files = [
+        (p.ca_cert(), "CA certificate", "ca"),
+        (p.next_cert(), "Next CA (rotation pending)", "next_ca"),
+        (p.server_cert(), "Server certificate", "server"),
+    ];
+    let rotation = rotation_due(&p).map_err(rt)?;
+    if json {
+        let mut out = serde_json::Map::new();
+        for (path, _, key) in &files {
+            let Some(bytes) = files::read_opt(path).map_err(rt)? else {
+                continue;
+            };
+            let certs = pem_certs(&bytes)
+                .iter()
+                .map(|der| CertInfo::from_der(der).map(|c| cert_json(&c, path)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(rt)?;
+            out.insert(key.to_string(), certs.into());
+        }
+        if out.is_empty() {
+            return Err(no_certificates(&p));
+        }
+        out.insert("rotation_at".into(), rotation.map(super::clock::iso).into());
+        let text = serde_json::to_string_pretty(&out).map_err(rt)?;
+        println!("{text}");
+        return Ok(());
+    }
     let mut any = false;
-    for (path, title) in [
-        (p.ca_cert(), "CA certificate"),
-        (p.next_cert(), "Next CA (rotation pending)"),
-        (p.server_cert(), "Server certificate"),
-    ] {
-        if let Some(text) = describe_file(&path, title)? {
+    for (path, title, _) in &files {
+        if let Some(text) = describe_file(path, title)? {
             print!("{text}");
             any = true;
         }
     }
-    if let Some(at) = rotation_due(&p).map_err(rt)? {
-        println!("CA rotation: the next CA takes over at unix time {at}");
+    if let Some(at) = rotation {
+        println!(
+            "CA rotation: the next CA takes over at {}",
+            super::clock::when_from(at, crate::meta::now())
+        );
     }
     if !any {
-        return Err(Failure::Runtime(format!(
-            "no certificates under {} yet: `edgeyard serve` creates them on first start",
-            p.dir.display()
-        )));
+        return Err(no_certificates(&p));
     }
     Ok(())
+}
+
+fn no_certificates(p: &TlsPaths) -> Failure {
+    Failure::Runtime(format!(
+        "no certificates under {} yet: `edgeyard serve` creates them on first start",
+        p.dir.display()
+    ))
+}
+
+/// One certificate for `cert show --json`.
+fn cert_json(c: &CertInfo, path: &Path) -> serde_json::Value {
+    let iso = |t: time::OffsetDateTime| super::clock::iso(t.unix_timestamp().max(0) as u64);
+    serde_json::json!({
+        "file": path.display().to_string(),
+        "subject": c.subject,
+        "issuer": c.issuer,
+        "names": c.sans,
+        "not_before": iso(c.not_before),
+        "not_after": iso(c.not_after),
+        "is_ca": c.is_ca,
+        "sha256": c.fingerprint,
+    })
 }
 
 fn ask(prompt: &str) -> bool {
@@ -207,7 +252,10 @@ fn rotate(overlap_secs: u64, data: &DataArgs) -> Result<(), Failure> {
     let info = CertInfo::from_pem(&next.cert_pem).map_err(rt)?;
     println!("new CA created: {}", p.next_cert().display());
     println!("  SHA-256: {}", info.fingerprint);
-    println!("it takes over at unix time {at} ({overlap_secs} s from now).");
+    println!(
+        "it takes over at {}.",
+        super::clock::when_from(at, crate::meta::now())
+    );
     println!("Until then /ca.crt serves both CAs: run `edgeyard cert trust` on every client again");
     println!("before that time (with --fingerprint for each CA `edgeyard cert show` lists).");
     Ok(())

@@ -4,6 +4,7 @@ pub mod api_client;
 pub mod bundle;
 pub mod cert;
 pub mod cert_trust;
+pub mod clock;
 pub mod config;
 pub mod fsck;
 pub mod gc;

@@ -205,13 +205,9 @@ fn name(n: &str) -> Result<RepoName, Failure> {
     n.parse().map_err(|e| Failure::Usage(format!("{e}")))
 }
 
+/// When something happened, for people; `-` for never.
 fn when(t: Option<u64>) -> String {
-    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t as i64).ok())
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "-".into())
+    t.map(super::clock::when).unwrap_or_else(|| "-".into())
 }
 
 /// `NAME:TAG`, parsed.

@@ -13,6 +13,7 @@ use crate::registry::trust_rules::{
     TrustPolicyRecord, TrustSource,
 };
 
+use super::clock::when;
 use super::users::{flush, open, Store};
 use super::{refused, Failure};
 
@@ -37,15 +38,6 @@ fn read_pem(file: &Path) -> Result<String, Failure> {
             .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
     }
     Ok(text)
-}
-
-/// `2026-12-06 14:57 UTC`.
-fn when(unix: u64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(unix as i64)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_else(|| format!("unix {unix}"))
 }
 
 fn key(cmd: TrustKeyCommand) -> Result<(), Failure> {

@@ -422,23 +422,39 @@ pub fn robot(cmd: RobotCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
-        RobotCommand::List { target } => {
+        RobotCommand::List { json, target } => {
             let robots: Vec<RobotInfo> = match open(&target)? {
                 Store::Local(meta) => admin::list_robots(&meta).map_err(admin_err)?,
                 Store::Remote(c) => {
                     serde_json::from_value(c.call("GET", "/api/v1/robots", None)?).map_err(rt)?
                 }
             };
+            if json {
+                let list: Vec<serde_json::Value> = robots
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "name": r.name,
+                            "grants": r.grants,
+                            "expires_at": r.expires_at.map(super::clock::iso),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list).map_err(rt)?);
+                return Ok(());
+            }
+            let now = crate::meta::now();
             for r in robots {
                 let grants: Vec<String> = r
                     .grants
                     .iter()
                     .map(|g| format!("{}={}", g.repos, g.actions.join(",")))
                     .collect();
-                let exp = r
-                    .expires_at
-                    .map(|t| format!("expires at unix {t}"))
-                    .unwrap_or_else(|| "no expiry".into());
+                let exp = match r.expires_at {
+                    Some(t) if t <= now => format!("expired {}", super::clock::when_from(t, now)),
+                    Some(t) => format!("expires {}", super::clock::when_from(t, now)),
+                    None => "no expiry".into(),
+                };
                 println!("{}\t{}\t{exp}", r.name, grants.join(" "));
             }
             Ok(())

@@ -503,7 +503,7 @@ function gcSummary(r) {
   return h('dl', { class: 'facts', id: 'gc-report' },
     h('dt', {}, r.dry_run ? 'Would delete' : 'Deleted'), h('dd', {}, `${r.blobs_deleted} of ${r.blobs_total} blobs, ${r.manifests_deleted || 0} untagged manifests`),
     h('dt', {}, r.dry_run ? 'Would free' : 'Freed'), h('dd', {}, bytes(r.bytes_freed)),
-    h('dt', {}, 'Kept (recent)'), h('dd', {}, `${r.blobs_recent} blobs within the grace period`),
+    h('dt', {}, 'Kept (recent)'), h('dd', {}, `${r.blobs_recent} blobs and ${r.manifests_recent || 0} untagged manifests within the grace period`),
     h('dt', {}, 'Expired uploads'), h('dd', {}, String(r.uploads_expired)),
     h('dt', {}, 'Took'), h('dd', {}, `${r.duration_ms} ms`));
 }

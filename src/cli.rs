@@ -51,7 +51,8 @@ pub enum Command {
         /// Report what would be freed, delete nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Keep anything committed, linked or referenced within this many seconds.
+        /// Keep anything committed, linked or referenced within this many seconds (0: no
+        /// grace, not even for a push in progress).
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
         /// Expire upload sessions older than this many seconds.

@@ -401,3 +401,41 @@ fn times_are_for_people_and_rfc3339_in_json() {
     );
     assert_eq!(json["next_ca"].as_array().map(Vec::len), Some(1), "{json}");
 }
+
+#[test]
+fn gc_reports_what_the_grace_period_holds_and_zero_means_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    let (r, old) = put_image(&s, "gc/app", "1", 1, 5000);
+    assert_eq!(r.status, 201);
+    let old = sha256(&old);
+    // The tag moves on: the first image is an untagged manifest nothing refers to.
+    assert_eq!(put_image(&s, "gc/app", "1", 2, 5000).0.status, 201);
+    assert!(s.terminate().success());
+
+    let d = path(&dir);
+    let dry = edgeyard(&dir, &["gc", "--dry-run"], "");
+    assert!(dry.contains("0 untagged manifests would go"), "{dry}");
+    assert!(
+        dry.contains(
+            "held by the grace period (3600 s): 1 untagged manifests and 0 unreferenced blobs"
+        ),
+        "{dry}"
+    );
+    let dry = edgeyard(&dir, &["gc", "--dry-run", "--grace-secs", "0"], "");
+    assert!(dry.contains("1 untagged manifests would go"), "{dry}");
+    // With it go the old image's own config and layer.
+    assert!(dry.contains("in 2 of 4 blobs"), "{dry}");
+    assert!(!dry.contains("held by the grace period"), "{dry}");
+    let run = cli(&["gc", "--grace-secs", "0", "--data-dir", d], &[], "");
+    let t = text(&run);
+    assert!(
+        run.status.success() && t.contains("1 untagged manifests deleted"),
+        "{t}"
+    );
+    let s = Server::start_in(&dir);
+    let r = s.req("GET", &format!("/v2/gc/app/manifests/{old}")).send();
+    assert_eq!(r.status, 404);
+    assert_eq!(s.req("GET", "/v2/gc/app/manifests/1").send().status, 200);
+}

@@ -47,9 +47,24 @@ pub fn run(
         "freed"
     };
     println!(
-        "{verb} {} bytes in {} of {} blobs; {} unreferenced blobs kept (within the grace period); {} expired uploads",
-        report.bytes_freed, report.blobs_deleted, report.blobs_total, report.blobs_recent, report.uploads_expired
+        "{verb} {} bytes in {} of {} blobs; {} untagged manifests {}; {} expired uploads",
+        report.bytes_freed,
+        report.blobs_deleted,
+        report.blobs_total,
+        report.manifests_deleted,
+        if report.dry_run {
+            "would go"
+        } else {
+            "deleted"
+        },
+        report.uploads_expired
     );
+    if report.manifests_recent + report.blobs_recent > 0 {
+        println!(
+            "held by the grace period ({grace_secs} s): {} untagged manifests and {} unreferenced blobs; a later run frees them (--grace-secs 0: no grace)",
+            report.manifests_recent, report.blobs_recent
+        );
+    }
     for d in &report.deleted {
         println!("  {d}");
     }

@@ -51,6 +51,10 @@ pub struct GcReport {
     /// Untagged manifests nothing refers to, older than the grace period.
     #[serde(default)]
     pub manifests_deleted: u64,
+    /// Untagged manifests nothing refers to, kept this time because they were pushed within
+    /// the grace period: work a later run (or `--grace-secs 0`) will do.
+    #[serde(default)]
+    pub manifests_recent: u64,
     pub manifest_contents_removed: u64,
     pub duration_ms: u64,
     /// Digests of the blobs deleted (or that would be, in a dry run); at most 1,000 listed.
@@ -104,6 +108,9 @@ impl Registry {
         let started = Instant::now();
         let start = now();
         let cutoff = start.saturating_sub(o.grace.as_secs());
+        // Within the grace period; with no grace at all, nothing is (not even what was
+        // written this very second).
+        let held = |t: u64| !o.grace.is_zero() && t >= cutoff;
         let mut report = GcReport {
             started_at: start,
             dry_run: o.dry_run,
@@ -119,7 +126,11 @@ impl Registry {
             let tags = self.meta().all_tags()?;
             let reachable = reachable_manifests(&all, &tags);
             for (repo, digest, rec) in &all {
-                if reachable.contains(&(repo.clone(), digest.clone())) || rec.pushed_at >= cutoff {
+                if reachable.contains(&(repo.clone(), digest.clone())) {
+                    continue;
+                }
+                if held(rec.pushed_at) {
+                    report.manifests_recent += 1;
                     continue;
                 }
                 report.manifests_deleted += 1;
@@ -143,7 +154,7 @@ impl Registry {
                 let reachable = reachable_manifests(&all, &tags);
                 all.into_iter()
                     .filter(|(r, d, m)| {
-                        reachable.contains(&(r.clone(), d.clone())) || m.pushed_at >= cutoff
+                        reachable.contains(&(r.clone(), d.clone())) || held(m.pushed_at)
                     })
                     .collect()
             } else {
@@ -164,7 +175,7 @@ impl Registry {
             if live.contains(&d) {
                 continue;
             }
-            if unix(mtime) >= cutoff {
+            if held(unix(mtime)) {
                 report.blobs_recent += 1;
                 continue;
             }
@@ -181,7 +192,7 @@ impl Registry {
             let mut doomed: Vec<Digest> = Vec::new();
             for (d, size) in batch {
                 let its_links = links.get(d).map(Vec::as_slice).unwrap_or(&[]);
-                if its_links.iter().any(|(_, at)| *at >= cutoff) {
+                if its_links.iter().any(|(_, at)| held(*at)) {
                     report.blobs_recent += 1;
                     continue;
                 }
@@ -246,6 +257,8 @@ impl Registry {
             blobs_deleted = report.blobs_deleted,
             bytes_freed = report.bytes_freed,
             kept_recent = report.blobs_recent,
+            manifests_deleted = report.manifests_deleted,
+            manifests_kept_recent = report.manifests_recent,
             uploads_expired = report.uploads_expired,
             ms = report.duration_ms,
             "garbage collection finished"

@@ -166,6 +166,7 @@ fn auth_settings(
             Some(_) => return Err("auth.token_lifetime_secs must be 10 to 86400".into()),
         },
         admin_password,
+        metrics_login: file.metrics_login.unwrap_or(false),
         ..d
     }))
 }
@@ -482,6 +483,7 @@ impl ServeConfig {
                     "token_lifetime_secs",
                     Some(a.token_lifetime.as_secs().to_string()),
                 );
+                line(&mut s, "metrics_login", Some(a.metrics_login.to_string()));
                 let pw = if a.admin_password.is_some() {
                     "set (not shown)"
                 } else {

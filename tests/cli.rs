@@ -439,3 +439,48 @@ fn gc_reports_what_the_grace_period_holds_and_zero_means_none() {
     assert_eq!(r.status, 404);
     assert_eq!(s.req("GET", "/v2/gc/app/manifests/1").send().status, 200);
 }
+
+#[test]
+fn request_log_names_the_user_and_the_bytes_received_and_metrics_can_need_a_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    edgeyard(
+        &dir,
+        &["user", "add", "alice", "--password-stdin", "--admin"],
+        "alice-password\n",
+    );
+    let config = tmp.path().join("edgeyard.toml");
+    std::fs::write(&config, "[auth]\nmetrics_login = true\n").unwrap();
+    let s = Server::start_auth(&dir, &["--config", path(&config)]);
+    let alice = basic("alice", "alice-password");
+
+    let r = s.req("GET", "/metrics").send();
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+    let r = s.req("GET", "/metrics").auth(&alice).send();
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("edgeyard_"));
+    // Health checks stay open.
+    assert_eq!(s.req("GET", "/readyz").send().status, 200);
+
+    let layer = bytes(12_345, 7);
+    push_blob_as(&s, Some(&alice), "team/app", &layer);
+    s.wait_log("bytes_in=12345");
+    let log = s.log_text();
+    let put = log
+        .lines()
+        .find(|l| l.contains("bytes_in=12345"))
+        .unwrap_or_else(|| panic!("no PUT in the log:\n{log}"));
+    assert!(
+        put.contains("user=alice") || put.contains("user=\"alice\""),
+        "{put}"
+    );
+    assert!(put.contains("bytes_in=12345"), "{put}");
+    let anonymous = log
+        .lines()
+        .find(|l| l.contains("request") && l.contains("status=401"))
+        .unwrap_or_else(|| panic!("no 401 in the log:\n{log}"));
+    assert!(
+        anonymous.contains("user=-") || anonymous.contains("user=\"-\""),
+        "{anonymous}"
+    );
+}

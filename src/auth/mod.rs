@@ -59,6 +59,8 @@ pub struct AuthSettings {
     pub realm: Option<String>,
     /// Initial admin password (from a file or the environment) instead of a random one.
     pub admin_password: Option<String>,
+    /// `/metrics` answers logged-in callers only (a monitoring robot with Basic auth).
+    pub metrics_login: bool,
 }
 
 /// Written by hand so the initial admin password can never reach a log line.
@@ -70,6 +72,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("token_lifetime", &self.token_lifetime)
             .field("refresh_lifetime", &self.refresh_lifetime)
             .field("realm", &self.realm)
+            .field("metrics_login", &self.metrics_login)
             .field(
                 "admin_password",
                 &self.admin_password.as_ref().map(|_| "<set>"),
@@ -87,6 +90,7 @@ impl Default for AuthSettings {
             refresh_lifetime: Duration::from_secs(90 * 24 * 3600),
             realm: None,
             admin_password: None,
+            metrics_login: false,
         }
     }
 }
@@ -269,6 +273,11 @@ impl Auth {
 
     pub fn realm(&self) -> Option<&str> {
         self.inner.settings.realm.as_deref()
+    }
+
+    /// Whether `/metrics` needs a login.
+    pub fn metrics_login(&self) -> bool {
+        self.inner.settings.metrics_login
     }
 
     /// How many password hashes were verified (argon2 or bcrypt runs) since start.

@@ -105,6 +105,8 @@ pub struct AuthFileConfig {
     pub token_lifetime_secs: Option<u64>,
     /// A file holding the initial admin password (else `$EDGEYARD_ADMIN_PASSWORD`, else random).
     pub admin_password_file: Option<PathBuf>,
+    /// `/metrics` for logged-in callers only (default false: open, like /healthz).
+    pub metrics_login: Option<bool>,
 }
 
 /// The `[tls]` table.

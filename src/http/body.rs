@@ -23,6 +23,8 @@ pub struct RequestBody {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Where the unread rest goes when the body is dropped before its end (see [`Leftover`]).
     leftover: Option<Leftover>,
+    /// Bytes of body read so far, for the request log.
+    received: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The unread rest of a request body that its handler dropped (a request refused before its
@@ -76,7 +78,17 @@ impl RequestBody {
             last: tokio::time::Instant::now(),
             timer: None,
             leftover: None,
+            received: None,
         }
+    }
+
+    /// Counts the body's bytes into `counter` as they are read.
+    pub fn counting_into(
+        mut self,
+        counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> RequestBody {
+        self.received = Some(counter);
+        self
     }
 
     /// Leaves the unread rest in `slot` when dropped before its end.
@@ -110,6 +122,10 @@ impl Body for RequestBody {
         };
         if let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) {
             this.last = tokio::time::Instant::now();
+            if let (Some(counter), Some(Ok(f))) = (&this.received, &frame) {
+                let n = f.data_ref().map_or(0, |d| d.len() as u64);
+                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
             return Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)));
         }
         // Lazily: the timer, armed for the first deadline, is only moved when it fires

@@ -108,18 +108,22 @@ impl Gate {
         }
     }
 
-    /// Who the caller is for per-client bounds (open upload sessions): the user or robot
-    /// when logged in (wherever it connects from), else the address it connects from.
-    pub fn client(&self) -> String {
+    /// The logged-in user or robot, for the request log; `None` when anonymous.
+    pub fn user(&self) -> Option<&str> {
         let name = match &self.caller {
             Caller::Anonymous => "",
             Caller::Principal(p) => p.name(),
             Caller::Token(c) => c.sub.as_str(),
         };
-        if name.is_empty() {
-            format!("address {}", client_address(self.peer))
-        } else {
-            format!("user {name}")
+        (!name.is_empty()).then_some(name)
+    }
+
+    /// Who the caller is for per-client bounds (open upload sessions): the user or robot
+    /// when logged in (wherever it connects from), else the address it connects from.
+    pub fn client(&self) -> String {
+        match self.user() {
+            Some(name) => format!("user {name}"),
+            None => format!("address {}", client_address(self.peer)),
         }
     }
 

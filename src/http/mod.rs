@@ -56,8 +56,9 @@ pub async fn serve(
     // Only a request with a body can leave some of it unread (a GET of a manifest or blob
     // has none, and pays nothing for this).
     let leftover = (!http_body::Body::is_end_stream(req.body())).then(body::Leftover::default);
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let req = req.map(|b| {
-        let b = RequestBody::new(b, app.body_read_timeout);
+        let b = RequestBody::new(b, app.body_read_timeout).counting_into(received.clone());
         match &leftover {
             Some(slot) => b.leaving_rest_in(slot.clone()),
             None => b,
@@ -72,6 +73,9 @@ pub async fn serve(
         Ok(r) => (r.kind(), r.repo().map(|r| r.to_string())),
         Err(_) => ("none", None),
     };
+    // Who made the request, once known (a logged-in user or robot), for the request log.
+    let mut user: Option<String> = None;
+    let who = &mut user;
     // The request is handled in a block that owns it, so that whatever is left of its body
     // is dropped (into `leftover`) before the rest is settled below.
     let result = async move {
@@ -80,7 +84,15 @@ pub async fn serve(
             Ok(Route::Console(file)) => static_files::asset(&file, &req),
             Ok(Route::Health) => Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())),
             Ok(Route::Ready) => handlers::health::ready(&app).await,
-            Ok(Route::Metrics) => handlers::health::metrics(&app).await,
+            Ok(Route::Metrics) => match &app.auth {
+                Some(auth) if auth.metrics_login() => {
+                    let gate = Gate::identify(auth, &req, peer, app.tls.is_some()).await?;
+                    *who = gate.user().map(str::to_string);
+                    gate.require_login()?;
+                    handlers::health::metrics(&app).await
+                }
+                _ => handlers::health::metrics(&app).await,
+            },
             Ok(Route::Token) => match &app.auth {
                 Some(auth) => handlers::token::handle(auth, peer, req).await,
                 None => Err(Error::api(
@@ -94,6 +106,9 @@ pub async fn serve(
                     None => Ok(Gate::open(peer)),
                     Some(auth) => Gate::identify(auth, &req, peer, app.tls.is_some()).await,
                 };
+                if let Ok(g) = &gate {
+                    *who = g.user().map(str::to_string);
+                }
                 match gate.and_then(|g| authorize(&g, &route, &req).map(|()| g)) {
                     Ok(gate) => match route {
                         Route::Api(r) => handlers::console::handle(&app, &gate, r, req).await,
@@ -137,8 +152,10 @@ pub async fn serve(
         %method,
         route = kind,
         repo = repo.as_deref().unwrap_or("-"),
+        user = user.as_deref().unwrap_or("-"),
         status,
         bytes = bytes_out,
+        bytes_in = received.load(std::sync::atomic::Ordering::Relaxed),
         ms = format_args!("{:.1}", took.as_secs_f64() * 1000.0),
         id = %request_id,
         "request"

@@ -9,7 +9,8 @@ use crate::oci::{Digest, Reference, RepoName, UploadId};
 pub enum Route {
     /// `/ca.crt`: the registry's CA certificate
     CaCert,
-    /// `/metrics`, `/healthz`, `/readyz`: for monitoring, no login
+    /// `/metrics`, `/healthz`, `/readyz`: for monitoring, no login (`/metrics` may be
+    /// configured to need one: `[auth] metrics_login`)
     Metrics,
     Health,
     Ready,

@@ -484,3 +484,44 @@ fn request_log_names_the_user_and_the_bytes_received_and_metrics_can_need_a_logi
         "{anonymous}"
     );
 }
+
+#[test]
+fn fsck_and_gc_show_progress_as_lines_and_on_a_terminal_as_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_in(&dir);
+    for seed in 0..3 {
+        put_image(&s, "progress/app", &seed.to_string(), seed, 2000);
+    }
+    assert!(s.terminate().success());
+    let d = path(&dir);
+
+    let o = cli(&["fsck", "--data-dir", d], &[], "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(err.contains("fsck: hashing blobs: 0 of 6 (0%)"), "{err}");
+    assert!(
+        err.contains("fsck: checking manifests, links and tags"),
+        "{err}"
+    );
+    let o = cli(&["gc", "--dry-run", "--data-dir", d], &[], "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("gc: listing blobs"), "{err}");
+
+    // On a terminal (script(1) gives the command one): one line, redrawn, then cleared.
+    if !require_tool("script") {
+        return;
+    }
+    let command = format!("{} fsck --data-dir {d}", env!("CARGO_BIN_EXE_edgeyard"));
+    let o = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{all}");
+    assert!(all.contains("\r\x1b[Kfsck: hashing blobs"), "{all:?}");
+    assert!(
+        !all.contains("fsck: hashing blobs: 0 of 6 (0%)\n"),
+        "{all:?}"
+    );
+}

@@ -36,10 +36,14 @@ pub fn run(quarantine: bool, json: bool, target: &Target) -> Result<(), Failure>
                 metadata_pages: true,
                 ..options
             };
-            super::repos::offline_edge(target, move |edge| {
+            let meter = super::progress::Meter::new("fsck");
+            let progress = meter.progress();
+            let report = super::repos::offline_edge(target, move |edge| {
                 edge.set_mirrors(mirrors);
-                Box::pin(async move { edge.registry().fsck(options).await })
-            })?
+                Box::pin(async move { edge.registry().fsck_reporting(options, progress).await })
+            });
+            meter.finish();
+            report?
         }
     };
     if json {

@@ -30,16 +30,22 @@ pub fn run(
         .map_err(|e| Failure::Runtime(e.to_string()))?,
         // Offline, nothing else uses the store: the moment to give the space of deleted
         // records back to the disk.
-        None => super::repos::offline(target, |r| {
-            Box::pin(async move {
-                let report = r.gc(options).await?;
-                let compacted = match dry_run {
-                    true => None,
-                    false => Some(r.compact_metadata().await?),
-                };
-                Ok((report, compacted))
-            })
-        })?,
+        None => {
+            let meter = super::progress::Meter::new("gc");
+            let progress = meter.progress();
+            let done = super::repos::offline(target, |r| {
+                Box::pin(async move {
+                    let report = r.gc_reporting(options, progress).await?;
+                    let compacted = match dry_run {
+                        true => None,
+                        false => Some(r.compact_metadata().await?),
+                    };
+                    Ok((report, compacted))
+                })
+            });
+            meter.finish();
+            done?
+        }
     };
     let verb = if report.dry_run {
         "would free"

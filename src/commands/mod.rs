@@ -10,6 +10,7 @@ pub mod fsck;
 pub mod gc;
 pub mod install;
 pub mod ownership;
+pub mod progress;
 pub mod push_to;
 pub mod repos;
 pub mod serve;

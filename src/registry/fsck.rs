@@ -45,11 +45,21 @@ fn digest_of(bytes: &[u8], like: &Digest) -> Digest {
 impl Registry {
     /// Runs one scrub.
     pub async fn fsck(&self, o: FsckOptions) -> Result<FsckReport> {
+        self.fsck_reporting(o, super::no_progress()).await
+    }
+
+    /// [`Registry::fsck`], telling `progress` how many blobs are hashed.
+    pub async fn fsck_reporting(
+        &self,
+        o: FsckOptions,
+        progress: super::Progress,
+    ) -> Result<FsckReport> {
         let reg = self.clone();
-        let report = match tokio::task::spawn_blocking(move || reg.fsck_blocking(o)).await {
-            Ok(r) => r?,
-            Err(e) => return Err(Error::internal("checking the store", e)),
-        };
+        let report =
+            match tokio::task::spawn_blocking(move || reg.fsck_blocking(o, &progress)).await {
+                Ok(r) => r?,
+                Err(e) => return Err(Error::internal("checking the store", e)),
+            };
         self.meta().flush().await?;
         tracing::info!(
             blobs = report.blobs_checked,
@@ -63,7 +73,7 @@ impl Registry {
         Ok(report)
     }
 
-    fn fsck_blocking(&self, o: FsckOptions) -> Result<FsckReport> {
+    fn fsck_blocking(&self, o: FsckOptions, progress: &super::Progress) -> Result<FsckReport> {
         let started = Instant::now();
         let mut r = FsckReport {
             started_at: now(),
@@ -73,7 +83,8 @@ impl Registry {
         if o.metadata_pages {
             self.check_metadata_pages(&mut r);
         }
-        self.check_blob_files(o, &mut r)?;
+        self.check_blob_files(o, &mut r, progress)?;
+        progress("checking manifests, links and tags", 0, 0);
         self.check_metadata(&mut r)?;
         self.check_uploads(&mut r)?;
         r.problems.sort_by_key(|p| p.severity);
@@ -101,15 +112,22 @@ impl Registry {
     }
 
     /// Re-hashes every blob file; condemns the bad ones, clears marks of restored ones.
-    fn check_blob_files(&self, o: FsckOptions, r: &mut FsckReport) -> Result<()> {
+    fn check_blob_files(
+        &self,
+        o: FsckOptions,
+        r: &mut FsckReport,
+        progress: &super::Progress,
+    ) -> Result<()> {
         let io = |context| move |e: std::io::Error| Error::internal(context, e);
         let mut link_sizes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
         for (repo, d, rec) in self.meta().all_links()? {
             link_sizes.entry(d).or_default().push((repo, rec.size));
         }
         let entries = self.storage().blob_tree().map_err(io("listing blobs"))?;
+        let total = entries.len() as u64;
         let mut buf = vec![0u8; HASH_BUFFER];
-        for entry in entries {
+        for (n, entry) in entries.into_iter().enumerate() {
+            progress("hashing blobs", n as u64, total);
             let (digest, size) = match entry {
                 BlobEntry::Stray { path, why } => {
                     r.add(

@@ -105,6 +105,11 @@ fn unix(t: SystemTime) -> u64 {
 impl Registry {
     /// Runs one garbage collection.
     pub async fn gc(&self, o: GcOptions) -> Result<GcReport> {
+        self.gc_reporting(o, super::no_progress()).await
+    }
+
+    /// [`Registry::gc`], telling `progress` how far it is.
+    pub async fn gc_reporting(&self, o: GcOptions, progress: super::Progress) -> Result<GcReport> {
         let started = Instant::now();
         let start = now();
         let cutoff = start.saturating_sub(o.grace.as_secs());
@@ -120,6 +125,7 @@ impl Registry {
         // Manifests nothing reaches any more (no tag, not in a tagged index, not a referrer
         // of a live manifest) and older than the grace period go first. Under the write lock
         // no PUT is half done, so the reachability computed here is exact.
+        progress("finding unreachable manifests", 0, 0);
         {
             let _exclusive = self.inner.gc_lock.write().await;
             let all = self.meta().all_manifests()?;
@@ -167,6 +173,7 @@ impl Registry {
             .collect();
         drop(manifests);
 
+        progress("listing blobs", 0, 0);
         let storage = self.storage().clone();
         let files = blocking("listing blobs", move || storage.blobs()).await?;
         report.blobs_total = files.len() as u64;
@@ -183,7 +190,9 @@ impl Registry {
         }
 
         // Sweep, in batches, re-checking the links under the write lock.
-        for batch in candidates.chunks(BATCH) {
+        let total = candidates.len() as u64;
+        for (n, batch) in candidates.chunks(BATCH).enumerate() {
+            progress("sweeping unreferenced blobs", (n * BATCH) as u64, total);
             let _exclusive = self.inner.gc_lock.write().await;
             let mut links: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
             for (repo, d, rec) in self.meta().all_links()? {

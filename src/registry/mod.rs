@@ -42,6 +42,15 @@ pub use detail::{ConfigSummary, TagDetail};
 pub use events::Events;
 pub use fsck::{FsckOptions, FsckReport, Problem, ProblemKind, Severity};
 pub use gc::{GcOptions, GcReport};
+
+/// Told how long work (fsck, gc) goes on: what it is at, how many done, out of how many (0:
+/// not known). The offline commands draw it; the server passes [`no_progress`].
+pub type Progress = std::sync::Arc<dyn Fn(&'static str, u64, u64) + Send + Sync>;
+
+/// A [`Progress`] that tells no one.
+pub fn no_progress() -> Progress {
+    std::sync::Arc::new(|_, _, _| {})
+}
 pub use ingest::{Incoming, MirrorOf, Mirrored};
 pub use manifests::{ManifestContent, PutOutcome, Referrers};
 pub use quota::QuotaUsage;

@@ -525,3 +525,69 @@ fn fsck_and_gc_show_progress_as_lines_and_on_a_terminal_as_one_line() {
         "{all:?}"
     );
 }
+
+#[test]
+fn exporting_a_mirrored_image_with_blobs_not_yet_fetched_refuses_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Server::start_in(&tmp.path().join("upstream"));
+    let (r, manifest) = put_image(&upstream, "team/app", "1", 9, 3000);
+    assert_eq!(r.status, 201);
+    let config = tmp.path().join("edgeyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[mirror]]\nname = \"up\"\nurl = \"http://{}\"\nprefix = \"up\"\n",
+            upstream.addr
+        ),
+    )
+    .unwrap();
+    let dir = tmp.path().join("data");
+    let s = Server::start_with(&dir, &["--config", path(&config)]);
+    // The manifest comes through the mirror; its blobs are fetched only when pulled.
+    let r = s
+        .req("GET", "/v2/up/team/app/manifests/1")
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, manifest);
+    assert!(s.terminate().success());
+
+    let out = tmp.path().join("bundle.tar");
+    let o = cli(
+        &[
+            "export",
+            "up/team/app:1",
+            "-o",
+            path(&out),
+            "--data-dir",
+            path(&dir),
+            "--config",
+            path(&config),
+        ],
+        &[],
+        "",
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("up/team/app:1: blob sha256:") && t.contains("is not stored here"),
+        "{t}"
+    );
+    assert!(t.contains("nothing was exported"), "{t}");
+    assert!(!out.exists() && !out.with_extension("partial").exists());
+
+    // Through the running server's API: the same refusal, before any byte is sent.
+    let s = Server::start_with(&dir, &["--config", path(&config)]);
+    let o = cli(
+        &["export", "up/team/app:1", "-o", path(&out)],
+        &[
+            ("EDGEYARD_SERVER", &format!("http://{}", s.addr)),
+            ("EDGEYARD_PASSWORD", "unused-without-auth"),
+        ],
+        "",
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("is not stored here"), "{t}");
+    assert!(!out.exists() && !out.with_extension("partial").exists());
+}

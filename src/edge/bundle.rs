@@ -253,8 +253,9 @@ impl Edge {
         self.store(&mut staged, repo).await
     }
 
-    /// An error naming the image when it, or one of its blobs, is not stored here.
-    fn check_exportable(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+    /// An error naming the image when it, or one of its blobs, is not stored here (checked
+    /// before a bundle is started, by the CLI and the admin API alike).
+    pub fn check_exportable(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let name = match reference {
             Reference::Tag(t) => format!("{repo}:{t}"),
             Reference::Digest(d) => format!("{repo}@{d}"),

@@ -147,12 +147,13 @@ fn parse_images(list: &[String]) -> Result<Vec<(crate::oci::RepoName, crate::oci
         .collect()
 }
 
-/// Streams an OCI layout tarball of the images. Each image is looked up first, so an unknown
-/// one is a clean 404; a failure while streaming aborts the response.
+/// Streams an OCI layout tarball of the images. Each image and each of its blobs is looked
+/// up first, so an unknown image or a blob a mirror has not fetched is a clean 404 naming
+/// it; a failure while streaming aborts the response.
 async fn export(app: &App, o: ImagesRequest) -> Result<Resp> {
     let images = parse_images(&o.images)?;
     for (repo, reference) in &images {
-        app.registry.image_closure(repo, reference)?;
+        app.edge.check_exportable(repo, reference)?;
     }
     let (mut writer, stream) = crate::http::body::StreamWriter::new();
     let edge = app.edge.clone();

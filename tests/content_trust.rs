@@ -269,6 +269,8 @@ fn docker_pulls_only_images_signed_by_a_trusted_key() {
 
 /// Runs `edgeyard ARGS --data-dir DIR`; returns whether it succeeded and what it printed.
 fn offline(data: &Path, args: &[&str]) -> (bool, String) {
+    // A site provisioned before its first start: the directory exists, the store not yet.
+    std::fs::create_dir_all(data).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_edgeyard"))
         .args(args)
         .arg("--data-dir")
@@ -1122,6 +1124,7 @@ fn docker_pulls_an_image_signed_with_notation_by_a_trusted_signer() {
     bundle(&[&format!("{repo}:signed")], "signed.tar");
     bundle(&[&format!("{repo}:unsigned")], "unsigned.tar");
     let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
     for args in [
         vec!["trust", "key", "add", "factory-ca", "ca.crt"],
         vec![

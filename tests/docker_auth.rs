@@ -83,7 +83,10 @@ fn docker_login_push_pull_and_denials() {
     // from) is expected; a retry loop would show five times as many.
     let denied = s
         .log_text()
-        .matches("route=\"upload_start\" repo=\"other/app\" status=403")
+        .lines()
+        .filter(|l| {
+            l.contains("route=\"upload_start\" repo=\"other/app\"") && l.contains(" status=403")
+        })
         .count();
     assert!(
         (1..=3).contains(&denied),

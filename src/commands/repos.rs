@@ -12,16 +12,28 @@ fn rt(e: impl std::fmt::Display) -> Failure {
     Failure::Runtime(e.to_string())
 }
 
-/// Runs `f` on the registry stored in the data directory.
+type Work<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>> + 'a>>;
+
+/// Runs `f` on the registry stored in the data directory (which must exist).
 pub(super) fn offline<T>(
     target: &Target,
-    f: impl FnOnce(
-        &Registry,
-    )
-        -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>> + '_>>,
+    f: impl FnOnce(&Registry) -> Work<'_, T>,
 ) -> Result<T, Failure> {
-    let registry =
-        super::open_registry(&target.data, ", or pass --server URL to use its admin API")?;
+    run_offline(target, false, f)
+}
+
+/// `create`: a data directory without a store gets one (sync staging a new node).
+fn run_offline<T>(
+    target: &Target,
+    create: bool,
+    f: impl FnOnce(&Registry) -> Work<'_, T>,
+) -> Result<T, Failure> {
+    let hint = ", or pass --server URL to use its admin API";
+    let registry = match create {
+        true => super::open_or_create_registry(&target.data, hint)?,
+        false => super::open_registry(&target.data, hint)?,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -40,6 +52,17 @@ pub(super) fn offline_edge<T>(
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>>>>,
 ) -> Result<T, Failure> {
     offline(target, move |r| f(crate::edge::Edge::new(r.clone())))
+}
+
+/// [`offline_edge`] that creates the store if there is none yet: `sync` stages a node
+/// before its first start, as `import` may.
+pub(super) fn offline_edge_staging<T>(
+    target: &Target,
+    f: impl FnOnce(
+        crate::edge::Edge,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>>>>,
+) -> Result<T, Failure> {
+    run_offline(target, true, move |r| f(crate::edge::Edge::new(r.clone())))
 }
 
 fn quota(cmd: crate::cli::QuotaCommand) -> Result<(), Failure> {

@@ -15,7 +15,7 @@ pub fn run(mirror: Option<&str>, target: &Target) -> Result<(), Failure> {
             let (mirrors, rules) = crate::config::mirrors_of(file.mirror, file.sync)?;
             let progress: SyncProgress = std::sync::Arc::new(|line: &str| println!("{line}"));
             let mirror = mirror.map(str::to_string);
-            super::repos::offline_edge(target, move |edge| {
+            super::repos::offline_edge_staging(target, move |edge| {
                 edge.set_mirrors(mirrors);
                 edge.set_sync_rules(rules);
                 Box::pin(async move {

@@ -58,11 +58,12 @@ fn byte_progress(verb: &'static str) -> impl FnMut(u64) + Send + 'static {
 fn check_is_bundle(path: &Path, input: &mut std::fs::File) -> Result<(), Failure> {
     use std::io::{Read, Seek};
     let mut start = Vec::with_capacity(512);
-    let read = |input: &mut std::fs::File, start: &mut Vec<u8>| {
-        input.by_ref().take(512).read_to_end(start)?;
-        input.rewind()
-    };
-    read(input, &mut start).map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
+    input
+        .by_ref()
+        .take(512)
+        .read_to_end(&mut start)
+        .and_then(|_| input.rewind())
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
     match crate::edge::not_a_bundle(&start) {
         Some(why) => Err(Failure::Usage(format!(
             "{} is not an image bundle: {why}",

@@ -41,7 +41,8 @@ pub fn run(cmd: CertCommand) -> Result<(), Failure> {
 /// The certificates of an existing store (a missing data directory is an error naming it,
 /// rather than a new CA made in the wrong place).
 fn paths(data: &DataArgs) -> Result<TlsPaths, Failure> {
-    Ok(TlsPaths::new(&super::existing_data_dir(data)?))
+    let file = super::load_file(data)?;
+    Ok(TlsPaths::new(&super::existing_data_dir(data, &file)?))
 }
 
 fn rt(e: impl std::fmt::Display) -> Failure {
@@ -65,7 +66,7 @@ fn describe_file(path: &Path, title: &str) -> Result<Option<String>, Failure> {
 
 fn show(json: bool, data: &DataArgs) -> Result<(), Failure> {
     let p = paths(data)?;
-    let files = [
+    let certs = [
         (p.ca_cert(), "CA certificate", "ca"),
         (p.next_cert(), "Next CA (rotation pending)", "next_ca"),
         (p.server_cert(), "Server certificate", "server"),
@@ -73,7 +74,7 @@ fn show(json: bool, data: &DataArgs) -> Result<(), Failure> {
     let rotation = rotation_due(&p).map_err(rt)?;
     if json {
         let mut out = serde_json::Map::new();
-        for (path, _, key) in &files {
+        for (path, _, key) in &certs {
             let Some(bytes) = files::read_opt(path).map_err(rt)? else {
                 continue;
             };
@@ -93,7 +94,7 @@ fn show(json: bool, data: &DataArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let mut any = false;
-    for (path, title, _) in &files {
+    for (path, title, _) in &certs {
         if let Some(text) = describe_file(path, title)? {
             print!("{text}");
             any = true;

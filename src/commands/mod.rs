@@ -79,7 +79,8 @@ pub fn load_file(data: &DataArgs) -> Result<FileConfig, Failure> {
 /// [`apply_trust`]).
 pub fn open_registry(data: &DataArgs, hint: &str) -> Result<crate::registry::Registry, Failure> {
     let file = load_file(data)?;
-    open_registry_in(data, file, &existing_data_dir(data)?, hint)
+    let dir = existing_data_dir(data, &file)?;
+    open_registry_in(data, file, &dir, hint)
 }
 
 /// [`open_registry`] that creates the store when the data directory has none yet: for
@@ -135,8 +136,8 @@ pub fn trust_refused(e: crate::error::Error) -> Failure {
 /// A mistyped or missing path is an error naming it: opening would create an empty store
 /// there, and `user list` would then report "no users" as if that were the registry. (An
 /// existing empty directory is taken: provisioning users before the first start is fine.)
-pub fn existing_data_dir(data: &DataArgs) -> Result<PathBuf, Failure> {
-    let dir = data_dir(data, &load_file(data)?);
+pub fn existing_data_dir(data: &DataArgs, file: &FileConfig) -> Result<PathBuf, Failure> {
+    let dir = data_dir(data, file);
     if dir.is_dir() {
         ownership::note(&dir);
         return Ok(dir);

@@ -15,6 +15,9 @@ fn rt(e: impl std::fmt::Display) -> Failure {
 type Work<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>> + 'a>>;
 
+/// What [`offline_edge`] runs: it owns its edge, so it borrows nothing.
+type EdgeWork<T> = Work<'static, T>;
+
 /// Runs `f` on the registry stored in the data directory (which must exist).
 pub(super) fn offline<T>(
     target: &Target,
@@ -47,9 +50,7 @@ fn run_offline<T>(
 /// to know the mirrors (fsck): the registry's edge, which the closure configures and uses.
 pub(super) fn offline_edge<T>(
     target: &Target,
-    f: impl FnOnce(
-        crate::edge::Edge,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>>>>,
+    f: impl FnOnce(crate::edge::Edge) -> EdgeWork<T>,
 ) -> Result<T, Failure> {
     offline(target, move |r| f(crate::edge::Edge::new(r.clone())))
 }
@@ -58,9 +59,7 @@ pub(super) fn offline_edge<T>(
 /// before its first start, as `import` may.
 pub(super) fn offline_edge_staging<T>(
     target: &Target,
-    f: impl FnOnce(
-        crate::edge::Edge,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<T>>>>,
+    f: impl FnOnce(crate::edge::Edge) -> EdgeWork<T>,
 ) -> Result<T, Failure> {
     run_offline(target, true, move |r| f(crate::edge::Edge::new(r.clone())))
 }

@@ -43,7 +43,7 @@ pub(super) fn open(target: &Target) -> Result<Store, Failure> {
     }
     let data: &DataArgs = &target.data;
     let file = load_file(data)?;
-    let dir = super::existing_data_dir(data)?;
+    let dir = super::existing_data_dir(data, &file)?;
     let storage =
         Storage::open(&dir).map_err(|e| Failure::Runtime(format!("{}: {e}", dir.display())))?;
     let meta = Meta::open(&storage.meta_dir()).map_err(|e| {

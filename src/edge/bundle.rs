@@ -42,6 +42,16 @@ fn io(context: &'static str) -> impl Fn(std::io::Error) -> Error {
     move |e| Error::internal(context, e)
 }
 
+const NOT_A_TAR: &str = "it is not a tar archive (an OCI layout tarball or `docker save` output)";
+
+/// `NAME:TAG` or `NAME@DIGEST`, as a bundle's index and its messages name an image.
+fn image_name(repo: &RepoName, reference: &Reference) -> String {
+    match reference {
+        Reference::Tag(t) => format!("{repo}:{t}"),
+        Reference::Digest(d) => format!("{repo}@{d}"),
+    }
+}
+
 /// Why the first bytes of a file are not a bundle, in words for the operator (the tar
 /// reader's own messages, "numeric field was not a number", mean nothing to them).
 /// `None`: the start of a tar archive (ustar or GNU header).
@@ -54,7 +64,7 @@ pub fn not_a_bundle(start: &[u8]) -> Option<&'static str> {
     }
     match &start[257..262] == b"ustar" {
         true => None,
-        false => Some("it is not a tar archive (an OCI layout tarball or `docker save` output)"),
+        false => Some(NOT_A_TAR),
     }
 }
 
@@ -183,10 +193,7 @@ impl Edge {
                 .manifests
                 .last()
                 .ok_or_else(|| Error::code(ErrorCode::ManifestUnknown))?;
-            let name = match reference {
-                Reference::Tag(t) => format!("{repo}:{t}"),
-                Reference::Digest(d) => format!("{repo}@{d}"),
-            };
+            let name = image_name(repo, reference);
             index.push(serde_json::json!({
                 "mediaType": top.media_type,
                 "digest": top.digest.to_string(),
@@ -256,10 +263,7 @@ impl Edge {
     /// An error naming the image when it, or one of its blobs, is not stored here (checked
     /// before a bundle is started, by the CLI and the admin API alike).
     pub fn check_exportable(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
-        let name = match reference {
-            Reference::Tag(t) => format!("{repo}:{t}"),
-            Reference::Digest(d) => format!("{repo}@{d}"),
-        };
+        let name = image_name(repo, reference);
         let closure = self
             .registry()
             .image_closure(repo, reference)
@@ -296,11 +300,7 @@ impl Edge {
         for (n, entry) in entries.enumerate() {
             let mut entry = match entry {
                 Ok(e) => e,
-                Err(_) if n == 0 => {
-                    return Err(invalid(
-                        "not a bundle: not a tar archive (an OCI layout tarball or `docker save` output)",
-                    ))
-                }
+                Err(_) if n == 0 => return Err(invalid(format!("not a bundle: {NOT_A_TAR}"))),
                 Err(e) => return Err(invalid(format!("the bundle is damaged: {e}"))),
             };
             if entry.header().entry_type() != tar::EntryType::Regular {

@@ -53,12 +53,16 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Result<Resp, std::convert::Infallible> {
     let started = Instant::now();
-    // Only a request with a body can leave some of it unread (a GET of a manifest or blob
-    // has none, and pays nothing for this).
-    let leftover = (!http_body::Body::is_end_stream(req.body())).then(body::Leftover::default);
-    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Only a request with a body can leave some of it unread, or have bytes received to log
+    // (a GET of a manifest or blob has none, and pays nothing for either).
+    let has_body = !http_body::Body::is_end_stream(req.body());
+    let leftover = has_body.then(body::Leftover::default);
+    let received = has_body.then(|| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)));
     let req = req.map(|b| {
-        let b = RequestBody::new(b, app.body_read_timeout).counting_into(received.clone());
+        let mut b = RequestBody::new(b, app.body_read_timeout);
+        if let Some(counter) = &received {
+            b = b.counting_into(counter.clone());
+        }
         match &leftover {
             Some(slot) => b.leaving_rest_in(slot.clone()),
             None => b,
@@ -155,7 +159,9 @@ pub async fn serve(
         user = user.as_deref().unwrap_or("-"),
         status,
         bytes = bytes_out,
-        bytes_in = received.load(std::sync::atomic::Ordering::Relaxed),
+        bytes_in = received
+            .as_ref()
+            .map_or(0, |n| n.load(std::sync::atomic::Ordering::Relaxed)),
         ms = format_args!("{:.1}", took.as_secs_f64() * 1000.0),
         id = %request_id,
         "request"

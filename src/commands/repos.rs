@@ -18,25 +18,19 @@ type Work<'a, T> =
 /// What [`offline_edge`] runs: it owns its edge, so it borrows nothing.
 type EdgeWork<T> = Work<'static, T>;
 
+/// What an offline command adds to "stop the server first" when the store is in use.
+const OFFLINE_HINT: &str = ", or pass --server URL to use its admin API";
+
 /// Runs `f` on the registry stored in the data directory (which must exist).
 pub(super) fn offline<T>(
     target: &Target,
     f: impl FnOnce(&Registry) -> Work<'_, T>,
 ) -> Result<T, Failure> {
-    run_offline(target, false, f)
+    run_on(super::open_registry(&target.data, OFFLINE_HINT)?, f)
 }
 
-/// `create`: a data directory without a store gets one (sync staging a new node).
-fn run_offline<T>(
-    target: &Target,
-    create: bool,
-    f: impl FnOnce(&Registry) -> Work<'_, T>,
-) -> Result<T, Failure> {
-    let hint = ", or pass --server URL to use its admin API";
-    let registry = match create {
-        true => super::open_or_create_registry(&target.data, hint)?,
-        false => super::open_registry(&target.data, hint)?,
-    };
+/// Runs `f` on an opened registry, then closes it.
+fn run_on<T>(registry: Registry, f: impl FnOnce(&Registry) -> Work<'_, T>) -> Result<T, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,7 +55,8 @@ pub(super) fn offline_edge_staging<T>(
     target: &Target,
     f: impl FnOnce(crate::edge::Edge) -> EdgeWork<T>,
 ) -> Result<T, Failure> {
-    run_offline(target, true, move |r| f(crate::edge::Edge::new(r.clone())))
+    let registry = super::open_or_create_registry(&target.data, OFFLINE_HINT)?;
+    run_on(registry, move |r| f(crate::edge::Edge::new(r.clone())))
 }
 
 fn quota(cmd: crate::cli::QuotaCommand) -> Result<(), Failure> {

@@ -14,7 +14,7 @@ pub use super::bundle_trust::TrustCarry;
 use super::Edge;
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::manifest::{DOCKER_MANIFEST, OCI_INDEX};
-use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
+use crate::oci::{image_name, Digest, Manifest, Reference, RepoName, Tag};
 use crate::registry::trust_update::{TRUST_FILE, TRUST_SIGNATURE};
 use crate::registry::Incoming;
 use crate::trust::{cosign, notation};
@@ -43,14 +43,6 @@ fn io(context: &'static str) -> impl Fn(std::io::Error) -> Error {
 }
 
 const NOT_A_TAR: &str = "it is not a tar archive (an OCI layout tarball or `docker save` output)";
-
-/// `NAME:TAG` or `NAME@DIGEST`, as a bundle's index and its messages name an image.
-fn image_name(repo: &RepoName, reference: &Reference) -> String {
-    match reference {
-        Reference::Tag(t) => format!("{repo}:{t}"),
-        Reference::Digest(d) => format!("{repo}@{d}"),
-    }
-}
 
 /// Why the first bytes of a file are not a bundle, in words for the operator (the tar
 /// reader's own messages, "numeric field was not a number", mean nothing to them).

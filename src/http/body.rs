@@ -21,33 +21,44 @@ pub struct RequestBody {
     idle: std::time::Duration,
     last: tokio::time::Instant,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Where the unread rest goes when the body is dropped before its end (see [`Leftover`]).
-    leftover: Option<Leftover>,
-    /// Bytes of body read so far, for the request log.
-    received: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// What the server keeps of the body after the handler: the bytes read, and the unread
+    /// rest when the body is dropped before its end (see [`BodyTail`]).
+    tail: Option<BodyTail>,
 }
 
-/// The unread rest of a request body that its handler dropped (a request refused before its
-/// body was read: 401, 404 of an unknown upload). HTTP/1.1 cannot read the next request on
-/// the connection before this one's body is through, so hyper closes the connection, and
-/// without `Connection: close` a client that reuses it (python-requests, oras-py) fails with
-/// "remote end closed the connection". [`Leftover::settle`] reads a small rest to its end,
-/// so the connection lives on, or says the connection will close.
+/// What is left of a request body once its handler is done: how many bytes were read (for
+/// the request log), and the unread rest if the handler dropped the body early (a request
+/// refused before its body was read: 401, 404 of an unknown upload). HTTP/1.1 cannot read
+/// the next request on the connection before this one's body is through, so hyper closes the
+/// connection, and without `Connection: close` a client that reuses it (python-requests,
+/// oras-py) fails with "remote end closed the connection". [`BodyTail::settle`] reads a small
+/// rest to its end, so the connection lives on, or says the connection will close.
 #[derive(Clone, Default)]
-pub struct Leftover(std::sync::Arc<std::sync::Mutex<Option<hyper::body::Incoming>>>);
+pub struct BodyTail(std::sync::Arc<Tail>);
+
+#[derive(Default)]
+struct Tail {
+    rest: std::sync::Mutex<Option<hyper::body::Incoming>>,
+    received: std::sync::atomic::AtomicU64,
+}
 
 /// A rest up to this size is read and discarded; a larger one closes the connection.
 const LEFTOVER_DRAIN: usize = 1 << 20;
 /// ... if it arrives within this.
 const LEFTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-impl Leftover {
+impl BodyTail {
+    /// Bytes of the body read so far.
+    pub fn received(&self) -> u64 {
+        self.0.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Reads what was left of the request body (if anything) to its end. `false` when it
     /// was more than a small rest, or did not arrive in time: the connection then closes
     /// after the answer, which should say so.
     pub async fn settle(&self) -> bool {
         use http_body_util::BodyExt;
-        let rest = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let rest = self.0.rest.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(mut rest) = rest else {
             return true;
         };
@@ -77,32 +88,23 @@ impl RequestBody {
             idle,
             last: tokio::time::Instant::now(),
             timer: None,
-            leftover: None,
-            received: None,
+            tail: None,
         }
     }
 
-    /// Counts the body's bytes into `counter` as they are read.
-    pub fn counting_into(
-        mut self,
-        counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    ) -> RequestBody {
-        self.received = Some(counter);
-        self
-    }
-
-    /// Leaves the unread rest in `slot` when dropped before its end.
-    pub fn leaving_rest_in(mut self, slot: Leftover) -> RequestBody {
-        self.leftover = Some(slot);
+    /// Counts the bytes read into `tail`, and leaves the unread rest there when dropped
+    /// before its end.
+    pub fn with_tail(mut self, tail: BodyTail) -> RequestBody {
+        self.tail = Some(tail);
         self
     }
 }
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
-        if let (Some(slot), Some(inner)) = (&self.leftover, self.inner.take()) {
+        if let (Some(tail), Some(inner)) = (&self.tail, self.inner.take()) {
             if !inner.is_end_stream() {
-                *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(inner);
+                *tail.0.rest.lock().unwrap_or_else(|p| p.into_inner()) = Some(inner);
             }
         }
     }
@@ -122,9 +124,11 @@ impl Body for RequestBody {
         };
         if let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) {
             this.last = tokio::time::Instant::now();
-            if let (Some(counter), Some(Ok(f))) = (&this.received, &frame) {
+            if let (Some(tail), Some(Ok(f))) = (&this.tail, &frame) {
                 let n = f.data_ref().map_or(0, |d| d.len() as u64);
-                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                tail.0
+                    .received
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             }
             return Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)));
         }

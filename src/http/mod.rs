@@ -55,16 +55,11 @@ pub async fn serve(
     let started = Instant::now();
     // Only a request with a body can leave some of it unread, or have bytes received to log
     // (a GET of a manifest or blob has none, and pays nothing for either).
-    let has_body = !http_body::Body::is_end_stream(req.body());
-    let leftover = has_body.then(body::Leftover::default);
-    let received = has_body.then(|| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    let tail = (!http_body::Body::is_end_stream(req.body())).then(body::BodyTail::default);
     let req = req.map(|b| {
-        let mut b = RequestBody::new(b, app.body_read_timeout);
-        if let Some(counter) = &received {
-            b = b.counting_into(counter.clone());
-        }
-        match &leftover {
-            Some(slot) => b.leaving_rest_in(slot.clone()),
+        let b = RequestBody::new(b, app.body_read_timeout);
+        match &tail {
+            Some(t) => b.with_tail(t.clone()),
             None => b,
         }
     });
@@ -81,7 +76,7 @@ pub async fn serve(
     let mut user: Option<String> = None;
     let who = &mut user;
     // The request is handled in a block that owns it, so that whatever is left of its body
-    // is dropped (into `leftover`) before the rest is settled below.
+    // is dropped (into `tail`) before the rest is settled below.
     let result = async move {
         match route {
             Ok(Route::CaCert) => ca_cert(&app),
@@ -126,8 +121,8 @@ pub async fn serve(
     }
     .await;
     let mut resp = result.unwrap_or_else(error_response);
-    let settled = match &leftover {
-        Some(slot) => slot.settle().await,
+    let settled = match &tail {
+        Some(t) => t.settle().await,
         None => true,
     };
     if !settled && version <= http::Version::HTTP_11 {
@@ -159,9 +154,7 @@ pub async fn serve(
         user = user.as_deref().unwrap_or("-"),
         status,
         bytes = bytes_out,
-        bytes_in = received
-            .as_ref()
-            .map_or(0, |n| n.load(std::sync::atomic::Ordering::Relaxed)),
+        bytes_in = tail.as_ref().map_or(0, body::BodyTail::received),
         ms = format_args!("{:.1}", took.as_secs_f64() * 1000.0),
         id = %request_id,
         "request"

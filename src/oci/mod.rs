@@ -11,5 +11,5 @@ pub mod upload;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Descriptor, Manifest, ManifestError, MediaKind};
-pub use name::{parse_image, NameError, Reference, RepoName, Tag};
+pub use name::{image_name, parse_image, NameError, Reference, RepoName, Tag};
 pub use upload::UploadId;

@@ -182,6 +182,15 @@ pub fn parse_image(s: &str) -> Result<(RepoName, Reference), NameError> {
     Ok((name.parse()?, tag.parse()?))
 }
 
+/// `NAME:TAG` or `NAME@DIGEST`, the form [`parse_image`] reads, as messages and bundle
+/// indexes name an image.
+pub fn image_name(repo: &RepoName, reference: &Reference) -> String {
+    match reference {
+        Reference::Tag(t) => format!("{repo}:{t}"),
+        Reference::Digest(d) => format!("{repo}@{d}"),
+    }
+}
+
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -394,6 +403,10 @@ mod props {
                 parse_image(&pinned).unwrap(),
                 (name.clone(), Reference::Digest(d.parse().unwrap()))
             );
+            for image in [&tagged, &pinned] {
+                let (repo, reference) = parse_image(image).unwrap();
+                prop_assert_eq!(&image_name(&repo, &reference), image);
+            }
             prop_assert_eq!(
                 parse_image(&n).unwrap(),
                 (name, Reference::Tag("latest".parse().unwrap()))
